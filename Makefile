@@ -1,0 +1,32 @@
+# `make demo`: set up .venv (if missing) and run the demo on the bundled Adult table.
+# `make test`: the same set-up, then the whole test suite (slow statistical tests included).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.dpsynth-installed
+
+.PHONY: demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/dpsynth demo --out dpsynth-demo
+
+test: $(STAMP)
+	$(PY) -m pytest -m "slow or not slow"
+
+test-fast: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check dpsynth tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/mst_adult.py
+
+clean:
+	rm -rf dpsynth-demo .pytest_cache build dist *.egg-info

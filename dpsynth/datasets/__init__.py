@@ -1,0 +1,25 @@
+"""Bundled public data for the demo and the tests: UCI Adult with its hand-written schema."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from dpsynth.schema import Schema, load_schema
+
+
+def adult_path() -> Path:
+    """Path of the bundled Adult table (gzip-compressed CSV)."""
+    return Path(str(resources.files("dpsynth.datasets") / "adult" / "adult.csv.gz"))
+
+
+def adult_schema_path() -> Path:
+    return Path(str(resources.files("dpsynth.datasets") / "adult" / "schema.yaml"))
+
+
+def load_adult() -> tuple[pd.DataFrame, Schema]:
+    """The bundled Adult table (as text, like any CSV dpsynth reads) and its public schema."""
+    df = pd.read_csv(adult_path(), dtype=str, keep_default_na=False)
+    return df, load_schema(adult_schema_path())

@@ -1,0 +1,5 @@
+"""Counting backends for marginals (numpy in memory for now)."""
+
+from dpsynth.marginals.numpy_backend import marginal_counts
+
+__all__ = ["marginal_counts"]

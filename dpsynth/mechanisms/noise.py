@@ -1,0 +1,118 @@
+"""Where the randomness of every privacy mechanism comes from.
+
+* :class:`OpenDPNoise` (the default): OpenDP's exact discrete Gaussian and its exact Gumbel
+  report-noisy-max, drawing from OpenDP's cryptographically secure generator.
+* :class:`SeededNoise`: the same distributions from dpsynth's own exact samplers
+  (:mod:`dpsynth.mechanisms._exact`) fed by a seeded, predictable generator. It exists for tests
+  and for record/replay audits only; creating one emits :class:`InsecureNoiseWarning` and every
+  result built on it is stamped ``insecure_seed``.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from collections.abc import Sequence
+from fractions import Fraction
+from functools import lru_cache
+from typing import Protocol
+
+import numpy as np
+
+from dpsynth.exceptions import InsecureNoiseWarning
+from dpsynth.mechanisms import _exact
+
+
+class NoiseSource(Protocol):
+    """The two primitives the mechanisms draw from."""
+
+    secure: bool
+
+    def discrete_gaussian(self, counts: np.ndarray, scale: float) -> np.ndarray:
+        """counts + independent discrete Gaussian noise of the given scale, as int64."""
+        ...
+
+    def gumbel_argmax(self, scores: Sequence[float], scale: float) -> int:
+        """argmax_i scores[i] + Gumbel(scale), i.e. P[i] ∝ exp(scores[i] / scale)."""
+        ...
+
+
+@lru_cache(maxsize=256)
+def _opendp_gaussian(scale: float):  # type: ignore[no-untyped-def]
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    space = dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int)
+    return space >> dp.m.then_gaussian(scale=scale)
+
+
+@lru_cache(maxsize=256)
+def _opendp_noisy_max(scale: float):  # type: ignore[no-untyped-def]
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    space = (
+        dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+        dp.linf_distance(T=float, monotonic=False),
+    )
+    return dp.m.make_noisy_max(*space, dp.zero_concentrated_divergence(), scale=scale)
+
+
+class OpenDPNoise:
+    """Exact noise from OpenDP (Rust), secure randomness. The default for every release."""
+
+    secure = True
+
+    def discrete_gaussian(self, counts: np.ndarray, scale: float) -> np.ndarray:
+        meas = _opendp_gaussian(float(scale))
+        flat = np.asarray(counts, dtype=np.int64).ravel()
+        noisy = meas([int(c) for c in flat])
+        return np.asarray(noisy, dtype=np.int64).reshape(np.shape(counts))
+
+    def gumbel_argmax(self, scores: Sequence[float], scale: float) -> int:
+        meas = _opendp_noisy_max(float(scale))
+        return int(meas([float(s) for s in scores]))
+
+    @staticmethod
+    def gaussian_rho(scale: float, l2_sensitivity: int) -> float:
+        """ρ that OpenDP's own privacy map states for this scale and sensitivity."""
+        return float(_opendp_gaussian(float(scale)).map(int(l2_sensitivity)))
+
+    @staticmethod
+    def noisy_max_rho(scale: float, sensitivity: float) -> float:
+        """ρ that OpenDP's own privacy map states for report-noisy-max (Gumbel)."""
+        return float(_opendp_noisy_max(float(scale)).map(float(sensitivity)))
+
+
+class SeededNoise:
+    """Exact but predictable noise from a seed. INSECURE: for tests and replay audits only."""
+
+    secure = False
+
+    def __init__(self, seed: int, *, _warn: bool = True):
+        if _warn:
+            warnings.warn(
+                f"noise is seeded (insecure_seed={seed}): it is predictable and the result must "
+                "not be released",
+                InsecureNoiseWarning,
+                stacklevel=3,
+            )
+        self.seed = seed
+        self._rng = random.Random(seed)
+
+    def discrete_gaussian(self, counts: np.ndarray, scale: float) -> np.ndarray:
+        sigma_squared = Fraction(float(scale)) ** 2
+        flat = np.asarray(counts, dtype=np.int64).ravel()
+        noise = [_exact.discrete_gaussian(sigma_squared, self._rng.randrange) for _ in flat]
+        return (flat + np.asarray(noise, dtype=np.int64)).reshape(np.shape(counts))
+
+    def gumbel_argmax(self, scores: Sequence[float], scale: float) -> int:
+        # P[i] ∝ exp(s_i / scale) is the exponential mechanism with ε / (2Δ) = 1 / scale.
+        return _exact.exponential_mechanism(scores, 2.0, float(scale), self._rng.randrange)
+
+
+def make_noise(insecure_seed: int | None) -> NoiseSource:
+    """The secure default, or seeded noise when the caller opted in by name."""
+    if insecure_seed is None:
+        return OpenDPNoise()
+    return SeededNoise(int(insecure_seed))

@@ -1,0 +1,19 @@
+"""Budgets, privacy events, accounting and the odometer that mechanisms spend from."""
+
+from dpsynth.privacy.accounting import approx_dp_to_rho, zcdp_delta, zcdp_epsilon
+from dpsynth.privacy.budgets import ZCDP, ApproxDP
+from dpsynth.privacy.events import ExponentialEvent, GaussianEvent, PrivacyEvent, total_rho
+from dpsynth.privacy.odometer import Odometer
+
+__all__ = [
+    "ApproxDP",
+    "ZCDP",
+    "ExponentialEvent",
+    "GaussianEvent",
+    "Odometer",
+    "PrivacyEvent",
+    "approx_dp_to_rho",
+    "total_rho",
+    "zcdp_delta",
+    "zcdp_epsilon",
+]

@@ -1,0 +1,64 @@
+"""Privacy events: what one mechanism invocation costs, declared before it runs.
+
+A synthesizer's plan is a list of events; the plan is data-independent (it depends only on the
+public schema and the parameters), is reserved in full before any private row is read, and each
+mechanism spends its own event from that reservation at the moment it draws noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dpsynth.privacy import accounting
+
+
+@dataclass(frozen=True)
+class GaussianEvent:
+    """Discrete Gaussian noise of ``scale`` on a query of L2 sensitivity ``l2_sensitivity``.
+
+    Privacy: (Δ₂² / 2σ²)-zCDP (Canonne, Kamath, Steinke 2020, Theorem 14).
+    """
+
+    scale: float
+    l2_sensitivity: float
+    label: str = ""
+
+    kind = "gaussian"
+
+    @property
+    def rho(self) -> float:
+        return self.l2_sensitivity**2 / (2.0 * self.scale**2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self), "rho": self.rho}
+
+
+@dataclass(frozen=True)
+class ExponentialEvent:
+    """One exponential-mechanism selection at ``epsilon`` (scores of sensitivity Δ).
+
+    Privacy: ε-DP and ε-bounded range, hence (ε²/8)-zCDP (Cesar and Rogers 2021).
+    """
+
+    epsilon: float
+    sensitivity: float
+    label: str = ""
+
+    kind = "exponential"
+
+    @property
+    def rho(self) -> float:
+        return accounting.bounded_range_to_rho(self.epsilon)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self), "rho": self.rho}
+
+
+PrivacyEvent = GaussianEvent | ExponentialEvent
+
+
+def total_rho(events: list[PrivacyEvent]) -> float:
+    """ρ of the composition of ``events`` (zCDP composes additively)."""
+    return math.fsum(e.rho for e in events)

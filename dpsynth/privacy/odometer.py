@@ -1,0 +1,38 @@
+"""A privacy odometer: the budget reserved for one computation, spent event by event."""
+
+from __future__ import annotations
+
+import math
+
+from dpsynth.exceptions import PrivacyAccountingError
+from dpsynth.privacy.budgets import ZCDP
+from dpsynth.privacy.events import PrivacyEvent
+
+# Relative slack for float summation of the same numbers in a different order.
+_SLACK = 1e-12
+
+
+class Odometer:
+    """Tracks what the mechanisms of one fit have spent against what was reserved for it.
+
+    A mechanism calls :meth:`spend` with its event *before* its noisy value is released; if the
+    sum would exceed the reservation the mechanism is stopped (that is a dpsynth bug, never a user
+    mistake, so it is not a :class:`~dpsynth.exceptions.DPSynthError`).
+    """
+
+    def __init__(self, reserved: ZCDP):
+        self.reserved = reserved
+        self.events: list[PrivacyEvent] = []
+
+    @property
+    def spent(self) -> ZCDP:
+        return ZCDP(math.fsum(e.rho for e in self.events))
+
+    def spend(self, event: PrivacyEvent) -> None:
+        after = math.fsum([*(e.rho for e in self.events), event.rho])
+        if after > self.reserved.rho * (1.0 + _SLACK):
+            raise PrivacyAccountingError(
+                f"mechanism {event.label or event.kind!r} would spend rho={event.rho:.6g}, "
+                f"bringing the total to {after:.6g} > reserved rho={self.reserved.rho:.6g}"
+            )
+        self.events.append(event)

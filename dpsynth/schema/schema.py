@@ -1,0 +1,343 @@
+"""The public schema: what may be known about a table without looking at it.
+
+Two file formats are accepted (see ``docs/schema.md``):
+
+* a dpsynth schema (YAML or JSON) with a ``columns`` list, each column ``categorical`` (declared
+  ``levels``), ``integer`` or ``continuous`` (declared ``bounds`` and ``bins`` or ``edges``),
+  optionally ``nullable``;
+* a Private-PGM domain file, a JSON object ``{column: number_of_levels}`` whose columns hold
+  integer codes ``0 .. k-1``.
+
+Nothing here reads private data: every level, bound and bin edge is declared.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from dpsynth.exceptions import SchemaError
+
+SCHEMA_VERSION = 1
+DEFAULT_MISSING = ("",)
+# A column of integers with no declared binning gets one level per integer up to this many.
+MAX_INTEGER_LEVELS = 256
+
+Kind = Literal["categorical", "integer", "continuous"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the public schema.
+
+    Attributes:
+        name: column name in the table.
+        kind: ``categorical``, ``integer`` or ``continuous``.
+        levels: declared levels of a categorical column, in code order.
+        bounds: declared ``(low, high)`` of a numeric column; values are clamped into it.
+        edges: bin edges of a numeric column (``edges[0] == low``, ``edges[-1] == high``); bin
+            ``b`` is ``[edges[b], edges[b+1])``, the last bin also holds ``high``. For an
+            integer column without declared bins, one bin per integer.
+        nullable: whether missing values are allowed; they get their own last code.
+    """
+
+    name: str
+    kind: Kind
+    levels: tuple[Any, ...] = ()
+    bounds: tuple[float, float] | None = None
+    edges: tuple[float, ...] = ()
+    nullable: bool = False
+
+    @property
+    def n_values(self) -> int:
+        """Number of non-missing codes."""
+        if self.kind == "categorical":
+            return len(self.levels)
+        return len(self.edges) - 1
+
+    @property
+    def size(self) -> int:
+        """Number of codes, including the missing code of a nullable column."""
+        return self.n_values + (1 if self.nullable else 0)
+
+    @property
+    def missing_code(self) -> int | None:
+        return self.n_values if self.nullable else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.kind == "categorical":
+            out["levels"] = list(self.levels)
+        else:
+            assert self.bounds is not None
+            out["bounds"] = [_plain(self.bounds[0]), _plain(self.bounds[1])]
+            out["edges"] = [_plain(e) for e in self.edges]
+        if self.nullable:
+            out["nullable"] = True
+        return out
+
+
+def _plain(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """An ordered set of public column descriptions.
+
+    Attributes:
+        columns: the columns, in order.
+        missing_values: strings read as a missing value (in every column).
+        source: ``"dpsynth"`` or ``"private-pgm-domain"``: which file format it came from.
+    """
+
+    columns: tuple[Column, ...]
+    missing_values: tuple[str, ...] = DEFAULT_MISSING
+    source: str = "dpsynth"
+    name: str = ""
+    _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.columns:
+            raise SchemaError("schema has no columns")
+        seen: dict[str, int] = {}
+        for i, c in enumerate(self.columns):
+            if c.name in seen:
+                raise SchemaError(f"schema declares column {c.name!r} twice")
+            seen[c.name] = i
+        object.__setattr__(self, "_index", seen)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [c.size for c in self.columns]
+
+    def __getitem__(self, name: str) -> Column:
+        return self.columns[self._index[name]]
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": SCHEMA_VERSION,
+            "name": self.name,
+            "missing_values": list(self.missing_values),
+            "columns": [c.to_dict() for c in self.columns],
+        }
+
+    @classmethod
+    def from_domain(cls, domain: Mapping[str, int], *, name: str = "") -> Schema:
+        """A schema from a Private-PGM domain (``{column: number_of_levels}``)."""
+        cols = []
+        for col, k in domain.items():
+            if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+                raise SchemaError(
+                    f"domain file: column {col!r} has {k!r} levels; expected an integer >= 1"
+                )
+            cols.append(Column(name=str(col), kind="categorical", levels=tuple(range(int(k)))))
+        return cls(columns=tuple(cols), source="private-pgm-domain", name=name)
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], *, name: str = "") -> Schema:
+        """A schema from the parsed content of a dpsynth schema file (all problems at once)."""
+        problems: list[str] = []
+        unknown = set(spec) - {"version", "name", "missing_values", "columns", "description"}
+        if unknown:
+            problems.append(f"unknown top-level key(s) {sorted(unknown)}")
+        version = spec.get("version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            problems.append(f"version ({version!r}) must be {SCHEMA_VERSION}")
+        missing = spec.get("missing_values", list(DEFAULT_MISSING))
+        if not isinstance(missing, list) or not all(isinstance(m, str) for m in missing):
+            problems.append("missing_values must be a list of strings")
+            missing = list(DEFAULT_MISSING)
+        raw_cols = spec.get("columns")
+        if not isinstance(raw_cols, list) or not raw_cols:
+            problems.append("columns must be a non-empty list")
+            raw_cols = []
+        cols: list[Column] = []
+        for i, raw in enumerate(raw_cols):
+            col, errs = _parse_column(raw, i)
+            problems.extend(errs)
+            if col is not None:
+                cols.append(col)
+        if problems:
+            raise SchemaError("; ".join(problems))
+        return cls(
+            columns=tuple(cols),
+            missing_values=tuple(missing),
+            source="dpsynth",
+            name=str(spec.get("name", name) or name),
+        )
+
+
+_COLUMN_KEYS = {"name", "kind", "levels", "bounds", "bins", "edges", "nullable", "description"}
+
+
+def _number(x: object) -> bool:
+    return not isinstance(x, bool) and isinstance(x, numbers.Real) and math.isfinite(float(x))
+
+
+def _parse_column(raw: object, i: int) -> tuple[Column | None, list[str]]:
+    if not isinstance(raw, Mapping):
+        return None, [f"columns[{i}] must be a mapping with name and kind"]
+    name = raw.get("name")
+    where = f"column {name!r}" if isinstance(name, str) and name else f"columns[{i}]"
+    errs: list[str] = []
+    if not isinstance(name, str) or not name:
+        errs.append(f"{where}: name must be a non-empty string")
+    unknown = set(raw) - _COLUMN_KEYS
+    if unknown:
+        errs.append(f"{where}: unknown key(s) {sorted(unknown)}")
+    kind = raw.get("kind")
+    nullable = raw.get("nullable", False)
+    if not isinstance(nullable, bool):
+        errs.append(f"{where}: nullable ({nullable!r}) must be true or false")
+        nullable = False
+    if kind == "categorical":
+        levels = raw.get("levels")
+        if not isinstance(levels, list) or not levels:
+            errs.append(f"{where}: a categorical column needs a non-empty list of levels")
+            return None, errs
+        if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in levels):
+            errs.append(f"{where}: levels must be strings or integers")
+            return None, errs
+        as_text = [str(v) for v in levels]
+        if len(set(as_text)) != len(as_text):
+            errs.append(f"{where}: levels must be distinct")
+        for key in ("bounds", "bins", "edges"):
+            if key in raw:
+                errs.append(f"{where}: a categorical column takes levels, not {key}")
+        if errs:
+            return None, errs
+        return Column(name=name, kind="categorical", levels=tuple(levels), nullable=nullable), []
+    if kind not in ("integer", "continuous"):
+        errs.append(f"{where}: kind ({kind!r}) must be one of categorical, integer, continuous")
+        return None, errs
+    if "levels" in raw:
+        errs.append(f"{where}: a numeric column takes bounds and bins or edges, not levels")
+    edges_raw, bins, bounds_raw = raw.get("edges"), raw.get("bins"), raw.get("bounds")
+    if edges_raw is not None and bins is not None:
+        errs.append(f"{where}: give bins or edges, not both")
+        return None, errs
+    bounds: tuple[float, float] | None = None
+    if bounds_raw is not None:
+        if (
+            not isinstance(bounds_raw, list)
+            or len(bounds_raw) != 2
+            or not all(_number(b) for b in bounds_raw)
+            or not float(bounds_raw[0]) < float(bounds_raw[1])
+        ):
+            errs.append(f"{where}: bounds ({bounds_raw!r}) must be [low, high] with low < high")
+            return None, errs
+        bounds = (float(bounds_raw[0]), float(bounds_raw[1]))
+    edges: list[float]
+    if edges_raw is not None:
+        if (
+            not isinstance(edges_raw, list)
+            or len(edges_raw) < 2
+            or not all(_number(e) for e in edges_raw)
+            or any(float(a) >= float(b) for a, b in zip(edges_raw, edges_raw[1:], strict=False))
+        ):
+            errs.append(f"{where}: edges must be a strictly increasing list of at least 2 numbers")
+            return None, errs
+        edges = [float(e) for e in edges_raw]
+        if bounds is None:
+            bounds = (edges[0], edges[-1])
+        elif (edges[0], edges[-1]) != bounds:
+            errs.append(f"{where}: edges must start at the low bound and end at the high bound")
+            return None, errs
+    else:
+        if bounds is None:
+            errs.append(f"{where}: a numeric column needs bounds [low, high] (or edges)")
+            return None, errs
+        lo, hi = bounds
+        if bins is None:
+            if kind == "integer" and lo.is_integer() and hi.is_integer() and hi - lo + 1 <= MAX_INTEGER_LEVELS:
+                edges = [lo + j for j in range(int(hi - lo) + 1)] + [hi + 1]
+            else:
+                errs.append(
+                    f"{where}: bins must be given (an integer column without bins gets one level "
+                    f"per integer only up to {MAX_INTEGER_LEVELS} integers)"
+                )
+                return None, errs
+        elif isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+            errs.append(f"{where}: bins ({bins!r}) must be an integer >= 1")
+            return None, errs
+        else:
+            edges = [float(e) for e in np.linspace(lo, hi, bins + 1)]
+            edges[0], edges[-1] = lo, hi
+    if kind == "integer":
+        assert bounds is not None
+        lo, hi = bounds
+        if not (lo.is_integer() and hi.is_integer()):
+            errs.append(f"{where}: bounds of an integer column must be integers")
+            return None, errs
+        for b in range(len(edges) - 1):
+            low_int, high_int = _integer_bin(edges, b, hi)
+            if low_int > high_int:
+                errs.append(
+                    f"{where}: bin [{edges[b]:g}, {edges[b + 1]:g}) contains no integer; "
+                    "use fewer bins or integer edges"
+                )
+                return None, errs
+    if errs:
+        return None, errs
+    return (
+        Column(name=name, kind=kind, bounds=bounds, edges=tuple(edges), nullable=nullable),
+        [],
+    )
+
+
+def _integer_bin(edges: Sequence[float], b: int, high: float) -> tuple[int, int]:
+    """The integers ``[low, high]`` that bin ``b`` of an integer column holds."""
+    low = math.ceil(edges[b])
+    top = high if b == len(edges) - 2 else math.ceil(edges[b + 1]) - 1
+    return int(low), int(min(top, high))
+
+
+def load_schema(path: str | Path) -> Schema:
+    """Read a dpsynth schema (YAML or JSON) or a Private-PGM domain file (JSON)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SchemaError(f"schema file {str(p)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"schema file {str(p)!r} cannot be read: {exc.__class__.__name__}") from None
+    spec: object
+    if p.suffix.lower() == ".json":
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"schema file {str(p)!r} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    else:
+        import yaml
+
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            raise SchemaError(f"schema file {str(p)!r} is not valid YAML{at}") from None
+    if not isinstance(spec, Mapping) or not spec:
+        raise SchemaError(f"schema file {str(p)!r} must hold a mapping (a dpsynth schema or a domain file)")
+    if "columns" not in spec and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in spec.values()
+    ):
+        return Schema.from_domain(spec, name=p.stem)
+    try:
+        return Schema.from_dict(spec, name=p.stem)
+    except SchemaError as exc:
+        raise SchemaError(f"schema file {str(p)!r}: {exc}") from None

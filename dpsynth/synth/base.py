@@ -1,0 +1,100 @@
+"""The synthesizer contract and registry.
+
+Every synthesizer follows the scikit-learn estimator contract: ``__init__`` only stores its
+(keyword-only) parameters; ``plan(schema)`` lists the privacy events a fit will spend, from
+public information only; ``fit(data, *, schema)`` reserves that plan, then reads the private data
+and returns ``self``; learned state ends in ``_``; ``sample(n_rows)`` is post-processing and
+raises :class:`~dpsynth.exceptions.NotFittedError` before ``fit``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from dpsynth import _validation as check
+from dpsynth.exceptions import NotFittedError, ParameterError
+from dpsynth.privacy.budgets import ApproxDP, ZCDP
+from dpsynth.privacy.events import PrivacyEvent
+from dpsynth.schema.schema import Schema
+
+_REGISTRY: dict[str, type[Synthesizer]] = {}
+
+
+def register(cls: type[Synthesizer]) -> type[Synthesizer]:
+    """Class decorator: make a synthesizer available by its ``name`` (CLI ``--synthesizer``)."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_synthesizer(name: str) -> type[Synthesizer]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ParameterError(f"synthesizer ({name!r}) must be one of: {known}") from None
+
+
+def registered() -> dict[str, type[Synthesizer]]:
+    return dict(_REGISTRY)
+
+
+class Synthesizer(ABC):
+    """Base class: a differentially private generator of synthetic tables."""
+
+    name: ClassVar[str]
+
+    def __init__(self, *, epsilon: float, delta: float, insecure_seed: int | None = None):
+        self.epsilon = epsilon
+        self.delta = delta
+        self.insecure_seed = insecure_seed
+
+    # -- parameters -------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+
+    def budget(self) -> ApproxDP:
+        """The validated (ε, δ) target of this synthesizer."""
+        epsilon = check.positive_finite("epsilon", self.epsilon)
+        delta = check.open_unit("delta", self.delta)
+        if self.insecure_seed is not None and (
+            isinstance(self.insecure_seed, bool) or not isinstance(self.insecure_seed, (int, np.integer))
+        ):
+            raise ParameterError(f"insecure_seed ({self.insecure_seed!r}) must be an integer or None")
+        return ApproxDP(epsilon, delta)
+
+    def zcdp_budget(self) -> ZCDP:
+        """ρ = the largest zCDP budget whose tight (ε, δ) conversion fits the target."""
+        return self.budget().to_zcdp()
+
+    # -- the contract -----------------------------------------------------------------------
+    @abstractmethod
+    def plan(self, schema: Schema) -> list[PrivacyEvent]:
+        """The privacy events a fit on data of this schema spends (public information only)."""
+
+    @abstractmethod
+    def fit(self, data: pd.DataFrame, *, schema: Schema) -> Synthesizer:
+        """Learn a DP model of ``data``; returns ``self``."""
+
+    @abstractmethod
+    def _sample_codes(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+        """Integer codes of ``n_rows`` synthetic rows (post-processing of the fitted model)."""
+
+    def sample(self, n_rows: int, *, random_state: int | None = None) -> pd.DataFrame:
+        """``n_rows`` synthetic rows decoded to the schema's values. Privacy: post-processing.
+
+        ``random_state`` seeds the post-processing only (sampling from the model, decoding bins);
+        it does not touch privacy noise.
+        """
+        n_rows = check.positive_int("rows", n_rows)
+        if not hasattr(self, "schema_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first")
+        from dpsynth.schema.encode import decode
+
+        if random_state is None and self.insecure_seed is not None:
+            random_state = int(self.insecure_seed) + 1
+        rng = np.random.default_rng(random_state)
+        return decode(self._sample_codes(n_rows, rng), self.schema_, rng)

@@ -1,0 +1,272 @@
+"""MST: McKenna, Miklau and Sheldon (2021), "Winning the NIST Contest: A scalable and general
+approach to differentially private synthetic data", Journal of Privacy and Confidentiality.
+
+1. Measure every 1-way marginal with Gaussian noise (``split_one_way`` of ρ).
+2. Compress each column's domain: values whose noisy count is below 3σ are merged into one.
+3. Select a maximum spanning tree of 2-way marginals privately: d−1 rounds of the exponential
+   mechanism (``split_select`` of ρ), each scoring the candidate pairs by the L1 distance between
+   their true marginal and the independence estimate from the noisy 1-way marginals.
+4. Measure the selected 2-way marginals with Gaussian noise (``split_two_way`` of ρ).
+5. Estimate a graphical model from all noisy measurements (Private-PGM, ``mbi``) and sample.
+
+Privacy: ρ-zCDP with ρ the largest value whose tight conversion (Canonne–Kamath–Steinke 2020)
+gives the requested (ε, δ); every step is accounted in the plan and spent by its mechanism.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dpsynth import _validation as check
+from dpsynth.exceptions import ParameterError
+from dpsynth.marginals import marginal_counts
+from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, make_noise
+from dpsynth.privacy.budgets import ZCDP
+from dpsynth.privacy.events import PrivacyEvent, total_rho
+from dpsynth.privacy.odometer import Odometer
+from dpsynth.schema.encode import encode
+from dpsynth.schema.schema import Schema
+from dpsynth.synth import _pgm
+from dpsynth.synth.base import Synthesizer, register
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The data-independent part of an MST fit: every mechanism with its cost."""
+
+    one_way: GaussianCounts  # applied to the d 1-way marginals jointly (L2 sensitivity √d·w)
+    select: ExponentialSelection  # applied d−1 times
+    two_way: GaussianCounts  # applied to the d−1 selected 2-way marginals jointly
+    n_columns: int
+
+    def events(self) -> list[PrivacyEvent]:
+        d = self.n_columns
+        return (
+            [self.one_way.event] * d + [self.select.event] * (d - 1) + [self.two_way.event] * (d - 1)
+        )
+
+
+def _simplex_projection(y: np.ndarray, total: float) -> np.ndarray:
+    """Euclidean projection of ``y`` onto {x >= 0, sum(x) = total}."""
+    u = np.sort(y)[::-1]
+    css = np.cumsum(u) - total
+    ind = np.arange(1, len(y) + 1)
+    positive = u - css / ind > 0
+    r = ind[positive][-1]
+    theta = css[positive][-1] / r
+    return np.maximum(y - theta, 0.0)
+
+
+@register
+class MST(Synthesizer):
+    """The MST synthesizer (winner of the 2018 NIST differential privacy synthetic data contest).
+
+    Args:
+        epsilon: ε of the (ε, δ)-DP guarantee (> 0).
+        delta: δ of the guarantee, in (0, 1). Never derived from the data.
+        split_one_way: share of ρ for the noisy 1-way marginals (default 1/3, as published).
+        split_select: share of ρ for the private spanning-tree selection (default 1/3).
+        split_two_way: share of ρ for the noisy 2-way marginals (default 1/3).
+        compress: merge rare values (noisy count < 3σ) before selection, as published.
+        estimation_iters: maximum mirror-descent iterations of the model fit.
+        insecure_seed: seed the privacy noise (INSECURE, tests only; warns and is recorded).
+
+    Privacy: consumes ρ = approx_dp_to_rho(ε, δ) zCDP in total, split as named above.
+    """
+
+    name = "mst"
+
+    def __init__(
+        self,
+        *,
+        epsilon: float,
+        delta: float,
+        split_one_way: float = 1 / 3,
+        split_select: float = 1 / 3,
+        split_two_way: float = 1 / 3,
+        compress: bool = True,
+        estimation_iters: int = 3000,
+        insecure_seed: int | None = None,
+    ):
+        super().__init__(epsilon=epsilon, delta=delta, insecure_seed=insecure_seed)
+        self.split_one_way = split_one_way
+        self.split_select = split_select
+        self.split_two_way = split_two_way
+        self.compress = compress
+        self.estimation_iters = estimation_iters
+
+    # -- planning (public information only) ---------------------------------------------------
+    def _plan(self, schema: Schema) -> _Plan:
+        rho = self.zcdp_budget()
+        splits = [
+            check.positive_finite("split_one_way", self.split_one_way),
+            check.positive_finite("split_select", self.split_select),
+            check.positive_finite("split_two_way", self.split_two_way),
+        ]
+        check.positive_int("estimation_iters", self.estimation_iters)
+        d = len(schema)
+        if d < 2:
+            raise ParameterError(f"schema columns ({d}) must be at least 2 for MST")
+        rho_one, rho_select, rho_two = rho.split(splits)
+        # d 1-way marginals, each with weight 1/√d of the noise budget: the concatenated vector
+        # has L2 sensitivity 1 when each marginal's noise scale is σ·√d, i.e. ρ_one/d apiece.
+        one_way = GaussianCounts.for_rho(rho_one.rho / d, label="one_way_marginal")
+        two_way = GaussianCounts.for_rho(rho_two.rho / (d - 1), label="two_way_marginal")
+        select = ExponentialSelection.for_rho(rho_select.rho / (d - 1), sensitivity=1.0, label="tree_edge")
+        plan = _Plan(one_way=one_way, select=select, two_way=two_way, n_columns=d)
+        assert total_rho(plan.events()) <= rho.rho * (1 + 1e-12)
+        return plan
+
+    def plan(self, schema: Schema) -> list[PrivacyEvent]:
+        return self._plan(schema).events()
+
+    # -- fitting --------------------------------------------------------------------------------
+    def fit(self, data: pd.DataFrame, *, schema: Schema) -> MST:
+        """Fit MST to ``data`` described by the public ``schema``. Returns ``self``.
+
+        Privacy: consumes the planned ρ (``self.privacy_spent_``); everything after the noisy
+        measurements is post-processing.
+        """
+        plan = self._plan(schema)
+        codes = encode(data, schema)  # validates the data against the schema; learns nothing
+        events = plan.events()
+        odometer = Odometer(ZCDP(total_rho(events)))  # the reservation
+        noise = make_noise(self.insecure_seed)
+        names, sizes = schema.names, schema.sizes
+        d = len(names)
+        domain = _pgm.make_domain(names, sizes)
+
+        # 1. noisy 1-way marginals
+        sigma1 = plan.one_way.scale
+        noisy1 = [plan.one_way(marginal_counts(codes, [i], sizes), noise=noise, odometer=odometer) for i in range(d)]
+        one_way = [_pgm.linear_measurement(y, (names[i],), sigma1) for i, y in enumerate(noisy1)]
+
+        # 2. compress rare values (post-processing of the noisy 1-way marginals)
+        mapping: dict[str, np.ndarray] = {}
+        if self.compress:
+            for i, y in enumerate(noisy1):
+                keep = y >= 3 * sigma1
+                if keep.all() or (~keep).sum() == 1:
+                    continue
+                m = np.full(sizes[i], int(keep.sum()), dtype=np.int64)
+                m[keep] = np.arange(int(keep.sum()))
+                mapping[names[i]] = m
+        csizes = [int(mapping[n].max()) + 1 if n in mapping else sizes[i] for i, n in enumerate(names)]
+        ccodes = codes.copy()
+        for i, n in enumerate(names):
+            if n in mapping:
+                ccodes[:, i] = mapping[n][codes[:, i]]
+        cdomain = _pgm.make_domain(names, csizes)
+        one_way_c = [_pgm.compress_measurement(m, mapping, domain) for m in one_way]
+
+        # 3. private maximum spanning tree
+        edges = self._select(noisy1, mapping, names, sizes, csizes, ccodes, sigma1, plan, noise, odometer)
+
+        # 4. noisy 2-way marginals on the selected edges
+        sigma2 = plan.two_way.scale
+        two_way = []
+        for a, b in edges:
+            ia, ib = names.index(a), names.index(b)
+            y = plan.two_way(marginal_counts(ccodes, [ia, ib], csizes), noise=noise, odometer=odometer)
+            two_way.append(_pgm.linear_measurement(y, (a, b), sigma2))
+
+        # 5. graphical model (post-processing)
+        marginals, total = _pgm.estimate_marginals(cdomain, one_way_c + two_way, iters=int(self.estimation_iters))
+
+        self.schema_ = schema
+        self.edges_ = edges
+        self.compressed_sizes_ = dict(zip(names, csizes, strict=True))
+        self.compression_ = mapping
+        self.marginals_ = marginals
+        self.total_estimate_ = total
+        self.privacy_events_ = list(odometer.events)
+        self.privacy_spent_ = odometer.spent
+        self.secure_noise_ = bool(noise.secure)
+        return self
+
+    @staticmethod
+    def _independent_estimate(
+        noisy1: list[np.ndarray], mapping: dict[str, np.ndarray], names: list[str], csizes: list[int]
+    ) -> tuple[list[np.ndarray], float]:
+        """The 1-way-only model in closed form: its 2-way marginals are outer products.
+
+        With 1-way measurements only, the maximum-likelihood graphical model is a product
+        distribution, and its best L2 fit of each noisy marginal (given the estimated total) is
+        the Euclidean projection onto the scaled simplex. Post-processing only.
+        """
+        sums = np.array([float(y.sum()) for y in noisy1])
+        inv_var = np.array([1.0 / len(y) for y in noisy1])
+        total = max(1.0, float(np.sum(sums * inv_var) / np.sum(inv_var)))
+        probs = []
+        for i, y in enumerate(noisy1):
+            p = _simplex_projection(y.astype(float), total) / total
+            if names[i] in mapping:
+                p = np.bincount(mapping[names[i]], weights=p, minlength=csizes[i])
+            probs.append(p)
+        return probs, total
+
+    def _select(self, noisy1, mapping, names, sizes, csizes, ccodes, sigma1, plan, noise, odometer):  # type: ignore[no-untyped-def]
+        probs, total = self._independent_estimate(noisy1, mapping, names, csizes)
+        d = len(names)
+        weights = {}
+        for a, b in itertools.combinations(range(d), 2):
+            x = marginal_counts(ccodes, [a, b], csizes).astype(float)
+            xhat = total * np.outer(probs[a], probs[b]).ravel()
+            weights[(a, b)] = float(np.abs(x - xhat).sum())  # sensitivity 1: x moves by one cell
+        parent = list(range(d))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        candidates = list(weights)
+        edges: list[tuple[str, str]] = []
+        for _ in range(d - 1):
+            candidates = [e for e in candidates if find(e[0]) != find(e[1])]
+            idx = plan.select([weights[e] for e in candidates], noise=noise, odometer=odometer)
+            a, b = candidates[idx]
+            parent[find(a)] = find(b)
+            edges.append((names[a], names[b]))
+        return edges
+
+    # -- sampling (post-processing) ---------------------------------------------------------------
+    def _sample_codes(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+        names = self.schema_.names
+        csizes = [self.compressed_sizes_[n] for n in names]
+        codes = _pgm.sample_tree(names, csizes, self.edges_, self.marginals_, n_rows, rng)
+        for i, n in enumerate(names):
+            if n not in self.compression_:
+                continue
+            # A merged ("rare") code decodes to one of its original values, uniformly.
+            m = self.compression_[n]
+            rare = int(m.max())
+            supported = np.flatnonzero(m != rare)
+            inverse = np.zeros(rare + 1, dtype=np.int64)
+            inverse[m[supported]] = supported
+            col = codes[:, i]
+            out = inverse[col]
+            is_rare = col == rare
+            out[is_rare] = rng.choice(np.flatnonzero(m == rare), size=int(is_rare.sum()))
+            codes[:, i] = out
+        return codes
+
+    @property
+    def rho_(self) -> float:
+        return self.privacy_spent_.rho
+
+    def privacy_statement(self) -> dict[str, float]:
+        """The guarantee of this fit: the (ε, δ) asked for and the ρ actually spent."""
+        spent = self.privacy_spent_
+        return {
+            "epsilon": float(self.epsilon),
+            "delta": float(self.delta),
+            "rho": spent.rho,
+            "epsilon_from_rho": spent.to_approx_dp(float(self.delta)).epsilon if spent.rho > 0 else 0.0,
+        }
+
