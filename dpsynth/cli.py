@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,12 @@ from dpsynth.exceptions import DPSynthError
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage mistake as one line and exit code 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # Let negative numbers in scientific notation (``--delta -1e-6``) reach validation
+        # as values instead of being mistaken for options.
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message}\n")

@@ -61,6 +61,23 @@ def _simplex_projection(y: np.ndarray, total: float) -> np.ndarray:
     return np.maximum(y - theta, 0.0)
 
 
+def edge_scores(
+    codes: np.ndarray, probs: list[np.ndarray], total: float, sizes: list[int]
+) -> dict[tuple[int, int], float]:
+    """Quality score of every candidate edge (a, b): ‖x_ab − x̂_ab‖₁.
+
+    x_ab is the true 2-way marginal, x̂_ab = total · p_a ⊗ p_b the independence estimate from the
+    noisy 1-way marginals (fixed, post-processing). Sensitivity: adding or removing a row moves
+    one cell of x_ab by one, so each score moves by at most 1.
+    """
+    scores = {}
+    for a, b in itertools.combinations(range(len(sizes)), 2):
+        x = marginal_counts(codes, [a, b], sizes).astype(float)
+        xhat = total * np.outer(probs[a], probs[b]).ravel()
+        scores[(a, b)] = float(np.abs(x - xhat).sum())
+    return scores
+
+
 @register
 class MST(Synthesizer):
     """The MST synthesizer (winner of the 2018 NIST differential privacy synthetic data contest).
@@ -212,11 +229,7 @@ class MST(Synthesizer):
     def _select(self, noisy1, mapping, names, sizes, csizes, ccodes, sigma1, plan, noise, odometer):  # type: ignore[no-untyped-def]
         probs, total = self._independent_estimate(noisy1, mapping, names, csizes)
         d = len(names)
-        weights = {}
-        for a, b in itertools.combinations(range(d), 2):
-            x = marginal_counts(ccodes, [a, b], csizes).astype(float)
-            xhat = total * np.outer(probs[a], probs[b]).ravel()
-            weights[(a, b)] = float(np.abs(x - xhat).sum())  # sensitivity 1: x moves by one cell
+        weights = edge_scores(ccodes, probs, total, csizes)
         parent = list(range(d))
 
         def find(i: int) -> int:

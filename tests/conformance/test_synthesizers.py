@@ -1,0 +1,119 @@
+"""One conformance suite for every registered synthesizer (the estimator contract + privacy plan)."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpsynth.exceptions import NotFittedError, ParameterError
+from dpsynth.privacy import total_rho
+from dpsynth.synth import registered
+
+SYNTHESIZERS = sorted(registered())
+
+
+def make(name: str, **kwargs):
+    return registered()[name](epsilon=kwargs.pop("epsilon", 1.0), delta=kwargs.pop("delta", 1e-6), **kwargs)
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_init_only_stores_parameters(name):
+    synth = make(name, epsilon=float("nan"))  # validation happens in plan/fit, as in scikit-learn
+    assert synth.get_params()["epsilon"] != synth.get_params()["epsilon"]  # NaN stored as given
+    assert not [k for k in vars(synth) if k.endswith("_")]
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_privacy_parameters_are_keyword_only(name):
+    params = inspect.signature(registered()[name].__init__).parameters
+    for p in ("epsilon", "delta", "insecure_seed"):
+        assert params[p].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_sample_before_fit_raises(name):
+    with pytest.raises(NotFittedError):
+        make(name).sample(10)
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+@pytest.mark.parametrize(
+    "epsilon,delta,message",
+    [
+        (0.0, 1e-6, "epsilon (0.0) must be a finite number > 0"),
+        (-1.0, 1e-6, "epsilon (-1.0) must be a finite number > 0"),
+        (float("inf"), 1e-6, "epsilon (inf) must be a finite number > 0"),
+        (float("nan"), 1e-6, "epsilon (nan) must be a finite number > 0"),
+        (1.0, 0.0, "delta (0.0) must be in the open interval (0, 1)"),
+        (1.0, 1.0, "delta (1.0) must be in the open interval (0, 1)"),
+    ],
+)
+def test_bad_privacy_parameters(name, epsilon, delta, message, small_schema):
+    with pytest.raises(ParameterError) as err:
+        make(name, epsilon=epsilon, delta=delta).plan(small_schema)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_plan_fits_the_budget_and_is_what_fit_spends(name, small_schema, small_data):
+    synth = make(name, epsilon=1.0, delta=1e-6, insecure_seed=3)
+    planned = synth.plan(small_schema)
+    rho = synth.zcdp_budget().rho
+    assert total_rho(planned) <= rho * (1 + 1e-12)
+    assert total_rho(planned) >= rho * (1 - 1e-6)  # the budget is used, not wasted
+    assert synth.fit(small_data, schema=small_schema) is synth
+    assert [e.to_dict() for e in synth.privacy_events_] == [e.to_dict() for e in planned]
+    assert synth.privacy_spent_.rho == pytest.approx(total_rho(planned), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_plan_is_data_independent(name, small_schema, small_data):
+    a = make(name, insecure_seed=1).fit(small_data, schema=small_schema)
+    b = make(name, insecure_seed=1).fit(small_data.iloc[:50], schema=small_schema)
+    assert [e.to_dict() for e in a.privacy_events_] == [e.to_dict() for e in b.privacy_events_]
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_sample_has_schema_columns_and_values(name, small_schema, small_data):
+    synth = make(name, insecure_seed=5).fit(small_data, schema=small_schema)
+    out = synth.sample(123)
+    assert list(out.columns) == small_schema.names
+    assert len(out) == 123
+    assert set(out["color"].dropna()) <= {"red", "green", "blue"}
+    assert set(out["size"]) <= {"S", "M", "L", "XL"}
+    assert out["age"].between(0, 99).all()
+    assert out["score"].between(0.0, 1.0).all()
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_seeded_fit_is_reproducible_and_marked_insecure(name, small_schema, small_data):
+    a = make(name, insecure_seed=11).fit(small_data, schema=small_schema)
+    b = make(name, insecure_seed=11).fit(small_data, schema=small_schema)
+    pd.testing.assert_frame_equal(a.sample(50), b.sample(50))
+    assert a.secure_noise_ is False
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_default_noise_is_secure(name, small_schema, small_data):
+    synth = make(name).fit(small_data, schema=small_schema)
+    assert synth.secure_noise_ is True
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_sample_rows_validated(name, small_schema, small_data):
+    synth = make(name, insecure_seed=2).fit(small_data, schema=small_schema)
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ParameterError):
+            synth.sample(bad)
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_refit_replaces_state(name, small_schema, small_data):
+    synth = make(name, insecure_seed=4).fit(small_data, schema=small_schema)
+    first = synth.privacy_events_
+    synth.fit(small_data, schema=small_schema)
+    assert len(synth.privacy_events_) == len(first)
+    assert np.isfinite(synth.privacy_spent_.rho)
