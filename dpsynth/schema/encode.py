@@ -60,7 +60,7 @@ def _encode_column(values: pd.Series, col: Column, schema: Schema) -> tuple[np.n
     n_missing = int(missing.sum())
     if n_missing and not col.nullable:
         errs.append(
-            f"column {col.name!r}: {_rows(n_missing)} have a missing value but the column is not "
+            f"column {col.name!r}: a missing value in {_rows(n_missing)}, but the column is not "
             "declared nullable"
         )
     if col.kind == "categorical":
@@ -71,8 +71,8 @@ def _encode_column(values: pd.Series, col: Column, schema: Schema) -> tuple[np.n
         n_unknown = int(unknown.sum())
         if n_unknown:
             errs.append(
-                f"column {col.name!r}: {_rows(n_unknown)} have a value outside the "
-                f"{len(col.levels)} declared levels"
+                f"column {col.name!r}: a value outside the {len(col.levels)} declared levels in "
+                f"{_rows(n_unknown)}"
             )
         if errs:
             return None, errs
@@ -83,7 +83,7 @@ def _encode_column(values: pd.Series, col: Column, schema: Schema) -> tuple[np.n
     bad = np.isnan(numeric) & ~missing
     n_bad = int(bad.sum())
     if n_bad:
-        errs.append(f"column {col.name!r}: {_rows(n_bad)} hold text that is not a number")
+        errs.append(f"column {col.name!r}: text that is not a number in {_rows(n_bad)}")
     if errs:
         return None, errs
     assert col.bounds is not None

@@ -17,7 +17,7 @@ import pandas as pd
 
 from dpsynth import _validation as check
 from dpsynth.exceptions import NotFittedError, ParameterError
-from dpsynth.privacy.budgets import ApproxDP, ZCDP
+from dpsynth.privacy.budgets import ZCDP, ApproxDP
 from dpsynth.privacy.events import PrivacyEvent
 from dpsynth.schema.schema import Schema
 

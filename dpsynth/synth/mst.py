@@ -16,6 +16,7 @@ gives the requested (ε, δ); every step is accounted in the plan and spent by i
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,19 @@ class _Plan:
         return (
             [self.one_way.event] * d + [self.select.event] * (d - 1) + [self.two_way.event] * (d - 1)
         )
+
+
+class _Clock:
+    """Wall time of each phase of a fit (reported by the CLI and the benchmark)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 4)
+        self._last = now
 
 
 def _simplex_projection(y: np.ndarray, total: float) -> np.ndarray:
@@ -148,8 +162,10 @@ class MST(Synthesizer):
         Privacy: consumes the planned ρ (``self.privacy_spent_``); everything after the noisy
         measurements is post-processing.
         """
+        clock = _Clock()
         plan = self._plan(schema)
         codes = encode(data, schema)  # validates the data against the schema; learns nothing
+        clock.lap("encode")
         events = plan.events()
         odometer = Odometer(ZCDP(total_rho(events)))  # the reservation
         noise = make_noise(self.insecure_seed)
@@ -161,6 +177,7 @@ class MST(Synthesizer):
         sigma1 = plan.one_way.scale
         noisy1 = [plan.one_way(marginal_counts(codes, [i], sizes), noise=noise, odometer=odometer) for i in range(d)]
         one_way = [_pgm.linear_measurement(y, (names[i],), sigma1) for i, y in enumerate(noisy1)]
+        clock.lap("measure_one_way")
 
         # 2. compress rare values (post-processing of the noisy 1-way marginals)
         mapping: dict[str, np.ndarray] = {}
@@ -181,7 +198,9 @@ class MST(Synthesizer):
         one_way_c = [_pgm.compress_measurement(m, mapping, domain) for m in one_way]
 
         # 3. private maximum spanning tree
+        clock.lap("compress")
         edges = self._select(noisy1, mapping, names, sizes, csizes, ccodes, sigma1, plan, noise, odometer)
+        clock.lap("select")
 
         # 4. noisy 2-way marginals on the selected edges
         sigma2 = plan.two_way.scale
@@ -191,8 +210,10 @@ class MST(Synthesizer):
             y = plan.two_way(marginal_counts(ccodes, [ia, ib], csizes), noise=noise, odometer=odometer)
             two_way.append(_pgm.linear_measurement(y, (a, b), sigma2))
 
+        clock.lap("measure_two_way")
         # 5. graphical model (post-processing)
         marginals, total = _pgm.estimate_marginals(cdomain, one_way_c + two_way, iters=int(self.estimation_iters))
+        clock.lap("estimate")
 
         self.schema_ = schema
         self.edges_ = edges
@@ -203,6 +224,7 @@ class MST(Synthesizer):
         self.privacy_events_ = list(odometer.events)
         self.privacy_spent_ = odometer.spent
         self.secure_noise_ = bool(noise.secure)
+        self.timings_ = clock.laps
         return self
 
     @staticmethod

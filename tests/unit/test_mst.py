@@ -9,8 +9,7 @@ import pytest
 from dpsynth.exceptions import ParameterError
 from dpsynth.marginals import marginal_counts
 from dpsynth.schema import Schema, encode
-from dpsynth.synth import MST
-from dpsynth.synth import _pgm
+from dpsynth.synth import MST, _pgm
 from dpsynth.synth.mst import edge_scores
 
 
@@ -87,8 +86,9 @@ def test_fast_estimation_matches_mbi_estimate():
     rng = np.random.default_rng(3)
     domain = _pgm.make_domain(["a", "b", "c"], [3, 4, 2])
     truth = rng.dirichlet(np.ones(24)).reshape(3, 4, 2) * 1000
+    # Test inputs with Gaussian perturbation (test data, not privacy noise).
     ms = [
-        _pgm.linear_measurement(truth.sum(axis=(1, 2)) + rng.normal(0, 5, 3), ("a",), 5.0),  # test data, not privacy noise
+        _pgm.linear_measurement(truth.sum(axis=(1, 2)) + rng.normal(0, 5, 3), ("a",), 5.0),
         _pgm.linear_measurement(truth.sum(axis=2).ravel() + rng.normal(0, 5, 12), ("a", "b"), 5.0),
         _pgm.linear_measurement(truth.sum(axis=0).ravel() + rng.normal(0, 5, 8), ("b", "c"), 5.0),
     ]
@@ -128,6 +128,6 @@ def test_fit_does_not_learn_the_domain_from_data(small_schema, small_data):
     """Levels absent from the data still exist in the model (the domain is the schema's)."""
     only_red = small_data[small_data["color"] == "red"]
     synth = MST(epsilon=1.0, delta=1e-6, insecure_seed=6, compress=False).fit(only_red, schema=small_schema)
-    assert synth.compressed_sizes_ == dict(zip(small_schema.names, small_schema.sizes))
+    assert synth.compressed_sizes_ == dict(zip(small_schema.names, small_schema.sizes, strict=True))
     codes = encode(only_red, small_schema)
     assert codes.shape == (len(only_red), 4)
