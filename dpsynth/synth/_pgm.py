@@ -58,7 +58,10 @@ def estimate_marginals(
     total = float(estimation.minimum_variance_unbiased_total(measurements))
     try:
         loss_fn = marginal_loss.from_linear_measurements(measurements, domain)
+        # Compile the iteration in mbi's background thread while the initial state compiles here.
+        compiled = est.precompile(domain, measurements)
         state = jax.jit(partial(est._init, domain))(loss_fn, total)
+        compiled.result()
         prev, stalls = math.inf, 0
         for _ in range(math.ceil(iters / estimation.CALLBACK_EVERY)):
             state = est._multi_step(state, loss_fn, total, ())
