@@ -13,6 +13,7 @@ which is always taken on the safe side) and :func:`approx_dp_to_rho` never retur
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 _BISECTION_STEPS = 200
 
@@ -22,6 +23,21 @@ def _log_delta_at(alpha: float, rho: float, epsilon: float) -> float:
     return (alpha - 1.0) * (alpha * rho - epsilon) + alpha * math.log1p(-1.0 / alpha) - math.log(
         alpha - 1.0
     )
+
+
+def _bisect(condition: Callable[[float], bool], lo: float, hi: float) -> tuple[float, float]:
+    """Narrow [lo, hi] around where a monotone ``condition`` turns true (false at lo, true at hi).
+
+    Returns the final bracket: callers take ``hi`` for the smallest safe value and ``lo`` for the
+    largest, so the result always lies on the safe side of the boundary.
+    """
+    for _ in range(_BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        if condition(mid):
+            hi = mid
+        else:
+            lo = mid
+    return lo, hi
 
 
 def zcdp_delta(rho: float, epsilon: float) -> float:
@@ -54,13 +70,7 @@ def zcdp_epsilon(rho: float, delta: float) -> float:
     if rho == 0:
         return 0.0
     # ε = ρ + 2·sqrt(ρ·log(1/δ)) is always enough (Bun–Steinke 2016), so it bounds the search.
-    lo, hi = 0.0, rho + 2.0 * math.sqrt(rho * math.log(1.0 / delta))
-    for _ in range(_BISECTION_STEPS):
-        mid = 0.5 * (lo + hi)
-        if zcdp_delta(rho, mid) <= delta:
-            hi = mid
-        else:
-            lo = mid
+    _, hi = _bisect(lambda e: zcdp_delta(rho, e) <= delta, 0.0, rho + 2.0 * math.sqrt(rho * math.log(1.0 / delta)))
     return hi
 
 
@@ -74,13 +84,7 @@ def approx_dp_to_rho(epsilon: float, delta: float) -> float:
         raise ValueError("delta must be in (0, 1)")
     if epsilon <= 0:
         raise ValueError("epsilon must be > 0")
-    lo, hi = 0.0, epsilon + 1.0
-    for _ in range(_BISECTION_STEPS):
-        mid = 0.5 * (lo + hi)
-        if zcdp_delta(mid, epsilon) <= delta:
-            lo = mid
-        else:
-            hi = mid
+    lo, _ = _bisect(lambda r: zcdp_delta(r, epsilon) > delta, 0.0, epsilon + 1.0)
     return lo
 
 

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from dpsynth.privacy import accounting
 
 
+class _Event:
+    kind: ClassVar[str]
+    rho: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as stored in reports and the ledger, with its ρ."""
+        return {"kind": self.kind, **asdict(self), "rho": self.rho}  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class GaussianEvent:
+class GaussianEvent(_Event):
     """Discrete Gaussian noise of ``scale`` on a query of L2 sensitivity ``l2_sensitivity``.
 
     Privacy: (Δ₂² / 2σ²)-zCDP (Canonne, Kamath, Steinke 2020, Theorem 14).
@@ -25,18 +34,15 @@ class GaussianEvent:
     l2_sensitivity: float
     label: str = ""
 
-    kind = "gaussian"
+    kind: ClassVar[str] = "gaussian"
 
     @property
     def rho(self) -> float:
         return self.l2_sensitivity**2 / (2.0 * self.scale**2)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **asdict(self), "rho": self.rho}
-
 
 @dataclass(frozen=True)
-class ExponentialEvent:
+class ExponentialEvent(_Event):
     """One exponential-mechanism selection at ``epsilon`` (scores of sensitivity Δ).
 
     Privacy: ε-DP and ε-bounded range, hence (ε²/8)-zCDP (Cesar and Rogers 2021).
@@ -46,14 +52,11 @@ class ExponentialEvent:
     sensitivity: float
     label: str = ""
 
-    kind = "exponential"
+    kind: ClassVar[str] = "exponential"
 
     @property
     def rho(self) -> float:
         return accounting.bounded_range_to_rho(self.epsilon)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **asdict(self), "rho": self.rho}
 
 
 PrivacyEvent = GaussianEvent | ExponentialEvent
