@@ -29,8 +29,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """
     p = Path(path)
     fmt = table_format(p, name="data")
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"data file {str(p)!r} does not exist")
+    if not p.is_file():
+        raise DataError(f"data file {str(p)!r} is not a file")
     try:
         if fmt == "csv":
             df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)

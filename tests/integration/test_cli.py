@@ -158,6 +158,17 @@ def test_bad_data_and_schema(tmp_path, label, data_text, schema_text, message):
     assert not out.exists()
 
 
+def test_unreadable_data_file(tmp_path, coded):
+    _, domain = coded
+    (tmp_path / "folder.csv").mkdir()
+    proc = run(*fit_args(tmp_path / "folder.csv", domain, tmp_path / "synthetic.csv"))
+    assert_bad_input(proc, "is not a file")
+    binary = tmp_path / "binary.parquet"
+    binary.write_bytes(b"\x00\x01 not parquet at all")
+    proc = run(*fit_args(binary, domain, tmp_path / "synthetic.csv"))
+    assert_bad_input(proc, "cannot be read as parquet")
+
+
 def test_missing_schema_file(tmp_path, coded):
     data, _ = coded
     proc = run(*fit_args(data, tmp_path / "absent.yaml", tmp_path / "synthetic.csv"))
