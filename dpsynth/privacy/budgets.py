@@ -18,6 +18,17 @@ def _weights(weights: Sequence[float]) -> list[float]:
     return [w / total for w in ws]
 
 
+def _at_most(parts: list[float], whole: float) -> list[float]:
+    """Shave float rounding off the largest part until the parts add up (exactly) to <= ``whole``.
+
+    One subtraction of the excess can round back up, so repeat, taking at least one ulp each time.
+    """
+    while (excess := math.fsum(parts) - whole) > 0:
+        i = max(range(len(parts)), key=parts.__getitem__)
+        parts[i] = max(0.0, min(parts[i] - excess, math.nextafter(parts[i], 0.0)))
+    return parts
+
+
 @dataclass(frozen=True, order=False)
 class ZCDP:
     """A ρ-zero-concentrated-DP budget (Bun–Steinke 2016). ρ values add up under composition."""
@@ -44,12 +55,7 @@ class ZCDP:
 
     def split(self, weights: Sequence[float]) -> list[ZCDP]:
         """Split into parts proportional to ``weights``; the parts never add up to more."""
-        parts = [ZCDP(self.rho * w) for w in _weights(weights)]
-        excess = math.fsum(p.rho for p in parts) - self.rho
-        if excess > 0:  # floating-point rounding: shave it off the largest part
-            i = max(range(len(parts)), key=lambda j: parts[j].rho)
-            parts[i] = ZCDP(max(0.0, parts[i].rho - excess))
-        return parts
+        return [ZCDP(r) for r in _at_most([self.rho * w for w in _weights(weights)], self.rho)]
 
     def to_approx_dp(self, delta: float) -> ApproxDP:
         """The tightest (ε, δ) this ρ implies at the given δ (Canonne–Kamath–Steinke 2020)."""
@@ -84,9 +90,11 @@ class ApproxDP:
         return self <= other and self != other
 
     def split(self, weights: Sequence[float]) -> list[ApproxDP]:
-        """Split ε and δ in proportion to ``weights`` (basic composition)."""
+        """Split ε and δ in proportion to ``weights`` (basic composition); the parts never add up to more."""
         ws = _weights(weights)
-        return [ApproxDP(self.epsilon * w, self.delta * w) for w in ws]
+        epsilons = _at_most([self.epsilon * w for w in ws], self.epsilon)
+        deltas = _at_most([self.delta * w for w in ws], self.delta)
+        return [ApproxDP(e, d) for e, d in zip(epsilons, deltas, strict=True)]
 
     def to_zcdp(self) -> ZCDP:
         """The largest ρ whose tight conversion fits inside this (ε, δ) (needs δ > 0 and ε > 0)."""
