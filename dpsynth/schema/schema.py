@@ -78,7 +78,10 @@ class Column:
         else:
             assert self.bounds is not None
             out["bounds"] = [_plain(self.bounds[0]), _plain(self.bounds[1])]
-            out["edges"] = [_plain(e) for e in self.edges]
+            # One level per integer ends at high + 1, which a schema file may not declare: the
+            # bounds alone imply it, so the edges are left out and the dict loads back as it was.
+            if not (self.kind == "integer" and self.edges[-1] == self.bounds[1] + 1):
+                out["edges"] = [_plain(e) for e in self.edges]
         if self.nullable:
             out["nullable"] = True
         return out

@@ -26,9 +26,9 @@ from dpsynth.mechanisms import (
     GaussianCounts,
     OpenDPNoise,
     SeededNoise,
+    _exact,
     make_noise,
 )
-from dpsynth.mechanisms import _exact
 from dpsynth.privacy import ZCDP, ExponentialEvent, GaussianEvent, Odometer
 
 ALPHA = 1e-4  # per-test false-failure probability
@@ -68,8 +68,11 @@ def chi_square_statistic(draws: np.ndarray, support: np.ndarray, pmf: np.ndarray
     inner = (support >= lo) & (support <= hi)
     expected = np.concatenate([[pmf[support < lo].sum()], pmf[inner], [pmf[support > hi].sum()]]) * n
     observed = np.concatenate(
-        [[np.sum(draws < lo)], np.bincount(draws[(draws >= lo) & (draws <= hi)] - lo, minlength=hi - lo + 1),
-         [np.sum(draws > hi)]]
+        [
+            [np.sum(draws < lo)],
+            np.bincount(draws[(draws >= lo) & (draws <= hi)] - lo, minlength=hi - lo + 1),
+            [np.sum(draws > hi)],
+        ]
     )
     assert observed.sum() == n
     assert expected.min() >= 20, "choose lo/hi so that the chi-square approximation holds"
