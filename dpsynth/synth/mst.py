@@ -25,7 +25,7 @@ import pandas as pd
 from dpsynth import _validation as check
 from dpsynth.exceptions import ParameterError
 from dpsynth.marginals import marginal_counts
-from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, make_noise
+from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource, make_noise
 from dpsynth.privacy.budgets import ZCDP
 from dpsynth.privacy.events import PrivacyEvent, total_rho
 from dpsynth.privacy.odometer import Odometer
@@ -199,7 +199,7 @@ class MST(Synthesizer):
 
         # 3. private maximum spanning tree
         clock.lap("compress")
-        edges = self._select(noisy1, mapping, names, sizes, csizes, ccodes, sigma1, plan, noise, odometer)
+        edges = self._select(noisy1, mapping, names, csizes, ccodes, plan.select, noise, odometer)
         clock.lap("select")
 
         # 4. noisy 2-way marginals on the selected edges
@@ -248,7 +248,18 @@ class MST(Synthesizer):
             probs.append(p)
         return probs, total
 
-    def _select(self, noisy1, mapping, names, sizes, csizes, ccodes, sigma1, plan, noise, odometer):  # type: ignore[no-untyped-def]
+    def _select(
+        self,
+        noisy1: list[np.ndarray],
+        mapping: dict[str, np.ndarray],
+        names: list[str],
+        csizes: list[int],
+        ccodes: np.ndarray,
+        select: ExponentialSelection,
+        noise: NoiseSource,
+        odometer: Odometer,
+    ) -> list[tuple[str, str]]:
+        """d − 1 exponential-mechanism rounds choosing a maximum spanning tree (Kruskal order)."""
         probs, total = self._independent_estimate(noisy1, mapping, names, csizes)
         d = len(names)
         weights = edge_scores(ccodes, probs, total, csizes)
@@ -264,7 +275,7 @@ class MST(Synthesizer):
         edges: list[tuple[str, str]] = []
         for _ in range(d - 1):
             candidates = [e for e in candidates if find(e[0]) != find(e[1])]
-            idx = plan.select([weights[e] for e in candidates], noise=noise, odometer=odometer)
+            idx = select([weights[e] for e in candidates], noise=noise, odometer=odometer)
             a, b = candidates[idx]
             parent[find(a)] = find(b)
             edges.append((names[a], names[b]))
