@@ -15,6 +15,7 @@ from dpsynth.exceptions import (  # noqa: E402
     SchemaError,
 )
 from dpsynth.privacy import ZCDP, ApproxDP  # noqa: E402
+from dpsynth.privacy.ledger import UNTRACKED, Ledger, UntrackedPrivacyWarning  # noqa: E402
 from dpsynth.schema import Schema, load_schema  # noqa: E402
 
 __all__ = [
@@ -24,10 +25,13 @@ __all__ = [
     "DPSynthError",
     "DataError",
     "InsecureNoiseWarning",
+    "Ledger",
     "NotFittedError",
     "ParameterError",
     "Schema",
     "SchemaError",
+    "UNTRACKED",
+    "UntrackedPrivacyWarning",
     "ZCDP",
     "__version__",
     "load_schema",

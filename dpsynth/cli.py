@@ -7,14 +7,18 @@ Exit codes: 0 success; 2 bad input (one line on stderr, nothing written); 3 budg
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
-from dpsynth.exceptions import DPSynthError
+from dpsynth.exceptions import DPSynthError, InsecureNoiseWarning, ParameterError
+from dpsynth.privacy.ledger import UntrackedPrivacyWarning
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--rows", type=_int, required=True, help="number of synthetic rows")
     fit.add_argument("--out", required=True, help="synthetic table to write (.csv or .parquet)")
     fit.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    fit.add_argument("--ledger", help="privacy ledger URL: sqlite:///PATH or postgresql://… (default: $DPSYNTH_LEDGER)")
+    fit.add_argument("--dataset", help="the private dataset's name in the ledger")
+    fit.add_argument("--no-ledger", action="store_true",
+                     help="fit WITHOUT recording the privacy loss in any ledger (loud opt-out)")
     fit.add_argument(
         "--insecure-seed",
         type=_int,
@@ -71,6 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--schema", required=True)
     ev.add_argument("--json", action="store_true")
 
+    ledger = sub.add_parser("ledger", help="the privacy-budget ledger")
+    lsub = ledger.add_subparsers(dest="ledger_command", required=True, parser_class=_Parser)
+    create = lsub.add_parser("create", help="register a private dataset with its total budget")
+    setcap = lsub.add_parser("set-cap", help="change a dataset's cap (the reason is recorded)")
+    for p in (create, setcap):
+        p.add_argument("--ledger", required=os.environ.get("DPSYNTH_LEDGER") is None,
+                       default=os.environ.get("DPSYNTH_LEDGER"))
+        p.add_argument("--dataset", required=True)
+        p.add_argument("--epsilon", type=_float, required=True)
+        p.add_argument("--delta", type=_float, required=True)
+    create.add_argument("--unit", default="row", help="privacy unit: row (default) or user:K")
+    setcap.add_argument("--reason", required=True, help="why the cap changes (recorded in the ledger)")
+    show = lsub.add_parser("show", help="caps, spending and entries per dataset")
+    verify = lsub.add_parser("verify", help="check the hash chain; exit 1 at the first bad entry")
+    for p in (show, verify):
+        p.add_argument("--ledger", required=os.environ.get("DPSYNTH_LEDGER") is None,
+                       default=os.environ.get("DPSYNTH_LEDGER"))
+        p.add_argument("--json", action="store_true")
+    show.add_argument("--dataset")
+
     demo = sub.add_parser("demo", help="fit MST at epsilon=1 on the bundled Adult table")
     demo.add_argument("--out", default="dpsynth-demo", help="output directory (default: ./dpsynth-demo)")
     demo.add_argument("--epsilon", type=_float, default=1.0)
@@ -81,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _fit(args: argparse.Namespace) -> dict[str, Any]:
     from dpsynth import _validation as check
     from dpsynth.io import check_writable, read_table, write_table
+    from dpsynth.privacy.ledger import UNTRACKED, Ledger
     from dpsynth.schema import load_schema
     from dpsynth.synth import get_synthesizer
 
@@ -91,9 +120,24 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
     out = check_writable(args.out)
     schema = load_schema(args.schema)
     synth = cls(epsilon=args.epsilon, delta=args.delta, insecure_seed=args.insecure_seed)
-    synth.plan(schema)  # validates ε, δ and the synthesizer's parameters
+    events = synth.plan(schema)  # validates ε, δ and the synthesizer's parameters
+    if args.no_ledger:
+        if args.ledger or args.dataset:
+            raise ParameterError("give --ledger URL --dataset NAME or --no-ledger, not both")
+        ledger: Any = UNTRACKED
+    else:
+        url = args.ledger or os.environ.get("DPSYNTH_LEDGER")
+        if not url or not args.dataset:
+            raise ParameterError(
+                "fit needs --ledger URL --dataset NAME to charge the privacy budget "
+                "(or --no-ledger to fit without recording the privacy loss)"
+            )
+        ledger = Ledger(url)
+        ledger.check(args.dataset, events, claimed=synth.budget())  # fail early, before reading data
     data = read_table(args.data)
-    synth.fit(data, schema=schema)
+    fingerprint = _sha256_file(args.data) if not args.no_ledger else None
+    synth.fit(data, schema=schema, ledger=ledger, dataset=None if args.no_ledger else args.dataset,
+              input_sha256=fingerprint)
     fitted = time.perf_counter()
     synthetic = synth.sample(rows)
     sampled = time.perf_counter()
@@ -113,7 +157,78 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.insecure_seed is not None:
         result["insecure_seed"] = args.insecure_seed
+    result["ledger_entry"] = synth.ledger_entry_
+    result["dataset"] = synth.dataset_
     return result
+
+
+def _sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _ledger(args: argparse.Namespace) -> int:
+    from dpsynth.privacy.budgets import ApproxDP
+    from dpsynth.privacy.ledger import Ledger
+
+    ledger = Ledger(args.ledger)
+    cmd = args.ledger_command
+    if cmd in ("create", "set-cap"):
+        from dpsynth import _validation as check
+
+        budget = ApproxDP(check.positive_finite("epsilon", args.epsilon), check.open_unit("delta", args.delta))
+        if cmd == "create":
+            entry = ledger.create_dataset(args.dataset, budget, unit=args.unit)
+            print(f"registered dataset {args.dataset!r}: cap epsilon={budget.epsilon:g}, delta={budget.delta:g}, "
+                  f"unit {args.unit} (entry {entry})")
+        else:
+            entry = ledger.set_cap(args.dataset, budget, reason=args.reason)
+            print(f"cap of dataset {args.dataset!r} is now epsilon={budget.epsilon:g}, delta={budget.delta:g} "
+                  f"(entry {entry})")
+        return 0
+    if cmd == "verify":
+        result = ledger.verify()
+        if args.json:
+            print(json.dumps(vars(result)))
+        elif result.ok:
+            print(f"ledger intact: {result.entries} entries, hash chain verified")
+        else:
+            print(f"ledger TAMPERED: {result.problem}")
+        return 0 if result.ok else 1
+    names = [args.dataset] if args.dataset else ledger.datasets()
+    statements = [ledger.statement(name).to_dict() for name in names]
+    if args.json:
+        print(json.dumps({"ledger": _redacted(args.ledger), "datasets": statements}))
+    else:
+        _print_statements(statements)
+    return 0
+
+
+def _redacted(url: str) -> str:
+    from dpsynth.privacy.ledger import _redact
+
+    return _redact(url)
+
+
+def _print_statements(statements: list[dict[str, Any]]) -> None:
+    if not statements:
+        print("no datasets registered in this ledger")
+    for st in statements:
+        cap, spent = st["cap"], st["spent"]
+        print(f"dataset {st['dataset']!r} ({st['unit_description']})")
+        print(f"  cap:       epsilon={cap['epsilon']:g}, delta={cap['delta']:g}  (rho={cap['rho']:.6g})")
+        print(f"  spent:     epsilon={spent['epsilon_tight']:.4g} at delta={spent['delta']:g} (tight, rho="
+              f"{spent['rho']:.6g}); plain sum of releases: epsilon={spent['epsilon_plain_sum']:.4g}, "
+              f"delta={spent['delta_plain_sum']:.3g}")
+        print(f"  remaining: rho={st['remaining']['rho']:.6g}   releases: {st['releases']}"
+              f" ({st['not_completed']} not completed)")
+        for e in st["entries"]:
+            print(f"  #{e['id']:<6} {e['created_at'][:19]}  {e['synthesizer']:<6} epsilon={e['epsilon']:g} "
+                  f"delta={e['delta']:g} rho={e['rho']:.6g}  {e['status']:<9} dpsynth {e['dpsynth_version']}  "
+                  f"input sha256 {str(e['input_sha256'])[:12]}")
 
 
 def _eval(args: argparse.Namespace) -> dict[str, Any]:
@@ -142,29 +257,43 @@ def _print_eval(report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "fit":
-            result = _fit(args)
-            if args.json:
-                print(json.dumps(result))
-            else:
-                print(
-                    f"wrote {result['rows']:,} synthetic rows to {result['out']} "
-                    f"({result['synthesizer']}, epsilon={result['epsilon']:g}, delta={result['delta']:g}, "
-                    f"rho={result['rho']:.6g}) in {result['seconds']:.1f} s"
-                )
-        elif args.command == "eval":
-            report = _eval(args)
-            if args.json:
-                print(json.dumps(report))
-            else:
-                _print_eval(report)
-        elif args.command == "demo":
-            from dpsynth.demo import run_demo
-
-            run_demo(Path(args.out), epsilon=args.epsilon, delta=args.delta)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UntrackedPrivacyWarning)
+            warnings.simplefilter("always", InsecureNoiseWarning)
+            code = _dispatch(args)
+        for w in caught:
+            if issubclass(w.category, (UntrackedPrivacyWarning, InsecureNoiseWarning)):
+                sys.stderr.write(f"dpsynth {args.command}: WARNING: {w.message}\n")
+            else:  # pragma: no cover - anything else keeps its usual form
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        return code
     except DPSynthError as exc:
         sys.stderr.write(f"dpsynth {args.command}: error: {exc}\n")
         return exc.exit_code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "ledger":
+        return _ledger(args)
+    if args.command == "demo":
+        from dpsynth.demo import run_demo
+
+        run_demo(Path(args.out), epsilon=args.epsilon, delta=args.delta)
+        return 0
+    if args.command == "eval":
+        report = _eval(args)
+        print(json.dumps(report)) if args.json else _print_eval(report)
+        return 0
+    result = _fit(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        entry = f", ledger entry {result['ledger_entry']}" if result["ledger_entry"] is not None else ""
+        print(
+            f"wrote {result['rows']:,} synthetic rows to {result['out']} "
+            f"({result['synthesizer']}, epsilon={result['epsilon']:g}, delta={result['delta']:g}, "
+            f"rho={result['rho']:.6g}{entry}) in {result['seconds']:.1f} s"
+        )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -10,8 +11,14 @@ from typing import Any
 from dpsynth import __version__
 from dpsynth.datasets import adult_path, adult_schema_path, load_adult
 from dpsynth.io import write_table
+from dpsynth.privacy import ApproxDP
+from dpsynth.privacy.ledger import Ledger
 from dpsynth.quality import fidelity
 from dpsynth.synth import MST
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def run_demo(out_dir: Path, *, epsilon: float = 1.0, delta: float = 1e-9) -> dict[str, Any]:
@@ -21,7 +28,15 @@ def run_demo(out_dir: Path, *, epsilon: float = 1.0, delta: float = 1e-9) -> dic
     synth = MST(epsilon=epsilon, delta=delta)
     synth.plan(schema)  # validate before touching the data
     out_dir.mkdir(parents=True, exist_ok=True)
-    synth.fit(data, schema=schema)
+    # A fresh ledger for the demo's own dataset: total budget ε = 4 at δ = 1e-6.
+    ledger_path = out_dir / "ledger.db"
+    for stale in (ledger_path, Path(f"{ledger_path}-wal"), Path(f"{ledger_path}-shm")):
+        stale.unlink(missing_ok=True)
+    ledger_url = f"sqlite:///{ledger_path}"
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("adult", ApproxDP(4.0, 1e-6))
+    synth.fit(data, schema=schema, ledger=ledger, dataset="adult", input_sha256=_sha256(adult_path()))
+    account = ledger.statement("adult")
     synthetic = synth.sample(len(data))
     write_table(synthetic, out_dir / "synthetic.csv", na_rep=schema.missing_values[0])
     seconds = time.perf_counter() - start
@@ -40,6 +55,7 @@ def run_demo(out_dir: Path, *, epsilon: float = 1.0, delta: float = 1e-9) -> dic
         "rows": len(synthetic),
         "selected_edges": [list(e) for e in synth.edges_],
         "fidelity": quality,
+        "ledger": {"url": ledger_url, "entry": synth.ledger_entry_, "statement": account.to_dict()},
         "seconds": round(seconds, 2),
         "note": "fidelity reads the real table: it is internal evidence, not differentially private",
     }
@@ -49,6 +65,9 @@ def run_demo(out_dir: Path, *, epsilon: float = 1.0, delta: float = 1e-9) -> dic
         "",
         f"- privacy spent: (ε = {statement['epsilon']:g}, δ = {statement['delta']:g})-DP, "
         f"as ρ = {statement['rho']:.6f} zCDP; unit: add/remove one row",
+        f"- ledger `{ledger_url}`: entry {synth.ledger_entry_}; dataset 'adult' has spent ε = "
+        f"{account.epsilon_spent_tight:.3f} of its ε = {account.cap.epsilon:g} at δ = {account.cap.delta:g} "
+        f"(remaining ρ = {account.rho_remaining:.4f})",
         f"- synthetic rows: {len(synthetic):,} → `synthetic.csv`",
         f"- fidelity (mean L1 workload error, lower is better): 1-way {quality['l1_1way']:.3f}, "
         f"2-way {quality['l1_2way']:.3f}, 3-way {quality['l1_3way']:.3f}",
@@ -58,6 +77,7 @@ def run_demo(out_dir: Path, *, epsilon: float = 1.0, delta: float = 1e-9) -> dic
         "",
     ]
     (out_dir / "summary.md").write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines[2:6]))
-    print(f"written to {out_dir}/ (synthetic.csv, summary.json, summary.md)")
+    print("\n".join(lines[2:7]))
+    print(f"written to {out_dir}/ (synthetic.csv, summary.json, summary.md, ledger.db)")
+    print(f"see the account: dpsynth ledger show --ledger {ledger_url}")
     return summary

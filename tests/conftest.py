@@ -32,3 +32,33 @@ def small_data() -> pd.DataFrame:
     age = rng.integers(0, 99, size=n)
     score = np.round(rng.random(n), 3)
     return pd.DataFrame({"color": color, "size": size, "age": age.astype(str), "score": score.astype(str)})
+
+
+# ---------------------------------------------------------------------------------------------------
+# A real PostgreSQL server (tests/postgres.py), started once per session on 127.0.0.1 and a free port.
+# Without server binaries the tests that use it are skipped, unless DPSYNTH_REQUIRE_POSTGRES=1 (CI),
+# which turns the skip into a failure. Install the binaries with scripts/install-postgres.sh.
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A running `postgres.TemporaryPostgres` shared by the whole session (fsync on)."""
+    import os
+
+    from postgres import TemporaryPostgres, find_pg_bin
+
+    if find_pg_bin() is None:
+        reason = "no PostgreSQL server binaries (initdb, pg_ctl); run scripts/install-postgres.sh"
+        if os.environ.get("DPSYNTH_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason} (DPSYNTH_REQUIRE_POSTGRES=1)", pytrace=False)
+        pytest.skip(reason)
+    with TemporaryPostgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """URL of a brand-new, empty database on `postgres_server` (named after the test), dropped afterwards."""
+    url = postgres_server.new_database(label=request.node.name)
+    yield url
+    postgres_server.drop_database(url)

@@ -9,8 +9,10 @@ raises :class:`~dpsynth.exceptions.NotFittedError` before ``fit``.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,7 +21,11 @@ from dpsynth import _validation as check
 from dpsynth.exceptions import NotFittedError, ParameterError
 from dpsynth.privacy.budgets import ZCDP, ApproxDP
 from dpsynth.privacy.events import PrivacyEvent
+from dpsynth.privacy.odometer import Odometer
 from dpsynth.schema.schema import Schema
+
+if TYPE_CHECKING:
+    from dpsynth.privacy.ledger import Ledger, _Untracked
 
 _REGISTRY: dict[str, type[Synthesizer]] = {}
 
@@ -40,6 +46,10 @@ def get_synthesizer(name: str) -> type[Synthesizer]:
 
 def registered() -> dict[str, type[Synthesizer]]:
     return dict(_REGISTRY)
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)) for k, v in params.items()}
 
 
 class Synthesizer(ABC):
@@ -75,9 +85,69 @@ class Synthesizer(ABC):
     def plan(self, schema: Schema) -> list[PrivacyEvent]:
         """The privacy events a fit on data of this schema spends (public information only)."""
 
+    #: The privacy unit the synthesizer's sensitivities are computed for.
+    unit: ClassVar[str] = "row"
+
+    def fit(
+        self,
+        data: pd.DataFrame,
+        *,
+        schema: Schema,
+        ledger: Ledger | _Untracked | None = None,
+        dataset: str | None = None,
+        input_sha256: str | None = None,
+    ) -> Synthesizer:
+        """Learn a DP model of ``data``; returns ``self``.
+
+        The road of every fit: plan the privacy events from public information (this validates
+        the parameters), check the data against the schema (a user mistake costs nothing), reserve
+        the whole plan in ``ledger`` for ``dataset`` (refused with
+        :class:`~dpsynth.exceptions.BudgetExceededError` before any private computation if the
+        cap would be exceeded), and only then measure the data, spending the reservation.
+
+        Args:
+            data: the private table.
+            schema: its public schema.
+            ledger: a :class:`~dpsynth.privacy.ledger.Ledger`, or ``dpsynth.UNTRACKED`` to fit
+                without recording the privacy loss anywhere (warns).
+            dataset: the dataset's name in the ledger.
+            input_sha256: fingerprint of the input file for the ledger; by default the SHA-256 of
+                the encoded table.
+
+        Privacy: consumes the planned budget (``self.privacy_spent_``).
+        """
+        from dpsynth.privacy.ledger import Ledger, _check_name, _Untracked
+        from dpsynth.schema.encode import encode
+
+        events = self.plan(schema)
+        if not isinstance(ledger, (Ledger, _Untracked)):
+            raise ParameterError(
+                f"ledger ({ledger!r}) must be a dpsynth Ledger (with dataset=NAME), or dpsynth.UNTRACKED to fit "
+                "without recording the privacy loss"
+            )
+        if isinstance(ledger, Ledger):
+            _check_name(dataset)
+        codes = encode(data, schema)  # validates the data against the schema; learns nothing
+        if isinstance(ledger, Ledger) and input_sha256 is None:
+            input_sha256 = hashlib.sha256(np.ascontiguousarray(codes).tobytes()).hexdigest()
+        reservation = ledger.reserve(
+            dataset, events, synthesizer=self.name, claimed=self.budget(), input_sha256=input_sha256,
+            parameters=_jsonable(self.get_params()), unit=self.unit,
+        )
+        start = time.perf_counter()
+        try:
+            self._fit_codes(codes, schema, reservation.odometer)
+        except BaseException as exc:
+            reservation.fail(type(exc).__name__)  # the budget stays spent: noise may have been drawn
+            raise
+        self.ledger_entry_ = reservation.id
+        self.dataset_ = dataset
+        reservation.complete(seconds=round(time.perf_counter() - start, 3))
+        return self
+
     @abstractmethod
-    def fit(self, data: pd.DataFrame, *, schema: Schema) -> Synthesizer:
-        """Learn a DP model of ``data``; returns ``self``."""
+    def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer) -> None:
+        """Fit on the encoded table, spending only through ``odometer`` (already reserved)."""
 
     @abstractmethod
     def _sample_codes(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:

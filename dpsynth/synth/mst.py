@@ -20,16 +20,13 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from dpsynth import _validation as check
 from dpsynth.exceptions import ParameterError
 from dpsynth.marginals import marginal_counts
 from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource, make_noise
-from dpsynth.privacy.budgets import ZCDP
 from dpsynth.privacy.events import PrivacyEvent, total_rho
 from dpsynth.privacy.odometer import Odometer
-from dpsynth.schema.encode import encode
 from dpsynth.schema.schema import Schema
 from dpsynth.synth import _pgm
 from dpsynth.synth.base import Synthesizer, register
@@ -156,18 +153,11 @@ class MST(Synthesizer):
         return self._plan(schema).events()
 
     # -- fitting --------------------------------------------------------------------------------
-    def fit(self, data: pd.DataFrame, *, schema: Schema) -> MST:
-        """Fit MST to ``data`` described by the public ``schema``. Returns ``self``.
-
-        Privacy: consumes the planned ρ (``self.privacy_spent_``); everything after the noisy
-        measurements is post-processing.
-        """
+    def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer) -> None:
+        """MST on the encoded table. Privacy: spends the planned ρ through ``odometer``;
+        everything after the noisy measurements is post-processing."""
         clock = _Clock()
         plan = self._plan(schema)
-        codes = encode(data, schema)  # validates the data against the schema; learns nothing
-        clock.lap("encode")
-        events = plan.events()
-        odometer = Odometer(ZCDP(total_rho(events)))  # the reservation
         noise = make_noise(self.insecure_seed)
         names, sizes = schema.names, schema.sizes
         d = len(names)
@@ -225,7 +215,6 @@ class MST(Synthesizer):
         self.privacy_spent_ = odometer.spent
         self.secure_noise_ = bool(noise.secure)
         self.timings_ = clock.laps
-        return self
 
     @staticmethod
     def _independent_estimate(

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dpsynth import UNTRACKED
 from dpsynth.exceptions import NotFittedError, ParameterError
 from dpsynth.privacy import total_rho
 from dpsynth.synth import registered
@@ -64,21 +65,21 @@ def test_plan_fits_the_budget_and_is_what_fit_spends(name, small_schema, small_d
     rho = synth.zcdp_budget().rho
     assert total_rho(planned) <= rho * (1 + 1e-12)
     assert total_rho(planned) >= rho * (1 - 1e-6)  # the budget is used, not wasted
-    assert synth.fit(small_data, schema=small_schema) is synth
+    assert synth.fit(small_data, schema=small_schema, ledger=UNTRACKED) is synth
     assert [e.to_dict() for e in synth.privacy_events_] == [e.to_dict() for e in planned]
     assert synth.privacy_spent_.rho == pytest.approx(total_rho(planned), rel=1e-12)
 
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)
 def test_plan_is_data_independent(name, small_schema, small_data):
-    a = make(name, insecure_seed=1).fit(small_data, schema=small_schema)
-    b = make(name, insecure_seed=1).fit(small_data.iloc[:50], schema=small_schema)
+    a = make(name, insecure_seed=1).fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    b = make(name, insecure_seed=1).fit(small_data.iloc[:50], schema=small_schema, ledger=UNTRACKED)
     assert [e.to_dict() for e in a.privacy_events_] == [e.to_dict() for e in b.privacy_events_]
 
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)
 def test_sample_has_schema_columns_and_values(name, small_schema, small_data):
-    synth = make(name, insecure_seed=5).fit(small_data, schema=small_schema)
+    synth = make(name, insecure_seed=5).fit(small_data, schema=small_schema, ledger=UNTRACKED)
     out = synth.sample(123)
     assert list(out.columns) == small_schema.names
     assert len(out) == 123
@@ -90,21 +91,21 @@ def test_sample_has_schema_columns_and_values(name, small_schema, small_data):
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)
 def test_seeded_fit_is_reproducible_and_marked_insecure(name, small_schema, small_data):
-    a = make(name, insecure_seed=11).fit(small_data, schema=small_schema)
-    b = make(name, insecure_seed=11).fit(small_data, schema=small_schema)
+    a = make(name, insecure_seed=11).fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    b = make(name, insecure_seed=11).fit(small_data, schema=small_schema, ledger=UNTRACKED)
     pd.testing.assert_frame_equal(a.sample(50), b.sample(50))
     assert a.secure_noise_ is False
 
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)
 def test_default_noise_is_secure(name, small_schema, small_data):
-    synth = make(name).fit(small_data, schema=small_schema)
+    synth = make(name).fit(small_data, schema=small_schema, ledger=UNTRACKED)
     assert synth.secure_noise_ is True
 
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)
 def test_sample_rows_validated(name, small_schema, small_data):
-    synth = make(name, insecure_seed=2).fit(small_data, schema=small_schema)
+    synth = make(name, insecure_seed=2).fit(small_data, schema=small_schema, ledger=UNTRACKED)
     for bad in (0, -3, 2.5):
         with pytest.raises(ParameterError):
             synth.sample(bad)
@@ -112,8 +113,8 @@ def test_sample_rows_validated(name, small_schema, small_data):
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)
 def test_refit_replaces_state(name, small_schema, small_data):
-    synth = make(name, insecure_seed=4).fit(small_data, schema=small_schema)
+    synth = make(name, insecure_seed=4).fit(small_data, schema=small_schema, ledger=UNTRACKED)
     first = synth.privacy_events_
-    synth.fit(small_data, schema=small_schema)
+    synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
     assert len(synth.privacy_events_) == len(first)
     assert np.isfinite(synth.privacy_spent_.rho)

@@ -36,7 +36,7 @@ def fit_args(data: Path, schema: Path, out: Path, **over: str) -> list[str]:
             "--delta": "1e-6", "--rows": "100", "--out": str(out)}
     args.update(over)
     flat = [x for kv in args.items() for x in kv if x is not None]
-    return ["fit", *flat]
+    return ["fit", *flat, "--no-ledger"]
 
 
 def test_fit_json_and_eval_on_domain_file(tmp_path, coded):

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dpsynth import UNTRACKED
 from dpsynth.exceptions import ParameterError
 from dpsynth.marginals import marginal_counts
 from dpsynth.schema import Schema, encode
@@ -52,7 +53,7 @@ def test_edge_scores_have_sensitivity_one():
 
 
 def test_strong_dependency_is_selected_and_reproduced(small_schema, small_data):
-    synth = MST(epsilon=50.0, delta=1e-6, insecure_seed=0).fit(small_data, schema=small_schema)
+    synth = MST(epsilon=50.0, delta=1e-6, insecure_seed=0).fit(small_data, schema=small_schema, ledger=UNTRACKED)
     assert {"color", "size"} in [set(e) for e in synth.edges_]
     out = synth.sample(4000, random_state=1)
     real = small_data[small_data["color"] != "?"]
@@ -68,7 +69,7 @@ def test_compression_merges_rare_values_and_decompresses_into_the_domain():
     rng = np.random.default_rng(1)
     a = np.where(rng.random(500) < 0.9, 0, rng.integers(0, 40, 500))
     data = pd.DataFrame({"a": a, "b": rng.integers(0, 3, 500)})
-    synth = MST(epsilon=0.5, delta=1e-6, insecure_seed=2).fit(data, schema=schema)
+    synth = MST(epsilon=0.5, delta=1e-6, insecure_seed=2).fit(data, schema=schema, ledger=UNTRACKED)
     assert "a" in synth.compression_ and synth.compressed_sizes_["a"] < 40
     out = synth.sample(2000)
     assert out["a"].between(0, 39).all()
@@ -127,7 +128,8 @@ def test_systematic_round_sums_exactly():
 def test_fit_does_not_learn_the_domain_from_data(small_schema, small_data):
     """Levels absent from the data still exist in the model (the domain is the schema's)."""
     only_red = small_data[small_data["color"] == "red"]
-    synth = MST(epsilon=1.0, delta=1e-6, insecure_seed=6, compress=False).fit(only_red, schema=small_schema)
+    synth = MST(epsilon=1.0, delta=1e-6, insecure_seed=6, compress=False)
+    synth.fit(only_red, schema=small_schema, ledger=UNTRACKED)
     assert synth.compressed_sizes_ == dict(zip(small_schema.names, small_schema.sizes, strict=True))
     codes = encode(only_red, small_schema)
     assert codes.shape == (len(only_red), 4)

@@ -1,0 +1,617 @@
+"""The privacy-budget ledger: one persistent, tamper-evident account per private dataset.
+
+A ledger is an append-only, hash-chained list of entries in SQLite (``sqlite:///path``, the
+default, created on first use) or PostgreSQL (``postgresql://…``, for a team):
+
+* ``dataset``  registers a private dataset with its cap (ε, δ) and privacy unit;
+* ``cap``      changes a cap (with the reason, which is recorded);
+* ``reserve``  a synthesizer's whole planned privacy events, appended atomically *before* any
+  private computation, and refused if the dataset's cap would be exceeded;
+* ``complete`` / ``fail`` close a reservation. A reservation is final: its budget stays spent
+  whatever happens after it, and one with neither is shown as not completed.
+
+Composition is tight: every reservation stores its events, zCDP ρ add up, and the total is
+converted to (ε, δ) at the dataset's δ with the Canonne–Kamath–Steinke conversion; the plain sum
+of the releases' own ε is shown next to it. The cap is enforced on the tight total, which is
+equivalent to Σρ ≤ ρ_cap with ρ_cap the largest ρ whose conversion fits the cap.
+
+Each entry holds the SHA-256 of its canonical content and of its predecessor's; a head row holds
+the last one. :meth:`Ledger.verify` finds the first entry that was edited, deleted or reordered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import re
+import sqlite3
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dpsynth import _validation as check
+from dpsynth.exceptions import BudgetExceededError, DPSynthError, ParameterError
+from dpsynth.privacy.accounting import approx_dp_to_rho, zcdp_epsilon
+from dpsynth.privacy.budgets import ZCDP, ApproxDP
+from dpsynth.privacy.events import PrivacyEvent, total_rho
+from dpsynth.privacy.odometer import Odometer
+
+GENESIS = "0" * 64
+SCHEMA_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_UNIT = re.compile(r"^(row|user:[1-9][0-9]*)$")
+UNIT_DESCRIPTIONS = {"row": "add/remove one row"}
+
+
+class LedgerError(DPSynthError):
+    """The ledger cannot be used as asked (unknown dataset, bad URL, unreachable server …)."""
+
+
+class UntrackedPrivacyWarning(UserWarning):
+    """A fit ran without a ledger: its privacy loss is recorded nowhere."""
+
+
+def describe_unit(unit: str) -> str:
+    if unit == "row":
+        return UNIT_DESCRIPTIONS["row"]
+    return f"add/remove one user with at most {unit.split(':', 1)[1]} rows"
+
+
+def canonical(obj: Any) -> str:
+    """The canonical JSON text that entry hashes are computed over."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _entry_hash(seq: int, created_at: str, kind: str, dataset: str, rho: float, content: str, prev: str) -> str:
+    body = canonical(
+        {"seq": seq, "created_at": created_at, "kind": kind, "dataset": dataset, "rho": rho,
+         "content": content, "prev_hash": prev}
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger entry as stored."""
+
+    seq: int
+    created_at: str
+    kind: str
+    dataset: str
+    rho: float
+    content: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass
+class ReservationView:
+    """A reservation as the ledger shows it (no data, only accounting and provenance)."""
+
+    id: int
+    created_at: str
+    synthesizer: str
+    rho: float
+    epsilon: float
+    delta: float
+    events: list[dict[str, Any]]
+    status: str
+    dpsynth_version: str
+    input_sha256: str | None
+    completed_at: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass
+class DatasetStatement:
+    """The account of one dataset: its cap, what was spent (tight and plain sum), what is left."""
+
+    dataset: str
+    unit: str
+    cap: ApproxDP
+    cap_history: list[dict[str, Any]]
+    reservations: list[ReservationView]
+
+    @property
+    def rho_cap(self) -> float:
+        return approx_dp_to_rho(self.cap.epsilon, self.cap.delta)
+
+    @property
+    def rho_spent(self) -> float:
+        return math.fsum(r.rho for r in self.reservations)
+
+    @property
+    def rho_remaining(self) -> float:
+        return max(0.0, self.rho_cap - self.rho_spent)
+
+    @property
+    def epsilon_spent_tight(self) -> float:
+        """ε of everything spent, composed in zCDP and converted at the dataset's δ."""
+        return zcdp_epsilon(self.rho_spent, self.cap.delta) if self.rho_spent > 0 else 0.0
+
+    @property
+    def epsilon_spent_plain_sum(self) -> float:
+        """Σ of the releases' own ε (basic composition): what a reviewer can add up by hand."""
+        return math.fsum(r.epsilon for r in self.reservations)
+
+    @property
+    def delta_spent_plain_sum(self) -> float:
+        return math.fsum(r.delta for r in self.reservations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "unit": self.unit,
+            "unit_description": describe_unit(self.unit),
+            "cap": {"epsilon": self.cap.epsilon, "delta": self.cap.delta, "rho": self.rho_cap},
+            "spent": {
+                "rho": self.rho_spent,
+                "epsilon_tight": self.epsilon_spent_tight,
+                "delta": self.cap.delta,
+                "epsilon_plain_sum": self.epsilon_spent_plain_sum,
+                "delta_plain_sum": self.delta_spent_plain_sum,
+            },
+            "remaining": {"rho": self.rho_remaining},
+            "releases": len(self.reservations),
+            "not_completed": sum(1 for r in self.reservations if r.status == "reserved"),
+            "cap_history": self.cap_history,
+            "entries": [r.to_dict() for r in self.reservations],
+        }
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    entries: int
+    first_bad: int | None = None
+    problem: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# storage backends
+# ---------------------------------------------------------------------------------------------
+
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS dpsynth_ledger_entries (
+        seq INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        rho DOUBLE PRECISION NOT NULL,
+        content TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS dpsynth_ledger_by_dataset ON dpsynth_ledger_entries (dataset, seq)",
+    """CREATE TABLE IF NOT EXISTS dpsynth_ledger_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        version INTEGER NOT NULL)""",
+]
+
+
+class _Backend:
+    """A DB-API connection factory plus the two transaction shapes the ledger needs."""
+
+    placeholder = "?"
+
+    def sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield
+
+
+class _SQLite(_Backend):
+    def __init__(self, path: Path, url: str):
+        self.path = path
+        self.url = url
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():
+            raise ParameterError(f"ledger ({url!r}) must be in an existing directory")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=60000")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"ledger {self.url!r} cannot be opened: {exc}") from None
+        return conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Cursor]:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
+            cur = conn.cursor()
+            try:
+                yield cur
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Cursor]:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+            yield conn.cursor()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+
+class _Postgres(_Backend):
+    placeholder = "%s"
+
+    def __init__(self, url: str):
+        try:
+            import psycopg
+        except ImportError:  # pragma: no cover - depends on the install
+            raise LedgerError(
+                "a postgresql:// ledger needs psycopg: pip install 'dpsynth[postgres]'"
+            ) from None
+        self._psycopg = psycopg
+        self.url = url
+
+    def _connect(self) -> Any:
+        try:
+            return self._psycopg.connect(self.url, connect_timeout=10, autocommit=False)
+        except self._psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise LedgerError(f"cannot connect to ledger {_redact(self.url)!r}: {reason}") from None
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Any]:
+        conn = self._connect()
+        try:
+            with conn.transaction():
+                cur = conn.cursor()
+                # Serialise writers on the head row (created by _ensure_tables).
+                cur.execute("SELECT seq FROM dpsynth_ledger_head WHERE id = 1 FOR UPDATE")
+                yield cur
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Any]:
+        conn = self._connect()
+        try:
+            with conn.transaction():
+                cur = conn.cursor()
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                yield cur
+        finally:
+            conn.close()
+
+    def init(self) -> None:
+        conn = self._connect()
+        try:
+            with conn.transaction():
+                cur = conn.cursor()
+                cur.execute("SELECT pg_advisory_xact_lock(7366047411)")  # one initialiser at a time
+                for statement in _TABLES:
+                    cur.execute(statement)
+                cur.execute(
+                    "INSERT INTO dpsynth_ledger_head (id, seq, hash, version) VALUES (1, 0, %s, %s) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (GENESIS, SCHEMA_VERSION),
+                )
+        finally:
+            conn.close()
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def _backend(url: str) -> _Backend:
+    if not isinstance(url, str) or not url:
+        raise ParameterError(f"ledger ({url!r}) must be sqlite:///PATH or postgresql://…")
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if not path or path.endswith("/"):
+            raise ParameterError(f"ledger ({url!r}) must name a file: sqlite:///PATH")
+        return _SQLite(Path(path), url)
+    if url.startswith(("postgresql://", "postgres://")):
+        return _Postgres(url)
+    raise ParameterError(f"ledger ({_redact(url)!r}) must be sqlite:///PATH or postgresql://…")
+
+
+# ---------------------------------------------------------------------------------------------
+# the ledger
+# ---------------------------------------------------------------------------------------------
+
+
+class Ledger:
+    """A persistent privacy-budget ledger at ``url`` (``sqlite:///PATH`` or ``postgresql://…``)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._db = _backend(url)
+        self._ensure_tables()
+
+    def __repr__(self) -> str:
+        return f"Ledger({_redact(self.url)!r})"
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _ensure_tables(self) -> None:
+        if isinstance(self._db, _Postgres):
+            self._db.init()
+            return
+        with self._db.write() as cur:
+            for statement in _TABLES:
+                cur.execute(statement)
+            cur.execute(
+                "INSERT OR IGNORE INTO dpsynth_ledger_head (id, seq, hash, version) VALUES (1, 0, ?, ?)",
+                (GENESIS, SCHEMA_VERSION),
+            )
+
+    # -- low level ----------------------------------------------------------------------------
+    def _append(self, cur: Any, kind: str, dataset: str, rho: float, content: dict[str, Any]) -> int:
+        sql = self._db.sql
+        cur.execute(sql("SELECT seq, hash FROM dpsynth_ledger_head WHERE id = 1"))
+        last_seq, last_hash = cur.fetchone()
+        seq = int(last_seq) + 1
+        created_at = datetime.now(UTC).isoformat(timespec="microseconds")
+        text = canonical(content)
+        digest = _entry_hash(seq, created_at, kind, dataset, float(rho), text, last_hash)
+        cur.execute(
+            sql(
+                "INSERT INTO dpsynth_ledger_entries (seq, created_at, kind, dataset, rho, content, prev_hash, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            (seq, created_at, kind, dataset, float(rho), text, last_hash, digest),
+        )
+        cur.execute(sql("UPDATE dpsynth_ledger_head SET seq = ?, hash = ? WHERE id = 1"), (seq, digest))
+        return seq
+
+    def _dataset_entries(self, cur: Any, dataset: str) -> list[Entry]:
+        cur.execute(
+            self._db.sql(
+                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash "
+                "FROM dpsynth_ledger_entries WHERE dataset = ? ORDER BY seq"
+            ),
+            (dataset,),
+        )
+        return [
+            Entry(int(s), c, k, d, float(r), json.loads(t), p, h) for s, c, k, d, r, t, p, h in cur.fetchall()
+        ]
+
+    @staticmethod
+    def _statement(dataset: str, entries: list[Entry]) -> DatasetStatement:
+        if not entries or entries[0].kind != "dataset":
+            raise LedgerError(f"dataset {dataset!r} is not registered in this ledger (dpsynth ledger create)")
+        first = entries[0].content
+        cap = ApproxDP(first["epsilon"], first["delta"])
+        history = [{"seq": entries[0].seq, "time": entries[0].created_at, "epsilon": cap.epsilon,
+                    "delta": cap.delta, "reason": "created"}]
+        reservations: dict[int, ReservationView] = {}
+        for e in entries[1:]:
+            c = e.content
+            if e.kind == "cap":
+                cap = ApproxDP(c["epsilon"], c["delta"])
+                history.append({"seq": e.seq, "time": e.created_at, "epsilon": cap.epsilon,
+                                "delta": cap.delta, "reason": c["reason"]})
+            elif e.kind == "reserve":
+                reservations[e.seq] = ReservationView(
+                    id=e.seq, created_at=e.created_at, synthesizer=c["synthesizer"], rho=e.rho,
+                    epsilon=c["claimed"]["epsilon"], delta=c["claimed"]["delta"], events=c["events"],
+                    status="reserved", dpsynth_version=c["dpsynth_version"], input_sha256=c.get("input_sha256"),
+                )
+            elif e.kind in ("complete", "fail") and c["reservation"] in reservations:
+                view = reservations[c["reservation"]]
+                view.status = "completed" if e.kind == "complete" else "failed"
+                view.completed_at = e.created_at
+                view.detail = {k: v for k, v in c.items() if k != "reservation"}
+        return DatasetStatement(dataset, first["unit"], cap, history, list(reservations.values()))
+
+    # -- datasets -----------------------------------------------------------------------------
+    def create_dataset(self, dataset: str, budget: ApproxDP, *, unit: str = "row") -> int:
+        """Register ``dataset`` with its total budget (cap) and privacy unit. Returns the entry id."""
+        _check_name(dataset)
+        budget = _check_cap(budget)
+        if not isinstance(unit, str) or not _UNIT.match(unit):
+            raise ParameterError(f"unit ({unit!r}) must be 'row' or 'user:K' (at most K rows per user)")
+        with self._db.write() as cur:
+            if self._dataset_entries(cur, dataset):
+                raise LedgerError(f"dataset {dataset!r} is already registered in this ledger")
+            return self._append(cur, "dataset", dataset, 0.0, {
+                "epsilon": budget.epsilon, "delta": budget.delta, "unit": unit, "rho_cap":
+                approx_dp_to_rho(budget.epsilon, budget.delta)})
+
+    def set_cap(self, dataset: str, budget: ApproxDP, *, reason: str) -> int:
+        """Change the cap of ``dataset``; the reason is recorded. Never below what is spent."""
+        budget = _check_cap(budget)
+        if not isinstance(reason, str) or not reason.strip():
+            raise ParameterError("reason must be given to change a dataset's cap (it is recorded)")
+        with self._db.write() as cur:
+            statement = self._statement(dataset, self._dataset_entries(cur, dataset))
+            new_rho_cap = approx_dp_to_rho(budget.epsilon, budget.delta)
+            if new_rho_cap < statement.rho_spent:
+                spent = zcdp_epsilon(statement.rho_spent, budget.delta)
+                raise LedgerError(
+                    f"cap (epsilon={budget.epsilon:g}, delta={budget.delta:g}) is below what dataset {dataset!r} "
+                    f"has already spent (rho={statement.rho_spent:.6g}, epsilon={spent:.6g} at that delta)"
+                )
+            return self._append(cur, "cap", dataset, 0.0, {
+                "epsilon": budget.epsilon, "delta": budget.delta, "reason": reason.strip(),
+                "previous": {"epsilon": statement.cap.epsilon, "delta": statement.cap.delta}})
+
+    def datasets(self) -> list[str]:
+        with self._db.read() as cur:
+            cur.execute("SELECT DISTINCT dataset FROM dpsynth_ledger_entries WHERE kind = 'dataset' ORDER BY dataset")
+            return [row[0] for row in cur.fetchall()]
+
+    def statement(self, dataset: str) -> DatasetStatement:
+        """The current account of ``dataset``."""
+        with self._db.read() as cur:
+            return self._statement(dataset, self._dataset_entries(cur, dataset))
+
+    # -- charging -----------------------------------------------------------------------------
+    def check(self, dataset: str, events: Sequence[PrivacyEvent], *, claimed: ApproxDP) -> DatasetStatement:
+        """Raise if ``events`` would not fit (without reserving); return the statement."""
+        statement = self.statement(dataset)
+        _refuse_overdraft(statement, total_rho(list(events)), claimed)
+        return statement
+
+    def reserve(
+        self,
+        dataset: str,
+        events: Sequence[PrivacyEvent],
+        *,
+        synthesizer: str,
+        claimed: ApproxDP,
+        input_sha256: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        unit: str = "row",
+    ) -> Reservation:
+        """Atomically append a reservation of ``events``, or refuse it before anything is spent.
+
+        Raises:
+            BudgetExceededError: the dataset's cap would be exceeded (both numbers in the message).
+            LedgerError: unknown dataset, or a privacy unit the synthesizer does not provide.
+        """
+        from dpsynth import __version__
+
+        rho = total_rho(list(events))
+        with self._db.write() as cur:
+            statement = self._statement(dataset, self._dataset_entries(cur, dataset))
+            if statement.unit != unit:
+                raise LedgerError(
+                    f"dataset {dataset!r} is registered with privacy unit {statement.unit!r} "
+                    f"({describe_unit(statement.unit)}), but {synthesizer} protects {describe_unit(unit)}"
+                )
+            _refuse_overdraft(statement, rho, claimed)
+            seq = self._append(cur, "reserve", dataset, rho, {
+                "synthesizer": synthesizer,
+                "claimed": {"epsilon": claimed.epsilon, "delta": claimed.delta},
+                "events": [e.to_dict() for e in events],
+                "dpsynth_version": __version__,
+                "input_sha256": input_sha256,
+                "parameters": parameters or {},
+            })
+        return Reservation(self, dataset, seq, ZCDP(rho))
+
+    def _close(self, dataset: str, reservation: int, kind: str, detail: dict[str, Any]) -> int:
+        with self._db.write() as cur:
+            return self._append(cur, kind, dataset, 0.0, {"reservation": reservation, **detail})
+
+    # -- tamper evidence ----------------------------------------------------------------------
+    def verify(self) -> VerifyResult:
+        """Check the hash chain from the first entry to the head; name the first bad entry."""
+        with self._db.read() as cur:
+            cur.execute(
+                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash "
+                "FROM dpsynth_ledger_entries ORDER BY seq"
+            )
+            rows = cur.fetchall()
+            cur.execute("SELECT seq, hash FROM dpsynth_ledger_head WHERE id = 1")
+            head = cur.fetchone()
+        prev = GENESIS
+        for i, (seq, created_at, kind, dataset, rho, content, prev_hash, digest) in enumerate(rows, start=1):
+            if int(seq) != i:
+                return VerifyResult(False, len(rows), i, f"entry {i} is missing (the next stored entry is {seq}): "
+                                    "deleted or renumbered")
+            if prev_hash != prev:
+                return VerifyResult(False, len(rows), i, f"entry {i} does not follow entry {i - 1} "
+                                    "(its predecessor hash differs): an entry before it was changed, deleted or moved")
+            if _entry_hash(int(seq), created_at, kind, dataset, float(rho), content, prev_hash) != digest:
+                return VerifyResult(False, len(rows), i, f"entry {i} ({kind}, dataset {dataset!r}) does not match "
+                                    "its hash: it was edited")
+            prev = digest
+        if head is None or int(head[0]) != len(rows) or head[1] != prev:
+            n = len(rows)
+            return VerifyResult(False, n, n + 1, f"the ledger head records entry {head[0] if head else '?'} but "
+                                f"{n} entries remain: entries after {n} were deleted")
+        return VerifyResult(True, len(rows))
+
+
+@dataclass
+class Reservation:
+    """Budget reserved for one computation; the computation spends it through :attr:`odometer`."""
+
+    ledger: Ledger | None
+    dataset: str | None
+    id: int | None
+    reserved: ZCDP
+    odometer: Odometer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.odometer = Odometer(self.reserved)
+
+    def complete(self, **detail: Any) -> None:
+        if self.ledger is not None and self.dataset is not None and self.id is not None:
+            self.ledger._close(self.dataset, self.id, "complete", {"spent_rho": self.odometer.spent.rho, **detail})
+
+    def fail(self, error: str) -> None:
+        if self.ledger is not None and self.dataset is not None and self.id is not None:
+            self.ledger._close(self.dataset, self.id, "fail", {"spent_rho": self.odometer.spent.rho, "error": error})
+
+
+class _Untracked:
+    """The explicit, loud opt-out: fit without recording the privacy loss anywhere."""
+
+    def __repr__(self) -> str:
+        return "dpsynth.UNTRACKED"
+
+    def reserve(self, dataset: str | None, events: Sequence[PrivacyEvent], **_: Any) -> Reservation:
+        warnings.warn(
+            "fitting WITHOUT a privacy ledger: this release's privacy loss is recorded nowhere and "
+            "does not count against any budget",
+            UntrackedPrivacyWarning,
+            stacklevel=3,
+        )
+        return Reservation(None, None, None, ZCDP(total_rho(list(events))))
+
+
+UNTRACKED = _Untracked()
+
+
+def _check_name(dataset: object) -> str:
+    if not isinstance(dataset, str) or not _NAME.match(dataset):
+        raise ParameterError(
+            f"dataset ({dataset!r}) must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return dataset
+
+
+def _check_cap(budget: object) -> ApproxDP:
+    if not isinstance(budget, ApproxDP):
+        raise ParameterError(f"budget ({budget!r}) must be an ApproxDP(epsilon, delta)")
+    check.positive_finite("epsilon", budget.epsilon)
+    check.open_unit("delta", budget.delta)
+    return budget
+
+
+def _refuse_overdraft(statement: DatasetStatement, rho: float, claimed: ApproxDP) -> None:
+    remaining = statement.rho_cap - statement.rho_spent
+    if rho > remaining:
+        raise BudgetExceededError(
+            f"requested rho={rho:.6g} (epsilon={claimed.epsilon:g}, delta={claimed.delta:g}) exceeds the remaining "
+            f"rho={max(remaining, 0.0):.6g} of dataset {statement.dataset!r} (cap epsilon={statement.cap.epsilon:g}, "
+            f"delta={statement.cap.delta:g}; spent rho={statement.rho_spent:.6g} in "
+            f"{len(statement.reservations)} release(s))",
+            requested=rho,
+            remaining=max(remaining, 0.0),
+        )

@@ -1,0 +1,345 @@
+"""The privacy-budget ledger on SQLite and on a real PostgreSQL server.
+
+Covers: tight composition, overdraft refusal before anything is spent, final reservations (a
+process killed after reserving), tamper evidence, and 8 processes racing for a cap that admits 3.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from dpsynth.exceptions import BudgetExceededError, ParameterError
+from dpsynth.privacy import ApproxDP, GaussianEvent, approx_dp_to_rho, zcdp_epsilon
+from dpsynth.privacy.ledger import Ledger, LedgerError
+from dpsynth.schema import Schema
+from dpsynth.synth import MST
+
+SCHEMA = Schema.from_domain({"a": 3, "b": 4, "c": 2})
+CLAIM = ApproxDP(1.0, 1e-9)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def raw_execute(url: str, *statements: str) -> None:
+    """Edit the database behind the ledger's back (what an attacker or a careless admin does)."""
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///"):])
+        try:
+            for statement in statements:
+                conn.execute(statement)
+            conn.commit()
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def mst_events():
+    return MST(epsilon=CLAIM.epsilon, delta=CLAIM.delta).plan(SCHEMA)
+
+
+def test_ten_releases_compose_tightly(ledger_url):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("adult", ApproxDP(5.0, 1e-6))
+    events = mst_events()
+    rho = sum(e.rho for e in events)
+    for _ in range(10):
+        ledger.reserve("adult", events, synthesizer="mst", claimed=CLAIM).complete(rows=10)
+    st = ledger.statement("adult")
+    assert st.rho_spent == pytest.approx(10 * rho, rel=1e-12)
+    assert rho == pytest.approx(0.0149731, abs=1e-7)
+    # Ten releases at ε = 1 each: plain sum ε = 10, but composed in zCDP ρ = 0.1497, which is
+    # ε = 2.670 at δ = 1e-6 (Canonne–Kamath–Steinke).
+    assert st.epsilon_spent_plain_sum == pytest.approx(10.0)
+    assert st.epsilon_spent_tight == pytest.approx(2.6703, abs=1e-3)
+    assert st.epsilon_spent_tight == pytest.approx(zcdp_epsilon(10 * rho, 1e-6), rel=1e-9)
+    assert [r.status for r in st.reservations] == ["completed"] * 10
+    report = st.to_dict()
+    assert report["remaining"]["rho"] == pytest.approx(approx_dp_to_rho(5.0, 1e-6) - 10 * rho)
+    assert report["releases"] == 10 and report["not_completed"] == 0
+    assert Ledger(ledger_url).verify().ok  # persistent: a new handle sees the same chain
+
+
+def test_overdraft_is_refused_with_both_numbers_and_changes_nothing(ledger_url):
+    ledger = Ledger(ledger_url)
+    events = mst_events()
+    rho = sum(e.rho for e in events)
+    # A cap whose ρ admits exactly two releases.
+    ledger.create_dataset("d", ApproxDP(zcdp_epsilon(2.5 * rho, 1e-6), 1e-6))
+    for _ in range(2):
+        ledger.reserve("d", events, synthesizer="mst", claimed=CLAIM)
+    before = ledger.verify().entries
+    with pytest.raises(BudgetExceededError) as err:
+        ledger.reserve("d", events, synthesizer="mst", claimed=CLAIM)
+    message = str(err.value)
+    assert f"requested rho={rho:.6g}" in message
+    assert f"remaining rho={0.5 * rho:.6g}" in message and "dataset 'd'" in message
+    assert err.value.requested == pytest.approx(rho) and err.value.remaining == pytest.approx(0.5 * rho)
+    assert ledger.verify().entries == before
+    assert len(ledger.statement("d").reservations) == 2
+
+
+def test_reservations_are_final_and_their_status_shown(ledger_url):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
+    a = ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM, input_sha256="ab" * 32)
+    b = ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
+    ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
+    a.complete(rows=5)
+    b.fail("KeyboardInterrupt")
+    st = ledger.statement("d")
+    assert [r.status for r in st.reservations] == ["completed", "failed", "reserved"]
+    assert st.rho_spent == pytest.approx(3 * sum(e.rho for e in mst_events()))  # failed ones stay spent
+    assert st.reservations[0].input_sha256 == "ab" * 32
+    assert st.reservations[0].events[0]["kind"] == "gaussian"
+    assert st.to_dict()["not_completed"] == 1
+
+
+def test_caps_change_only_with_a_reason_and_never_below_spending(ledger_url):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
+    ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
+    with pytest.raises(ParameterError, match="reason"):
+        ledger.set_cap("d", ApproxDP(2.0, 1e-6), reason="  ")
+    with pytest.raises(LedgerError, match="below what dataset 'd' has already spent"):
+        ledger.set_cap("d", ApproxDP(0.1, 1e-6), reason="tighten")
+    ledger.set_cap("d", ApproxDP(2.0, 1e-6), reason="approved by the DPO, ticket 42")
+    st = ledger.statement("d")
+    assert st.cap == ApproxDP(2.0, 1e-6)
+    assert [h["reason"] for h in st.cap_history] == ["created", "approved by the DPO, ticket 42"]
+
+
+def test_bad_requests(ledger_url):
+    ledger = Ledger(ledger_url)
+    with pytest.raises(LedgerError, match="dataset 'nope' is not registered"):
+        ledger.statement("nope")
+    with pytest.raises(LedgerError, match="not registered"):
+        ledger.reserve("nope", mst_events(), synthesizer="mst", claimed=CLAIM)
+    ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
+    with pytest.raises(LedgerError, match="already registered"):
+        ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
+    with pytest.raises(ParameterError, match="must be 1–128 letters"):
+        ledger.create_dataset("no spaces", ApproxDP(1.0, 1e-6))
+    with pytest.raises(ParameterError, match="unit"):
+        ledger.create_dataset("e", ApproxDP(1.0, 1e-6), unit="household")
+    with pytest.raises(ParameterError, match="epsilon"):
+        ledger.create_dataset("e", ApproxDP(0.0, 1e-6))
+    ledger.create_dataset("users", ApproxDP(1.0, 1e-6), unit="user:5")
+    with pytest.raises(LedgerError, match="privacy unit 'user:5'"):
+        ledger.reserve("users", mst_events(), synthesizer="mst", claimed=CLAIM)
+    assert ledger.verify().entries == 2
+
+
+@pytest.mark.parametrize("url,message", [
+    ("mysql://x", "must be sqlite:///PATH or postgresql://"),
+    ("sqlite:///", "must name a file"),
+    ("sqlite:///no/such/dir/l.db", "must be in an existing directory"),
+    ("", "must be sqlite:///PATH"),
+])
+def test_malformed_urls(url, message):
+    with pytest.raises(ParameterError, match=message):
+        Ledger(url)
+
+
+def test_unreachable_server():
+    start = time.perf_counter()
+    with pytest.raises(LedgerError, match="cannot connect to ledger 'postgresql://dpsynth:\\*\\*\\*@127.0.0.1:1/x'"):
+        Ledger("postgresql://dpsynth:secret@127.0.0.1:1/x")
+    assert time.perf_counter() - start < 15
+
+
+TAMPERING = {
+    "edit": ("UPDATE dpsynth_ledger_entries SET rho = 0.0001 WHERE seq = 3", 3, "does not match its hash"),
+    "edit content": (
+        "UPDATE dpsynth_ledger_entries SET content = REPLACE(content, '\"mst\"', '\"aim\"') WHERE seq = 4",
+        4, "does not match its hash"),
+    "delete": ("DELETE FROM dpsynth_ledger_entries WHERE seq = 3", 3, "missing"),
+    "delete last": ("DELETE FROM dpsynth_ledger_entries WHERE seq = 5", 5, "were deleted"),
+    "reorder": (
+        "UPDATE dpsynth_ledger_entries SET seq = CASE seq WHEN 2 THEN 3 WHEN 3 THEN 2 END + 100 WHERE seq IN (2, 3);"
+        "UPDATE dpsynth_ledger_entries SET seq = seq - 100 WHERE seq > 100", 2, "does not follow entry 1"),
+}
+
+
+@pytest.mark.parametrize("how", list(TAMPERING))
+def test_tampering_is_found_at_the_first_bad_entry(ledger_url, how):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
+    for _ in range(4):
+        ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
+    assert ledger.verify().ok and ledger.verify().entries == 5
+    sql, first_bad, problem = TAMPERING[how]
+    raw_execute(ledger_url, *[s for s in sql.split(";") if s.strip()])
+    result = ledger.verify()
+    assert not result.ok
+    assert result.first_bad == first_bad, result.problem
+    assert problem in result.problem
+
+
+def _race_worker(args):
+    url, start_at = args
+    while time.time() < start_at:
+        time.sleep(0.001)
+    try:
+        Ledger(url).reserve("race", [GaussianEvent(scale=1.0, l2_sensitivity=1.0)], synthesizer="mst",
+                            claimed=ApproxDP(1.0, 1e-6))
+        return "reserved"
+    except BudgetExceededError:
+        return "refused"
+
+
+def test_eight_processes_race_for_a_cap_that_admits_three(ledger_url):
+    ledger = Ledger(ledger_url)
+    # Each reservation is ρ = 0.5; a cap of ρ = 1.75 admits exactly three.
+    ledger.create_dataset("race", ApproxDP(zcdp_epsilon(1.75, 1e-6), 1e-6))
+    start_at = time.time() + 2.0
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        outcomes = pool.map(_race_worker, [(ledger_url, start_at)] * 8)
+    assert sorted(outcomes) == ["refused"] * 5 + ["reserved"] * 3
+    st = ledger.statement("race")
+    assert len(st.reservations) == 3 and st.rho_spent == pytest.approx(1.5)
+    assert ledger.verify().ok
+
+
+CRASH = textwrap.dedent("""
+    import os, signal, sys
+    import pandas as pd
+    import dpsynth.synth._pgm as pgm
+    from dpsynth.privacy.ledger import Ledger
+    from dpsynth.schema import Schema
+    from dpsynth.synth import MST
+
+    def die(*args, **kwargs):  # the noise has been drawn; now the process dies hard
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    pgm.estimate_marginals = die
+    data = pd.DataFrame({"a": ["0", "1", "2"] * 20, "b": ["1", "2", "3"] * 20, "c": ["0", "1", "1"] * 20})
+    MST(epsilon=1.0, delta=1e-9).fit(data, schema=Schema.from_domain({"a": 3, "b": 4, "c": 2}),
+                                     ledger=Ledger(sys.argv[1]), dataset="d")
+""")
+
+
+def test_a_process_killed_after_reserving_leaves_the_budget_spent(ledger_url, tmp_path):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
+    script = tmp_path / "crash.py"
+    script.write_text(CRASH)
+    proc = subprocess.run([sys.executable, str(script), ledger_url], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    st = ledger.statement("d")
+    assert len(st.reservations) == 1
+    assert st.reservations[0].status == "reserved"  # shown as not completed
+    assert st.rho_spent == pytest.approx(sum(e.rho for e in mst_events()))
+    assert st.to_dict()["not_completed"] == 1
+    assert ledger.verify().ok
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+def dpsynth(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dpsynth", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def coded(tmp_path: Path) -> tuple[Path, Path]:
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,c\n" + "0,1,0\n1,2,1\n2,3,1\n" * 30)
+    domain = tmp_path / "domain.json"
+    domain.write_text(json.dumps({"a": 3, "b": 4, "c": 2}))
+    return data, domain
+
+
+def test_cli_charges_refuses_with_exit_3_and_shows(ledger_url, tmp_path, coded):
+    data, domain = coded
+    rho = sum(e.rho for e in mst_events())
+    cap_epsilon = zcdp_epsilon(1.5 * rho, 1e-6)
+    proc = dpsynth("ledger", "create", "--ledger", ledger_url, "--dataset", "adult", "--epsilon", repr(cap_epsilon),
+                   "--delta", "1e-6")
+    assert proc.returncode == 0, proc.stderr
+    fit = ["fit", "--data", str(data), "--schema", str(domain), "--epsilon", "1", "--delta", "1e-9", "--rows", "20",
+           "--ledger", ledger_url, "--dataset", "adult", "--json"]
+    proc = dpsynth(*fit, "--out", str(tmp_path / "one.csv"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ledger_entry"] == 2
+
+    proc = dpsynth(*fit, "--out", str(tmp_path / "two.csv"))
+    assert proc.returncode == 3
+    assert "requested rho=" in proc.stderr and "exceeds the remaining rho=" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "two.csv").exists()
+
+    shown = json.loads(dpsynth("ledger", "show", "--ledger", ledger_url, "--json").stdout)
+    (adult,) = shown["datasets"]
+    assert adult["releases"] == 1 and adult["entries"][0]["status"] == "completed"
+    assert len(adult["entries"][0]["input_sha256"]) == 64
+    assert "0,1,0" not in json.dumps(shown)  # never any data
+    human = dpsynth("ledger", "show", "--ledger", ledger_url, "--dataset", "adult")
+    assert human.returncode == 0 and "plain sum of releases" in human.stdout
+
+    assert dpsynth("ledger", "verify", "--ledger", ledger_url).returncode == 0
+    raw_execute(ledger_url, "UPDATE dpsynth_ledger_entries SET rho = 0 WHERE seq = 2")
+    proc = dpsynth("ledger", "verify", "--ledger", ledger_url)
+    assert proc.returncode == 1 and "entry 2" in proc.stdout
+
+
+def test_cli_bad_ledger_input_exits_2_and_changes_nothing(tmp_path, coded):
+    data, domain = coded
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    created = dpsynth("ledger", "create", "--ledger", url, "--dataset", "d", "--epsilon", "1", "--delta", "1e-6")
+    assert created.returncode == 0
+    base = ["fit", "--data", str(data), "--schema", str(domain), "--epsilon", "0.5", "--delta", "1e-9", "--rows",
+            "10", "--out", str(tmp_path / "o.csv")]
+    cases = [
+        (base + ["--ledger", url, "--dataset", "unknown"], "dataset 'unknown' is not registered"),
+        (base + ["--ledger", "oracle://db", "--dataset", "d"], "must be sqlite:///PATH or postgresql://"),
+        (base + ["--ledger", "postgresql://u@127.0.0.1:1/db", "--dataset", "d"], "cannot connect to ledger"),
+        (base, "fit needs --ledger URL --dataset NAME"),
+        (base + ["--ledger", url, "--dataset", "d", "--no-ledger"], "not both"),
+        (["ledger", "set-cap", "--ledger", url, "--dataset", "d", "--epsilon", "nan", "--delta", "1e-6",
+          "--reason", "x"], "epsilon (nan) must be a finite number > 0"),
+        (["ledger", "create", "--ledger", url, "--dataset", "e", "--epsilon", "-1", "--delta", "1e-6"],
+         "epsilon (-1.0) must be a finite number > 0"),
+        (["ledger", "show", "--ledger", url, "--dataset", "zzz"], "dataset 'zzz' is not registered"),
+    ]
+    for args, message in cases:
+        proc = dpsynth(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "o.csv").exists()
+    # spend something, then a cap below it is refused
+    assert dpsynth(*base, "--ledger", url, "--dataset", "d").returncode == 0
+    proc = dpsynth("ledger", "set-cap", "--ledger", url, "--dataset", "d", "--epsilon", "0.01", "--delta", "1e-6",
+                   "--reason", "tighten")
+    assert proc.returncode == 2 and "below what dataset 'd' has already spent" in proc.stderr
+    st = Ledger(url).statement("d")
+    assert st.cap == ApproxDP(1.0, 1e-6) and len(st.reservations) == 1
+    assert Ledger(url).verify().entries == 3  # create, reserve, complete: nothing else was written
+
+
+def test_cli_no_ledger_warns_loudly(tmp_path, coded):
+    data, domain = coded
+    proc = dpsynth("fit", "--data", str(data), "--schema", str(domain), "--epsilon", "1", "--delta", "1e-9",
+                   "--rows", "5", "--out", str(tmp_path / "o.csv"), "--no-ledger")
+    assert proc.returncode == 0
+    assert "WARNING: fitting WITHOUT a privacy ledger" in proc.stderr
