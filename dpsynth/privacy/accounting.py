@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import lru_cache
 
 _BISECTION_STEPS = 200
 
@@ -33,6 +34,8 @@ def _bisect(condition: Callable[[float], bool], lo: float, hi: float) -> tuple[f
     """
     for _ in range(_BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
+        if not lo < mid < hi:  # the bracket is as narrow as floats allow
+            break
         if condition(mid):
             hi = mid
         else:
@@ -54,6 +57,8 @@ def zcdp_delta(rho: float, epsilon: float) -> float:
     lo, hi = 1.0 + 1e-12, (epsilon + 1.0) / (2.0 * rho) + 2.0
     for _ in range(_BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
+        if not lo < mid < hi:
+            break
         derivative = (2.0 * mid - 1.0) * rho - epsilon + math.log1p(-1.0 / mid)
         if derivative < 0:
             lo = mid
@@ -63,6 +68,7 @@ def zcdp_delta(rho: float, epsilon: float) -> float:
     return min(1.0, math.exp(best))
 
 
+@lru_cache(maxsize=4096)
 def zcdp_epsilon(rho: float, delta: float) -> float:
     """Smallest ε (rounded up) such that ρ-zCDP implies (ε, δ)-DP."""
     if not (0.0 < delta < 1.0):
@@ -74,6 +80,7 @@ def zcdp_epsilon(rho: float, delta: float) -> float:
     return hi
 
 
+@lru_cache(maxsize=4096)
 def approx_dp_to_rho(epsilon: float, delta: float) -> float:
     """Largest ρ (rounded down) such that ρ-zCDP implies (ε, δ)-DP.
 

@@ -167,6 +167,21 @@ class DatasetStatement:
         }
 
 
+@dataclass(frozen=True)
+class _Account:
+    """The part of a dataset's statement that a charge needs."""
+
+    dataset: str
+    unit: str
+    cap: ApproxDP
+    rho_spent: float
+    releases: int
+
+    @property
+    def rho_cap(self) -> float:
+        return approx_dp_to_rho(self.cap.epsilon, self.cap.delta)
+
+
 @dataclass
 class VerifyResult:
     ok: bool
@@ -189,7 +204,7 @@ _TABLES = [
         content TEXT NOT NULL,
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS dpsynth_ledger_by_dataset ON dpsynth_ledger_entries (dataset, seq)",
+    "CREATE INDEX IF NOT EXISTS dpsynth_ledger_by_dataset ON dpsynth_ledger_entries (dataset, kind, seq)",
     """CREATE TABLE IF NOT EXISTS dpsynth_ledger_head (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         seq INTEGER NOT NULL,
@@ -398,6 +413,24 @@ class Ledger:
             Entry(int(s), c, k, d, float(r), json.loads(t), p, h) for s, c, k, d, r, t, p, h in cur.fetchall()
         ]
 
+    def _account(self, cur: Any, dataset: str) -> _Account:
+        """What a charge needs, without reading every entry's content: the current cap, the unit
+        and the ρ of every reservation (the rho column, covered by the entry hashes)."""
+        sql = self._db.sql
+        cur.execute(
+            sql("SELECT kind, content FROM dpsynth_ledger_entries WHERE dataset = ? AND kind IN ('dataset', 'cap') "
+                "ORDER BY seq"),
+            (dataset,),
+        )
+        caps = cur.fetchall()
+        if not caps or caps[0][0] != "dataset":
+            raise LedgerError(f"dataset {dataset!r} is not registered in this ledger (dpsynth ledger create)")
+        unit = json.loads(caps[0][1])["unit"]
+        last = json.loads(caps[-1][1])
+        cur.execute(sql("SELECT rho FROM dpsynth_ledger_entries WHERE dataset = ? AND kind = 'reserve'"), (dataset,))
+        rhos = [float(r) for (r,) in cur.fetchall()]
+        return _Account(dataset, unit, ApproxDP(last["epsilon"], last["delta"]), math.fsum(rhos), len(rhos))
+
     @staticmethod
     def _statement(dataset: str, entries: list[Entry]) -> DatasetStatement:
         if not entries or entries[0].kind != "dataset":
@@ -434,7 +467,9 @@ class Ledger:
         if not isinstance(unit, str) or not _UNIT.match(unit):
             raise ParameterError(f"unit ({unit!r}) must be 'row' or 'user:K' (at most K rows per user)")
         with self._db.write() as cur:
-            if self._dataset_entries(cur, dataset):
+            cur.execute(self._db.sql("SELECT 1 FROM dpsynth_ledger_entries WHERE dataset = ? AND kind = 'dataset'"),
+                        (dataset,))
+            if cur.fetchone() is not None:
                 raise LedgerError(f"dataset {dataset!r} is already registered in this ledger")
             return self._append(cur, "dataset", dataset, 0.0, {
                 "epsilon": budget.epsilon, "delta": budget.delta, "unit": unit, "rho_cap":
@@ -446,7 +481,7 @@ class Ledger:
         if not isinstance(reason, str) or not reason.strip():
             raise ParameterError("reason must be given to change a dataset's cap (it is recorded)")
         with self._db.write() as cur:
-            statement = self._statement(dataset, self._dataset_entries(cur, dataset))
+            statement = self._account(cur, dataset)
             new_rho_cap = approx_dp_to_rho(budget.epsilon, budget.delta)
             if new_rho_cap < statement.rho_spent:
                 spent = zcdp_epsilon(statement.rho_spent, budget.delta)
@@ -469,11 +504,12 @@ class Ledger:
             return self._statement(dataset, self._dataset_entries(cur, dataset))
 
     # -- charging -----------------------------------------------------------------------------
-    def check(self, dataset: str, events: Sequence[PrivacyEvent], *, claimed: ApproxDP) -> DatasetStatement:
+    def check(self, dataset: str, events: Sequence[PrivacyEvent], *, claimed: ApproxDP) -> _Account:
         """Raise if ``events`` would not fit (without reserving); return the statement."""
-        statement = self.statement(dataset)
-        _refuse_overdraft(statement, total_rho(list(events)), claimed)
-        return statement
+        with self._db.read() as cur:
+            account = self._account(cur, dataset)
+        _refuse_overdraft(account, total_rho(list(events)), claimed)
+        return account
 
     def reserve(
         self,
@@ -496,7 +532,7 @@ class Ledger:
 
         rho = total_rho(list(events))
         with self._db.write() as cur:
-            statement = self._statement(dataset, self._dataset_entries(cur, dataset))
+            statement = self._account(cur, dataset)
             if statement.unit != unit:
                 raise LedgerError(
                     f"dataset {dataset!r} is registered with privacy unit {statement.unit!r} "
@@ -604,14 +640,14 @@ def _check_cap(budget: object) -> ApproxDP:
     return budget
 
 
-def _refuse_overdraft(statement: DatasetStatement, rho: float, claimed: ApproxDP) -> None:
+def _refuse_overdraft(statement: _Account, rho: float, claimed: ApproxDP) -> None:
     remaining = statement.rho_cap - statement.rho_spent
     if rho > remaining:
         raise BudgetExceededError(
             f"requested rho={rho:.6g} (epsilon={claimed.epsilon:g}, delta={claimed.delta:g}) exceeds the remaining "
             f"rho={max(remaining, 0.0):.6g} of dataset {statement.dataset!r} (cap epsilon={statement.cap.epsilon:g}, "
             f"delta={statement.cap.delta:g}; spent rho={statement.rho_spent:.6g} in "
-            f"{len(statement.reservations)} release(s))",
+            f"{statement.releases} release(s))",
             requested=rho,
             remaining=max(remaining, 0.0),
         )
