@@ -118,3 +118,42 @@ def test_refit_replaces_state(name, small_schema, small_data):
     synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
     assert len(synth.privacy_events_) == len(first)
     assert np.isfinite(synth.privacy_spent_.rho)
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_fit_charges_the_ledger_exactly_the_plan(name, small_schema, small_data, tmp_path):
+    from dpsynth.privacy import ApproxDP
+    from dpsynth.privacy.ledger import Ledger
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
+    synth = make(name, insecure_seed=8).fit(small_data, schema=small_schema, ledger=ledger, dataset="d")
+    (entry,) = ledger.statement("d").reservations
+    assert entry.id == synth.ledger_entry_ and entry.status == "completed"
+    assert entry.rho == pytest.approx(synth.privacy_spent_.rho, rel=1e-12)
+    assert entry.synthesizer == name and len(entry.input_sha256) == 64
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_overdraft_is_refused_before_anything_is_fitted(name, small_schema, small_data, tmp_path):
+    from dpsynth.exceptions import BudgetExceededError
+    from dpsynth.privacy import ApproxDP
+    from dpsynth.privacy.ledger import Ledger
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.create_dataset("d", ApproxDP(0.01, 1e-6))
+    synth = make(name, epsilon=1.0)
+    with pytest.raises(BudgetExceededError, match="exceeds the remaining"):
+        synth.fit(small_data, schema=small_schema, ledger=ledger, dataset="d")
+    assert not [k for k in vars(synth) if k.endswith("_")]
+    assert ledger.statement("d").reservations == []
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_fit_without_a_ledger_is_refused_unless_untracked(name, small_schema, small_data):
+    from dpsynth.privacy.ledger import UntrackedPrivacyWarning
+
+    with pytest.raises(ParameterError, match="must be a dpsynth Ledger"):
+        make(name).fit(small_data, schema=small_schema)
+    with pytest.warns(UntrackedPrivacyWarning, match="WITHOUT a privacy ledger"):
+        make(name, insecure_seed=1).fit(small_data, schema=small_schema, ledger=UNTRACKED)
