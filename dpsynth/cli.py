@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--real", required=True)
     ev.add_argument("--synthetic", required=True)
     ev.add_argument("--schema", required=True)
+    ev.add_argument("--target", help="column to predict for train-synthetic-test-real utility")
+    ev.add_argument("--holdout", help="real rows held out from fitting, to test utility on (default: a 20%% split)")
     ev.add_argument("--json", action="store_true")
 
     ledger = sub.add_parser("ledger", help="the privacy-budget ledger")
@@ -233,13 +235,16 @@ def _print_statements(statements: list[dict[str, Any]]) -> None:
 
 def _eval(args: argparse.Namespace) -> dict[str, Any]:
     from dpsynth.io import read_table
-    from dpsynth.quality import fidelity
+    from dpsynth.quality import evaluate
     from dpsynth.schema import load_schema
 
     schema = load_schema(args.schema)
+    if args.target is not None and args.target not in schema.names:
+        raise ParameterError(f"target ({args.target!r}) must be one of the schema's columns: {', '.join(schema.names)}")
     real = read_table(args.real)
     synthetic = read_table(args.synthetic)
-    return fidelity(real, synthetic, schema)
+    holdout = read_table(args.holdout) if args.holdout else None
+    return evaluate(real, synthetic, schema, target=args.target, holdout=holdout)
 
 
 def _print_eval(report: dict[str, Any]) -> None:
@@ -249,9 +254,21 @@ def _print_eval(report: dict[str, Any]) -> None:
         if value is not None:
             sampled = " (seeded sample)" if report[f"sampled_{k}way"] else ""
             print(f"  {k}-way workload error (mean L1 over {report[f'n_{k}way']} marginals{sampled}): {value:.4f}")
-    print("  total variation distance per column:")
-    for name, tvd in report["tvd"].items():
-        print(f"    {name}: {tvd:.4f}")
+    assoc = report["association"]
+    print(f"  association matrices (Cramér's V / η / r): mean |difference| {assoc['mean']:.4f}, "
+          f"max {assoc['max']:.4f} ({' × '.join(assoc['max_pair'])})")
+    print("  per column:")
+    for name, c in report["columns"].items():
+        extra = ""
+        if c.get("ks") is not None:
+            extra = f"  KS {c['ks']:.4f}  Wasserstein/range {c['wasserstein']:.4f}"
+        print(f"    {name}: TVD {c['tvd']:.4f}{extra}")
+    if "utility" in report:
+        u = report["utility"]
+        metric = u["metric"]
+        print(f"  utility for {u['target']!r} ({u['model']}, tested on {u['holdout_rows']:,} rows of "
+              f"{u['holdout_source']}): {metric} train-on-real {u['train_real'][metric]:.4f}, "
+              f"train-on-synthetic {u['train_synthetic'][metric]:.4f}")
 
 
 def main(argv: list[str] | None = None) -> int:

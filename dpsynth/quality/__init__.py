@@ -1,5 +1,5 @@
-"""Fidelity (and, later, utility) of synthetic data against the real table: internal evidence."""
+"""Fidelity and utility of synthetic data against the real table: internal evidence."""
 
-from dpsynth.quality.fidelity import fidelity, workload_errors
+from dpsynth.quality.fidelity import evaluate, fidelity, workload_errors
 
-__all__ = ["fidelity", "workload_errors"]
+__all__ = ["evaluate", "fidelity", "workload_errors"]

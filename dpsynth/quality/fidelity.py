@@ -66,8 +66,10 @@ def fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dic
     has fewer columns than k), ``n_1way`` … (how many marginals were averaged), ``sampled_3way``
     …, and ``tvd`` (per-column total variation distance, ½·L1 of the 1-way marginals).
     """
-    r = encode(real, schema)
-    s = encode(synthetic, schema)
+    return _fidelity(encode(real, schema), encode(synthetic, schema), schema)
+
+
+def _fidelity(r: np.ndarray, s: np.ndarray, schema: Schema) -> dict[str, Any]:
     sizes = schema.sizes
     out: dict[str, Any] = {"real_rows": int(len(r)), "synthetic_rows": int(len(s))}
     for k in (1, 2, 3):
@@ -77,4 +79,45 @@ def fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> dic
         out[f"sampled_{k}way"] = bool(sampled)
     one_way, _ = workload_errors(r, s, sizes, 1)
     out["tvd"] = {name: float(0.5 * e) for name, e in zip(schema.names, one_way, strict=True)}
+    return out
+
+
+def evaluate(
+    real: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: Schema,
+    *,
+    target: str | None = None,
+    holdout: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Everything ``dpsynth eval`` reports (keys documented in ``docs/eval.md``).
+
+    The marginal and distribution figures compare ``synthetic`` with all of ``real``. With a
+    ``target``, machine-learning utility compares a model trained on ``synthetic`` with one trained
+    on real rows, both tested on ``holdout`` — or, without one, on a fixed seeded 20% of ``real``
+    (the real model then trains on the other 80%).
+    """
+    from dpsynth.exceptions import ParameterError
+    from dpsynth.quality.distances import association_difference, column_distances
+    from dpsynth.quality.utility import split_holdout, utility
+
+    if target is not None and target not in schema.names:
+        raise ParameterError(f"target ({target!r}) must be one of the schema's columns: {', '.join(schema.names)}")
+    r = encode(real, schema)
+    s = encode(synthetic, schema)
+    out = _fidelity(r, s, schema)
+    out["columns"] = column_distances(real, synthetic, r, s, schema)
+    out["association"] = association_difference(real, synthetic, r, s, schema)
+    if target is not None:
+        if holdout is None:
+            train_idx, test_idx = split_holdout(len(real))
+            train, test = real.iloc[train_idx].reset_index(drop=True), real.iloc[test_idx].reset_index(drop=True)
+            train_codes, test_codes = r[train_idx], r[test_idx]
+            source = "a fixed 20% split of the real table (seed 0)"
+        else:
+            train, train_codes = real, r
+            test, test_codes = holdout.reset_index(drop=True), encode(holdout, schema)
+            source = "the holdout table"
+        out["utility"] = {**utility(train, train_codes, synthetic, s, test, test_codes, schema, target),
+                          "holdout_source": source}
     return out
