@@ -12,18 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dpsynth.schema.schema import Column, Schema
-
-
-def numeric_values(values: pd.Series, column: Column, schema: Schema) -> np.ndarray:
-    """The non-missing values of a numeric column, clamped to its public bounds."""
-    assert column.bounds is not None
-    text = values.astype("string")
-    missing = values.isna().to_numpy() | text.isin(list(schema.missing_values)).fillna(False).to_numpy(dtype=bool)
-    numbers = pd.to_numeric(values.where(~missing), errors="coerce").astype("Float64").to_numpy(
-        dtype=float, na_value=np.nan)
-    numbers = numbers[~np.isnan(numbers)]
-    return np.clip(numbers, column.bounds[0], column.bounds[1])
+from dpsynth.schema.encode import numeric_values
+from dpsynth.schema.schema import Schema
 
 
 def column_distances(
@@ -40,6 +30,7 @@ def column_distances(
             assert col.bounds is not None
             a = numeric_values(real[col.name], col, schema)
             b = numeric_values(synthetic[col.name], col, schema)
+            a, b = a[~np.isnan(a)], b[~np.isnan(b)]
             if len(a) and len(b):
                 entry["ks"] = float(stats.ks_2samp(a, b).statistic)
                 entry["wasserstein"] = float(stats.wasserstein_distance(a, b) / (col.bounds[1] - col.bounds[0]))
@@ -83,9 +74,7 @@ def association_matrix(table: pd.DataFrame, codes: np.ndarray, schema: Schema) -
     for j, col in enumerate(schema.columns):
         if col.kind != "categorical":
             assert col.bounds is not None
-            vals = pd.to_numeric(table[col.name].where(codes[:, j] != (col.missing_code if col.nullable else -1)),
-                                 errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-            numeric[j] = np.clip(np.nan_to_num(vals, nan=col.bounds[0]), col.bounds[0], col.bounds[1])
+            numeric[j] = np.nan_to_num(numeric_values(table[col.name], col, schema), nan=col.bounds[0])
     m = np.eye(d)
     for a in range(d):
         for b in range(a + 1, d):

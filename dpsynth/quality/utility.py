@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.exceptions import ParameterError
+from dpsynth.schema.encode import numeric_values
 from dpsynth.schema.schema import Schema
 
 HOLDOUT_SHARE = 0.2
@@ -29,11 +30,7 @@ def _features(table: pd.DataFrame, codes: np.ndarray, schema: Schema, target: st
         if col.kind == "categorical":
             cols.append(codes[:, j].astype(float))
         else:
-            assert col.bounds is not None
-            missing = codes[:, j] == col.missing_code if col.nullable else np.zeros(len(codes), dtype=bool)
-            vals = pd.to_numeric(table[col.name].where(~missing), errors="coerce").astype("Float64").to_numpy(
-                dtype=float, na_value=np.nan)
-            cols.append(np.clip(vals, col.bounds[0], col.bounds[1]))
+            cols.append(numeric_values(table[col.name], col, schema))
     categorical = np.array([c.kind == "categorical" for c in schema.columns if c.name != target])
     return np.column_stack(cols), categorical
 
@@ -86,8 +83,8 @@ def utility(
                 result["roc_auc"] = float(roc_auc_score(y_test, sub, multi_class="ovr", labels=np.flatnonzero(keep)))
             scores[name] = result
         else:
-            y = _target_values(table, codes, j, col)
-            y_test = _target_values(holdout, holdout_codes, j, col)
+            y = numeric_values(table[target], col, schema)
+            y_test = numeric_values(holdout[target], col, schema)
             ok, ok_test = ~np.isnan(y), ~np.isnan(y_test)
             model = HistGradientBoostingRegressor(categorical_features=categorical, random_state=0).fit(x[ok], y[ok])
             scores[name] = {"r2": float(r2_score(y_test[ok_test], model.predict(x_test[ok_test])))}
@@ -97,13 +94,6 @@ def utility(
     real_score, synth_score = scores["train_real"][metric], scores["train_synthetic"][metric]
     out["gap"] = None if real_score is None or synth_score is None else float(real_score - synth_score)
     return out
-
-
-def _target_values(table: pd.DataFrame, codes: np.ndarray, j: int, col: Any) -> np.ndarray:
-    missing = codes[:, j] == col.missing_code if col.nullable else np.zeros(len(codes), dtype=bool)
-    vals = pd.to_numeric(table[col.name].where(~missing), errors="coerce").astype("Float64").to_numpy(
-        dtype=float, na_value=np.nan)
-    return np.clip(vals, col.bounds[0], col.bounds[1])
 
 
 def split_holdout(n: int, share: float = HOLDOUT_SHARE, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.exceptions import DataError
-from dpsynth.schema.schema import Column, Schema, _integer_bin
+from dpsynth.schema.schema import _EPOCH, RESOLUTIONS, Column, Schema, _integer_bin, from_units
 
 
 def _missing_mask(values: pd.Series, schema: Schema) -> np.ndarray:
@@ -78,12 +78,12 @@ def _encode_column(values: pd.Series, col: Column, schema: Schema) -> tuple[np.n
             return None, errs
         codes = np.where(missing, col.missing_code if col.nullable else 0, np.nan_to_num(codes_f)).astype(np.int64)
         return codes, []
-    numbers = pd.to_numeric(values.where(~missing), errors="coerce")
-    numeric = numbers.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    numeric = _numbers(values, missing, col)
     bad = np.isnan(numeric) & ~missing
     n_bad = int(bad.sum())
     if n_bad:
-        errs.append(f"column {col.name!r}: text that is not a number in {_rows(n_bad)}")
+        what = "a date/time" if col.kind == "datetime" else "a number"
+        errs.append(f"column {col.name!r}: text that is not {what} in {_rows(n_bad)}")
     if errs:
         return None, errs
     assert col.bounds is not None
@@ -93,6 +93,24 @@ def _encode_column(values: pd.Series, col: Column, schema: Schema) -> tuple[np.n
     if col.nullable:
         codes[missing] = col.n_values
     return codes, []
+
+
+def _numbers(values: pd.Series, missing: np.ndarray, col: Column) -> np.ndarray:
+    """Float values of a numeric column (dates/times in their units); NaN where missing or bad."""
+    kept = values.where(~missing)
+    if col.kind == "datetime":
+        assert col.resolution is not None
+        stamps = pd.to_datetime(kept, errors="coerce", format="ISO8601", utc=True).dt.tz_localize(None)
+        seconds = (stamps - pd.Timestamp(_EPOCH)).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
+        return np.floor(seconds / RESOLUTIONS[col.resolution])
+    return pd.to_numeric(kept, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+
+
+def numeric_values(values: pd.Series, col: Column, schema: Schema) -> np.ndarray:
+    """Values of a numeric or datetime column as floats clamped to its bounds (NaN where missing
+    or unreadable); dates and times in the column's units."""
+    assert col.bounds is not None
+    return np.clip(_numbers(values, _missing_mask(values, schema), col), col.bounds[0], col.bounds[1])
 
 
 def decode(codes: np.ndarray, schema: Schema, rng: np.random.Generator) -> pd.DataFrame:
@@ -116,12 +134,18 @@ def decode(codes: np.ndarray, schema: Schema, rng: np.random.Generator) -> pd.Da
                 cols[col.name] = pd.Series(vals.astype(np.int64))
             else:
                 cols[col.name] = pd.Series(vals, dtype=object)
-        elif col.kind == "integer":
+        elif col.integral:
             assert col.bounds is not None
             bins = [_integer_bin(col.edges, b, col.bounds[1]) for b in range(col.n_values)]
             low = np.array([b[0] for b in bins], dtype=np.int64)[safe]
             high = np.array([b[1] for b in bins], dtype=np.int64)[safe]
             vals_i = rng.integers(low, high + 1)
+            if col.kind == "datetime":
+                assert col.resolution is not None
+                text = from_units(vals_i, col.resolution)
+                text[missing] = None
+                cols[col.name] = pd.Series(text, dtype=object)
+                continue
             series = pd.Series(vals_i, dtype="Int64")
             series[missing] = pd.NA
             cols[col.name] = series if missing.any() else series.astype(np.int64)

@@ -30,7 +30,30 @@ DEFAULT_MISSING = ("",)
 # A column of integers with no declared binning gets one level per integer up to this many.
 MAX_INTEGER_LEVELS = 256
 
-Kind = Literal["categorical", "integer", "continuous"]
+Kind = Literal["categorical", "integer", "continuous", "datetime"]
+RESOLUTIONS = {"day": 86_400, "second": 1}
+_EPOCH = "1970-01-01"
+
+
+def to_units(value: Any, resolution: str) -> float:
+    """A date/time (ISO text, ``date`` or ``datetime``) as a count of ``resolution`` since 1970."""
+    import pandas as pd
+
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return (ts - pd.Timestamp(_EPOCH)).total_seconds() / RESOLUTIONS[resolution]
+
+
+def from_units(units: Any, resolution: str) -> Any:
+    """ISO text for counts of ``resolution`` since 1970 (vectorised over numpy arrays)."""
+    import numpy as np
+    import pandas as pd
+
+    seconds = np.asarray(units, dtype=np.int64) * RESOLUTIONS[resolution]
+    stamps = pd.to_datetime(seconds, unit="s")
+    fmt = "%Y-%m-%d" if resolution == "day" else "%Y-%m-%dT%H:%M:%S"
+    return np.asarray(stamps.strftime(fmt), dtype=object)
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,8 @@ class Column:
             ``b`` is ``[edges[b], edges[b+1])``, the last bin also holds ``high``. For an
             integer column without declared bins, one bin per integer.
         nullable: whether missing values are allowed; they get their own last code.
+        resolution: for ``datetime`` columns, ``day`` or ``second``: values are whole counts of it
+            since 1970-01-01 inside dpsynth (bounds and edges too) and ISO text outside.
     """
 
     name: str
@@ -54,6 +79,12 @@ class Column:
     bounds: tuple[float, float] | None = None
     edges: tuple[float, ...] = ()
     nullable: bool = False
+    resolution: str | None = None
+
+    @property
+    def integral(self) -> bool:
+        """Whether the values are whole numbers (integer columns, and dates/times in their units)."""
+        return self.kind in ("integer", "datetime")
 
     @property
     def n_values(self) -> int:
@@ -75,6 +106,12 @@ class Column:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
         if self.kind == "categorical":
             out["levels"] = list(self.levels)
+        elif self.kind == "datetime":
+            assert self.bounds is not None and self.resolution is not None
+            out["resolution"] = self.resolution
+            out["bounds"] = list(from_units(list(self.bounds), self.resolution))
+            if self.edges[-1] != self.bounds[1] + 1:
+                out["edges"] = list(from_units(list(self.edges), self.resolution))
         else:
             assert self.bounds is not None
             out["bounds"] = [_plain(self.bounds[0]), _plain(self.bounds[1])]
@@ -185,7 +222,7 @@ class Schema:
         )
 
 
-_COLUMN_KEYS = {"name", "kind", "levels", "bounds", "bins", "edges", "nullable", "description"}
+_COLUMN_KEYS = {"name", "kind", "levels", "bounds", "bins", "edges", "nullable", "description", "resolution"}
 
 
 def _number(x: object) -> bool:
@@ -225,12 +262,31 @@ def _parse_column(raw: object, i: int) -> tuple[Column | None, list[str]]:
         if errs:
             return None, errs
         return Column(name=name, kind="categorical", levels=tuple(levels), nullable=nullable), []
-    if kind not in ("integer", "continuous"):
-        errs.append(f"{where}: kind ({kind!r}) must be one of categorical, integer, continuous")
+    if kind not in ("integer", "continuous", "datetime"):
+        errs.append(f"{where}: kind ({kind!r}) must be one of categorical, integer, continuous, datetime")
         return None, errs
     if "levels" in raw:
         errs.append(f"{where}: a numeric column takes bounds and bins or edges, not levels")
     edges_raw, bins, bounds_raw = raw.get("edges"), raw.get("bins"), raw.get("bounds")
+    resolution = None
+    if kind == "datetime":
+        resolution = raw.get("resolution", "day")
+        if resolution not in RESOLUTIONS:
+            errs.append(f"{where}: resolution ({resolution!r}) must be day or second")
+            return None, errs
+        try:
+            if bounds_raw is not None:
+                bounds_raw = [to_units(v, resolution) for v in bounds_raw]
+            if edges_raw is not None:
+                edges_raw = [to_units(v, resolution) for v in edges_raw]
+        except (TypeError, ValueError):
+            errs.append(f"{where}: bounds and edges of a datetime column must be ISO dates or date-times")
+            return None, errs
+        if any(not float(v).is_integer() for v in (bounds_raw or []) + (edges_raw or [])):
+            errs.append(f"{where}: bounds and edges must fall on whole {resolution}s")
+            return None, errs
+    elif "resolution" in raw:
+        errs.append(f"{where}: only datetime columns take a resolution")
     if edges_raw is not None and bins is not None:
         errs.append(f"{where}: give bins or edges, not both")
         return None, errs
@@ -267,7 +323,8 @@ def _parse_column(raw: object, i: int) -> tuple[Column | None, list[str]]:
             return None, errs
         lo, hi = bounds
         if bins is None:
-            if kind == "integer" and lo.is_integer() and hi.is_integer() and hi - lo + 1 <= MAX_INTEGER_LEVELS:
+            whole = lo.is_integer() and hi.is_integer()
+            if kind in ("integer", "datetime") and whole and hi - lo + 1 <= MAX_INTEGER_LEVELS:
                 edges = [lo + j for j in range(int(hi - lo) + 1)] + [hi + 1]
             else:
                 errs.append(
@@ -280,8 +337,10 @@ def _parse_column(raw: object, i: int) -> tuple[Column | None, list[str]]:
             return None, errs
         else:
             edges = [float(e) for e in np.linspace(lo, hi, bins + 1)]
+            if kind == "datetime":  # whole units, so that edges print as dates
+                edges = sorted({float(round(e)) for e in edges})
             edges[0], edges[-1] = lo, hi
-    if kind == "integer":
+    if kind in ("integer", "datetime"):
         assert bounds is not None
         lo, hi = bounds
         if not (lo.is_integer() and hi.is_integer()):
@@ -298,7 +357,7 @@ def _parse_column(raw: object, i: int) -> tuple[Column | None, list[str]]:
     if errs:
         return None, errs
     return (
-        Column(name=name, kind=kind, bounds=bounds, edges=tuple(edges), nullable=nullable),
+        Column(name=name, kind=kind, bounds=bounds, edges=tuple(edges), nullable=nullable, resolution=resolution),
         [],
     )
 

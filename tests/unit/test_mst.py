@@ -133,3 +133,17 @@ def test_fit_does_not_learn_the_domain_from_data(small_schema, small_data):
     assert synth.compressed_sizes_ == dict(zip(small_schema.names, small_schema.sizes, strict=True))
     codes = encode(only_red, small_schema)
     assert codes.shape == (len(only_red), 4)
+
+
+def test_mst_on_a_table_with_dates():
+    schema = Schema.from_dict({"columns": [
+        {"name": "day", "kind": "datetime", "bounds": ["2024-01-01", "2024-12-31"], "bins": 12},
+        {"name": "kind", "kind": "categorical", "levels": ["x", "y"]},
+    ]})
+    rng = np.random.default_rng(8)
+    days = pd.to_datetime("2024-01-01") + pd.to_timedelta(rng.integers(0, 366, 500), unit="D")
+    data = pd.DataFrame({"day": days.strftime("%Y-%m-%d"), "kind": np.where(days.month <= 6, "x", "y")})
+    out = MST(epsilon=20.0, delta=1e-6, insecure_seed=1).fit(data, schema=schema, ledger=UNTRACKED).sample(400)
+    parsed = pd.to_datetime(out["day"], format="%Y-%m-%d")
+    assert parsed.between("2024-01-01", "2024-12-31").all()
+    assert ((parsed.dt.month <= 6) == (out["kind"] == "x")).mean() > 0.9

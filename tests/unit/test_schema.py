@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -504,3 +505,53 @@ def test_adult_schema_covers_the_bundled_data():
     assert codes.shape == (32_561, 15)
     assert (codes < np.array(schema.sizes)).all() and (codes >= 0).all()
     assert load_schema(adult_schema_path()).names == list(data.columns)
+
+
+DATETIME_SCHEMA = """
+version: 1
+columns:
+  - {name: admitted, kind: datetime, bounds: ["2020-01-01", "2024-12-31"], bins: 20, nullable: true}
+  - name: shift
+    kind: datetime
+    resolution: second
+    bounds: ["2024-01-01T00:00:00", "2024-01-02T00:00:00"]
+    edges: ["2024-01-01T00:00:00", "2024-01-01T08:00:00", "2024-01-01T16:00:00", "2024-01-02T00:00:00"]
+  - {name: day, kind: datetime, bounds: [2024-03-01, 2024-03-31]}
+"""
+
+
+def test_datetime_columns_encode_clamp_and_decode_as_iso(tmp_path):
+    schema = load_schema(write(tmp_path, "dt.yaml", DATETIME_SCHEMA))
+    assert [c.size for c in schema.columns] == [21, 3, 31]
+    data = pd.DataFrame({
+        "admitted": ["2021-05-03", "", "2019-01-01", "2030-02-02"],
+        "shift": ["2024-01-01T09:30:00", "2024-01-01T01:00:00", "2024-01-01T23:59:59", "2024-01-01T16:00:00"],
+        "day": ["2024-03-05", "2024-03-01", "2024-03-31", "2024-03-15"],
+    })
+    codes = encode(data, schema)
+    np.testing.assert_array_equal(codes[:, 0], [5, 20, 0, 19])  # missing → its own code; clamped to the bounds
+    np.testing.assert_array_equal(codes[:, 1], [1, 0, 2, 2])
+    np.testing.assert_array_equal(codes[:, 2], [4, 0, 30, 14])  # one level per day
+    back = decode(codes, schema, np.random.default_rng(0))
+    assert list(back["day"]) == list(data["day"])  # one level per day round-trips exactly
+    assert back["admitted"][1] is None and all(len(v) == 10 for v in back["admitted"].dropna())
+    assert all(len(v) == 19 and v.startswith("2024-01-01T") for v in back["shift"])
+    np.testing.assert_array_equal(encode(back.fillna(""), schema), codes)
+    assert Schema.from_dict(schema.to_dict()) == schema
+
+
+def test_datetime_errors(tmp_path):
+    data = pd.DataFrame({"day": ["2024-03-05", "not a date"]})
+    schema = Schema.from_dict(
+        {"columns": [{"name": "day", "kind": "datetime", "bounds": ["2024-03-01", "2024-03-31"]}]})
+    with pytest.raises(DataError, match="column 'day': text that is not a date/time in 1 row"):
+        encode(data, schema)
+    for spec, message in [
+        ({"bounds": ["2024-03-01", "soon"]}, "must be ISO dates or date-times"),
+        ({"bounds": ["2024-03-01T12:00:00", "2024-03-31"]}, "must fall on whole days"),
+        ({"bounds": ["2024-03-01", "2024-03-31"], "resolution": "week"}, "resolution ('week') must be day or second"),
+    ]:
+        with pytest.raises(SchemaError, match=re.escape(message)):
+            Schema.from_dict({"columns": [{"name": "day", "kind": "datetime", **spec}]})
+    with pytest.raises(SchemaError, match="only datetime columns take a resolution"):
+        Schema.from_dict({"columns": [{"name": "n", "kind": "integer", "bounds": [0, 5], "resolution": "day"}]})
