@@ -179,6 +179,7 @@ class MST(Synthesizer):
                 m = np.full(sizes[i], int(keep.sum()), dtype=np.int64)
                 m[keep] = np.arange(int(keep.sum()))
                 mapping[names[i]] = m
+        # Compressed domain sizes come from the mapping, i.e. from the noisy counts (post-processing).
         csizes = [int(mapping[n].max()) + 1 if n in mapping else sizes[i] for i, n in enumerate(names)]
         ccodes = codes.copy()
         for i, n in enumerate(names):
