@@ -80,6 +80,11 @@ class Column:
     edges: tuple[float, ...] = ()
     nullable: bool = False
     resolution: str | None = None
+    #: K when the inner bin edges are to be chosen from the data with DP (charged at fit time);
+    #: until then ``edges`` holds K uniform provisional bins, used only to validate the data.
+    dp_quantiles: int | None = None
+    #: ``declared`` edges, or ``dp_quantiles`` once chosen with DP by a fit.
+    edges_from: str = "declared"
 
     @property
     def integral(self) -> bool:
@@ -112,6 +117,10 @@ class Column:
             out["bounds"] = list(from_units(list(self.bounds), self.resolution))
             if self.edges[-1] != self.bounds[1] + 1:
                 out["edges"] = list(from_units(list(self.edges), self.resolution))
+        elif self.dp_quantiles and self.edges_from == "declared":
+            assert self.bounds is not None
+            out["bounds"] = [_plain(self.bounds[0]), _plain(self.bounds[1])]
+            out["bins"] = {"dp_quantiles": self.dp_quantiles}
         else:
             assert self.bounds is not None
             out["bounds"] = [_plain(self.bounds[0]), _plain(self.bounds[1])]
@@ -268,6 +277,22 @@ def _parse_column(raw: object, i: int) -> tuple[Column | None, list[str]]:
     if "levels" in raw:
         errs.append(f"{where}: a numeric column takes bounds and bins or edges, not levels")
     edges_raw, bins, bounds_raw = raw.get("edges"), raw.get("bins"), raw.get("bounds")
+    dp_quantiles = None
+    if isinstance(bins, Mapping):
+        k = bins.get("dp_quantiles")
+        if set(bins) != {"dp_quantiles"} or isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            errs.append(f"{where}: bins ({dict(bins)!r}) must be a number of bins or {{dp_quantiles: K}} with K >= 2")
+            return None, errs
+        if kind == "datetime":
+            errs.append(f"{where}: DP quantile bins are not available for datetime columns yet")
+            return None, errs
+        if edges_raw is not None:
+            errs.append(f"{where}: give bins or edges, not both")
+            return None, errs
+        if bounds_raw is None:
+            errs.append(f"{where}: DP quantile bins need public bounds [low, high]")
+            return None, errs
+        dp_quantiles = bins = k
     resolution = None
     if kind == "datetime":
         resolution = raw.get("resolution", "day")
@@ -357,7 +382,8 @@ def _parse_column(raw: object, i: int) -> tuple[Column | None, list[str]]:
     if errs:
         return None, errs
     return (
-        Column(name=name, kind=kind, bounds=bounds, edges=tuple(edges), nullable=nullable, resolution=resolution),
+        Column(name=name, kind=kind, bounds=bounds, edges=tuple(edges), nullable=nullable, resolution=resolution,
+               dp_quantiles=dp_quantiles),
         [],
     )
 

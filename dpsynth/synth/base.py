@@ -19,9 +19,11 @@ import pandas as pd
 
 from dpsynth import _validation as check
 from dpsynth.exceptions import NotFittedError, ParameterError
+from dpsynth.mechanisms import ExponentialSelection, NoiseSource, make_noise
 from dpsynth.privacy.budgets import ZCDP, ApproxDP
 from dpsynth.privacy.events import PrivacyEvent
 from dpsynth.privacy.odometer import Odometer
+from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
 
 if TYPE_CHECKING:
@@ -135,8 +137,14 @@ class Synthesizer(ABC):
             parameters=_jsonable(self.get_params()), unit=self.unit,
         )
         start = time.perf_counter()
+        noise = make_noise(self.insecure_seed)
         try:
-            self._fit_codes(codes, schema, reservation.odometer)
+            fit_schema = schema
+            if dp_bins.dp_binned(schema):  # DP-chosen bin edges: spent from the same reservation
+                fit_schema = dp_bins.resolve(data, schema, self._preprocess_mechanisms(schema), noise=noise,
+                                             odometer=reservation.odometer)
+                codes = encode(data, fit_schema)
+            self._fit_codes(codes, fit_schema, reservation.odometer, noise)
         except BaseException as exc:
             reservation.fail(type(exc).__name__)  # the budget stays spent: noise may have been drawn
             raise
@@ -146,8 +154,12 @@ class Synthesizer(ABC):
         return self
 
     @abstractmethod
-    def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer) -> None:
+    def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer, noise: NoiseSource) -> None:
         """Fit on the encoded table, spending only through ``odometer`` (already reserved)."""
+
+    def _preprocess_mechanisms(self, schema: Schema) -> list[ExponentialSelection]:
+        """The mechanisms (in plan order) that choose DP bin edges for ``schema``; none by default."""
+        return []
 
     @abstractmethod
     def _sample_codes(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:

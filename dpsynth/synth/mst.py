@@ -24,9 +24,10 @@ import numpy as np
 from dpsynth import _validation as check
 from dpsynth.exceptions import ParameterError
 from dpsynth.marginals import marginal_counts
-from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource, make_noise
+from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource
 from dpsynth.privacy.events import PrivacyEvent, total_rho
 from dpsynth.privacy.odometer import Odometer
+from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
 from dpsynth.synth import _pgm
 from dpsynth.synth.base import Synthesizer, register
@@ -36,6 +37,7 @@ from dpsynth.synth.base import Synthesizer, register
 class _Plan:
     """The data-independent part of an MST fit: every mechanism with its cost."""
 
+    preprocess: tuple[ExponentialSelection, ...]  # DP quantile bin edges (in schema order)
     one_way: GaussianCounts  # applied to the d 1-way marginals jointly (L2 sensitivity √d·w)
     select: ExponentialSelection  # applied d−1 times
     two_way: GaussianCounts  # applied to the d−1 selected 2-way marginals jointly
@@ -44,7 +46,8 @@ class _Plan:
     def events(self) -> list[PrivacyEvent]:
         d = self.n_columns
         return (
-            [self.one_way.event] * d + [self.select.event] * (d - 1) + [self.two_way.event] * (d - 1)
+            [m.event for m in self.preprocess]
+            + [self.one_way.event] * d + [self.select.event] * (d - 1) + [self.two_way.event] * (d - 1)
         )
 
 
@@ -116,6 +119,7 @@ class MST(Synthesizer):
         split_one_way: float = 1 / 3,
         split_select: float = 1 / 3,
         split_two_way: float = 1 / 3,
+        split_preprocess: float = 0.1,
         compress: bool = True,
         estimation_iters: int = 3000,
         insecure_seed: int | None = None,
@@ -124,6 +128,7 @@ class MST(Synthesizer):
         self.split_one_way = split_one_way
         self.split_select = split_select
         self.split_two_way = split_two_way
+        self.split_preprocess = split_preprocess
         self.compress = compress
         self.estimation_iters = estimation_iters
 
@@ -139,26 +144,37 @@ class MST(Synthesizer):
         d = len(schema)
         if d < 2:
             raise ParameterError(f"schema columns ({d}) must be at least 2 for MST")
+        preprocess: tuple[ExponentialSelection, ...] = ()
+        quantiles = dp_bins.n_quantiles(schema)
+        if quantiles:
+            share = check.positive_finite("split_preprocess", self.split_preprocess)
+            if share >= 1:
+                raise ParameterError(f"split_preprocess ({self.split_preprocess!r}) must be below 1")
+            rho_pre, rho = rho.split([share, 1.0 - share])
+            mechanism = ExponentialSelection.for_rho(rho_pre.rho / quantiles, sensitivity=1.0, label="dp_quantile")
+            preprocess = (mechanism,) * quantiles
         rho_one, rho_select, rho_two = rho.split(splits)
         # d 1-way marginals, each with weight 1/√d of the noise budget: the concatenated vector
         # has L2 sensitivity 1 when each marginal's noise scale is σ·√d, i.e. ρ_one/d apiece.
         one_way = GaussianCounts.for_rho(rho_one.rho / d, label="one_way_marginal")
         two_way = GaussianCounts.for_rho(rho_two.rho / (d - 1), label="two_way_marginal")
         select = ExponentialSelection.for_rho(rho_select.rho / (d - 1), sensitivity=1.0, label="tree_edge")
-        plan = _Plan(one_way=one_way, select=select, two_way=two_way, n_columns=d)
-        assert total_rho(plan.events()) <= rho.rho * (1 + 1e-12)
+        plan = _Plan(preprocess=preprocess, one_way=one_way, select=select, two_way=two_way, n_columns=d)
+        assert total_rho(plan.events()) <= self.zcdp_budget().rho * (1 + 1e-12)
         return plan
 
     def plan(self, schema: Schema) -> list[PrivacyEvent]:
         return self._plan(schema).events()
 
+    def _preprocess_mechanisms(self, schema: Schema) -> list[ExponentialSelection]:
+        return list(self._plan(schema).preprocess)
+
     # -- fitting --------------------------------------------------------------------------------
-    def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer) -> None:
+    def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer, noise: NoiseSource) -> None:
         """MST on the encoded table. Privacy: spends the planned ρ through ``odometer``;
         everything after the noisy measurements is post-processing."""
         clock = _Clock()
         plan = self._plan(schema)
-        noise = make_noise(self.insecure_seed)
         names, sizes = schema.names, schema.sizes
         d = len(names)
         domain = _pgm.make_domain(names, sizes)
