@@ -2,7 +2,7 @@
 
 from dpsynth.privacy.accounting import approx_dp_to_rho, zcdp_delta, zcdp_epsilon
 from dpsynth.privacy.budgets import ZCDP, ApproxDP
-from dpsynth.privacy.events import ExponentialEvent, GaussianEvent, PrivacyEvent, total_rho
+from dpsynth.privacy.events import ExponentialEvent, GaussianEvent, PrivacyEvent, ZCDPFilterEvent, total_rho
 from dpsynth.privacy.odometer import Odometer
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "total_rho",
     "zcdp_delta",
     "zcdp_epsilon",
+    "ZCDPFilterEvent",
 ]

@@ -59,7 +59,28 @@ class ExponentialEvent(_Event):
         return accounting.bounded_range_to_rho(self.epsilon)
 
 
-PrivacyEvent = GaussianEvent | ExponentialEvent
+@dataclass(frozen=True)
+class ZCDPFilterEvent(_Event):
+    """A budget of ``rho_budget`` for an adaptive sequence of zCDP mechanisms (e.g. AIM's rounds).
+
+    The mechanisms, their number and their costs are chosen as the computation goes; an odometer
+    refuses any that would take the sum past ``rho_budget``. Privacy: at most ρ-zCDP in total
+    (zCDP composes under fully adaptive choice of the costs with a fixed total; Whitehouse et al.
+    2023, "Fully adaptive composition in differential privacy").
+    """
+
+    rho_budget: float
+    max_rounds: int
+    label: str = ""
+
+    kind: ClassVar[str] = "zcdp_filter"
+
+    @property
+    def rho(self) -> float:
+        return self.rho_budget
+
+
+PrivacyEvent = GaussianEvent | ExponentialEvent | ZCDPFilterEvent
 
 
 def total_rho(events: list[PrivacyEvent]) -> float:

@@ -54,13 +54,46 @@ def estimate_marginals(
     Returns the model's marginal (as float64 counts, axes in clique order) for every measured
     clique, and the model's total.
     """
+    fit = estimate_model(domain, measurements, iters=iters, tol=tol)
+    return fit.marginals, fit.total
+
+
+class ModelFit:
+    """A fitted graphical model: marginals and log-potentials (numpy), total, and mbi's potentials
+    (for warm-starting the next fit)."""
+
+    def __init__(self, marginals: dict[Clique, np.ndarray], potentials: dict[Clique, np.ndarray], total: float,
+                 state_potentials: Any):
+        self.marginals = marginals
+        self.potentials = potentials
+        self.total = total
+        self.state_potentials = state_potentials
+
+
+def _as_numpy(vector: Any, cliques: list[Any]) -> dict[Clique, np.ndarray]:
+    out: dict[Clique, np.ndarray] = {}
+    for cl in cliques:
+        factor = vector[cl]
+        values = np.asarray(factor.values, dtype=np.float64)
+        attrs = tuple(factor.domain.attributes)
+        out[tuple(cl)] = np.transpose(values, [attrs.index(a) for a in cl])
+    return out
+
+
+def estimate_model(
+    domain: Any, measurements: list[Any], *, iters: int, tol: float | None = 1e-7, warm_start: Any = None
+) -> ModelFit:
+    """Mirror descent (mbi) on the measurements, optionally warm-started from earlier potentials."""
     est = estimation.MirrorDescent()
     total = float(estimation.minimum_variance_unbiased_total(measurements))
     try:
         loss_fn = marginal_loss.from_linear_measurements(measurements, domain)
         # Compile the iteration in mbi's background thread while the initial state compiles here.
         compiled = est.precompile(domain, measurements)
-        state = jax.jit(partial(est._init, domain))(loss_fn, total)
+        if warm_start is not None:
+            state = jax.jit(lambda lf, t, w: est._init(domain, lf, t, warm_start=w))(loss_fn, total, warm_start)
+        else:
+            state = jax.jit(partial(est._init, domain))(loss_fn, total)
         compiled.result()
         prev, stalls = math.inf, 0
         for _ in range(math.ceil(iters / estimation.CALLBACK_EVERY)):
@@ -71,19 +104,13 @@ def estimate_marginals(
                 prev = loss
                 if stalls >= 2:
                     break
-        mu = state.mu
+        mu, potentials = state.mu, state.potentials
         cliques = list(loss_fn.cliques)
     except (AttributeError, TypeError):  # pragma: no cover - mbi changed its estimator hooks
-        model = est.estimate(domain, measurements, known_total=total, iters=iters, tol=tol)
-        mu = model.marginals
+        model = est.estimate(domain, measurements, known_total=total, iters=iters, tol=tol, warm_start=warm_start)
+        mu, potentials = model.marginals, model.potentials
         cliques = list(model.cliques)
-    out: dict[Clique, np.ndarray] = {}
-    for cl in cliques:
-        factor = mu[cl]
-        values = np.asarray(factor.values, dtype=np.float64)
-        attrs = tuple(factor.domain.attributes)
-        out[tuple(cl)] = np.transpose(values, [attrs.index(a) for a in cl])
-    return out, total
+    return ModelFit(_as_numpy(mu, cliques), _as_numpy(potentials, list(potentials.cliques)), total, potentials)
 
 
 def systematic_round(expected: np.ndarray, totals: np.ndarray, rng: np.random.Generator) -> np.ndarray:

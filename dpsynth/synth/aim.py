@@ -1,0 +1,274 @@
+"""AIM: McKenna, Mullins, Sheldon and Miklau (2022), "AIM: An Adaptive and Iterative Mechanism for
+Differentially Private Synthetic Data", PVLDB 15(11).
+
+1. Measure every 1-way marginal with Gaussian noise.
+2. Round after round, until the budget is spent:
+   a. keep the candidate marginals (the workload's downward closure) whose addition keeps the
+      model below ``max_model_size`` × (share of the budget used so far), or that the model
+      already contains;
+   b. select the worst-approximated candidate with the exponential mechanism (``split_select`` of
+      the round's budget), score = weight × (‖x − x̂‖₁ − √(2/π)·σ·n_cells), sensitivity = the
+      largest weight;
+   c. measure it with Gaussian noise (the rest of the round's budget);
+   d. re-estimate the graphical model (mbi, warm-started);
+   e. if the model's estimate of that marginal barely moved, double the per-round budget
+      (annealing); when less than two rounds' worth is left, the last round spends all of it.
+3. Sample from the final model.
+
+Privacy: the whole ρ (after any DP preprocessing) is reserved before round one as a zCDP filter;
+each Gaussian measurement and exponential selection spends its own cost from it, and the
+odometer refuses anything past the total. The rounds actually run are recorded.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dpsynth import _validation as check
+from dpsynth.exceptions import ParameterError
+from dpsynth.marginals import marginal_counts
+from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource
+from dpsynth.privacy.events import PrivacyEvent, ZCDPFilterEvent
+from dpsynth.privacy.odometer import Odometer
+from dpsynth.schema import dp_bins
+from dpsynth.schema.schema import Schema
+from dpsynth.synth import _inference, _pgm
+from dpsynth.synth.base import Synthesizer, register
+
+Clique = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    preprocess: tuple[ExponentialSelection, ...]
+    rounds: ZCDPFilterEvent
+
+    def events(self) -> list[PrivacyEvent]:
+        return [m.event for m in self.preprocess] + [self.rounds]
+
+
+def downward_closure(cliques: Sequence[Clique]) -> list[Clique]:
+    out = {tuple(sub) for cl in cliques for k in range(1, len(cl) + 1) for sub in itertools.combinations(cl, k)}
+    return sorted(out, key=lambda c: (len(c), c))
+
+
+@register
+class AIM(Synthesizer):
+    """The AIM synthesizer.
+
+    Args:
+        epsilon: ε of the (ε, δ)-DP guarantee (> 0).
+        delta: δ of the guarantee, in (0, 1).
+        workload: marginals (tuples of column names) the synthetic data should preserve; default
+            all 3-way marginals (all of them if the schema has fewer than 3 columns).
+        max_model_size: largest graphical model, in megabytes (the paper's default, 80).
+        max_rounds: the number of rounds the initial per-round budget is sized for
+            (default 16 × number of columns, as published).
+        split_select: share of each round's budget for the selection (default 0.1, as published).
+        split_preprocess: share of ρ for DP bin edges, when the schema asks for them (default 0.1).
+        estimation_iters: mirror-descent iterations per model fit.
+        insecure_seed: seed the privacy noise (INSECURE, tests only; warns and is recorded).
+
+    Privacy: consumes ρ = approx_dp_to_rho(ε, δ) zCDP in total.
+    """
+
+    name = "aim"
+    adaptive = True
+
+    def __init__(
+        self,
+        *,
+        epsilon: float,
+        delta: float,
+        workload: Sequence[Sequence[str]] | None = None,
+        max_model_size: float = 80.0,
+        max_rounds: int | None = None,
+        split_select: float = 0.1,
+        split_preprocess: float = 0.1,
+        estimation_iters: int = 1000,
+        insecure_seed: int | None = None,
+    ):
+        super().__init__(epsilon=epsilon, delta=delta, insecure_seed=insecure_seed)
+        self.workload = workload
+        self.max_model_size = max_model_size
+        self.max_rounds = max_rounds
+        self.split_select = split_select
+        self.split_preprocess = split_preprocess
+        self.estimation_iters = estimation_iters
+
+    # -- planning -------------------------------------------------------------------------------
+    def _workload(self, schema: Schema) -> list[Clique]:
+        names = schema.names
+        if self.workload is None:
+            k = min(3, len(names))
+            return [tuple(c) for c in itertools.combinations(names, k)]
+        workload: list[Clique] = []
+        for i, marginal in enumerate(self.workload):
+            cols = tuple(marginal)
+            unknown = [c for c in cols if c not in names]
+            if not cols or unknown or len(set(cols)) != len(cols):
+                raise ParameterError(
+                    f"workload[{i}] ({list(cols)!r}) must name distinct columns of the schema"
+                    + (f"; unknown: {', '.join(repr(c) for c in unknown)}" if unknown else "")
+                )
+            workload.append(cols)
+        return workload
+
+    def _plan(self, schema: Schema) -> _Plan:
+        rho = self.zcdp_budget()
+        check.positive_finite("max_model_size", self.max_model_size)
+        check.positive_int("estimation_iters", self.estimation_iters)
+        share = check.positive_finite("split_select", self.split_select)
+        if share >= 1:
+            raise ParameterError(f"split_select ({self.split_select!r}) must be below 1")
+        rounds = self._rounds(schema)
+        workload = self._workload(schema)
+        too_big = [cl for cl in workload if math.prod(schema[c].size for c in cl) * 8 / 2**20 > self.max_model_size]
+        if too_big:
+            raise ParameterError(
+                f"workload marginal {list(too_big[0])!r} ({math.prod(schema[c].size for c in too_big[0]):,} cells) "
+                f"is larger than max_model_size ({self.max_model_size:g} MB)"
+            )
+        preprocess: tuple[ExponentialSelection, ...] = ()
+        quantiles = dp_bins.n_quantiles(schema)
+        if quantiles:
+            pre = check.positive_finite("split_preprocess", self.split_preprocess)
+            if pre >= 1:
+                raise ParameterError(f"split_preprocess ({self.split_preprocess!r}) must be below 1")
+            rho_pre, rho = rho.split([pre, 1.0 - pre])
+            mechanism = ExponentialSelection.for_rho(rho_pre.rho / quantiles, sensitivity=1.0, label="dp_quantile")
+            preprocess = (mechanism,) * quantiles
+        return _Plan(preprocess, ZCDPFilterEvent(rho_budget=rho.rho, max_rounds=rounds, label="aim_rounds"))
+
+    def _rounds(self, schema: Schema) -> int:
+        if self.max_rounds is None:
+            return 16 * len(schema)
+        return check.positive_int("max_rounds", self.max_rounds)
+
+    def plan(self, schema: Schema) -> list[PrivacyEvent]:
+        return self._plan(schema).events()
+
+    def _preprocess_mechanisms(self, schema: Schema) -> list[ExponentialSelection]:
+        return list(self._plan(schema).preprocess)
+
+    # -- fitting --------------------------------------------------------------------------------
+    def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer, noise: NoiseSource) -> None:
+        """AIM on the encoded table. Privacy: spends the plan's filter budget round by round."""
+        start = time.perf_counter()
+        plan = self._plan(schema)
+        names, sizes = schema.names, schema.sizes
+        size_of = dict(zip(names, sizes, strict=True))
+        index = {n: i for i, n in enumerate(names)}
+        domain = _pgm.make_domain(names, sizes)
+        workload = self._workload(schema)
+        candidates = {cl: float(sum(len(set(cl) & set(w)) for w in workload)) for cl in downward_closure(workload)}
+        rho_total = plan.rounds.rho_budget
+        spent_before = odometer.spent.rho  # DP preprocessing, if any
+        rounds = plan.rounds.max_rounds
+        select_share = float(self.split_select)
+        rho_round = rho_total / rounds
+
+        def used() -> float:
+            return odometer.spent.rho - spent_before
+
+        def counts(cl: Clique) -> np.ndarray:
+            return marginal_counts(codes, [index[c] for c in cl], sizes)
+
+        measurements = []
+        one_way = GaussianCounts.for_rho((1 - select_share) * rho_round, label="aim_one_way")
+        if used() + len(names) * one_way.rho > rho_total:  # fewer rounds than columns: share it out
+            one_way = GaussianCounts.for_rho(rho_total / (2 * len(names)), label="aim_one_way")
+        for name in names:
+            y = one_way(counts((name,)), noise=noise, odometer=odometer)
+            measurements.append(_pgm.linear_measurement(y, (name,), one_way.scale))
+        fit = _pgm.estimate_model(domain, measurements, iters=int(self.estimation_iters))
+        measured: list[Clique] = [(n,) for n in names]
+        answers = {cl: counts(cl).astype(float) for cl in candidates}
+        history = []
+        terminate = False
+        while not terminate:
+            remaining = rho_total - used()
+            if remaining < 2 * rho_round:
+                rho_round = remaining * (1 - 1e-9)  # the last round spends what is left
+                terminate = True
+            select = ExponentialSelection.for_rho(select_share * rho_round,
+                                                  sensitivity=max(candidates.values()), label="aim_select")
+            measure = GaussianCounts.for_rho((1 - select_share) * rho_round, label="aim_measure")
+            size_limit = float(self.max_model_size) * min(1.0, (used() + rho_round) / rho_total)
+            allowed = self._allowed(candidates, measured, size_limit, domain)
+            scores = []
+            for cl in allowed:
+                estimate = _inference.marginal(fit.potentials, size_of, cl, fit.total).ravel()
+                bias = math.sqrt(2 / math.pi) * measure.scale * answers[cl].size
+                scores.append(candidates[cl] * (np.abs(answers[cl] - estimate).sum() - bias))
+            chosen = allowed[select(scores, noise=noise, odometer=odometer)]
+            before = _inference.marginal(fit.potentials, size_of, chosen, fit.total).ravel()
+            y = measure(counts(chosen), noise=noise, odometer=odometer)
+            measurements.append(_pgm.linear_measurement(y, chosen, measure.scale))
+            if chosen not in measured:
+                measured.append(chosen)
+            fit = _pgm.estimate_model(domain, measurements, iters=int(self.estimation_iters),
+                                      warm_start=fit.state_potentials)
+            after = _inference.marginal(fit.potentials, size_of, chosen, fit.total).ravel()
+            history.append({"clique": list(chosen), "sigma": measure.scale, "epsilon": select.epsilon,
+                            "rho": measure.rho + select.rho})
+            if np.abs(after - before).sum() <= measure.scale * math.sqrt(2 / math.pi) * len(y):
+                rho_round = min(4 * rho_round, rho_total)  # anneal: σ / 2 and ε × 2
+        self.schema_ = schema
+        self.potentials_ = fit.potentials
+        self.total_estimate_ = fit.total
+        self.measured_ = measured
+        self.rounds_ = history
+        self.privacy_events_ = list(odometer.events)
+        self.privacy_spent_ = odometer.spent
+        self.secure_noise_ = bool(noise.secure)
+        self.timings_ = {"fit": round(time.perf_counter() - start, 4), "rounds": len(history)}
+
+    def _allowed(self, candidates: dict[Clique, float], measured: list[Clique], size_limit: float,
+                 domain: object) -> list[Clique]:
+        from mbi import junction_tree
+
+        free = set(downward_closure(measured))
+        allowed = []
+        for cl in candidates:
+            if cl in free or junction_tree.hypothetical_model_size(domain, [*measured, cl]) <= size_limit:
+                allowed.append(cl)
+        return allowed
+
+    # -- sampling (post-processing) ---------------------------------------------------------------
+    def _sample_codes(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+        """Column by column in the junction tree's order, each from the model's conditional given
+        the already drawn columns of its junction-tree cliques (exact for the model), with
+        systematic rounding inside every group of equal parent values."""
+        from mbi import junction_tree
+
+        names = self.schema_.names
+        size_of = dict(zip(names, self.schema_.sizes, strict=True))
+        domain = _pgm.make_domain(names, self.schema_.sizes)
+        jtree, elimination = junction_tree.make_junction_tree(domain, [tuple(c) for c in self.measured_])
+        jt_cliques = [set(c) for c in jtree.nodes]
+        out = np.empty((n_rows, len(names)), dtype=np.int64)
+        done: set[str] = set()
+        for name in list(elimination)[::-1]:
+            j = names.index(name)
+            parents = sorted({p for c in jt_cliques if name in c for p in c if p in done})
+            joint = _inference.marginal(self.potentials_, size_of, (*parents, name), 1.0)
+            cond = joint.reshape(-1, size_of[name])
+            if parents:
+                key = np.ravel_multi_index(tuple(out[:, names.index(p)] for p in parents),
+                                           tuple(size_of[p] for p in parents))
+            else:
+                key = np.zeros(n_rows, dtype=np.int64)
+            groups = np.bincount(key, minlength=cond.shape[0])
+            per_group = _pgm.systematic_round(cond, groups, rng)
+            perm = rng.permutation(n_rows)
+            order = perm[np.argsort(key[perm], kind="stable")]
+            out[order, j] = np.repeat(np.tile(np.arange(size_of[name]), cond.shape[0]), per_group.ravel())
+            done.add(name)
+        return out
