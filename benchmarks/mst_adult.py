@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""MST on the discretized UCI Adult, side by side with its peers, in one run.
+"""MST (or AIM) on the discretized UCI Adult, side by side with its peers, in one run.
 
 For each repetition the systems run one after the other (alternating, so drift on a shared
 machine hits all of them alike), each in its own process with BLAS/XLA/torch pinned to one
@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--epsilon", type=float, default=1.0)
     ap.add_argument("--delta", type=float, default=1e-9)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--synthesizer", default="mst", choices=["mst", "aim"])
     ap.add_argument("--smartnoise-python")
     ap.add_argument("--smartnoise-script")
     ap.add_argument("--pgm-python")
@@ -96,15 +97,16 @@ def main() -> None:
     env = {**os.environ, **ONE_THREAD}
     dpsynth_bin = str(Path(sys.executable).with_name("dpsynth"))
 
+    ours = f"dpsynth {args.synthesizer.upper()}"
     systems: dict[str, callable] = {
-        "dpsynth MST": lambda out, seed: [
-            dpsynth_bin, "fit", "--data", args.data, "--schema", args.domain, "--synthesizer", "mst",
+        ours: lambda out, seed: [
+            dpsynth_bin, "fit", "--data", args.data, "--schema", args.domain, "--synthesizer", args.synthesizer,
             "--epsilon", str(args.epsilon), "--delta", str(args.delta), "--rows", str(len(real)),
-            "--out", str(out), "--json"],
+            "--out", str(out), "--json", "--no-ledger"],
     }
     if args.smartnoise_python:
-        systems["smartnoise-synth 1.0.8 MST"] = lambda out, seed: [
-            args.smartnoise_python, args.smartnoise_script, "mst", args.data, str(out),
+        systems[f"smartnoise-synth 1.0.8 {args.synthesizer.upper()}"] = lambda out, seed: [
+            args.smartnoise_python, args.smartnoise_script, args.synthesizer, args.data, str(out),
             "--epsilon", str(args.epsilon), "--delta", str(args.delta), "--seed", str(seed)]
     if args.pgm_python:
         systems["Private-PGM reference MST"] = lambda out, seed: [
@@ -127,7 +129,7 @@ def main() -> None:
     print(f"\nε = {args.epsilon}, δ = {args.delta}, {args.reps} runs each, medians (one thread each)\n")
     print("| system | wall s | CPU s | peak RSS MB | 1-way L1 | 2-way L1 | 3-way L1 | wall vs dpsynth |")
     print("|---|---|---|---|---|---|---|---|")
-    base = statistics.median(r["wall_s"] for r in runs if r["system"] == "dpsynth MST")
+    base = statistics.median(r["wall_s"] for r in runs if r["system"] == ours)
     for system in systems:
         rs = [r for r in runs if r["system"] == system]
         keys = ("wall_s", "cpu_s", "peak_rss_mb", "l1_1way", "l1_2way", "l1_3way")

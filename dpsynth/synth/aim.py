@@ -42,6 +42,9 @@ from dpsynth.synth import _inference, _pgm
 from dpsynth.synth.base import Synthesizer, register
 
 Clique = tuple[str, ...]
+ROUND_TOL = 1e-5  # between rounds: warm-started fits stop once the loss stops improving
+FINAL_TOL = 1e-7
+FINAL_ITERS_FACTOR = 3
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,8 @@ class AIM(Synthesizer):
         for name in names:
             y = one_way(counts((name,)), noise=noise, odometer=odometer)
             measurements.append(_pgm.linear_measurement(y, (name,), one_way.scale))
-        fit = _pgm.estimate_model(domain, measurements, iters=int(self.estimation_iters))
+        fit = _pgm.estimate_model(domain, measurements, iters=int(self.estimation_iters), tol=ROUND_TOL)
+        model = _inference.Model(fit.potentials, size_of)
         measured: list[Clique] = [(n,) for n in names]
         answers = {cl: counts(cl).astype(float) for cl in candidates}
         history = []
@@ -204,22 +208,26 @@ class AIM(Synthesizer):
             allowed = self._allowed(candidates, measured, size_limit, domain)
             scores = []
             for cl in allowed:
-                estimate = _inference.marginal(fit.potentials, size_of, cl, fit.total).ravel()
+                estimate = model.marginal(cl, fit.total).ravel()
                 bias = math.sqrt(2 / math.pi) * measure.scale * answers[cl].size
                 scores.append(candidates[cl] * (np.abs(answers[cl] - estimate).sum() - bias))
             chosen = allowed[select(scores, noise=noise, odometer=odometer)]
-            before = _inference.marginal(fit.potentials, size_of, chosen, fit.total).ravel()
+            before = model.marginal(chosen, fit.total).ravel()
             y = measure(counts(chosen), noise=noise, odometer=odometer)
             measurements.append(_pgm.linear_measurement(y, chosen, measure.scale))
             if chosen not in measured:
                 measured.append(chosen)
-            fit = _pgm.estimate_model(domain, measurements, iters=int(self.estimation_iters),
+            fit = _pgm.estimate_model(domain, measurements, iters=int(self.estimation_iters), tol=ROUND_TOL,
                                       warm_start=fit.state_potentials)
-            after = _inference.marginal(fit.potentials, size_of, chosen, fit.total).ravel()
+            model = _inference.Model(fit.potentials, size_of)
+            after = model.marginal(chosen, fit.total).ravel()
             history.append({"clique": list(chosen), "sigma": measure.scale, "epsilon": select.epsilon,
                             "rho": measure.rho + select.rho})
             if np.abs(after - before).sum() <= measure.scale * math.sqrt(2 / math.pi) * len(y):
                 rho_round = min(4 * rho_round, rho_total)  # anneal: σ / 2 and ε × 2
+        # The final model: same structure as the last round's (no new compilation), fit longer.
+        fit = _pgm.estimate_model(domain, measurements, iters=FINAL_ITERS_FACTOR * int(self.estimation_iters),
+                                  tol=FINAL_TOL, warm_start=fit.state_potentials)
         self.schema_ = schema
         self.potentials_ = fit.potentials
         self.total_estimate_ = fit.total
@@ -230,16 +238,28 @@ class AIM(Synthesizer):
         self.secure_noise_ = bool(noise.secure)
         self.timings_ = {"fit": round(time.perf_counter() - start, 4), "rounds": len(history)}
 
-    def _allowed(self, candidates: dict[Clique, float], measured: list[Clique], size_limit: float,
+    def _ledger_detail(self) -> dict[str, object]:
+        return {**super()._ledger_detail(), "rounds": [r["clique"] for r in self.rounds_]}
+
+    @staticmethod
+    def _allowed(candidates: dict[Clique, float], measured: list[Clique], size_limit: float,
                  domain: object) -> list[Clique]:
+        """Candidates the model already contains, or whose addition keeps it within the size limit.
+
+        Largest candidates first: a subset of an allowed candidate is allowed without building its
+        junction tree (adding fewer edges cannot need a larger triangulation, up to the greedy
+        heuristic). Post-processing: uses only the structure chosen so far.
+        """
         from mbi import junction_tree
 
         free = set(downward_closure(measured))
-        allowed = []
-        for cl in candidates:
-            if cl in free or junction_tree.hypothetical_model_size(domain, [*measured, cl]) <= size_limit:
-                allowed.append(cl)
-        return allowed
+        allowed: set[Clique] = set()
+        for cl in sorted(candidates, key=len, reverse=True):
+            if cl in free or any(set(cl) < set(big) for big in allowed if len(big) > len(cl)):
+                allowed.add(cl)
+            elif junction_tree.hypothetical_model_size(domain, [*measured, cl]) <= size_limit:
+                allowed.add(cl)
+        return [cl for cl in candidates if cl in allowed]
 
     # -- sampling (post-processing) ---------------------------------------------------------------
     def _sample_codes(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -253,12 +273,13 @@ class AIM(Synthesizer):
         domain = _pgm.make_domain(names, self.schema_.sizes)
         jtree, elimination = junction_tree.make_junction_tree(domain, [tuple(c) for c in self.measured_])
         jt_cliques = [set(c) for c in jtree.nodes]
+        model = _inference.Model(self.potentials_, size_of)
         out = np.empty((n_rows, len(names)), dtype=np.int64)
         done: set[str] = set()
         for name in list(elimination)[::-1]:
             j = names.index(name)
             parents = sorted({p for c in jt_cliques if name in c for p in c if p in done})
-            joint = _inference.marginal(self.potentials_, size_of, (*parents, name), 1.0)
+            joint = model.marginal((*parents, name))
             cond = joint.reshape(-1, size_of[name])
             if parents:
                 key = np.ravel_multi_index(tuple(out[:, names.index(p)] for p in parents),

@@ -150,8 +150,12 @@ class Synthesizer(ABC):
             raise
         self.ledger_entry_ = reservation.id
         self.dataset_ = dataset
-        reservation.complete(seconds=round(time.perf_counter() - start, 3))
+        reservation.complete(seconds=round(time.perf_counter() - start, 3), **self._ledger_detail())
         return self
+
+    def _ledger_detail(self) -> dict[str, Any]:
+        """What the ledger's completion entry records about the run (never data)."""
+        return {"events_run": len(getattr(self, "privacy_events_", []))}
 
     @abstractmethod
     def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer, noise: NoiseSource) -> None:

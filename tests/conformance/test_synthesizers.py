@@ -16,8 +16,18 @@ from dpsynth.synth import registered
 SYNTHESIZERS = sorted(registered())
 
 
+FAST = {"aim": {"max_rounds": 8}}  # fewer, larger rounds keep the suite fast; same code path
+
+
 def make(name: str, **kwargs):
-    return registered()[name](epsilon=kwargs.pop("epsilon", 1.0), delta=kwargs.pop("delta", 1e-6), **kwargs)
+    params = {**FAST.get(name, {}), **kwargs}
+    return registered()[name](epsilon=params.pop("epsilon", 1.0), delta=params.pop("delta", 1e-6), **params)
+
+
+def spends_exactly_its_plan(synth) -> bool:
+    """Non-adaptive synthesizers spend exactly their planned events; adaptive ones (AIM) reserve
+    a zCDP filter and record the events they actually ran."""
+    return not getattr(synth, "adaptive", False)
 
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)
@@ -66,15 +76,22 @@ def test_plan_fits_the_budget_and_is_what_fit_spends(name, small_schema, small_d
     assert total_rho(planned) <= rho * (1 + 1e-12)
     assert total_rho(planned) >= rho * (1 - 1e-6)  # the budget is used, not wasted
     assert synth.fit(small_data, schema=small_schema, ledger=UNTRACKED) is synth
-    assert [e.to_dict() for e in synth.privacy_events_] == [e.to_dict() for e in planned]
-    assert synth.privacy_spent_.rho == pytest.approx(total_rho(planned), rel=1e-12)
+    if spends_exactly_its_plan(synth):
+        assert [e.to_dict() for e in synth.privacy_events_] == [e.to_dict() for e in planned]
+        assert synth.privacy_spent_.rho == pytest.approx(total_rho(planned), rel=1e-12)
+    else:
+        assert synth.privacy_spent_.rho <= total_rho(planned) * (1 + 1e-12)
+        assert synth.privacy_spent_.rho >= total_rho(planned) * (1 - 1e-6)  # an adaptive run uses it all
+    assert synth.privacy_spent_.rho == pytest.approx(total_rho(synth.privacy_events_), rel=1e-12)
 
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)
 def test_plan_is_data_independent(name, small_schema, small_data):
     a = make(name, insecure_seed=1).fit(small_data, schema=small_schema, ledger=UNTRACKED)
     b = make(name, insecure_seed=1).fit(small_data.iloc[:50], schema=small_schema, ledger=UNTRACKED)
-    assert [e.to_dict() for e in a.privacy_events_] == [e.to_dict() for e in b.privacy_events_]
+    assert [e.to_dict() for e in a.plan(small_schema)] == [e.to_dict() for e in b.plan(small_schema)]
+    if spends_exactly_its_plan(a):
+        assert [e.to_dict() for e in a.privacy_events_] == [e.to_dict() for e in b.privacy_events_]
 
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)
@@ -130,7 +147,8 @@ def test_fit_charges_the_ledger_exactly_the_plan(name, small_schema, small_data,
     synth = make(name, insecure_seed=8).fit(small_data, schema=small_schema, ledger=ledger, dataset="d")
     (entry,) = ledger.statement("d").reservations
     assert entry.id == synth.ledger_entry_ and entry.status == "completed"
-    assert entry.rho == pytest.approx(synth.privacy_spent_.rho, rel=1e-12)
+    assert entry.rho == pytest.approx(total_rho(synth.plan(small_schema)), rel=1e-12)  # the reservation
+    assert synth.privacy_spent_.rho <= entry.rho * (1 + 1e-12)
     assert entry.synthesizer == name and len(entry.input_sha256) == 64
 
 
