@@ -20,7 +20,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from dpsynth import _validation as check
+from dpsynth.exceptions import ParameterError
 from dpsynth.mechanisms import ExponentialSelection, NoiseSource
+from dpsynth.privacy.budgets import ZCDP
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.schema.encode import numeric_values
 from dpsynth.schema.schema import Column, Schema
@@ -36,6 +39,25 @@ def dp_binned(schema: Schema) -> list[Column]:
 def n_quantiles(schema: Schema) -> int:
     """How many quantile selections the schema asks for (the same before and after resolving)."""
     return sum(c.dp_quantiles - 1 for c in schema.columns if c.dp_quantiles)
+
+
+def plan_quantiles(
+    schema: Schema, rho: ZCDP, split_preprocess: float
+) -> tuple[tuple[ExponentialSelection, ...], ZCDP]:
+    """The quantile mechanisms a schema asks for, and the ρ left for the synthesizer itself.
+
+    ``split_preprocess`` (a named share in (0, 1)) of ``rho`` goes to the quantiles, evenly; with no
+    DP-binned column nothing is taken.
+    """
+    quantiles = n_quantiles(schema)
+    if not quantiles:
+        return (), rho
+    share = check.positive_finite("split_preprocess", split_preprocess)
+    if share >= 1:
+        raise ParameterError(f"split_preprocess ({split_preprocess!r}) must be below 1")
+    rho_pre, rest = rho.split([share, 1.0 - share])
+    mechanism = ExponentialSelection.for_rho(rho_pre.rho / quantiles, sensitivity=1.0, label="dp_quantile")
+    return (mechanism,) * quantiles, rest
 
 
 def candidate_grid(column: Column) -> np.ndarray:

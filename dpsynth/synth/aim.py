@@ -138,15 +138,7 @@ class AIM(Synthesizer):
                 f"workload marginal {list(too_big[0])!r} ({math.prod(schema[c].size for c in too_big[0]):,} cells) "
                 f"is larger than max_model_size ({self.max_model_size:g} MB)"
             )
-        preprocess: tuple[ExponentialSelection, ...] = ()
-        quantiles = dp_bins.n_quantiles(schema)
-        if quantiles:
-            pre = check.positive_finite("split_preprocess", self.split_preprocess)
-            if pre >= 1:
-                raise ParameterError(f"split_preprocess ({self.split_preprocess!r}) must be below 1")
-            rho_pre, rho = rho.split([pre, 1.0 - pre])
-            mechanism = ExponentialSelection.for_rho(rho_pre.rho / quantiles, sensitivity=1.0, label="dp_quantile")
-            preprocess = (mechanism,) * quantiles
+        preprocess, rho = dp_bins.plan_quantiles(schema, rho, self.split_preprocess)
         return _Plan(preprocess, ZCDPFilterEvent(rho_budget=rho.rho, max_rounds=rounds, label="aim_rounds"))
 
     def _rounds(self, schema: Schema) -> int:

@@ -144,15 +144,7 @@ class MST(Synthesizer):
         d = len(schema)
         if d < 2:
             raise ParameterError(f"schema columns ({d}) must be at least 2 for MST")
-        preprocess: tuple[ExponentialSelection, ...] = ()
-        quantiles = dp_bins.n_quantiles(schema)
-        if quantiles:
-            share = check.positive_finite("split_preprocess", self.split_preprocess)
-            if share >= 1:
-                raise ParameterError(f"split_preprocess ({self.split_preprocess!r}) must be below 1")
-            rho_pre, rho = rho.split([share, 1.0 - share])
-            mechanism = ExponentialSelection.for_rho(rho_pre.rho / quantiles, sensitivity=1.0, label="dp_quantile")
-            preprocess = (mechanism,) * quantiles
+        preprocess, rho = dp_bins.plan_quantiles(schema, rho, self.split_preprocess)
         rho_one, rho_select, rho_two = rho.split(splits)
         # d 1-way marginals, each with weight 1/√d of the noise budget: the concatenated vector
         # has L2 sensitivity 1 when each marginal's noise scale is σ·√d, i.e. ρ_one/d apiece.
