@@ -113,6 +113,11 @@ def estimate_model(
     return ModelFit(_as_numpy(mu, cliques), _as_numpy(potentials, list(potentials.cliques)), total, potentials)
 
 
+def forget_compiled() -> None:
+    """Drop JAX's compiled programs (AIM compiles one per round and never reuses the old ones)."""
+    jax.clear_caches()
+
+
 def systematic_round(expected: np.ndarray, totals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Integer counts per row of ``expected`` (each row summing exactly to ``totals``).
 

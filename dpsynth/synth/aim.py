@@ -211,6 +211,7 @@ class AIM(Synthesizer):
                 measured.append(chosen)
             fit = _pgm.estimate_model(domain, measurements, iters=int(self.estimation_iters), tol=ROUND_TOL,
                                       warm_start=fit.state_potentials)
+            _pgm.forget_compiled()  # each round's model structure is new: old programs are never reused
             model = _inference.Model(fit.potentials, size_of)
             after = model.marginal(chosen, fit.total).ravel()
             history.append({"clique": list(chosen), "sigma": measure.scale, "epsilon": select.epsilon,
