@@ -174,7 +174,7 @@ def _sha256_file(path: str) -> str:
 
 def _ledger(args: argparse.Namespace) -> int:
     from dpsynth.privacy.budgets import ApproxDP
-    from dpsynth.privacy.ledger import Ledger
+    from dpsynth.privacy.ledger import Ledger, _redact
 
     ledger = Ledger(args.ledger)
     cmd = args.ledger_command
@@ -203,16 +203,10 @@ def _ledger(args: argparse.Namespace) -> int:
     names = [args.dataset] if args.dataset else ledger.datasets()
     statements = [ledger.statement(name).to_dict() for name in names]
     if args.json:
-        print(json.dumps({"ledger": _redacted(args.ledger), "datasets": statements}))
+        print(json.dumps({"ledger": _redact(args.ledger), "datasets": statements}))
     else:
         _print_statements(statements)
     return 0
-
-
-def _redacted(url: str) -> str:
-    from dpsynth.privacy.ledger import _redact
-
-    return _redact(url)
 
 
 def _print_statements(statements: list[dict[str, Any]]) -> None:

@@ -76,9 +76,3 @@ class Model:
             joint = joint * _aligned(f, order, self.sizes)
         return total * joint / joint.sum()
 
-
-def marginal(
-    log_potentials: Mapping[tuple[str, ...], np.ndarray], sizes: Mapping[str, int], query: Sequence[str], total: float
-) -> np.ndarray:
-    """One marginal of the model given by ``log_potentials`` (see :class:`Model` for many)."""
-    return Model(log_potentials, sizes).marginal(query, total)

@@ -136,6 +136,22 @@ def systematic_round(expected: np.ndarray, totals: np.ndarray, rng: np.random.Ge
     return np.diff(edges, axis=1).astype(np.int64)
 
 
+def sample_grouped(key: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One value per row, drawn from row ``key[i]`` of ``table`` (unnormalised conditionals).
+
+    Within each group of rows sharing a key, the counts of each value are the group's size times
+    the conditional, systematically rounded, and the values are dealt to the group's rows in random
+    order. Post-processing of a model's marginals.
+    """
+    groups = np.bincount(key, minlength=table.shape[0])
+    per_group = systematic_round(table, groups, rng)
+    perm = rng.permutation(len(key))
+    order = perm[np.argsort(key[perm], kind="stable")]  # rows in random order, grouped by key
+    out = np.empty(len(key), dtype=np.int64)
+    out[order] = np.repeat(np.tile(np.arange(table.shape[1]), table.shape[0]), per_group.ravel())
+    return out
+
+
 def sample_tree(
     names: Sequence[str],
     sizes: Sequence[int],
@@ -174,10 +190,7 @@ def sample_tree(
     for root in names:
         if root in done:
             continue
-        counts = systematic_round(one_way(root)[None, :], np.array([n_rows]), rng)[0]
-        values = np.repeat(np.arange(len(counts)), counts)
-        rng.shuffle(values)
-        out[:, index[root]] = values
+        out[:, index[root]] = sample_grouped(np.zeros(n_rows, dtype=np.int64), one_way(root)[None, :], rng)
         done.add(root)
         queue = [root]
         while queue:
@@ -185,15 +198,7 @@ def sample_tree(
             for child in adjacency[parent]:
                 if child in done:
                     continue
-                pv = out[:, index[parent]]
-                table = joint(parent, child)
-                groups = np.bincount(pv, minlength=table.shape[0])
-                per_group = systematic_round(table, groups, rng)
-                # Rows in random order, grouped by parent value; fill each group with its counts.
-                perm = rng.permutation(n_rows)
-                order = perm[np.argsort(pv[perm], kind="stable")]
-                child_values = np.repeat(np.tile(np.arange(table.shape[1]), table.shape[0]), per_group.ravel())
-                out[order, index[child]] = child_values
+                out[:, index[child]] = sample_grouped(out[:, index[parent]], joint(parent, child), rng)
                 done.add(child)
                 queue.append(child)
     return out

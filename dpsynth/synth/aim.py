@@ -198,13 +198,12 @@ class AIM(Synthesizer):
             measure = GaussianCounts.for_rho((1 - select_share) * rho_round, label="aim_measure")
             size_limit = float(self.max_model_size) * min(1.0, (used() + rho_round) / rho_total)
             allowed = self._allowed(candidates, measured, size_limit, domain)
-            scores = []
-            for cl in allowed:
-                estimate = model.marginal(cl, fit.total).ravel()
-                bias = math.sqrt(2 / math.pi) * measure.scale * answers[cl].size
-                scores.append(candidates[cl] * (np.abs(answers[cl] - estimate).sum() - bias))
+            estimates = {cl: model.marginal(cl, fit.total).ravel() for cl in allowed}
+            bias = math.sqrt(2 / math.pi) * measure.scale
+            scores = [candidates[cl] * (np.abs(answers[cl] - estimates[cl]).sum() - bias * answers[cl].size)
+                      for cl in allowed]
             chosen = allowed[select(scores, noise=noise, odometer=odometer)]
-            before = model.marginal(chosen, fit.total).ravel()
+            before = estimates[chosen]
             y = measure(counts(chosen), noise=noise, odometer=odometer)
             measurements.append(_pgm.linear_measurement(y, chosen, measure.scale))
             if chosen not in measured:
@@ -273,16 +272,11 @@ class AIM(Synthesizer):
             j = names.index(name)
             parents = sorted({p for c in jt_cliques if name in c for p in c if p in done})
             joint = model.marginal((*parents, name))
-            cond = joint.reshape(-1, size_of[name])
             if parents:
                 key = np.ravel_multi_index(tuple(out[:, names.index(p)] for p in parents),
                                            tuple(size_of[p] for p in parents))
             else:
                 key = np.zeros(n_rows, dtype=np.int64)
-            groups = np.bincount(key, minlength=cond.shape[0])
-            per_group = _pgm.systematic_round(cond, groups, rng)
-            perm = rng.permutation(n_rows)
-            order = perm[np.argsort(key[perm], kind="stable")]
-            out[order, j] = np.repeat(np.tile(np.arange(size_of[name]), cond.shape[0]), per_group.ravel())
+            out[:, j] = _pgm.sample_grouped(key, joint.reshape(-1, size_of[name]), rng)
             done.add(name)
         return out
