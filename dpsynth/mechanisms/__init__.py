@@ -8,6 +8,7 @@ samplers only (OpenDP by default); there is no floating-point noise sampler here
 
 from dpsynth.mechanisms.gaussian import GaussianCounts
 from dpsynth.mechanisms.noise import NoiseSource, OpenDPNoise, SeededNoise, make_noise
+from dpsynth.mechanisms.partition import PartitionSelection
 from dpsynth.mechanisms.selection import ExponentialSelection
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "GaussianCounts",
     "NoiseSource",
     "OpenDPNoise",
+    "PartitionSelection",
     "SeededNoise",
     "make_noise",
 ]

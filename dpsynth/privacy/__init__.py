@@ -2,7 +2,15 @@
 
 from dpsynth.privacy.accounting import approx_dp_to_rho, zcdp_delta, zcdp_epsilon
 from dpsynth.privacy.budgets import ZCDP, ApproxDP
-from dpsynth.privacy.events import ExponentialEvent, GaussianEvent, PrivacyEvent, ZCDPFilterEvent, total_rho
+from dpsynth.privacy.events import (
+    ExponentialEvent,
+    GaussianEvent,
+    PartitionSelectionEvent,
+    PrivacyEvent,
+    ZCDPFilterEvent,
+    total_delta,
+    total_rho,
+)
 from dpsynth.privacy.odometer import Odometer
 
 __all__ = [
@@ -11,8 +19,10 @@ __all__ = [
     "ExponentialEvent",
     "GaussianEvent",
     "Odometer",
+    "PartitionSelectionEvent",
     "PrivacyEvent",
     "approx_dp_to_rho",
+    "total_delta",
     "total_rho",
     "zcdp_delta",
     "zcdp_epsilon",

@@ -16,6 +16,8 @@ import math
 from collections.abc import Callable
 from functools import lru_cache
 
+import numpy as np
+
 _BISECTION_STEPS = 200
 
 
@@ -107,3 +109,96 @@ def bounded_range_to_rho(epsilon: float) -> float:
     Composition for Data Analytics", Lemma 3.2.
     """
     return epsilon * epsilon / 8.0
+
+
+# -- thresholding (partition selection) --------------------------------------------------------
+
+# Relative safety margin on the computed tail: far above the float error of the sums (pairwise
+# summation of positive terms, ~1e-14 relative), so the result is never below the true tail.
+_TAIL_MARGIN = 1.0 + 1e-9
+_TAIL_CHUNK = 1 << 20
+_TAIL_CUTOFF = 46.0  # stop summing once a term is below e^-46 (~1e-20) of the first
+
+
+def _gauss_series(start: int, two_sigma_squared: float) -> tuple[float, float]:
+    """S = Σ_{k≥0} exp(−(2·start·k + k²) / 2σ²) as (partial sum, upper bound of what was left out).
+
+    The terms decrease; summing stops once a term is below e^-46 of the first, and the rest is
+    bounded by a geometric series (each later ratio is at most the last one).
+    """
+    total = 0.0
+    k0 = 0
+    while True:
+        k = np.arange(k0, k0 + _TAIL_CHUNK, dtype=np.float64)
+        exponent = (2.0 * start * k + k * k) / two_sigma_squared
+        terms = np.exp(-exponent)
+        total += float(terms.sum())
+        if exponent[-1] > _TAIL_CUTOFF:
+            last = k0 + _TAIL_CHUNK - 1
+            ratio = math.exp(-(2.0 * start + 2.0 * last + 1.0) / two_sigma_squared)
+            rest = float(terms[-1]) * ratio / (1.0 - ratio)
+            return total, rest
+        k0 += _TAIL_CHUNK
+
+
+def discrete_gaussian_tail(scale: float, t: int) -> float:
+    """P[Z ≥ t] for Z ~ N_Z(0, scale²), the discrete Gaussian of CKS20, rounded UP.
+
+    P[Z = z] = exp(−z²/2σ²) / Σ_y exp(−y²/2σ²). The tail is summed term by term (with a geometric
+    bound on what is left out), the normaliser is summed from below (truncation only lowers it),
+    and the ratio is raised by a relative margin of 1e-9: the result is an upper bound of the true
+    tail and within about 1e-9 (relative) of it. Needs an integer ``t`` >= 1.
+    """
+    if isinstance(t, bool) or int(t) != t or t < 1:
+        raise ValueError("t must be an integer >= 1")
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError("scale must be a finite number > 0")
+    return _tail(float(scale), int(t))
+
+
+@lru_cache(maxsize=1024)
+def _tail(scale: float, t: int) -> float:
+    two_s2 = 2.0 * scale**2
+    head, rest = _gauss_series(t, two_s2)
+    log_tail = -(t * t) / two_s2 + math.log(head + rest)
+    ones, _ = _gauss_series(1, two_s2)
+    log_norm = math.log1p(2.0 * math.exp(-1.0 / two_s2) * ones)
+    p = math.exp(log_tail - log_norm) * _TAIL_MARGIN
+    return min(1.0, math.nextafter(p, math.inf))
+
+
+def thresholding_delta(additive_delta: float) -> float:
+    """The δ that thresholding events with total additive δ ``p`` add to an (ε, δ) statement.
+
+    Each such event is p-approximately ρ-zCDP: outside an event of probability at most p (a key
+    that only one of two neighbouring tables holds is released) the output is ρ-zCDP. Converted to
+    (ε, δ): in one direction the bad event adds p, in the other it scales the conditioned
+    probabilities by 1/(1 − p), which adds at most p / (1 − p). This returns p / (1 − p), rounded
+    up (0 for p = 0, infinity for p >= 1).
+    """
+    p = float(additive_delta)
+    if math.isnan(p) or p < 0:
+        raise ValueError("additive delta must be >= 0")
+    if p == 0.0:
+        return 0.0
+    if p >= 1.0:
+        return math.inf
+    return math.nextafter(p / (1.0 - p), math.inf)
+
+
+def rho_within(epsilon: float, delta: float, additive_delta: float) -> float:
+    """Largest ρ such that ρ-zCDP plus thresholding of total additive δ ``additive_delta`` is
+    (ε, δ)-DP: approx_dp_to_rho(ε, δ − p/(1−p)); 0 when the additive δ alone reaches δ."""
+    rest = delta - thresholding_delta(additive_delta)
+    if not rest > 0:
+        return 0.0
+    return approx_dp_to_rho(epsilon, rest)
+
+
+def epsilon_within(rho: float, delta: float, additive_delta: float) -> float:
+    """Smallest ε such that ρ-zCDP plus thresholding of total additive δ is (ε, δ)-DP
+    (infinity when the additive δ alone reaches δ)."""
+    rest = delta - thresholding_delta(additive_delta)
+    if not rest > 0:
+        return math.inf
+    return zcdp_epsilon(rho, rest)

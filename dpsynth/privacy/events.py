@@ -18,9 +18,17 @@ class _Event:
     kind: ClassVar[str]
     rho: float
 
+    @property
+    def delta(self) -> float:
+        """Additive δ of the event (approximate zCDP); 0 for a pure zCDP mechanism."""
+        return 0.0
+
     def to_dict(self) -> dict[str, Any]:
-        """The event as stored in reports and the ledger, with its ρ."""
-        return {"kind": self.kind, **asdict(self), "rho": self.rho}  # type: ignore[call-overload]
+        """The event as stored in reports and the ledger, with its ρ (and its δ when it has one)."""
+        out = {"kind": self.kind, **asdict(self), "rho": self.rho}  # type: ignore[call-overload]
+        if self.delta:
+            out["delta"] = self.delta
+        return out
 
 
 @dataclass(frozen=True)
@@ -80,9 +88,49 @@ class ZCDPFilterEvent(_Event):
         return self.rho_budget
 
 
-PrivacyEvent = GaussianEvent | ExponentialEvent | ZCDPFilterEvent
+@dataclass(frozen=True)
+class PartitionSelectionEvent(_Event):
+    """Thresholded noisy counts over keys found in the data (DP partition selection).
+
+    Discrete Gaussian noise of ``scale`` σ on the count of every key the data holds; a key is
+    released only if its noisy count exceeds ``threshold`` τ. One row touches at most
+    ``max_partitions`` L0 keys (one per group, e.g. one value per column).
+
+    Privacy: δ-approximately ρ-zCDP (Bun–Steinke 2016, Definition 8.1) with ρ = L0 / (2σ²)
+    (the noisy counts of keys both neighbours hold; CKS20 Theorem 14, Δ₂ = √L0) and
+    δ = L0 · P[1 + Z > τ] = L0 · P[Z ≥ τ] (a key only one neighbour holds has count 1 and is
+    released with that probability; union bound over at most L0 such keys), computed from the
+    exact discrete Gaussian tail and rounded up.
+    """
+
+    scale: float
+    threshold: int
+    max_partitions: int
+    label: str = ""
+
+    kind: ClassVar[str] = "partition_selection"
+
+    @property
+    def rho(self) -> float:
+        return self.max_partitions / (2.0 * self.scale**2)
+
+    @property
+    def delta(self) -> float:
+        if self.max_partitions == 0:
+            return 0.0
+        p = self.max_partitions * accounting.discrete_gaussian_tail(self.scale, self.threshold)
+        return min(1.0, math.nextafter(p, math.inf))
+
+
+PrivacyEvent = GaussianEvent | ExponentialEvent | ZCDPFilterEvent | PartitionSelectionEvent
 
 
 def total_rho(events: list[PrivacyEvent]) -> float:
     """ρ of the composition of ``events`` (zCDP composes additively)."""
     return math.fsum(e.rho for e in events)
+
+
+def total_delta(events: list[PrivacyEvent]) -> float:
+    """Additive δ of the composition of ``events`` (approximate zCDP: the δ add up), rounded up."""
+    total = math.fsum(e.delta for e in events)
+    return math.nextafter(total, math.inf) if total > 0 else 0.0

@@ -15,6 +15,13 @@ converted to (ε, δ) at the dataset's δ with the Canonne–Kamath–Steinke co
 of the releases' own ε is shown next to it. The cap is enforced on the tight total, which is
 equivalent to Σρ ≤ ρ_cap with ρ_cap the largest ρ whose conversion fits the cap.
 
+Thresholding mechanisms (DP partition selection, e.g. ``dpsynth schema infer``) are approximately
+zCDP: besides their ρ they carry an additive δ. Those δ add up too (Σδ_thr), and the cap check
+becomes Σδ_thr < δ_cap and Σρ ≤ approx_dp_to_rho(ε_cap, δ_cap − Σδ_thr/(1 − Σδ_thr)) (see
+:func:`~dpsynth.privacy.accounting.thresholding_delta`). The additive δ of an entry is stored in
+its own column and covered by its hash; entries written before it existed read as δ = 0 and
+still verify.
+
 Each entry holds the SHA-256 of its canonical content and of its predecessor's; a head row holds
 the last one. :meth:`Ledger.verify` finds the first entry that was edited, deleted or reordered.
 """
@@ -36,13 +43,14 @@ from typing import Any
 
 from dpsynth import _validation as check
 from dpsynth.exceptions import BudgetExceededError, DPSynthError, ParameterError
-from dpsynth.privacy.accounting import approx_dp_to_rho, zcdp_epsilon
+from dpsynth.privacy.accounting import approx_dp_to_rho, epsilon_within, rho_within, thresholding_delta
 from dpsynth.privacy.budgets import ZCDP, ApproxDP
-from dpsynth.privacy.events import PrivacyEvent, total_rho
+from dpsynth.privacy.events import PrivacyEvent, total_delta, total_rho
 from dpsynth.privacy.odometer import Odometer
 
 GENESIS = "0" * 64
-SCHEMA_VERSION = 1
+# 2: entries carry an additive delta (a column that version-1 ledgers gain on first use).
+SCHEMA_VERSION = 2
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _UNIT = re.compile(r"^(row|user:[1-9][0-9]*)$")
 UNIT_DESCRIPTIONS = {"row": "add/remove one row"}
@@ -67,12 +75,16 @@ def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def _entry_hash(seq: int, created_at: str, kind: str, dataset: str, rho: float, content: str, prev: str) -> str:
-    body = canonical(
-        {"seq": seq, "created_at": created_at, "kind": kind, "dataset": dataset, "rho": rho,
-         "content": content, "prev_hash": prev}
-    )
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+def _entry_hash(
+    seq: int, created_at: str, kind: str, dataset: str, rho: float, content: str, prev: str, additive_delta: float = 0.0
+) -> str:
+    fields: dict[str, Any] = {"seq": seq, "created_at": created_at, "kind": kind, "dataset": dataset, "rho": rho,
+                              "content": content, "prev_hash": prev}
+    # An entry without an additive δ hashes exactly as before the column existed, so old chains
+    # still verify; one with a δ covers it, so setting it to 0 (or giving an old entry one) shows.
+    if additive_delta:
+        fields["additive_delta"] = additive_delta
+    return hashlib.sha256(canonical(fields).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,7 @@ class Entry:
     content: dict[str, Any]
     prev_hash: str
     hash: str
+    additive_delta: float = 0.0
 
 
 @dataclass
@@ -105,6 +118,10 @@ class ReservationView:
     input_sha256: str | None
     completed_at: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    #: additive δ of thresholding events (0 for pure zCDP releases)
+    additive_delta: float = 0.0
+    #: named opt-ins the release was built on (e.g. a schema read from the data without privacy)
+    opt_ins: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -122,20 +139,32 @@ class DatasetStatement:
 
     @property
     def rho_cap(self) -> float:
-        return approx_dp_to_rho(self.cap.epsilon, self.cap.delta)
+        """The ρ the cap admits once the additive δ already spent is set aside."""
+        return rho_within(self.cap.epsilon, self.cap.delta, self.delta_spent)
 
     @property
     def rho_spent(self) -> float:
         return math.fsum(r.rho for r in self.reservations)
 
     @property
+    def delta_spent(self) -> float:
+        """Σ of the additive δ of thresholding events (approximate zCDP)."""
+        return math.fsum(r.additive_delta for r in self.reservations)
+
+    @property
     def rho_remaining(self) -> float:
         return max(0.0, self.rho_cap - self.rho_spent)
 
     @property
+    def delta_remaining(self) -> float:
+        """Additive δ that could still be spent (with no further ρ)."""
+        return max(0.0, self.cap.delta - thresholding_delta(self.delta_spent))
+
+    @property
     def epsilon_spent_tight(self) -> float:
-        """ε of everything spent, composed in zCDP and converted at the dataset's δ."""
-        return zcdp_epsilon(self.rho_spent, self.cap.delta) if self.rho_spent > 0 else 0.0
+        """ε of everything spent, composed in zCDP and converted at the dataset's δ (less the
+        part of it that the additive δ of thresholding events takes)."""
+        return epsilon_within(self.rho_spent, self.cap.delta, self.delta_spent) if self.rho_spent > 0 else 0.0
 
     @property
     def epsilon_spent_plain_sum(self) -> float:
@@ -154,12 +183,13 @@ class DatasetStatement:
             "cap": {"epsilon": self.cap.epsilon, "delta": self.cap.delta, "rho": self.rho_cap},
             "spent": {
                 "rho": self.rho_spent,
+                "additive_delta": self.delta_spent,
                 "epsilon_tight": self.epsilon_spent_tight,
                 "delta": self.cap.delta,
                 "epsilon_plain_sum": self.epsilon_spent_plain_sum,
                 "delta_plain_sum": self.delta_spent_plain_sum,
             },
-            "remaining": {"rho": self.rho_remaining},
+            "remaining": {"rho": self.rho_remaining, "additive_delta": self.delta_remaining},
             "releases": len(self.reservations),
             "not_completed": sum(1 for r in self.reservations if r.status == "reserved"),
             "cap_history": self.cap_history,
@@ -176,10 +206,12 @@ class _Account:
     cap: ApproxDP
     rho_spent: float
     releases: int
+    delta_spent: float = 0.0
 
     @property
     def rho_cap(self) -> float:
-        return approx_dp_to_rho(self.cap.epsilon, self.cap.delta)
+        """The ρ the cap admits once the additive δ already spent is set aside."""
+        return rho_within(self.cap.epsilon, self.cap.delta, self.delta_spent)
 
 
 @dataclass
@@ -203,14 +235,20 @@ _TABLES = [
         rho DOUBLE PRECISION NOT NULL,
         content TEXT NOT NULL,
         prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL)""",
-    # Covers the charge's query (Σρ of a dataset's reservations) without touching the table.
-    "CREATE INDEX IF NOT EXISTS dpsynth_ledger_spending ON dpsynth_ledger_entries (dataset, kind, rho)",
+        hash TEXT NOT NULL,
+        additive_delta DOUBLE PRECISION NOT NULL DEFAULT 0)""",
     """CREATE TABLE IF NOT EXISTS dpsynth_ledger_head (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         seq INTEGER NOT NULL,
         hash TEXT NOT NULL,
         version INTEGER NOT NULL)""",
+]
+# Run after _TABLES and after a version-1 table has gained its additive_delta column.
+_INDEXES = [
+    "DROP INDEX IF EXISTS dpsynth_ledger_spending",
+    # Covers the charge's query (Σρ and Σδ of a dataset's reservations) without touching the table.
+    "CREATE INDEX IF NOT EXISTS dpsynth_ledger_spending_v2 ON dpsynth_ledger_entries (dataset, kind, rho, "
+    "additive_delta)",
 ]
 
 
@@ -335,11 +373,17 @@ class _Postgres(_Backend):
             cur.execute("SELECT pg_advisory_xact_lock(7366047411)")  # one initialiser at a time
             for statement in _TABLES:
                 cur.execute(statement)
+            cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN IF NOT EXISTS additive_delta "
+                        "DOUBLE PRECISION NOT NULL DEFAULT 0")
+            for statement in _INDEXES:
+                cur.execute(statement)
             cur.execute(
                 "INSERT INTO dpsynth_ledger_head (id, seq, hash, version) VALUES (1, 0, %s, %s) "
                 "ON CONFLICT (id) DO NOTHING",
                 (GENESIS, SCHEMA_VERSION),
             )
+            cur.execute("UPDATE dpsynth_ledger_head SET version = %s WHERE id = 1 AND version < %s",
+                        (SCHEMA_VERSION, SCHEMA_VERSION))
 
 
 def _redact(url: str) -> str:
@@ -383,26 +427,37 @@ class Ledger:
         with self._db.write() as cur:
             for statement in _TABLES:
                 cur.execute(statement)
+            cur.execute("PRAGMA table_info(dpsynth_ledger_entries)")
+            if "additive_delta" not in {row[1] for row in cur.fetchall()}:  # a version-1 ledger
+                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN additive_delta "
+                            "DOUBLE PRECISION NOT NULL DEFAULT 0")
+            for statement in _INDEXES:
+                cur.execute(statement)
             cur.execute(
                 "INSERT OR IGNORE INTO dpsynth_ledger_head (id, seq, hash, version) VALUES (1, 0, ?, ?)",
                 (GENESIS, SCHEMA_VERSION),
             )
+            cur.execute("UPDATE dpsynth_ledger_head SET version = ? WHERE id = 1 AND version < ?",
+                        (SCHEMA_VERSION, SCHEMA_VERSION))
 
     # -- low level ----------------------------------------------------------------------------
-    def _append(self, cur: Any, kind: str, dataset: str, rho: float, content: dict[str, Any]) -> int:
+    def _append(
+        self, cur: Any, kind: str, dataset: str, rho: float, content: dict[str, Any], additive_delta: float = 0.0
+    ) -> int:
         sql = self._db.sql
         cur.execute(sql("SELECT seq, hash FROM dpsynth_ledger_head WHERE id = 1"))
         last_seq, last_hash = cur.fetchone()
         seq = int(last_seq) + 1
         created_at = datetime.now(UTC).isoformat(timespec="microseconds")
         text = canonical(content)
-        digest = _entry_hash(seq, created_at, kind, dataset, float(rho), text, last_hash)
+        digest = _entry_hash(seq, created_at, kind, dataset, float(rho), text, last_hash, float(additive_delta))
         cur.execute(
             sql(
-                "INSERT INTO dpsynth_ledger_entries (seq, created_at, kind, dataset, rho, content, prev_hash, hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO dpsynth_ledger_entries "
+                "(seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
-            (seq, created_at, kind, dataset, float(rho), text, last_hash, digest),
+            (seq, created_at, kind, dataset, float(rho), text, last_hash, digest, float(additive_delta)),
         )
         cur.execute(sql("UPDATE dpsynth_ledger_head SET seq = ?, hash = ? WHERE id = 1"), (seq, digest))
         return seq
@@ -410,18 +465,19 @@ class Ledger:
     def _dataset_entries(self, cur: Any, dataset: str) -> list[Entry]:
         cur.execute(
             self._db.sql(
-                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash "
+                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta "
                 "FROM dpsynth_ledger_entries WHERE dataset = ? ORDER BY seq"
             ),
             (dataset,),
         )
         return [
-            Entry(int(s), c, k, d, float(r), json.loads(t), p, h) for s, c, k, d, r, t, p, h in cur.fetchall()
+            Entry(int(s), c, k, d, float(r), json.loads(t), p, h, float(a))
+            for s, c, k, d, r, t, p, h, a in cur.fetchall()
         ]
 
     def _account(self, cur: Any, dataset: str) -> _Account:
         """What a charge needs, without reading every entry's content: the current cap, the unit
-        and the ρ of every reservation (the rho column, covered by the entry hashes)."""
+        and the ρ and additive δ of every reservation (columns covered by the entry hashes)."""
         sql = self._db.sql
         cur.execute(
             sql("SELECT kind, content FROM dpsynth_ledger_entries WHERE dataset = ? AND kind IN ('dataset', 'cap') "
@@ -434,14 +490,15 @@ class Ledger:
         unit = json.loads(caps[0][1])["unit"]
         last = json.loads(caps[-1][1])
         cur.execute(
-            sql("SELECT COALESCE(SUM(rho), 0), COUNT(*) FROM dpsynth_ledger_entries "
+            sql("SELECT COALESCE(SUM(rho), 0), COALESCE(SUM(additive_delta), 0), COUNT(*) FROM dpsynth_ledger_entries "
                 "WHERE dataset = ? AND kind = 'reserve'"),
             (dataset,),
         )
-        total, count = cur.fetchone()
-        # The database adds in floating point: round the sum up by its worst-case error (n ulps).
+        total, total_delta_, count = cur.fetchone()
+        # The database adds in floating point: round the sums up by their worst-case error (n ulps).
         spent = float(total) * (1.0 + int(count) * 2.3e-16)
-        return _Account(dataset, unit, ApproxDP(last["epsilon"], last["delta"]), spent, int(count))
+        spent_delta = float(total_delta_) * (1.0 + int(count) * 2.3e-16)
+        return _Account(dataset, unit, ApproxDP(last["epsilon"], last["delta"]), spent, int(count), spent_delta)
 
     @staticmethod
     def _statement(dataset: str, entries: list[Entry]) -> DatasetStatement:
@@ -463,6 +520,7 @@ class Ledger:
                     id=e.seq, created_at=e.created_at, synthesizer=c["synthesizer"], rho=e.rho,
                     epsilon=c["claimed"]["epsilon"], delta=c["claimed"]["delta"], events=c["events"],
                     status="reserved", dpsynth_version=c["dpsynth_version"], input_sha256=c.get("input_sha256"),
+                    additive_delta=e.additive_delta, opt_ins=list(c.get("opt_ins", [])),
                 )
             elif e.kind in ("complete", "fail") and c["reservation"] in reservations:
                 view = reservations[c["reservation"]]
@@ -494,12 +552,13 @@ class Ledger:
             raise ParameterError("reason must be given to change a dataset's cap (it is recorded)")
         with self._db.write() as cur:
             statement = self._account(cur, dataset)
-            new_rho_cap = approx_dp_to_rho(budget.epsilon, budget.delta)
-            if new_rho_cap < statement.rho_spent:
-                spent = zcdp_epsilon(statement.rho_spent, budget.delta)
+            new_rho_cap = rho_within(budget.epsilon, budget.delta, statement.delta_spent)
+            if thresholding_delta(statement.delta_spent) >= budget.delta or new_rho_cap < statement.rho_spent:
+                spent = epsilon_within(statement.rho_spent, budget.delta, statement.delta_spent)
+                additive = f", additive delta={statement.delta_spent:.6g}" if statement.delta_spent else ""
                 raise LedgerError(
                     f"cap (epsilon={budget.epsilon:g}, delta={budget.delta:g}) is below what dataset {dataset!r} "
-                    f"has already spent (rho={statement.rho_spent:.6g}, epsilon={spent:.6g} at that delta)"
+                    f"has already spent (rho={statement.rho_spent:.6g}{additive}, epsilon={spent:.6g} at that delta)"
                 )
             return self._append(cur, "cap", dataset, 0.0, {
                 "epsilon": budget.epsilon, "delta": budget.delta, "reason": reason.strip(),
@@ -520,7 +579,7 @@ class Ledger:
         """Raise if ``events`` would not fit (without reserving); return the statement."""
         with self._db.read() as cur:
             account = self._account(cur, dataset)
-        _refuse_overdraft(account, total_rho(list(events)), claimed)
+        _refuse_overdraft(account, total_rho(list(events)), total_delta(list(events)), claimed)
         return account
 
     def reserve(
@@ -533,8 +592,12 @@ class Ledger:
         input_sha256: str | None = None,
         parameters: dict[str, Any] | None = None,
         unit: str = "row",
+        opt_ins: Sequence[str] = (),
     ) -> Reservation:
         """Atomically append a reservation of ``events``, or refuse it before anything is spent.
+
+        ``opt_ins`` names the loud opt-outs of privacy the release is built on (e.g.
+        ``schema_read_from_data_without_privacy``); they are recorded with the reservation.
 
         Raises:
             BudgetExceededError: the dataset's cap would be exceeded (both numbers in the message).
@@ -543,6 +606,7 @@ class Ledger:
         from dpsynth import __version__
 
         rho = total_rho(list(events))
+        delta = total_delta(list(events))
         with self._db.write() as cur:
             statement = self._account(cur, dataset)
             if statement.unit != unit:
@@ -550,7 +614,7 @@ class Ledger:
                     f"dataset {dataset!r} is registered with privacy unit {statement.unit!r} "
                     f"({describe_unit(statement.unit)}), but {synthesizer} protects {describe_unit(unit)}"
                 )
-            _refuse_overdraft(statement, rho, claimed)
+            _refuse_overdraft(statement, rho, delta, claimed)
             seq = self._append(cur, "reserve", dataset, rho, {
                 "synthesizer": synthesizer,
                 "claimed": {"epsilon": claimed.epsilon, "delta": claimed.delta},
@@ -558,8 +622,9 @@ class Ledger:
                 "dpsynth_version": __version__,
                 "input_sha256": input_sha256,
                 "parameters": parameters or {},
-            })
-        return Reservation(self, dataset, seq, ZCDP(rho))
+                "opt_ins": list(opt_ins),
+            }, additive_delta=delta)
+        return Reservation(self, dataset, seq, ZCDP(rho), delta)
 
     def _close(self, dataset: str, reservation: int, kind: str, detail: dict[str, Any]) -> int:
         with self._db.write() as cur:
@@ -570,21 +635,24 @@ class Ledger:
         """Check the hash chain from the first entry to the head; name the first bad entry."""
         with self._db.read() as cur:
             cur.execute(
-                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash "
+                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta "
                 "FROM dpsynth_ledger_entries ORDER BY seq"
             )
             rows = cur.fetchall()
             cur.execute("SELECT seq, hash FROM dpsynth_ledger_head WHERE id = 1")
             head = cur.fetchone()
         prev = GENESIS
-        for i, (seq, created_at, kind, dataset, rho, content, prev_hash, digest) in enumerate(rows, start=1):
+        for i, (seq, created_at, kind, dataset, rho, content, prev_hash, digest, additive_delta) in enumerate(
+            rows, start=1
+        ):
             if int(seq) != i:
                 return VerifyResult(False, len(rows), i, f"entry {i} is missing (the next stored entry is {seq}): "
                                     "deleted or renumbered")
             if prev_hash != prev:
                 return VerifyResult(False, len(rows), i, f"entry {i} does not follow entry {i - 1} "
                                     "(its predecessor hash differs): an entry before it was changed, deleted or moved")
-            if _entry_hash(int(seq), created_at, kind, dataset, float(rho), content, prev_hash) != digest:
+            if _entry_hash(int(seq), created_at, kind, dataset, float(rho), content, prev_hash,
+                           float(additive_delta)) != digest:
                 return VerifyResult(False, len(rows), i, f"entry {i} ({kind}, dataset {dataset!r}) does not match "
                                     "its hash: it was edited")
             prev = digest
@@ -603,10 +671,11 @@ class Reservation:
     dataset: str | None
     id: int | None
     reserved: ZCDP
+    reserved_delta: float = 0.0
     odometer: Odometer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.odometer = Odometer(self.reserved)
+        self.odometer = Odometer(self.reserved, self.reserved_delta)
 
     def complete(self, **detail: Any) -> None:
         if self.ledger is not None and self.dataset is not None and self.id is not None:
@@ -630,7 +699,7 @@ class _Untracked:
             UntrackedPrivacyWarning,
             stacklevel=3,
         )
-        return Reservation(None, None, None, ZCDP(total_rho(list(events))))
+        return Reservation(None, None, None, ZCDP(total_rho(list(events))), total_delta(list(events)))
 
 
 UNTRACKED = _Untracked()
@@ -652,14 +721,37 @@ def _check_cap(budget: object) -> ApproxDP:
     return budget
 
 
-def _refuse_overdraft(statement: _Account, rho: float, claimed: ApproxDP) -> None:
-    remaining = statement.rho_cap - statement.rho_spent
-    if rho > remaining:
+def _refuse_overdraft(statement: _Account, rho: float, delta: float, claimed: ApproxDP) -> None:
+    """Refuse a request of ``rho`` and additive ``delta`` that the cap cannot hold, naming both the
+    requested and the remaining numbers.
+
+    With additive δ (thresholding) the cap holds iff Σδ_thr < δ_cap and
+    Σρ ≤ approx_dp_to_rho(ε_cap, δ_cap − Σδ_thr/(1 − Σδ_thr)), Σ over what was spent and this request.
+    """
+    cap = statement.cap
+    if not delta and not statement.delta_spent:
+        remaining = statement.rho_cap - statement.rho_spent
+        if rho > remaining:
+            raise BudgetExceededError(
+                f"requested rho={rho:.6g} (epsilon={claimed.epsilon:g}, delta={claimed.delta:g}) exceeds the "
+                f"remaining rho={max(remaining, 0.0):.6g} of dataset {statement.dataset!r} (cap "
+                f"epsilon={cap.epsilon:g}, delta={cap.delta:g}; spent rho={statement.rho_spent:.6g} in "
+                f"{statement.releases} release(s))",
+                requested=rho,
+                remaining=max(remaining, 0.0),
+            )
+        return
+    delta_after = statement.delta_spent + delta
+    remaining_delta = max(0.0, cap.delta - thresholding_delta(statement.delta_spent))
+    # The ρ left if this request's additive δ is taken as well (0 when the δ alone does not fit).
+    remaining = rho_within(cap.epsilon, cap.delta, delta_after) - statement.rho_spent
+    if thresholding_delta(delta_after) >= cap.delta or rho > remaining:
         raise BudgetExceededError(
-            f"requested rho={rho:.6g} (epsilon={claimed.epsilon:g}, delta={claimed.delta:g}) exceeds the remaining "
-            f"rho={max(remaining, 0.0):.6g} of dataset {statement.dataset!r} (cap epsilon={statement.cap.epsilon:g}, "
-            f"delta={statement.cap.delta:g}; spent rho={statement.rho_spent:.6g} in "
-            f"{statement.releases} release(s))",
+            f"requested rho={rho:.6g} and additive delta={delta:.6g} (epsilon={claimed.epsilon:g}, "
+            f"delta={claimed.delta:g}) exceeds the remaining rho={max(remaining, 0.0):.6g} (with this additive delta "
+            f"taken) and additive delta={remaining_delta:.6g} of dataset {statement.dataset!r} (cap "
+            f"epsilon={cap.epsilon:g}, delta={cap.delta:g}; spent rho={statement.rho_spent:.6g}, additive "
+            f"delta={statement.delta_spent:.6g} in {statement.releases} release(s))",
             requested=rho,
             remaining=max(remaining, 0.0),
         )

@@ -16,17 +16,24 @@ class Odometer:
     """Tracks what the mechanisms of one fit have spent against what was reserved for it.
 
     A mechanism calls :meth:`spend` with its event *before* its noisy value is released; if the
-    sum would exceed the reservation the mechanism is stopped (that is a dpsynth bug, never a user
-    mistake, so it is not a :class:`~dpsynth.exceptions.DPSynthError`).
+    sum would exceed the reservation (its ρ, or its additive δ for thresholding mechanisms) the
+    mechanism is stopped (that is a dpsynth bug, never a user mistake, so it is not a
+    :class:`~dpsynth.exceptions.DPSynthError`).
     """
 
-    def __init__(self, reserved: ZCDP):
+    def __init__(self, reserved: ZCDP, delta: float = 0.0):
         self.reserved = reserved
+        self.reserved_delta = float(delta)
         self.events: list[PrivacyEvent] = []
 
     @property
     def spent(self) -> ZCDP:
         return ZCDP(math.fsum(e.rho for e in self.events))
+
+    @property
+    def spent_delta(self) -> float:
+        """Additive δ spent so far (thresholding events)."""
+        return math.fsum(e.delta for e in self.events)
 
     def spend(self, event: PrivacyEvent) -> None:
         after = math.fsum([*(e.rho for e in self.events), event.rho])
@@ -35,4 +42,11 @@ class Odometer:
                 f"mechanism {event.label or event.kind!r} would spend rho={event.rho:.6g}, "
                 f"bringing the total to {after:.6g} > reserved rho={self.reserved.rho:.6g}"
             )
+        if event.delta:
+            after_delta = math.fsum([*(e.delta for e in self.events), event.delta])
+            if after_delta > self.reserved_delta * (1.0 + _SLACK):
+                raise PrivacyAccountingError(
+                    f"mechanism {event.label or event.kind!r} would spend delta={event.delta:.6g}, "
+                    f"bringing the total to {after_delta:.6g} > reserved delta={self.reserved_delta:.6g}"
+                )
         self.events.append(event)

@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from dpsynth.exceptions import BudgetExceededError, ParameterError
-from dpsynth.privacy import ApproxDP, GaussianEvent, approx_dp_to_rho, zcdp_epsilon
-from dpsynth.privacy.ledger import Ledger, LedgerError
+from dpsynth.mechanisms import PartitionSelection
+from dpsynth.privacy import ApproxDP, GaussianEvent, approx_dp_to_rho, total_delta, zcdp_epsilon
+from dpsynth.privacy.accounting import thresholding_delta
+from dpsynth.privacy.ledger import Ledger, LedgerError, canonical
 from dpsynth.schema import Schema
 from dpsynth.synth import MST
 
@@ -178,6 +180,8 @@ TAMPERING = {
     "reorder": (
         "UPDATE dpsynth_ledger_entries SET seq = CASE seq WHEN 2 THEN 3 WHEN 3 THEN 2 END + 100 WHERE seq IN (2, 3);"
         "UPDATE dpsynth_ledger_entries SET seq = seq - 100 WHERE seq > 100", 2, "does not follow entry 1"),
+    "give an additive delta": (
+        "UPDATE dpsynth_ledger_entries SET additive_delta = 0.5 WHERE seq = 3", 3, "does not match its hash"),
 }
 
 
@@ -343,3 +347,128 @@ def test_cli_no_ledger_warns_loudly(tmp_path, coded):
                    "--rows", "5", "--out", str(tmp_path / "o.csv"), "--no-ledger")
     assert proc.returncode == 0
     assert "WARNING: fitting WITHOUT a privacy ledger" in proc.stderr
+
+
+# -- additive δ (thresholding events: DP partition selection) ---------------------------------------
+
+def levels_event(delta: float = 1e-7, rho: float = 0.01):
+    """The event of a DP partition selection over 3 columns: ρ and an additive δ."""
+    return PartitionSelection.calibrate(rho, delta, max_partitions=3, label="schema_levels").event
+
+
+def test_additive_delta_composes_and_is_shown(ledger_url):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
+    levels, gauss = levels_event(), GaussianEvent(scale=5.0, l2_sensitivity=1.0)
+    assert 0 < levels.delta <= 1e-7
+    for _ in range(3):
+        ledger.reserve("d", [gauss, levels], synthesizer="schema_infer", claimed=ApproxDP(0.5, 2e-7)).complete()
+    ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM).complete()
+    st = ledger.statement("d")
+    rho = 3 * (levels.rho + gauss.rho) + sum(e.rho for e in mst_events())
+    assert st.rho_spent == pytest.approx(rho, rel=1e-12)
+    assert st.delta_spent == pytest.approx(3 * levels.delta, rel=1e-12)
+    assert [r.additive_delta for r in st.reservations] == [total_delta([levels])] * 3 + [0.0]
+    # ε at the cap's δ, of which Σδ_thr/(1 − Σδ_thr) goes to the thresholding
+    rest = 1e-6 - thresholding_delta(3 * levels.delta)
+    assert st.epsilon_spent_tight == pytest.approx(zcdp_epsilon(rho, rest), rel=1e-9)
+    assert st.epsilon_spent_tight > zcdp_epsilon(rho, 1e-6)
+    report = st.to_dict()
+    assert report["spent"]["additive_delta"] == pytest.approx(3 * levels.delta)
+    assert report["remaining"]["rho"] == pytest.approx(approx_dp_to_rho(5.0, rest) - rho)
+    assert report["remaining"]["additive_delta"] == pytest.approx(1e-6 - 3 * levels.delta, rel=1e-6)
+    assert report["entries"][0]["events"][1]["delta"] == levels.delta
+    assert ledger.verify().ok and Ledger(ledger_url).verify().entries == 9
+
+
+def test_additive_delta_overdraft_is_refused_with_both_numbers(ledger_url):
+    ledger = Ledger(ledger_url)
+    levels = levels_event(delta=4e-7)
+    cap_delta = 2.5 * levels.delta  # admits two of them
+    ledger.create_dataset("d", ApproxDP(10.0, cap_delta))
+    for _ in range(2):
+        ledger.reserve("d", [levels], synthesizer="schema_infer", claimed=ApproxDP(1.0, 5e-7))
+    before = ledger.verify().entries
+    # ρ is plentiful, but a third δ would pass the cap's δ
+    with pytest.raises(BudgetExceededError) as err:
+        ledger.reserve("d", [levels], synthesizer="schema_infer", claimed=ApproxDP(1.0, 5e-7))
+    message = str(err.value)
+    assert f"requested rho={levels.rho:.6g} and additive delta={levels.delta:.6g}" in message
+    assert f"additive delta={cap_delta - thresholding_delta(2 * levels.delta):.6g} of dataset 'd'" in message
+    assert "remaining rho=0 " in message
+    assert ledger.verify().entries == before and len(ledger.statement("d").reservations) == 2
+    with pytest.raises(BudgetExceededError):
+        ledger.check("d", [levels], claimed=ApproxDP(1.0, 5e-7))
+
+
+def test_additive_delta_leaves_less_rho(ledger_url):
+    ledger = Ledger(ledger_url)
+    big = levels_event(delta=9e-7, rho=0.05)
+    # A cap whose ρ admits the request at δ = 1e-6 but not once 9e-7 of it goes to thresholding.
+    epsilon = zcdp_epsilon(big.rho, 5e-7)
+    assert approx_dp_to_rho(epsilon, 1e-6) > big.rho > approx_dp_to_rho(epsilon, 1e-6 - big.delta / (1 - big.delta))
+    ledger.create_dataset("d", ApproxDP(epsilon, 1e-6))
+    with pytest.raises(BudgetExceededError) as err:
+        ledger.reserve("d", [big], synthesizer="schema_infer", claimed=ApproxDP(1.0, 1e-6))
+    remaining = approx_dp_to_rho(epsilon, 1e-6 - thresholding_delta(big.delta))
+    assert f"exceeds the remaining rho={remaining:.6g} (with this additive delta taken)" in str(err.value)
+    assert err.value.requested == pytest.approx(big.rho) and err.value.remaining == pytest.approx(remaining)
+    assert ledger.verify().entries == 1
+    # the same ρ without the δ fits
+    ledger.reserve("d", [GaussianEvent(scale=(1.5 / (2 * big.rho)) ** 0.5, l2_sensitivity=1.0)],
+                   synthesizer="mst", claimed=CLAIM)
+
+
+def test_cap_change_keeps_the_additive_delta_spent(ledger_url):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
+    ledger.reserve("d", [levels_event(delta=5e-7)], synthesizer="schema_infer", claimed=ApproxDP(1.0, 1e-6))
+    with pytest.raises(LedgerError, match="additive delta="):
+        ledger.set_cap("d", ApproxDP(5.0, 4e-7), reason="tighten δ below what thresholding spent")
+    ledger.set_cap("d", ApproxDP(5.0, 2e-6), reason="more δ")
+    assert ledger.statement("d").cap == ApproxDP(5.0, 2e-6)
+
+
+def _v1_hash(seq, created_at, kind, dataset, rho, content, prev):
+    """The entry hash as dpsynth computed it before entries had an additive δ."""
+    import hashlib
+
+    body = canonical({"seq": seq, "created_at": created_at, "kind": kind, "dataset": dataset, "rho": rho,
+                      "content": content, "prev_hash": prev})
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def test_a_version_1_ledger_gains_the_column_and_its_entries_still_verify(ledger_url):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
+    ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM).complete(rows=1)
+    # Turn the database back into a version-1 ledger: no additive_delta column, the old index.
+    raw_execute(ledger_url,
+                "DROP INDEX IF EXISTS dpsynth_ledger_spending_v2",
+                "ALTER TABLE dpsynth_ledger_entries DROP COLUMN additive_delta",
+                "CREATE INDEX dpsynth_ledger_spending ON dpsynth_ledger_entries (dataset, kind, rho)",
+                "UPDATE dpsynth_ledger_head SET version = 1")
+    old = Ledger(ledger_url)  # migrates
+    assert old.verify().ok and old.verify().entries == 3
+    entries = old.statement("d")
+    assert entries.delta_spent == 0.0 and len(entries.reservations) == 1
+    with old._db.read() as cur:
+        cur.execute("SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta "
+                    "FROM dpsynth_ledger_entries ORDER BY seq")
+        rows = cur.fetchall()
+        cur.execute("SELECT version FROM dpsynth_ledger_head")
+        assert cur.fetchone()[0] == 2
+    for seq, created_at, kind, dataset, rho, content, prev, digest, additive in rows:
+        assert additive == 0.0 and _v1_hash(int(seq), created_at, kind, dataset, float(rho), content, prev) == digest
+    old.reserve("d", [levels_event()], synthesizer="schema_infer", claimed=ApproxDP(1.0, 1e-7))
+    assert Ledger(ledger_url).verify().ok
+
+
+def test_removing_an_additive_delta_is_found(ledger_url):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
+    ledger.reserve("d", [levels_event()], synthesizer="schema_infer", claimed=ApproxDP(1.0, 1e-7))
+    ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
+    raw_execute(ledger_url, "UPDATE dpsynth_ledger_entries SET additive_delta = 0 WHERE seq = 2")
+    result = ledger.verify()
+    assert not result.ok and result.first_bad == 2 and "does not match its hash" in result.problem

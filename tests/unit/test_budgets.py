@@ -382,3 +382,36 @@ def test_privacy_accounting_error_is_not_a_user_error():
     from dpsynth.exceptions import DPSynthError
 
     assert not issubclass(PrivacyAccountingError, DPSynthError)
+
+
+# --------------------------------------------------------------------------- additive δ (thresholding)
+
+
+def test_odometer_tracks_the_additive_delta_of_thresholding_events():
+    from dpsynth.privacy import PartitionSelectionEvent
+
+    event = PartitionSelectionEvent(scale=3.0, threshold=12, max_partitions=2, label="levels")
+    assert event.delta > 0 and gaussian_event(0.1).delta == 0.0
+    odometer = Odometer(ZCDP(1.0), 2.5 * event.delta)
+    odometer.spend(event)
+    odometer.spend(gaussian_event(0.1))
+    odometer.spend(event)
+    assert odometer.spent_delta == pytest.approx(2 * event.delta, rel=1e-12)
+    with pytest.raises(PrivacyAccountingError, match="'levels' would spend delta="):
+        odometer.spend(event)
+    assert len(odometer.events) == 3
+    # a reservation without δ refuses any thresholding event
+    with pytest.raises(PrivacyAccountingError, match="reserved delta=0"):
+        Odometer(ZCDP(1.0)).spend(event)
+
+
+def test_rho_and_epsilon_within_a_budget_with_additive_delta():
+    from dpsynth.privacy.accounting import epsilon_within, rho_within, thresholding_delta
+
+    assert rho_within(1.0, 1e-6, 0.0) == approx_dp_to_rho(1.0, 1e-6)
+    assert rho_within(1.0, 1e-6, 4e-7) == approx_dp_to_rho(1.0, 1e-6 - thresholding_delta(4e-7))
+    assert rho_within(1.0, 1e-6, 4e-7) < rho_within(1.0, 1e-6, 0.0)
+    assert rho_within(1.0, 1e-6, 1e-6) == 0.0
+    rho = rho_within(1.0, 1e-6, 4e-7)
+    assert epsilon_within(rho, 1e-6, 4e-7) <= 1.0 + 1e-9
+    assert epsilon_within(0.1, 1e-6, 2e-6) == math.inf
