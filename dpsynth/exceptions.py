@@ -56,6 +56,11 @@ class InsecureNoiseWarning(UserWarning):
     """Noise was drawn from a seeded, predictable source: for tests only, never for a release."""
 
 
+class SchemaWithoutPrivacyWarning(UserWarning):
+    """A schema was read from the private data without privacy (a named opt-in), or a release is
+    built on one: its levels and bounds may reveal individuals."""
+
+
 class ReleaseBlocked(DPSynthError):
     """A release was refused by its policy."""
 

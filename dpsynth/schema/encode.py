@@ -1,7 +1,8 @@
 """Schema-driven encoding of a table to integer codes, and decoding back to values.
 
 Encoding reads the private table, but learns nothing from it: the codes are fixed by the schema.
-Numeric values are clamped to the declared bounds before binning. Every problem found is
+Numeric values are clamped to the declared bounds before binning; a categorical column with an
+``other`` level encodes every value outside its levels to that level. Every problem found is
 collected and raised at once as a :class:`~dpsynth.exceptions.DataError` naming the column and
 the number of rows, never a value.
 """
@@ -68,6 +69,9 @@ def _encode_column(values: pd.Series, col: Column, schema: Schema) -> tuple[np.n
         text = values.astype("string")
         codes_f = text.map(lookup, na_action="ignore").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
         unknown = np.isnan(codes_f) & ~missing
+        if col.other_code is not None:
+            codes_f[unknown] = col.other_code
+            unknown[:] = False
         n_unknown = int(unknown.sum())
         if n_unknown:
             errs.append(
@@ -126,11 +130,12 @@ def decode(codes: np.ndarray, schema: Schema, rng: np.random.Generator) -> pd.Da
         missing = (c == col.missing_code) if col.nullable else np.zeros(len(c), dtype=bool)
         safe = np.where(missing, 0, c)
         if col.kind == "categorical":
-            levels = np.empty(len(col.levels), dtype=object)
-            levels[:] = list(col.levels)
+            values = [*col.levels, *([col.other] if col.other is not None else [])]
+            levels = np.empty(len(values), dtype=object)
+            levels[:] = values
             vals = levels[safe]
             vals[missing] = None
-            if all(isinstance(v, int) for v in col.levels) and not missing.any():
+            if all(isinstance(v, int) for v in values) and not missing.any():
                 cols[col.name] = pd.Series(vals.astype(np.int64))
             else:
                 cols[col.name] = pd.Series(vals, dtype=object)

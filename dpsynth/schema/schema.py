@@ -3,12 +3,15 @@
 Two file formats are accepted (see ``docs/schema.md``):
 
 * a dpsynth schema (YAML or JSON) with a ``columns`` list, each column ``categorical`` (declared
-  ``levels``), ``integer`` or ``continuous`` (declared ``bounds`` and ``bins`` or ``edges``),
-  optionally ``nullable``;
+  ``levels``, optionally an ``other`` level for every value not listed), ``integer`` or
+  ``continuous`` (declared ``bounds`` and ``bins`` or ``edges``), optionally ``nullable``; and
+  optionally its ``provenance`` (how it was made: declared, inferred with DP, or read from the
+  data without privacy under a named opt-in);
 * a Private-PGM domain file, a JSON object ``{column: number_of_levels}`` whose columns hold
   integer codes ``0 .. k-1``.
 
-Nothing here reads private data: every level, bound and bin edge is declared.
+Nothing here reads private data: every level, bound and bin edge is declared (by hand, or by
+``dpsynth schema infer``, see :mod:`dpsynth.schema.infer`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ MAX_INTEGER_LEVELS = 256
 Kind = Literal["categorical", "integer", "continuous", "datetime"]
 RESOLUTIONS = {"day": 86_400, "second": 1}
 _EPOCH = "1970-01-01"
+#: The named opt-in of a schema read from the data without privacy (``schema infer --public``).
+SCHEMA_WITHOUT_PRIVACY = "schema_read_from_data_without_privacy"
+KNOWN_OPT_INS = (SCHEMA_WITHOUT_PRIVACY,)
+PROVENANCE_METHODS = ("declared", "dp", "public")
 
 
 def to_units(value: Any, resolution: str) -> float:
@@ -71,6 +78,8 @@ class Column:
         nullable: whether missing values are allowed; they get their own last code.
         resolution: for ``datetime`` columns, ``day`` or ``second``: values are whole counts of it
             since 1970-01-01 inside dpsynth (bounds and edges too) and ISO text outside.
+        other: for categorical columns, an extra level (after ``levels``) that every value not in
+            ``levels`` encodes to, instead of being an error; ``None`` when there is none.
     """
 
     name: str
@@ -85,6 +94,7 @@ class Column:
     dp_quantiles: int | None = None
     #: ``declared`` edges, or ``dp_quantiles`` once chosen with DP by a fit.
     edges_from: str = "declared"
+    other: str | None = None
 
     @property
     def integral(self) -> bool:
@@ -95,8 +105,13 @@ class Column:
     def n_values(self) -> int:
         """Number of non-missing codes."""
         if self.kind == "categorical":
-            return len(self.levels)
+            return len(self.levels) + (1 if self.other is not None else 0)
         return len(self.edges) - 1
+
+    @property
+    def other_code(self) -> int | None:
+        """The code of the ``other`` level of a categorical column (after the levels), if any."""
+        return len(self.levels) if self.kind == "categorical" and self.other is not None else None
 
     @property
     def size(self) -> int:
@@ -111,6 +126,8 @@ class Column:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
         if self.kind == "categorical":
             out["levels"] = list(self.levels)
+            if self.other is not None:
+                out["other"] = self.other
         elif self.kind == "datetime":
             assert self.bounds is not None and self.resolution is not None
             out["resolution"] = self.resolution
@@ -145,12 +162,15 @@ class Schema:
         columns: the columns, in order.
         missing_values: strings read as a missing value (in every column).
         source: ``"dpsynth"`` or ``"private-pgm-domain"``: which file format it came from.
+        provenance: how the schema was made (``method``: ``declared``, ``dp`` or ``public``, and
+            what the method records: budget, ledger entry, opt-in …), or ``None`` if unrecorded.
     """
 
     columns: tuple[Column, ...]
     missing_values: tuple[str, ...] = DEFAULT_MISSING
     source: str = "dpsynth"
     name: str = ""
+    provenance: Mapping[str, Any] | None = field(default=None, compare=False)
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -177,13 +197,26 @@ class Schema:
     def __len__(self) -> int:
         return len(self.columns)
 
+    @property
+    def opt_ins(self) -> list[str]:
+        """The named opt-ins of privacy this schema was made under (e.g. read from the data
+        without privacy); every release built on it must carry them. Empty for a declared schema
+        or one inferred with DP."""
+        if not self.provenance:
+            return []
+        opt_in = self.provenance.get("opt_in")
+        return [opt_in] if opt_in else []
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "version": SCHEMA_VERSION,
             "name": self.name,
             "missing_values": list(self.missing_values),
             "columns": [c.to_dict() for c in self.columns],
         }
+        if self.provenance is not None:
+            out["provenance"] = dict(self.provenance)
+        return out
 
     @classmethod
     def from_domain(cls, domain: Mapping[str, int], *, name: str = "") -> Schema:
@@ -201,12 +234,14 @@ class Schema:
     def from_dict(cls, spec: Mapping[str, Any], *, name: str = "") -> Schema:
         """A schema from the parsed content of a dpsynth schema file (all problems at once)."""
         problems: list[str] = []
-        unknown = set(spec) - {"version", "name", "missing_values", "columns", "description"}
+        unknown = set(spec) - {"version", "name", "missing_values", "columns", "description", "provenance"}
         if unknown:
             problems.append(f"unknown top-level key(s) {sorted(unknown)}")
         version = spec.get("version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
             problems.append(f"version ({version!r}) must be {SCHEMA_VERSION}")
+        provenance, errs = _parse_provenance(spec.get("provenance"))
+        problems.extend(errs)
         missing = spec.get("missing_values", list(DEFAULT_MISSING))
         if not isinstance(missing, list) or not all(isinstance(m, str) for m in missing):
             problems.append("missing_values must be a list of strings")
@@ -228,10 +263,34 @@ class Schema:
             missing_values=tuple(missing),
             source="dpsynth",
             name=str(spec.get("name", name) or name),
+            provenance=provenance,
         )
 
 
-_COLUMN_KEYS = {"name", "kind", "levels", "bounds", "bins", "edges", "nullable", "description", "resolution"}
+def _parse_provenance(raw: object) -> tuple[dict[str, Any] | None, list[str]]:
+    """The ``provenance`` mapping: ``method`` (declared, dp or public) and what it recorded.
+
+    A schema read without privacy must carry its opt-in by name, so that it cannot pass silently.
+    """
+    if raw is None:
+        return None, []
+    if not isinstance(raw, Mapping):
+        return None, ["provenance must be a mapping with a method"]
+    method = raw.get("method")
+    if method not in PROVENANCE_METHODS:
+        return None, [f"provenance method ({method!r}) must be one of {', '.join(PROVENANCE_METHODS)}"]
+    opt_in = raw.get("opt_in")
+    if opt_in is not None and opt_in not in KNOWN_OPT_INS:
+        return None, [f"provenance opt_in ({opt_in!r}) must be one of {', '.join(KNOWN_OPT_INS)}"]
+    if method == "public" and opt_in != SCHEMA_WITHOUT_PRIVACY:
+        return None, [f"provenance method 'public' needs opt_in: {SCHEMA_WITHOUT_PRIVACY} (the schema was read "
+                      "from the data without privacy)"]
+    return dict(raw), []
+
+
+_COLUMN_KEYS = {
+    "name", "kind", "levels", "other", "bounds", "bins", "edges", "nullable", "description", "resolution",
+}
 
 
 def _number(x: object) -> bool:
@@ -256,8 +315,12 @@ def _parse_column(raw: object, i: int) -> tuple[Column | None, list[str]]:
         nullable = False
     if kind == "categorical":
         levels = raw.get("levels")
-        if not isinstance(levels, list) or not levels:
-            errs.append(f"{where}: a categorical column needs a non-empty list of levels")
+        other = raw.get("other")
+        if other is not None and (not isinstance(other, str) or not other):
+            errs.append(f"{where}: other ({other!r}) must be a non-empty string (the level of every value not listed)")
+            return None, errs
+        if not isinstance(levels, list) or (not levels and other is None):
+            errs.append(f"{where}: a categorical column needs a non-empty list of levels (or an other level)")
             return None, errs
         if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in levels):
             errs.append(f"{where}: levels must be strings or integers")
@@ -265,17 +328,20 @@ def _parse_column(raw: object, i: int) -> tuple[Column | None, list[str]]:
         as_text = [str(v) for v in levels]
         if len(set(as_text)) != len(as_text):
             errs.append(f"{where}: levels must be distinct")
+        if other is not None and other in as_text:
+            errs.append(f"{where}: other ({other!r}) must differ from every level")
         for key in ("bounds", "bins", "edges"):
             if key in raw:
                 errs.append(f"{where}: a categorical column takes levels, not {key}")
         if errs:
             return None, errs
-        return Column(name=name, kind="categorical", levels=tuple(levels), nullable=nullable), []
+        return Column(name=name, kind="categorical", levels=tuple(levels), nullable=nullable, other=other), []
     if kind not in ("integer", "continuous", "datetime"):
         errs.append(f"{where}: kind ({kind!r}) must be one of categorical, integer, continuous, datetime")
         return None, errs
-    if "levels" in raw:
-        errs.append(f"{where}: a numeric column takes bounds and bins or edges, not levels")
+    for key in ("levels", "other"):
+        if key in raw:
+            errs.append(f"{where}: a numeric column takes bounds and bins or edges, not {key}")
     edges_raw, bins, bounds_raw = raw.get("edges"), raw.get("bins"), raw.get("bounds")
     dp_quantiles = None
     if isinstance(bins, Mapping):
@@ -395,21 +461,21 @@ def _integer_bin(edges: Sequence[float], b: int, high: float) -> tuple[int, int]
     return int(low), int(min(top, high))
 
 
-def load_schema(path: str | Path) -> Schema:
-    """Read a dpsynth schema (YAML or JSON) or a Private-PGM domain file (JSON)."""
+def read_spec(path: str | Path, *, what: str = "schema file") -> Mapping[str, Any]:
+    """The parsed content (a non-empty mapping) of a YAML or JSON schema file, or a SchemaError."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SchemaError(f"schema file {str(p)!r} does not exist") from None
+        raise SchemaError(f"{what} {str(p)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SchemaError(f"schema file {str(p)!r} cannot be read: {exc.__class__.__name__}") from None
+        raise SchemaError(f"{what} {str(p)!r} cannot be read: {exc.__class__.__name__}") from None
     spec: object
     if p.suffix.lower() == ".json":
         try:
             spec = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SchemaError(f"schema file {str(p)!r} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+            raise SchemaError(f"{what} {str(p)!r} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
     else:
         import yaml
 
@@ -418,9 +484,16 @@ def load_schema(path: str | Path) -> Schema:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f" at line {mark.line + 1}" if mark is not None else ""
-            raise SchemaError(f"schema file {str(p)!r} is not valid YAML{at}") from None
+            raise SchemaError(f"{what} {str(p)!r} is not valid YAML{at}") from None
     if not isinstance(spec, Mapping) or not spec:
-        raise SchemaError(f"schema file {str(p)!r} must hold a mapping (a dpsynth schema or a domain file)")
+        raise SchemaError(f"{what} {str(p)!r} must hold a mapping (a dpsynth schema or a domain file)")
+    return spec
+
+
+def load_schema(path: str | Path) -> Schema:
+    """Read a dpsynth schema (YAML or JSON) or a Private-PGM domain file (JSON)."""
+    p = Path(path)
+    spec = read_spec(p)
     if "columns" not in spec and all(
         isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in spec.values()
     ):

@@ -5,12 +5,18 @@ Every synthesizer follows the scikit-learn estimator contract: ``__init__`` only
 public information only; ``fit(data, *, schema)`` reserves that plan, then reads the private data
 and returns ``self``; learned state ends in ``_``; ``sample(n_rows)`` is post-processing and
 raises :class:`~dpsynth.exceptions.NotFittedError` before ``fit``.
+
+A schema may carry named opt-ins (``Schema.opt_ins``, e.g. ``schema_read_from_data_without_privacy``
+for a schema read from the data without DP). A fit on it records them in the ledger's reservation
+and completion, in ``opt_ins_`` and in :meth:`Synthesizer.privacy_statement`: every report of the
+release carries them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dpsynth import _validation as check
-from dpsynth.exceptions import NotFittedError, ParameterError
+from dpsynth.exceptions import NotFittedError, ParameterError, SchemaWithoutPrivacyWarning
 from dpsynth.mechanisms import ExponentialSelection, NoiseSource, make_noise
 from dpsynth.privacy.budgets import ZCDP, ApproxDP
 from dpsynth.privacy.events import PrivacyEvent
@@ -122,6 +128,7 @@ class Synthesizer(ABC):
         from dpsynth.schema.encode import encode
 
         events = self.plan(schema)
+        opt_ins = list(schema.opt_ins)
         if not isinstance(ledger, (Ledger, _Untracked)):
             raise ParameterError(
                 f"ledger ({ledger!r}) must be a dpsynth Ledger (with dataset=NAME), or dpsynth.UNTRACKED to fit "
@@ -132,9 +139,16 @@ class Synthesizer(ABC):
         codes = encode(data, schema)  # validates the data against the schema; learns nothing
         if isinstance(ledger, Ledger) and input_sha256 is None:
             input_sha256 = hashlib.sha256(np.ascontiguousarray(codes).tobytes()).hexdigest()
+        if opt_ins:
+            warnings.warn(
+                f"this release is built on a schema with the opt-in {', '.join(opt_ins)}: the schema was read from "
+                "the data without privacy, and every report of the release carries the opt-in",
+                SchemaWithoutPrivacyWarning,
+                stacklevel=2,
+            )
         reservation = ledger.reserve(
             dataset, events, synthesizer=self.name, claimed=self.budget(), input_sha256=input_sha256,
-            parameters=_jsonable(self.get_params()), unit=self.unit,
+            parameters=_jsonable(self.get_params()), unit=self.unit, opt_ins=opt_ins,
         )
         start = time.perf_counter()
         noise = make_noise(self.insecure_seed)
@@ -150,8 +164,23 @@ class Synthesizer(ABC):
             raise
         self.ledger_entry_ = reservation.id
         self.dataset_ = dataset
-        reservation.complete(seconds=round(time.perf_counter() - start, 3), **self._ledger_detail())
+        self.opt_ins_ = opt_ins
+        reservation.complete(seconds=round(time.perf_counter() - start, 3), opt_ins=opt_ins, **self._ledger_detail())
         return self
+
+    def privacy_statement(self) -> dict[str, Any]:
+        """The guarantee of this fit: the (ε, δ) asked for, the ρ actually spent, and the named
+        opt-ins the release is built on (empty when there are none)."""
+        if not hasattr(self, "privacy_spent_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first")
+        spent = self.privacy_spent_
+        return {
+            "epsilon": float(self.epsilon),
+            "delta": float(self.delta),
+            "rho": spent.rho,
+            "epsilon_from_rho": spent.to_approx_dp(float(self.delta)).epsilon if spent.rho > 0 else 0.0,
+            "opt_ins": list(getattr(self, "opt_ins_", [])),
+        }
 
     def _ledger_detail(self) -> dict[str, Any]:
         """What the ledger's completion entry records about the run (never data)."""

@@ -303,14 +303,3 @@ class MST(Synthesizer):
     @property
     def rho_(self) -> float:
         return self.privacy_spent_.rho
-
-    def privacy_statement(self) -> dict[str, float]:
-        """The guarantee of this fit: the (ε, δ) asked for and the ρ actually spent."""
-        spent = self.privacy_spent_
-        return {
-            "epsilon": float(self.epsilon),
-            "delta": float(self.delta),
-            "rho": spent.rho,
-            "epsilon_from_rho": spent.to_approx_dp(float(self.delta)).epsilon if spent.rho > 0 else 0.0,
-        }
-

@@ -150,6 +150,30 @@ def test_fit_charges_the_ledger_exactly_the_plan(name, small_schema, small_data,
     assert entry.rho == pytest.approx(total_rho(synth.plan(small_schema)), rel=1e-12)  # the reservation
     assert synth.privacy_spent_.rho <= entry.rho * (1 + 1e-12)
     assert entry.synthesizer == name and len(entry.input_sha256) == 64
+    # a declared schema carries no opt-in, and every report says so
+    assert entry.opt_ins == [] and entry.detail["opt_ins"] == [] and synth.privacy_statement()["opt_ins"] == []
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_a_schema_read_without_privacy_is_carried_by_every_report(name, small_schema, small_data, tmp_path):
+    import dataclasses
+
+    from dpsynth.exceptions import SchemaWithoutPrivacyWarning
+    from dpsynth.privacy import ApproxDP
+    from dpsynth.privacy.ledger import Ledger
+
+    public = dataclasses.replace(
+        small_schema, provenance={"method": "public", "opt_in": "schema_read_from_data_without_privacy"}
+    )
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
+    with pytest.warns(SchemaWithoutPrivacyWarning, match="schema_read_from_data_without_privacy"):
+        synth = make(name, insecure_seed=8).fit(small_data, schema=public, ledger=ledger, dataset="d")
+    opt_ins = ["schema_read_from_data_without_privacy"]
+    assert synth.opt_ins_ == opt_ins and synth.privacy_statement()["opt_ins"] == opt_ins
+    (entry,) = ledger.statement("d").reservations
+    assert entry.opt_ins == opt_ins and entry.detail["opt_ins"] == opt_ins
+    assert ledger.statement("d").to_dict()["entries"][0]["opt_ins"] == opt_ins
 
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)

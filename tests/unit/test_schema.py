@@ -555,3 +555,92 @@ def test_datetime_errors(tmp_path):
             Schema.from_dict({"columns": [{"name": "day", "kind": "datetime", **spec}]})
     with pytest.raises(SchemaError, match="only datetime columns take a resolution"):
         Schema.from_dict({"columns": [{"name": "n", "kind": "integer", "bounds": [0, 5], "resolution": "day"}]})
+
+
+# --------------------------------------------------------------------------- the other level
+
+
+OTHER_SCHEMA = yaml_columns(
+    "{name: job, kind: categorical, levels: [clerk, nurse], other: '<other>', nullable: true}",
+    "{name: code, kind: categorical, levels: [1, 2], other: rare}",
+)
+
+
+def test_other_level_parses_round_trips_and_counts_as_a_code(tmp_path):
+    schema = load_schema(write(tmp_path, "s.yaml", "missing_values: ['?']\n" + OTHER_SCHEMA))
+    job = schema["job"]
+    assert job.other == "<other>" and job.other_code == 2 and job.missing_code == 3 and job.size == 4
+    assert schema["code"].size == 3 and schema["code"].other_code == 2
+    assert job.to_dict()["other"] == "<other>"
+    assert Schema.from_dict(schema.to_dict()) == schema
+    plain = Schema.from_dict({"columns": [{"name": "x", "kind": "categorical", "levels": ["a"]}]})
+    assert "other" not in plain.to_dict()["columns"][0] and plain["x"].other_code is None
+    # a column of nothing but other (e.g. no value was frequent enough to be discovered)
+    only = Schema.from_dict({"columns": [{"name": "x", "kind": "categorical", "levels": [], "other": "<other>"}]})
+    assert only["x"].size == 1
+
+
+def test_values_outside_the_levels_encode_to_other_and_decode_to_its_name(tmp_path):
+    schema = load_schema(write(tmp_path, "s.yaml", "missing_values: ['?']\n" + OTHER_SCHEMA))
+    data = pd.DataFrame({"job": ["clerk", SECRET, "nurse", "?", "pilot"], "code": ["1", "2", "7", "1", SECRET]})
+    codes = encode(data, schema)
+    assert codes[:, 0].tolist() == [0, 2, 1, 3, 2] and codes[:, 1].tolist() == [0, 1, 2, 0, 2]
+    decoded = decode(codes, schema, np.random.default_rng(0))
+    assert decoded["job"].tolist() == ["clerk", "<other>", "nurse", None, "<other>"]
+    assert decoded["code"].tolist() == [1, 2, "rare", 1, "rare"]
+    # without an other level the same value is an error that names no value
+    plain = Schema.from_dict({"columns": [{"name": "job", "kind": "categorical", "levels": ["clerk", "nurse"]}]})
+    with pytest.raises(DataError, match="outside the 2 declared levels in 1 row") as info:
+        encode(data[["job"]].iloc[:3], plain)
+    assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "column,message",
+    [
+        ("{name: weight, kind: categorical, levels: [a, b], other: b}", "other ('b') must differ from every level"),
+        ("{name: weight, kind: categorical, levels: [a], other: ''}", "other ('') must be a non-empty string"),
+        ("{name: weight, kind: categorical, levels: [a], other: 3}", "other (3) must be a non-empty string"),
+        ("{name: weight, kind: categorical, levels: []}", "needs a non-empty list of levels (or an other level)"),
+        ("{name: weight, kind: integer, bounds: [0, 3], other: x}", "takes bounds and bins or edges, not other"),
+    ],
+)
+def test_bad_other_levels_name_the_column(tmp_path, column, message):
+    with pytest.raises(SchemaError, match=re.escape(message)) as info:
+        load_schema(write(tmp_path, "s.yaml", yaml_columns(column)))
+    assert "'weight'" in str(info.value)
+
+
+# --------------------------------------------------------------------------- provenance and opt-ins
+
+
+def test_provenance_is_kept_and_names_the_opt_in(tmp_path):
+    dp = yaml_columns("{name: a, kind: categorical, levels: [x]}") + (
+        "provenance: {method: dp, epsilon: 1.0, delta: 1.0e-7, ledger_entry: 4, dataset: d}\n"
+    )
+    schema = load_schema(write(tmp_path, "dp.yaml", dp))
+    assert schema.provenance["ledger_entry"] == 4 and schema.opt_ins == []
+    assert schema.to_dict()["provenance"]["method"] == "dp"
+    public = yaml_columns("{name: a, kind: categorical, levels: [x]}") + (
+        "provenance: {method: public, opt_in: schema_read_from_data_without_privacy}\n"
+    )
+    schema = load_schema(write(tmp_path, "public.yaml", public))
+    assert schema.opt_ins == ["schema_read_from_data_without_privacy"]
+    assert load_schema(write(tmp_path, "plain.yaml", yaml_columns("{name: a, kind: categorical, levels: [x]}"))
+                       ).opt_ins == []
+    assert "provenance" not in Schema.from_domain({"a": 2}).to_dict()
+
+
+@pytest.mark.parametrize(
+    "provenance,message",
+    [
+        ("{method: public}", "provenance method 'public' needs opt_in: schema_read_from_data_without_privacy"),
+        ("{method: guessed}", "provenance method ('guessed') must be one of declared, dp, public"),
+        ("{method: dp, opt_in: trust_me}", "provenance opt_in ('trust_me') must be one of"),
+        ("[dp]", "provenance must be a mapping"),
+    ],
+)
+def test_bad_provenance_is_refused(tmp_path, provenance, message):
+    text = yaml_columns("{name: a, kind: categorical, levels: [x]}") + f"provenance: {provenance}\n"
+    with pytest.raises(SchemaError, match=re.escape(message)):
+        load_schema(write(tmp_path, "s.yaml", text))
