@@ -7,7 +7,6 @@ Exit codes: 0 success; 2 bad input (one line on stderr, nothing written); 3 budg
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -17,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
-from dpsynth.exceptions import DPSynthError, InsecureNoiseWarning, ParameterError
+from dpsynth.exceptions import DPSynthError, InsecureNoiseWarning, ParameterError, SchemaWithoutPrivacyWarning
 from dpsynth.privacy.ledger import UntrackedPrivacyWarning
 
 
@@ -81,6 +80,35 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--holdout", help="real rows held out from fitting, to test utility on (default: a 20%% split)")
     ev.add_argument("--json", action="store_true")
 
+    schema = sub.add_parser("schema", help="public schemas")
+    ssub = schema.add_subparsers(dest="schema_command", required=True, parser_class=_Parser)
+    infer = ssub.add_parser("infer", help="learn a schema from the data with DP (charged), or --public without")
+    infer.add_argument("--data", required=True, help="private table (.csv, .csv.gz or .parquet)")
+    infer.add_argument("--out", required=True, help="schema file to write (.yaml, .yml or .json)")
+    infer.add_argument("--epsilon", type=_float)
+    infer.add_argument("--delta", type=_float)
+    infer.add_argument("--ledger", help="privacy ledger URL (default: $DPSYNTH_LEDGER)")
+    infer.add_argument("--dataset", help="the private dataset's name in the ledger")
+    infer.add_argument("--no-ledger", action="store_true",
+                       help="infer WITHOUT recording the privacy loss in any ledger (loud opt-out)")
+    infer.add_argument("--public", action="store_true",
+                       help="read the schema from the data WITHOUT privacy (loud, named opt-in that every "
+                            "release built on it reports)")
+    infer.add_argument("--hints", help="a partial schema: declared columns, kinds, missing_values")
+    infer.add_argument("--split-kinds", type=_float, default=0.1, help="share of rho for column kinds (0.1)")
+    infer.add_argument("--split-categories", type=_float, default=0.6, help="share of rho for levels (0.6)")
+    infer.add_argument("--split-bounds", type=_float, default=0.3, help="share of rho for numeric bounds (0.3)")
+    infer.add_argument("--split-delta-threshold", type=_float, default=0.5,
+                       help="share of delta for the thresholding of level discovery (0.5)")
+    infer.add_argument("--bins", type=_int, default=8, help="bins of learned numeric columns (8)")
+    infer.add_argument("--bin-edges", default="dp_quantiles",
+                       help="dp_quantiles (edges chosen and charged by the fit, default) or uniform")
+    infer.add_argument("--bounds-quantile", type=_float, default=0.01,
+                       help="numeric bounds are the DP quantiles q and 1-q (0.01)")
+    infer.add_argument("--insecure-seed", type=_int, default=None,
+                       help="seed the privacy noise: INSECURE, for tests only; the schema says so")
+    infer.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
     ledger = sub.add_parser("ledger", help="the privacy-budget ledger")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True, parser_class=_Parser)
     create = lsub.add_parser("create", help="register a private dataset with its total budget")
@@ -110,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _fit(args: argparse.Namespace) -> dict[str, Any]:
     from dpsynth import _validation as check
-    from dpsynth.io import check_writable, read_table, write_table
+    from dpsynth.io import check_writable, read_table, sha256_file, write_table
     from dpsynth.privacy.ledger import UNTRACKED, Ledger
     from dpsynth.schema import load_schema
     from dpsynth.synth import get_synthesizer
@@ -137,7 +165,7 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
         ledger = Ledger(url)
         ledger.check(args.dataset, events, claimed=synth.budget())  # fail early, before reading data
     data = read_table(args.data)
-    fingerprint = _sha256_file(args.data) if not args.no_ledger else None
+    fingerprint = sha256_file(args.data) if not args.no_ledger else None
     synth.fit(data, schema=schema, ledger=ledger, dataset=None if args.no_ledger else args.dataset,
               input_sha256=fingerprint)
     fitted = time.perf_counter()
@@ -161,15 +189,73 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
         result["insecure_seed"] = args.insecure_seed
     result["ledger_entry"] = synth.ledger_entry_
     result["dataset"] = synth.dataset_
+    result["opt_ins"] = list(synth.opt_ins_)
     return result
 
 
-def _sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _ledger_for(args: argparse.Namespace, what: str) -> tuple[Any, str | None]:
+    """The ledger and dataset of a charged command, or the loud UNTRACKED opt-out."""
+    from dpsynth.privacy.ledger import UNTRACKED, Ledger
+
+    if args.no_ledger:
+        if args.ledger or args.dataset:
+            raise ParameterError("give --ledger URL --dataset NAME or --no-ledger, not both")
+        return UNTRACKED, None
+    url = args.ledger or os.environ.get("DPSYNTH_LEDGER")
+    if not url or not args.dataset:
+        raise ParameterError(
+            f"{what} needs --ledger URL --dataset NAME to charge the privacy budget "
+            "(or --no-ledger to run without recording the privacy loss)"
+        )
+    return Ledger(url), args.dataset
+
+
+def _schema_infer(args: argparse.Namespace) -> dict[str, Any]:
+    from dpsynth.io import check_schema_writable
+    from dpsynth.schema.infer import dump_schema, infer_schema, read_schema_without_privacy
+
+    start = time.perf_counter()
+    out = check_schema_writable(args.out)
+    if args.public:
+        given = [flag for flag, value in (("--epsilon", args.epsilon), ("--delta", args.delta),
+                                          ("--ledger", args.ledger), ("--dataset", args.dataset),
+                                          ("--insecure-seed", args.insecure_seed)) if value is not None]
+        if args.no_ledger:
+            given.append("--no-ledger")
+        if given:
+            raise ParameterError(f"--public reads the schema without privacy and spends no budget: give it "
+                                 f"without {', '.join(given)}")
+        schema = read_schema_without_privacy(args.data, hints=args.hints, bins=args.bins, bin_edges=args.bin_edges)
+    else:
+        if args.epsilon is None or args.delta is None:
+            raise ParameterError("schema infer needs --epsilon E --delta D (or --public to read the schema "
+                                 "without privacy)")
+        ledger, dataset = _ledger_for(args, "schema infer")
+        schema = infer_schema(
+            args.data, epsilon=args.epsilon, delta=args.delta, ledger=ledger, dataset=dataset, hints=args.hints,
+            split_kinds=args.split_kinds, split_categories=args.split_categories, split_bounds=args.split_bounds,
+            split_delta_threshold=args.split_delta_threshold, bins=args.bins, bin_edges=args.bin_edges,
+            bounds_quantile=args.bounds_quantile, insecure_seed=args.insecure_seed,
+        )
+    dump_schema(schema, out)
+    provenance = dict(schema.provenance or {})
+    kinds: dict[str, int] = {}
+    for col in schema.columns:
+        kinds[col.kind] = kinds.get(col.kind, 0) + 1
+    result: dict[str, Any] = {
+        "out": str(out),
+        "method": provenance.get("method"),
+        "columns": len(schema),
+        "kinds": kinds,
+        "levels": {c.name: len(c.levels) for c in schema.columns if c.kind == "categorical"},
+        "opt_ins": schema.opt_ins,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    for key in ("epsilon", "delta", "rho", "additive_delta", "ledger_entry", "dataset", "secure_noise",
+                "insecure_seed"):
+        if key in provenance:
+            result[key] = provenance[key]
+    return result
 
 
 def _ledger(args: argparse.Namespace) -> int:
@@ -213,18 +299,22 @@ def _print_statements(statements: list[dict[str, Any]]) -> None:
     if not statements:
         print("no datasets registered in this ledger")
     for st in statements:
-        cap, spent = st["cap"], st["spent"]
+        cap, spent, remaining = st["cap"], st["spent"], st["remaining"]
+        additive = spent["additive_delta"]
         print(f"dataset {st['dataset']!r} ({st['unit_description']})")
-        print(f"  cap:       epsilon={cap['epsilon']:g}, delta={cap['delta']:g}  (rho={cap['rho']:.6g})")
+        print(f"  cap:       epsilon={cap['epsilon']:g}, delta={cap['delta']:g}  (rho={cap['rho']:.6g}"
+              f"{' after the additive delta spent' if additive else ''})")
         print(f"  spent:     epsilon={spent['epsilon_tight']:.4g} at delta={spent['delta']:g} (tight, rho="
-              f"{spent['rho']:.6g}); plain sum of releases: epsilon={spent['epsilon_plain_sum']:.4g}, "
-              f"delta={spent['delta_plain_sum']:.3g}")
-        print(f"  remaining: rho={st['remaining']['rho']:.6g}   releases: {st['releases']}"
-              f" ({st['not_completed']} not completed)")
+              f"{spent['rho']:.6g}, additive delta={additive:.3g}); plain sum of releases: "
+              f"epsilon={spent['epsilon_plain_sum']:.4g}, delta={spent['delta_plain_sum']:.3g}")
+        print(f"  remaining: rho={remaining['rho']:.6g}, additive delta={remaining['additive_delta']:.3g}   "
+              f"releases: {st['releases']} ({st['not_completed']} not completed)")
         for e in st["entries"]:
+            extra = f" additive delta={e['additive_delta']:.3g}" if e.get("additive_delta") else ""
+            opt_ins = f"  opt-ins: {', '.join(e['opt_ins'])}" if e.get("opt_ins") else ""
             print(f"  #{e['id']:<6} {e['created_at'][:19]}  {e['synthesizer']:<6} epsilon={e['epsilon']:g} "
-                  f"delta={e['delta']:g} rho={e['rho']:.6g}  {e['status']:<9} dpsynth {e['dpsynth_version']}  "
-                  f"input sha256 {str(e['input_sha256'])[:12]}")
+                  f"delta={e['delta']:g} rho={e['rho']:.6g}{extra}  {e['status']:<9} dpsynth "
+                  f"{e['dpsynth_version']}  input sha256 {str(e['input_sha256'])[:12]}{opt_ins}")
 
 
 def _eval(args: argparse.Namespace) -> dict[str, Any]:
@@ -265,21 +355,25 @@ def _print_eval(report: dict[str, Any]) -> None:
               f"train-on-synthetic {u['train_synthetic'][metric]:.4f}")
 
 
+_LOUD = (UntrackedPrivacyWarning, InsecureNoiseWarning, SchemaWithoutPrivacyWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = f"{args.command} {args.schema_command}" if args.command == "schema" else args.command
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UntrackedPrivacyWarning)
-            warnings.simplefilter("always", InsecureNoiseWarning)
+            for category in _LOUD:
+                warnings.simplefilter("always", category)
             code = _dispatch(args)
         for w in caught:
-            if issubclass(w.category, (UntrackedPrivacyWarning, InsecureNoiseWarning)):
-                sys.stderr.write(f"dpsynth {args.command}: WARNING: {w.message}\n")
+            if issubclass(w.category, _LOUD):
+                sys.stderr.write(f"dpsynth {command}: WARNING: {w.message}\n")
             else:  # pragma: no cover - anything else keeps its usual form
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         return code
     except DPSynthError as exc:
-        sys.stderr.write(f"dpsynth {args.command}: error: {exc}\n")
+        sys.stderr.write(f"dpsynth {command}: error: {exc}\n")
         return exc.exit_code
 
 
@@ -294,6 +388,20 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "eval":
         report = _eval(args)
         print(json.dumps(report)) if args.json else _print_eval(report)
+        return 0
+    if args.command == "schema":
+        result = _schema_infer(args)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(result["kinds"].items()))
+            if result["method"] == "public":
+                how = "read WITHOUT privacy (opt-in schema_read_from_data_without_privacy)"
+            else:
+                entry = f", ledger entry {result['ledger_entry']}" if result.get("ledger_entry") is not None else ""
+                how = (f"learned with DP: epsilon={result['epsilon']:g}, delta={result['delta']:g}, "
+                       f"rho={result['rho']:.6g}, additive delta={result['additive_delta']:.3g}{entry}")
+            print(f"wrote a schema of {result['columns']} columns ({kinds}) to {result['out']}, {how}")
         return 0
     result = _fit(args)
     if args.json:

@@ -1,4 +1,4 @@
-"""Reading and writing tables: CSV or Parquet by extension, written atomically."""
+"""Reading and writing tables (CSV or Parquet by extension) and schema files, written atomically."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pandas as pd
 from dpsynth.exceptions import DataError, ParameterError
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+SCHEMA_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def table_format(path: str | Path, *, name: str = "out") -> str:
@@ -22,17 +23,22 @@ def table_format(path: str | Path, *, name: str = "out") -> str:
     raise ParameterError(f"{name} ({str(path)!r}) must end in .csv, .csv.gz or .parquet")
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a private table as text (CSV) or typed columns (Parquet); nothing is inferred.
-
-    CSV cells are read as strings, so the schema alone decides what they mean.
-    """
+def _existing_file(path: str | Path) -> tuple[Path, str]:
     p = Path(path)
     fmt = table_format(p, name="data")
     if not p.exists():
         raise DataError(f"data file {str(p)!r} does not exist")
     if not p.is_file():
         raise DataError(f"data file {str(p)!r} is not a file")
+    return p, fmt
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a private table as text (CSV) or typed columns (Parquet); nothing is inferred.
+
+    CSV cells are read as strings, so the schema alone decides what they mean.
+    """
+    p, fmt = _existing_file(path)
     try:
         if fmt == "csv":
             df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
@@ -47,10 +53,44 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def read_header(path: str | Path) -> list[str]:
+    """The column names of a table (public), without reading its rows."""
+    p, fmt = _existing_file(path)
+    try:
+        if fmt == "csv":
+            names = list(pd.read_csv(p, dtype=str, nrows=0, keep_default_na=False, skipinitialspace=True).columns)
+        else:
+            import pyarrow.parquet as pq
+
+            names = list(pq.read_schema(p).names)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file {str(p)!r} is empty") from None
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"data file {str(p)!r} cannot be read as {fmt}: {exc.__class__.__name__}") from None
+    if not names:
+        raise DataError(f"data file {str(p)!r} has no columns")
+    return [str(n) for n in names]
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (the input fingerprint the ledger records)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def check_writable(path: str | Path, *, name: str = "out") -> Path:
     """Check, before any budget is spent, that ``path`` can be written."""
     p = Path(path)
     table_format(p, name=name)
+    return _writable_location(p, name)
+
+
+def _writable_location(p: Path, name: str) -> Path:
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise ParameterError(f"{name} ({str(p)!r}) must be in an existing directory")
@@ -58,6 +98,28 @@ def check_writable(path: str | Path, *, name: str = "out") -> Path:
         raise ParameterError(f"{name} ({str(p)!r}) must be in a writable directory")
     if p.is_dir():
         raise ParameterError(f"{name} ({str(p)!r}) must be a file, not a directory")
+    return p
+
+
+def check_schema_writable(path: str | Path, *, name: str = "out") -> Path:
+    """Check, before any budget is spent, that a schema file (YAML or JSON) can be written at ``path``."""
+    p = Path(path)
+    if not p.name.lower().endswith(SCHEMA_SUFFIXES):
+        raise ParameterError(f"{name} ({str(p)!r}) must end in .yaml, .yml or .json")
+    return _writable_location(p, name)
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write ``text`` to ``path`` atomically: a reader sees the whole file or none of it."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".partial", dir=p.parent if str(p.parent) else ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return p
 
 

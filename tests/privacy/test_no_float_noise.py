@@ -136,6 +136,8 @@ def test_scan_covers_the_private_data_path():
     names = {p.relative_to(PACKAGE).as_posix() for p in files}
     # The scan must actually look at the modules that draw noise and spend budget.
     assert {"mechanisms/noise.py", "mechanisms/_exact.py", "mechanisms/gaussian.py", "privacy/accounting.py"} <= names
+    # DP category discovery and the schema inference that drives it
+    assert {"mechanisms/partition.py", "schema/infer.py", "schema/dp_bins.py"} <= names
     assert any(n.startswith("synth/") for n in names)
     assert any(n.startswith("schema/") for n in names)
     assert any(n.startswith("marginals/") for n in names)
