@@ -373,10 +373,16 @@ class _Postgres(_Backend):
             cur.execute("SELECT pg_advisory_xact_lock(7366047411)")  # one initialiser at a time
             for statement in _TABLES:
                 cur.execute(statement)
-            cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN IF NOT EXISTS additive_delta "
-                        "DOUBLE PRECISION NOT NULL DEFAULT 0")
-            for statement in _INDEXES:
-                cur.execute(statement)
+            # A version-1 ledger gains the column (checked first: ALTER TABLE locks out readers).
+            cur.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND "
+                        "table_name = 'dpsynth_ledger_entries' AND column_name = 'additive_delta'")
+            if cur.fetchone() is None:
+                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN additive_delta "
+                            "DOUBLE PRECISION NOT NULL DEFAULT 0")
+                for statement in _INDEXES:
+                    cur.execute(statement)
+            else:
+                cur.execute(_INDEXES[-1])
             cur.execute(
                 "INSERT INTO dpsynth_ledger_head (id, seq, hash, version) VALUES (1, 0, %s, %s) "
                 "ON CONFLICT (id) DO NOTHING",
