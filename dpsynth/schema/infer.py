@@ -232,6 +232,8 @@ def _header_of(data: pd.DataFrame | str | Path) -> list[str]:
             raise DataError("the data has no columns")
         if not all(isinstance(n, str) and n for n in names):
             raise DataError("the data's column names must be non-empty strings")
+        if len(set(names)) != len(names):
+            raise DataError("the data's column names must be distinct")
         return names
     if isinstance(data, (str, Path)):
         from dpsynth.io import read_header

@@ -270,6 +270,8 @@ def test_unreadable_rows_charge_nothing(tmp_path, ledger):
         infer_schema(path, epsilon=1.0, delta=1e-7, ledger=ledger, dataset="d")
     with pytest.raises(DataError, match="does not exist"):
         infer_schema(tmp_path / "absent.csv", epsilon=1.0, delta=1e-7, ledger=ledger, dataset="d")
+    with pytest.raises(DataError, match="column names must be distinct"):
+        infer_schema(pd.DataFrame([[1, 2]], columns=["a", "a"]), epsilon=1.0, delta=1e-7, ledger=ledger, dataset="d")
     with pytest.raises(DataError, match="has no rows"):
         infer_schema(raw_table(50).iloc[:0], epsilon=1.0, delta=1e-7, ledger=ledger, dataset="d")
     assert ledger.statement("d").reservations == []
