@@ -2,13 +2,15 @@
 
 Everything here is post-processing of noisy measurements.
 
-Where the time goes: on mbi 2.0 a fit's wall time is dominated by JAX compilation, not by the
-mirror-descent iterations (thousands of iterations of a tree model over Adult take ~0.1 s once
-compiled). ``MirrorDescent.estimate`` initialises its state eagerly, which compiles ~100 tiny
-XLA programs one by one (~3 s on 2 cores); :func:`estimate_marginals` runs the same documented
-estimator hooks (``_init``, ``_multi_step``) with the initialisation under one ``jax.jit``
-instead, and reads the marginals from the final state rather than re-running the oracle eagerly.
-If a future mbi changes those hooks it falls back to ``estimate`` (slower, same result).
+Where the time goes: on mbi 2.0 a fit of a small model is dominated by JAX compilation, not by
+the mirror-descent iterations. ``MirrorDescent.estimate`` initialises its state eagerly (which
+compiles ~100 tiny XLA programs one by one), and jitting that initialisation makes XLA
+constant-fold message passing over the all-zero starting potentials (seconds per fit on Adult).
+:func:`estimate_model` runs the same documented estimator hooks (``_multi_step``) from a starting
+state built without compiling anything (:func:`_initial_state`), compiles only the fused
+iteration, and reads the marginals from the final state rather than re-running the oracle
+eagerly. If a future mbi changes those hooks it falls back to ``estimate`` (slower, same result);
+``tests/unit/test_pgm.py`` fails if that happens.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -88,16 +89,11 @@ def estimate_model(
     total = float(estimation.minimum_variance_unbiased_total(measurements))
     try:
         loss_fn = marginal_loss.from_linear_measurements(measurements, domain)
-        # Compile the iteration in mbi's background thread while the initial state compiles here.
-        compiled = est.precompile(domain, measurements)
-        if warm_start is not None:
-            state = jax.jit(lambda lf, t, w: est._init(domain, lf, t, warm_start=w))(loss_fn, total, warm_start)
-        else:
-            state = jax.jit(partial(est._init, domain))(loss_fn, total)
-        compiled.result()
+        state = _initial_state(est, domain, loss_fn, total, warm_start)
+        step = est._multi_step.lower(est, state, loss_fn, total, ()).compile()
         prev, stalls = math.inf, 0
         for _ in range(math.ceil(iters / estimation.CALLBACK_EVERY)):
-            state = est._multi_step(state, loss_fn, total, ())
+            state = step(state, loss_fn, total, ())
             if tol is not None:
                 loss = float(state.loss)
                 stalls = stalls + 1 if prev - loss <= tol * max(abs(loss), 1.0) else 0
@@ -111,6 +107,50 @@ def estimate_model(
         mu, potentials = model.marginals, model.potentials
         cliques = list(model.cliques)
     return ModelFit(_as_numpy(mu, cliques), _as_numpy(potentials, list(potentials.cliques)), total, potentials)
+
+
+def _initial_state(est: Any, domain: Any, loss_fn: Any, total: float, warm_start: Any) -> Any:
+    """Mirror descent's starting state, built without compiling anything.
+
+    ``MirrorDescent._init`` runs the marginal oracle on the starting potentials. Under ``jax.jit``
+    the all-zero potentials of a cold start (and of every new clique of a warm start) are
+    compile-time constants, and XLA spends seconds constant-folding message passing over them;
+    run eagerly it compiles ~100 small programs one by one. Neither is needed: a step recomputes
+    the marginals from the potentials before it uses them, so the state starts with placeholder
+    marginals (of the oracle's output structure) and an infinite loss.
+    """
+    potentials = _expand(warm_start, domain, list(loss_fn.cliques))
+    # The oracle's marginals have the potentials' structure; a step overwrites them. Separate
+    # buffers (the step donates its state), made in numpy (no XLA program for a new shape).
+    mu = jax.tree.map(lambda x: jax.numpy.asarray(np.zeros(x.shape, x.dtype)), potentials)
+    real = jax.numpy.result_type(float)
+    alpha = jax.numpy.asarray(2.0 / (loss_fn.lipschitz * total), real)  # MirrorDescent's own first step size
+    return estimation.MirrorDescentState(mu, potentials, alpha, jax.numpy.asarray(jax.numpy.inf, real))
+
+
+def _expand(warm_start: Any, domain: Any, cliques: list[Clique]) -> Any:
+    """``CliqueVector.expand`` (mbi's warm start onto a larger set of cliques) in numpy.
+
+    mbi's own version runs eagerly in JAX, compiling a small program for every new pair of shapes
+    (tens of seconds over an AIM run); this computes the same tables with numpy broadcasting.
+    """
+    from mbi import CliqueVector, Factor
+    from mbi.clique_vector import reverse_clique_mapping
+
+    real = np.dtype(jax.numpy.result_type(float))
+    tables = {}
+    mapping = reverse_clique_mapping(cliques, warm_start.cliques, domain=domain) if warm_start is not None else {}
+    for cl in cliques:
+        target = domain.project(cl)
+        values = np.zeros(target.shape, dtype=real)
+        for old in mapping.get(cl, ()):
+            factor = warm_start[old]
+            attrs = list(factor.domain.attributes)
+            present = [a for a in target.attributes if a in attrs]
+            table = np.transpose(np.asarray(factor.values), [attrs.index(a) for a in present])
+            values += table.reshape([target.shape[i] if a in attrs else 1 for i, a in enumerate(target.attributes)])
+        tables[cl] = Factor(target, jax.numpy.asarray(values))
+    return CliqueVector(domain, cliques, tables)
 
 
 def forget_compiled() -> None:

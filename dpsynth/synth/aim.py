@@ -38,7 +38,7 @@ from dpsynth.privacy.events import PrivacyEvent, ZCDPFilterEvent
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
-from dpsynth.synth import _inference, _pgm
+from dpsynth.synth import _inference, _jtree, _pgm
 from dpsynth.synth.base import Synthesizer, register
 
 Clique = tuple[str, ...]
@@ -161,6 +161,7 @@ class AIM(Synthesizer):
         size_of = dict(zip(names, sizes, strict=True))
         index = {n: i for i, n in enumerate(names)}
         domain = _pgm.make_domain(names, sizes)
+        oracle = _jtree.SizeOracle(names, sizes)
         workload = self._workload(schema)
         candidates = {cl: float(sum(len(set(cl) & set(w)) for w in workload)) for cl in downward_closure(workload)}
         rho_total = plan.rounds.rho_budget
@@ -197,8 +198,8 @@ class AIM(Synthesizer):
                                                   sensitivity=max(candidates.values()), label="aim_select")
             measure = GaussianCounts.for_rho((1 - select_share) * rho_round, label="aim_measure")
             size_limit = float(self.max_model_size) * min(1.0, (used() + rho_round) / rho_total)
-            allowed = self._allowed(candidates, measured, size_limit, domain)
-            estimates = {cl: model.marginal(cl, fit.total).ravel() for cl in allowed}
+            allowed = self._allowed(candidates, measured, size_limit, oracle)
+            estimates = self._estimates(allowed, model, fit)
             bias = math.sqrt(2 / math.pi) * measure.scale
             scores = [candidates[cl] * (np.abs(answers[cl] - estimates[cl]).sum() - bias * answers[cl].size)
                       for cl in allowed]
@@ -234,22 +235,45 @@ class AIM(Synthesizer):
         return {**super()._ledger_detail(), "rounds": [r["clique"] for r in self.rounds_]}
 
     @staticmethod
+    def _estimates(allowed: list[Clique], model: _inference.Model, fit: _pgm.ModelFit) -> dict[Clique, np.ndarray]:
+        """The model's marginal (flattened counts) of every allowed candidate.
+
+        Largest first; a candidate inside a measured clique or an already computed candidate is
+        summed out of it, and only the rest need variable elimination. Post-processing.
+        """
+        known: dict[Clique, np.ndarray] = dict(fit.marginals)
+        out: dict[Clique, np.ndarray] = {}
+        for cl in sorted(allowed, key=len, reverse=True):
+            inside = [sup for sup in known if len(sup) > len(cl) and set(cl) <= set(sup)]
+            if cl in known:
+                table = known[cl]
+            elif inside:
+                sup = min(inside, key=lambda c: known[c].size)
+                kept = [sup.index(a) for a in cl]
+                summed = known[sup].sum(axis=tuple(i for i in range(len(sup)) if i not in kept))
+                table = np.transpose(summed, np.argsort(np.argsort(kept)))
+            else:
+                table = model.marginal(cl, fit.total)
+                known[cl] = table
+            out[cl] = np.asarray(table, dtype=np.float64).ravel()
+        return {cl: out[cl] for cl in allowed}
+
+    @staticmethod
     def _allowed(candidates: dict[Clique, float], measured: list[Clique], size_limit: float,
-                 domain: object) -> list[Clique]:
+                 oracle: _jtree.SizeOracle) -> list[Clique]:
         """Candidates the model already contains, or whose addition keeps it within the size limit.
 
         Largest candidates first: a subset of an allowed candidate is allowed without building its
         junction tree (adding fewer edges cannot need a larger triangulation, up to the greedy
         heuristic). Post-processing: uses only the structure chosen so far.
         """
-        from mbi import junction_tree
-
         free = set(downward_closure(measured))
+        base = [oracle.mask(cl) for cl in measured]
         allowed: set[Clique] = set()
         for cl in sorted(candidates, key=len, reverse=True):
             if cl in free or any(set(cl) < set(big) for big in allowed if len(big) > len(cl)):
                 allowed.add(cl)
-            elif junction_tree.hypothetical_model_size(domain, [*measured, cl]) <= size_limit:
+            elif oracle.model_size_masks([*base, oracle.mask(cl)]) <= size_limit:
                 allowed.add(cl)
         return [cl for cl in candidates if cl in allowed]
 

@@ -86,3 +86,21 @@ def test_cli_fits_aim(tmp_path):
                            str(out), "--no-ledger", "--json"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["synthesizer"] == "aim" and len(pd.read_csv(out)) == 50
+
+
+def test_candidate_estimates_are_the_model_marginals():
+    from dpsynth.synth import _inference, _pgm
+
+    rng = np.random.default_rng(3)
+    sizes = {"a": 2, "b": 3, "c": 4, "d": 2}
+    domain = _pgm.make_domain(list(sizes), list(sizes.values()))
+    measured = [("a", "b", "c"), ("c", "d"), ("a",), ("b",), ("c",), ("d",)]
+    ms = [_pgm.linear_measurement(rng.integers(5, 50, int(np.prod([sizes[a] for a in cl]))).astype(float), cl, 1.0)
+          for cl in measured]
+    fit = _pgm.estimate_model(domain, ms, iters=2000, tol=None)
+    model = _inference.Model(fit.potentials, sizes)
+    allowed = downward_closure([("a", "b", "c"), ("b", "c", "d"), ("a", "c", "d"), ("d", "a", "b")])
+    estimates = AIM._estimates(allowed, model, fit)
+    assert list(estimates) == allowed
+    for cl in allowed:
+        np.testing.assert_allclose(estimates[cl], model.marginal(cl, fit.total).ravel(), rtol=2e-3, atol=1e-2)
