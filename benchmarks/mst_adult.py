@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -47,17 +49,29 @@ ONE_THREAD = {
 }
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> dict[str, float | str]:
+def timed(cmd: list[str], env: dict[str, str], cpu_cap: int | None = None) -> dict[str, float | str]:
+    """Run ``cmd``; with ``cpu_cap`` the child is stopped (SIGXCPU/SIGKILL) after that many CPU seconds
+    and the run is recorded as timed out rather than failed."""
+
+    def limit() -> None:
+        if cpu_cap:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_cap, cpu_cap + 5))
+
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    stdout = proc.stdout.read() if proc.stdout else ""
-    stderr = proc.stderr.read() if proc.stderr else ""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True, preexec_fn=limit)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+    cpu = usage.ru_utime + usage.ru_stime
+    timed_out = bool(cpu_cap) and code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= cpu_cap - 1
+    if code != 0 and not timed_out:
         raise RuntimeError(f"{cmd[:3]} exited {code}: {stderr[-2000:]}")
     return {
+        "timed_out": timed_out,
         "wall_s": round(wall, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
@@ -78,9 +92,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
     ap.add_argument("--domain", required=True)
-    ap.add_argument("--epsilon", type=float, default=1.0)
+    ap.add_argument("--epsilon", type=float, nargs="+", default=[1.0], help="one or more ε, run in turn")
     ap.add_argument("--delta", type=float, default=1e-9)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--peer-reps", type=int, help="runs per ε for the peers (default: --reps)")
+    ap.add_argument("--cpu-cap", type=int, help="stop a run after this many CPU seconds and record a time-out")
+    ap.add_argument("--no-dpsynth", action="store_true", help="run only the peers")
     ap.add_argument("--synthesizer", default="mst", choices=["mst", "aim"])
     ap.add_argument("--smartnoise-python")
     ap.add_argument("--smartnoise-script")
@@ -98,46 +115,67 @@ def main() -> None:
     dpsynth_bin = str(Path(sys.executable).with_name("dpsynth"))
 
     ours = f"dpsynth {args.synthesizer.upper()}"
-    systems: dict[str, callable] = {
-        ours: lambda out, seed: [
+    systems: dict[str, callable] = {}
+    if not args.no_dpsynth:
+        systems[ours] = lambda out, seed, eps: [
             dpsynth_bin, "fit", "--data", args.data, "--schema", args.domain, "--synthesizer", args.synthesizer,
-            "--epsilon", str(args.epsilon), "--delta", str(args.delta), "--rows", str(len(real)),
-            "--out", str(out), "--json", "--no-ledger"],
-    }
+            "--epsilon", str(eps), "--delta", str(args.delta), "--rows", str(len(real)),
+            "--out", str(out), "--json", "--no-ledger"]
     if args.smartnoise_python:
-        systems[f"smartnoise-synth 1.0.8 {args.synthesizer.upper()}"] = lambda out, seed: [
+        systems[f"smartnoise-synth 1.0.8 {args.synthesizer.upper()}"] = lambda out, seed, eps: [
             args.smartnoise_python, args.smartnoise_script, args.synthesizer, args.data, str(out),
-            "--epsilon", str(args.epsilon), "--delta", str(args.delta), "--seed", str(seed)]
+            "--epsilon", str(eps), "--delta", str(args.delta), "--seed", str(seed)]
     if args.pgm_python:
-        systems["Private-PGM reference MST"] = lambda out, seed: [
+        systems[f"Private-PGM reference {args.synthesizer.upper()}"] = lambda out, seed, eps: [
             args.pgm_python, args.pgm_script, args.data, args.domain, str(out),
-            "--epsilon", str(args.epsilon), "--delta", str(args.delta), "--seed", str(seed)]
+            "--epsilon", str(eps), "--delta", str(args.delta), "--seed", str(seed)]
+    peer_reps = args.reps if args.peer_reps is None else args.peer_reps
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp, open(out_dir / "runs.jsonl", "a") as log:
-        for rep in range(args.reps):
-            for system, command in systems.items():
-                synth_path = Path(tmp) / f"synth-{rep}.csv"
-                result = {"system": system, "rep": rep, "epsilon": args.epsilon, "delta": args.delta}
-                result.update(timed(command(synth_path, rep), env))
-                result.update(errors(real, synth_path, names, sizes))
-                runs.append(result)
-                log.write(json.dumps(result) + "\n")
-                log.flush()
-                print(json.dumps(result), file=sys.stderr)
+        for eps in args.epsilon:
+            for rep in range(args.reps):
+                for system, command in systems.items():
+                    if system != ours and rep >= peer_reps:
+                        continue
+                    synth_path = Path(tmp) / f"synth-{rep}.csv"
+                    result = {"system": system, "rep": rep, "epsilon": eps, "delta": args.delta}
+                    result.update(timed(command(synth_path, rep, eps), env, args.cpu_cap))
+                    if not result["timed_out"]:
+                        result.update(errors(real, synth_path, names, sizes))
+                    runs.append(result)
+                    log.write(json.dumps(result) + "\n")
+                    log.flush()
+                    print(json.dumps(result), file=sys.stderr)
+    print(summary(runs, ours))
 
-    print(f"\nε = {args.epsilon}, δ = {args.delta}, {args.reps} runs each, medians (one thread each)\n")
-    print("| system | wall s | CPU s | peak RSS MB | 1-way L1 | 2-way L1 | 3-way L1 | wall vs dpsynth |")
-    print("|---|---|---|---|---|---|---|---|")
-    base = statistics.median(r["wall_s"] for r in runs if r["system"] == ours)
-    for system in systems:
-        rs = [r for r in runs if r["system"] == system]
-        keys = ("wall_s", "cpu_s", "peak_rss_mb", "l1_1way", "l1_2way", "l1_3way")
-        med = {k: statistics.median(r[k] for r in rs) for k in keys}
-        mean = {k: statistics.fmean(r[k] for r in rs) for k in ("l1_2way", "l1_3way")}
-        print(f"| {system} | {med['wall_s']:.1f} | {med['cpu_s']:.1f} | {med['peak_rss_mb']:.0f} | "
-              f"{med['l1_1way']:.3f} | {med['l1_2way']:.3f} (mean {mean['l1_2way']:.3f}) | "
-              f"{med['l1_3way']:.3f} (mean {mean['l1_3way']:.3f}) | {med['wall_s'] / base:.1f}× |")
+
+def summary(runs: list[dict], ours: str) -> str:
+    """A Markdown table of medians per ε and system (time-outs counted, not averaged in)."""
+    lines = [f"δ = {runs[0]['delta']}, medians over finished runs (one thread each)", "",
+             "| ε | system | runs (timed out) | wall s | CPU s | peak RSS MB | 1-way L1 | 2-way L1 | 3-way L1 |"
+             " CPU vs dpsynth |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for eps in sorted({r["epsilon"] for r in runs}):
+        at = [r for r in runs if r["epsilon"] == eps]
+        finished_ours = [r["cpu_s"] for r in at if r["system"] == ours and not r["timed_out"]]
+        base = statistics.median(finished_ours) if finished_ours else None
+        for system in dict.fromkeys(r["system"] for r in at):
+            rs = [r for r in at if r["system"] == system]
+            done = [r for r in rs if not r["timed_out"]]
+            n_out = len(rs) - len(done)
+            if not done:
+                cap = max(r["cpu_s"] for r in rs)
+                ratio = f"> {cap / base:.1f}×" if base else "—"
+                lines.append(f"| {eps:g} | {system} | {len(rs)} ({n_out}) | > {max(r['wall_s'] for r in rs):.0f} | "
+                             f"> {cap:.0f} (stopped) | {max(r['peak_rss_mb'] for r in rs):.0f} | — | — | — | {ratio} |")
+                continue
+            med = {k: statistics.median(r[k] for r in done)
+                   for k in ("wall_s", "cpu_s", "peak_rss_mb", "l1_1way", "l1_2way", "l1_3way")}
+            ratio = f"{med['cpu_s'] / base:.1f}×" if base else "—"
+            lines.append(f"| {eps:g} | {system} | {len(rs)} ({n_out}) | {med['wall_s']:.1f} | {med['cpu_s']:.1f} | "
+                         f"{med['peak_rss_mb']:.0f} | {med['l1_1way']:.3f} | {med['l1_2way']:.3f} | "
+                         f"{med['l1_3way']:.3f} | {ratio} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
