@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--dataset", help="the private dataset's name in the ledger")
     fit.add_argument("--no-ledger", action="store_true",
                      help="fit WITHOUT recording the privacy loss in any ledger (loud opt-out)")
+    fit.add_argument("--workload", help="marginals to preserve (AIM): 'a,b,c;d,e' or a YAML/JSON file of column lists")
+    fit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a synthesizer parameter, e.g. max_model_size=20 (repeatable; VALUE read as JSON)")
     fit.add_argument(
         "--insecure-seed",
         type=_int,
@@ -151,7 +154,8 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
     rows = check.positive_int("rows", args.rows)
     out = check_writable(args.out)
     schema = load_schema(args.schema)
-    synth = cls(epsilon=args.epsilon, delta=args.delta, insecure_seed=args.insecure_seed)
+    params = _synth_params(cls, args.param, args.workload)
+    synth = cls(epsilon=args.epsilon, delta=args.delta, insecure_seed=args.insecure_seed, **params)
     events = synth.plan(schema)  # validates ε, δ and the synthesizer's parameters
     if args.no_ledger:
         if args.ledger or args.dataset:
@@ -193,6 +197,49 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
     result["dataset"] = synth.dataset_
     result["opt_ins"] = list(synth.opt_ins_)
     return result
+
+
+def _synth_params(cls: Any, pairs: list[str], workload: str | None) -> dict[str, Any]:
+    """Constructor parameters from ``--param NAME=VALUE`` and ``--workload``, checked by name."""
+    import inspect
+
+    accepted = {n for n, p in inspect.signature(cls.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    reserved = {"epsilon", "delta", "insecure_seed"}
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ParameterError(f"--param ({pair!r}) must be NAME=VALUE")
+        if name in reserved or name not in accepted:
+            known = ", ".join(sorted(accepted - reserved)) or "none"
+            raise ParameterError(f"--param {name!r} is not a parameter of {cls.name} (its parameters: {known})")
+        try:
+            params[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name] = raw
+    if workload is not None:
+        if "workload" not in accepted:
+            raise ParameterError(f"--workload: {cls.name} takes no workload")
+        params["workload"] = _read_workload(workload)
+    return params
+
+
+def _read_workload(text: str) -> list[list[str]]:
+    path = Path(text)
+    if path.suffix.lower() in {".yaml", ".yml", ".json"}:
+        import yaml
+
+        if not path.is_file():
+            raise ParameterError(f"--workload file {text!r} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ParameterError(f"--workload file {text!r} is not valid YAML/JSON: {exc}") from None
+        if not isinstance(loaded, list) or not all(isinstance(m, list) for m in loaded):
+            raise ParameterError(f"--workload file {text!r} must hold a list of column lists")
+        return [[str(c) for c in m] for m in loaded]
+    return [[c.strip() for c in part.split(",") if c.strip()] for part in text.split(";") if part.strip()]
 
 
 def _ledger_for(args: argparse.Namespace, what: str) -> tuple[Any, str | None]:

@@ -49,12 +49,13 @@ def plan_quantiles(
     ``split_preprocess`` (a named share in (0, 1)) of ``rho`` goes to the quantiles, evenly; with no
     DP-binned column nothing is taken.
     """
+    share = check.positive_finite("split_preprocess", split_preprocess)  # a bad share is an error either way
+    if share >= 1:
+        raise ParameterError(f"split_preprocess ({split_preprocess!r}) must be below 1: the preprocessing "
+                             "share cannot take the whole budget")
     quantiles = n_quantiles(schema)
     if not quantiles:
         return (), rho
-    share = check.positive_finite("split_preprocess", split_preprocess)
-    if share >= 1:
-        raise ParameterError(f"split_preprocess ({split_preprocess!r}) must be below 1")
     rho_pre, rest = rho.split([share, 1.0 - share])
     mechanism = ExponentialSelection.for_rho(rho_pre.rho / quantiles, sensitivity=1.0, label="dp_quantile")
     return (mechanism,) * quantiles, rest

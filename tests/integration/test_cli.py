@@ -94,6 +94,15 @@ BAD_INPUTS = [
     ("rows negative", {"--rows": "-5"}, "rows (-5) must be an integer > 0"),
     ("unknown synthesizer", {"--synthesizer": "gan9000"}, "synthesizer ('gan9000') must be one of"),
     ("bad out suffix", {"--out": "synthetic.txt"}, "must end in .csv, .csv.gz or .parquet"),
+    ("aim workload unknown column", {"--synthesizer": "aim", "--workload": "a,zz"},
+     "workload[0] (['a', 'zz']) must name distinct columns of the schema; unknown: 'zz'"),
+    ("aim marginal above model size", {"--synthesizer": "aim", "--workload": "a,b,c", "--param": "max_model_size=1e-6"},
+     "workload marginal ['a', 'b', 'c'] (24 cells) is larger than max_model_size (1e-06 MB)"),
+    ("preprocessing share above total", {"--synthesizer": "aim", "--param": "split_preprocess=1.5"},
+     "split_preprocess (1.5) must be below 1"),
+    ("unknown synthesizer parameter", {"--param": "max_rounds=3"}, "--param 'max_rounds' is not a parameter of mst"),
+    ("malformed parameter", {"--param": "max_rounds"}, "--param ('max_rounds') must be NAME=VALUE"),
+    ("mst takes no workload", {"--workload": "a,b"}, "--workload: mst takes no workload"),
 ]
 
 

@@ -83,7 +83,8 @@ def test_cli_fits_aim(tmp_path):
     domain.write_text(json.dumps({"a": 2, "b": 2, "c": 2, "d": 3}))
     proc = subprocess.run([sys.executable, "-m", "dpsynth", "fit", "--data", str(data), "--schema", str(domain),
                            "--synthesizer", "aim", "--epsilon", "1", "--delta", "1e-6", "--rows", "50", "--out",
-                           str(out), "--no-ledger", "--json"], capture_output=True, text=True, timeout=300)
+                           str(out), "--no-ledger", "--json", "--workload", "a,b,c;c,d", "--param", "max_rounds=6"],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["synthesizer"] == "aim" and len(pd.read_csv(out)) == 50
 
