@@ -54,3 +54,11 @@ def positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise _fail(name, value, "an integer > 0")
     return int(value)
+
+
+def nonnegative_or_infinite(name: str, value: object) -> float:
+    """A number >= 0, infinity allowed (an RDP value at an order where the bound is vacuous)."""
+    x = real(name, value)
+    if math.isnan(x) or x < 0:
+        raise _fail(name, value, "a number >= 0 (or infinity)")
+    return x

@@ -101,3 +101,77 @@ class ApproxDP:
         epsilon = check.positive_finite("epsilon", self.epsilon)
         delta = check.open_unit("delta", self.delta)
         return ZCDP(accounting.approx_dp_to_rho(epsilon, delta))
+
+
+#: RDP values are capped here (a value this large converts to an unusable ε anyway), so curves
+#: stay finite in JSON and sums of curves never overflow.
+RDP_CAP = 1e300
+
+
+@dataclass(frozen=True)
+class RDP:
+    """A Rényi-DP curve: ε_α at each order α of ``orders`` (Mironov 2017).
+
+    Curves add up order by order under composition (on the orders both have); a ρ-zCDP budget is
+    the curve ρα (:meth:`from_zcdp`). :meth:`to_approx_dp` is the improved conversion of Balle et
+    al. (2020), minimised over the orders.
+    """
+
+    orders: tuple[float, ...]
+    epsilons: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        orders = tuple(float(a) for a in self.orders)
+        values = tuple(min(RDP_CAP, check.nonnegative_or_infinite("rdp", e)) for e in self.epsilons)
+        if not orders or len(orders) != len(values):
+            raise check.ParameterError(f"rdp orders ({len(orders)}) must be as many as its values ({len(values)}) "
+                                       "and at least one")
+        if any(not (math.isfinite(a) and a > 1.0) for a in orders) or list(orders) != sorted(set(orders)):
+            raise check.ParameterError("rdp orders must be finite, > 1 and strictly increasing")
+        object.__setattr__(self, "orders", orders)
+        object.__setattr__(self, "epsilons", values)
+
+    @classmethod
+    def from_zcdp(cls, rho: float, orders: Sequence[float] = accounting.RDP_ORDERS) -> RDP:
+        """The curve ρα of a ρ-zCDP mechanism (Bun–Steinke 2016, Definition 1.1)."""
+        return cls(tuple(orders), tuple(rho * a for a in orders))
+
+    @classmethod
+    def zero(cls, orders: Sequence[float] = accounting.RDP_ORDERS) -> RDP:
+        return cls(tuple(orders), tuple(0.0 for _ in orders))
+
+    def __add__(self, other: RDP) -> RDP:
+        if not isinstance(other, RDP):
+            return NotImplemented
+        if self.orders == other.orders:
+            pairs = list(zip(self.orders, self.epsilons, other.epsilons, strict=True))
+        else:  # compose on the common orders only: a valid (if less tight) curve
+            theirs = dict(zip(other.orders, other.epsilons, strict=True))
+            pairs = [(a, e, theirs[a]) for a, e in zip(self.orders, self.epsilons, strict=True) if a in theirs]
+            if not pairs:
+                raise check.ParameterError("rdp curves have no order in common")
+        # Round each sum up: a float addition may round down.
+        return RDP(tuple(a for a, _, _ in pairs),
+                   tuple(math.nextafter(x + y, math.inf) if x + y > 0 else 0.0 for _, x, y in pairs))
+
+    def __le__(self, other: RDP) -> bool:
+        """Pointwise at most ``other`` on every order ``other`` has (and having all of them)."""
+        if not isinstance(other, RDP):
+            return NotImplemented
+        mine = dict(zip(self.orders, self.epsilons, strict=True))
+        return all(a in mine and mine[a] <= e for a, e in zip(other.orders, other.epsilons, strict=True))
+
+    def epsilon(self, delta: float) -> float:
+        """The smallest ε (rounded up) this curve implies at ``delta``."""
+        delta = check.open_unit("delta", delta)
+        return accounting.rdp_epsilon(self.orders, self.epsilons, delta)
+
+    def to_approx_dp(self, delta: float) -> ApproxDP:
+        return ApproxDP(self.epsilon(delta), delta)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"orders": list(self.orders), "rdp": list(self.epsilons)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[float]]) -> RDP:
+        return cls(tuple(data["orders"]), tuple(data["rdp"]))

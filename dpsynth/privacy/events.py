@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from dpsynth.privacy import accounting
+from dpsynth.privacy.budgets import RDP
 
 
 class _Event:
@@ -22,6 +23,11 @@ class _Event:
     def delta(self) -> float:
         """Additive δ of the event (approximate zCDP); 0 for a pure zCDP mechanism."""
         return 0.0
+
+    @property
+    def rdp(self) -> RDP | None:
+        """The event's Rényi-DP curve when it is accounted in RDP (DP-SGD); None for zCDP events."""
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """The event as stored in reports and the ledger, with its ρ (and its δ when it has one)."""
@@ -122,7 +128,46 @@ class PartitionSelectionEvent(_Event):
         return min(1.0, math.nextafter(p, math.inf))
 
 
-PrivacyEvent = GaussianEvent | ExponentialEvent | ZCDPFilterEvent | PartitionSelectionEvent
+@dataclass(frozen=True)
+class SubsampledGaussianEvent(_Event):
+    """``steps`` steps of DP-SGD: Poisson subsampling at ``sample_rate`` (each row joins each batch
+    independently with that probability), per-sample gradients clipped to L2 norm C, Gaussian noise
+    of standard deviation ``noise_multiplier`` · C on their sum.
+
+    Sensitivity: adding or removing one row changes the sum of clipped gradients of a step by at
+    most C in L2 (only when the row is sampled).
+
+    Privacy: the Rényi-DP curve of the Poisson-subsampled Gaussian mechanism composed over
+    ``steps`` (Mironov, Talwar and Zhang 2019, "Rényi Differential Privacy of the Sampled Gaussian
+    Mechanism"), stored at ``orders`` as computed by Opacus's ``analysis.rdp.compute_rdp`` when
+    the event was planned (see :mod:`dpsynth.synth.dpsgd.accounting`), so that the ledger never
+    needs Opacus to add curves up. It is not zCDP with a finite ρ: its ``rho`` is 0 and its cost
+    is the curve.
+    """
+
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    orders: tuple[float, ...]
+    rdp_values: tuple[float, ...]
+    label: str = ""
+
+    kind: ClassVar[str] = "subsampled_gaussian"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "orders", tuple(float(a) for a in self.orders))
+        object.__setattr__(self, "rdp_values", RDP(self.orders, self.rdp_values).epsilons)
+
+    @property
+    def rho(self) -> float:
+        return 0.0
+
+    @property
+    def rdp(self) -> RDP:
+        return RDP(self.orders, self.rdp_values)
+
+
+PrivacyEvent = GaussianEvent | ExponentialEvent | ZCDPFilterEvent | PartitionSelectionEvent | SubsampledGaussianEvent
 
 
 def total_rho(events: list[PrivacyEvent]) -> float:
@@ -134,3 +179,17 @@ def total_delta(events: list[PrivacyEvent]) -> float:
     """Additive δ of the composition of ``events`` (approximate zCDP: the δ add up), rounded up."""
     total = math.fsum(e.delta for e in events)
     return math.nextafter(total, math.inf) if total > 0 else 0.0
+
+
+def total_rdp(events: list[PrivacyEvent]) -> RDP | None:
+    """The Rényi-DP curve of the events accounted in RDP, added up (None when there is none).
+
+    The zCDP events are not in it: callers compose Σρ with it (the curve ρα + this).
+    """
+    curves = [e.rdp for e in events if e.rdp is not None]
+    if not curves:
+        return None
+    total = curves[0]
+    for curve in curves[1:]:
+        total = total + curve
+    return total

@@ -22,6 +22,13 @@ becomes Σδ_thr < δ_cap and Σρ ≤ approx_dp_to_rho(ε_cap, δ_cap − Σδ_
 its own column and covered by its hash; entries written before it existed read as δ = 0 and
 still verify.
 
+DP-SGD (``dpctgan``, ``dpvae``) is accounted in Rényi DP: its events carry a Rényi-DP curve at a
+fixed grid of orders (:data:`~dpsynth.privacy.accounting.RDP_ORDERS`). A reservation stores the sum
+of its events' curves in its own column (covered by its hash; entries without one hash as before).
+Once a dataset has such a curve, its total is the curve Σρ·α + Σ curves, converted with the
+improved RDP conversion (Balle et al. 2020) minimised over the orders, at δ_cap − Σδ_thr/(1 − Σδ_thr);
+the cap check is ε_total ≤ ε_cap. A dataset with only zCDP releases keeps the CKS20 conversion.
+
 Each entry holds the SHA-256 of its canonical content and of its predecessor's; a head row holds
 the last one. :meth:`Ledger.verify` finds the first entry that was edited, deleted or reordered.
 """
@@ -43,14 +50,21 @@ from typing import Any
 
 from dpsynth import _validation as check
 from dpsynth.exceptions import BudgetExceededError, DPSynthError, ParameterError
-from dpsynth.privacy.accounting import approx_dp_to_rho, epsilon_within, rho_within, thresholding_delta
-from dpsynth.privacy.budgets import ZCDP, ApproxDP
-from dpsynth.privacy.events import PrivacyEvent, total_delta, total_rho
+from dpsynth.privacy.accounting import (
+    approx_dp_to_rho,
+    composed_epsilon_within,
+    rho_within,
+    rho_within_rdp,
+    thresholding_delta,
+)
+from dpsynth.privacy.budgets import RDP, ZCDP, ApproxDP
+from dpsynth.privacy.events import PrivacyEvent, total_delta, total_rdp, total_rho
 from dpsynth.privacy.odometer import Odometer
 
 GENESIS = "0" * 64
 # 2: entries carry an additive delta (a column that version-1 ledgers gain on first use).
-SCHEMA_VERSION = 2
+# 3: reservations carry a Rényi-DP curve (a column that older ledgers gain on first use).
+SCHEMA_VERSION = 3
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _UNIT = re.compile(r"^(row|user:[1-9][0-9]*)$")
 UNIT_DESCRIPTIONS = {"row": "add/remove one row"}
@@ -76,7 +90,8 @@ def canonical(obj: Any) -> str:
 
 
 def _entry_hash(
-    seq: int, created_at: str, kind: str, dataset: str, rho: float, content: str, prev: str, additive_delta: float = 0.0
+    seq: int, created_at: str, kind: str, dataset: str, rho: float, content: str, prev: str,
+    additive_delta: float = 0.0, rdp: str = "",
 ) -> str:
     fields: dict[str, Any] = {"seq": seq, "created_at": created_at, "kind": kind, "dataset": dataset, "rho": rho,
                               "content": content, "prev_hash": prev}
@@ -84,6 +99,8 @@ def _entry_hash(
     # still verify; one with a δ covers it, so setting it to 0 (or giving an old entry one) shows.
     if additive_delta:
         fields["additive_delta"] = additive_delta
+    if rdp:  # likewise for the Rényi-DP curve of a DP-SGD reservation
+        fields["rdp"] = rdp
     return hashlib.sha256(canonical(fields).encode("utf-8")).hexdigest()
 
 
@@ -100,6 +117,7 @@ class Entry:
     prev_hash: str
     hash: str
     additive_delta: float = 0.0
+    rdp: str = ""
 
 
 @dataclass
@@ -122,6 +140,8 @@ class ReservationView:
     additive_delta: float = 0.0
     #: named opt-ins the release was built on (e.g. a schema read from the data without privacy)
     opt_ins: list[str] = field(default_factory=list)
+    #: the Rényi-DP curve of RDP-accounted events ({"orders": [...], "rdp": [...]}), None for zCDP
+    rdp: dict[str, list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -138,9 +158,15 @@ class DatasetStatement:
     reservations: list[ReservationView]
 
     @property
+    def rdp_spent(self) -> RDP | None:
+        """Σ of the Rényi-DP curves of the RDP-accounted releases (None when there is none)."""
+        return _sum_curves([RDP.from_dict(r.rdp) for r in self.reservations if r.rdp])
+
+    @property
     def rho_cap(self) -> float:
-        """The ρ the cap admits once the additive δ already spent is set aside."""
-        return rho_within(self.cap.epsilon, self.cap.delta, self.delta_spent)
+        """The ρ the cap admits once the additive δ and the Rényi-DP curves already spent are set
+        aside (with no curve: the ρ of the cap at δ less the additive δ)."""
+        return _rho_cap(self.cap, self.delta_spent, self.rdp_spent)
 
     @property
     def rho_spent(self) -> float:
@@ -153,7 +179,11 @@ class DatasetStatement:
 
     @property
     def rho_remaining(self) -> float:
-        return max(0.0, self.rho_cap - self.rho_spent)
+        if self.rdp_spent is None:
+            return max(0.0, self.rho_cap - self.rho_spent)
+        # With a curve, the ρ that still fits beside everything spent (curves do not add like ρ).
+        curve = self.rdp_spent + RDP.from_zcdp(self.rho_spent, self.rdp_spent.orders)
+        return _rho_cap(self.cap, self.delta_spent, curve)
 
     @property
     def delta_remaining(self) -> float:
@@ -161,10 +191,16 @@ class DatasetStatement:
         return max(0.0, self.cap.delta - thresholding_delta(self.delta_spent))
 
     @property
+    def composition(self) -> str:
+        """How the total is converted: ``zcdp`` (CKS20) or ``rdp`` (once a release carries a curve)."""
+        return "zcdp" if self.rdp_spent is None else "rdp"
+
+    @property
     def epsilon_spent_tight(self) -> float:
-        """ε of everything spent, composed in zCDP and converted at the dataset's δ (less the
-        part of it that the additive δ of thresholding events takes)."""
-        return epsilon_within(self.rho_spent, self.cap.delta, self.delta_spent) if self.rho_spent > 0 else 0.0
+        """ε of everything spent, composed (zCDP, or RDP once a release carries a curve) and
+        converted at the dataset's δ (less the part of it that the additive δ of thresholding
+        events takes)."""
+        return _spent_epsilon(self.rho_spent, self.rdp_spent, self.cap.delta, self.delta_spent)
 
     @property
     def epsilon_spent_plain_sum(self) -> float:
@@ -186,6 +222,7 @@ class DatasetStatement:
                 "additive_delta": self.delta_spent,
                 "epsilon_tight": self.epsilon_spent_tight,
                 "delta": self.cap.delta,
+                "composition": self.composition,
                 "epsilon_plain_sum": self.epsilon_spent_plain_sum,
                 "delta_plain_sum": self.delta_spent_plain_sum,
             },
@@ -207,11 +244,33 @@ class _Account:
     rho_spent: float
     releases: int
     delta_spent: float = 0.0
+    rdp_spent: RDP | None = None
 
     @property
     def rho_cap(self) -> float:
-        """The ρ the cap admits once the additive δ already spent is set aside."""
-        return rho_within(self.cap.epsilon, self.cap.delta, self.delta_spent)
+        """The ρ the cap admits once the additive δ and the curves already spent are set aside."""
+        return _rho_cap(self.cap, self.delta_spent, self.rdp_spent)
+
+
+def _sum_curves(curves: list[RDP]) -> RDP | None:
+    if not curves:
+        return None
+    total = curves[0]
+    for curve in curves[1:]:
+        total = total + curve
+    return total
+
+
+def _rho_cap(cap: ApproxDP, delta_spent: float, rdp: RDP | None) -> float:
+    return rho_within_rdp(cap.epsilon, cap.delta, delta_spent, rdp.orders if rdp else (),
+                          rdp.epsilons if rdp else None)
+
+
+def _spent_epsilon(rho: float, rdp: RDP | None, delta: float, additive_delta: float) -> float:
+    if rdp is None and rho <= 0:
+        return 0.0
+    return composed_epsilon_within(rho, rdp.orders if rdp else (), rdp.epsilons if rdp else None, delta,
+                                   additive_delta)
 
 
 @dataclass
@@ -236,7 +295,8 @@ _TABLES = [
         content TEXT NOT NULL,
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL,
-        additive_delta DOUBLE PRECISION NOT NULL DEFAULT 0)""",
+        additive_delta DOUBLE PRECISION NOT NULL DEFAULT 0,
+        rdp TEXT NOT NULL DEFAULT '')""",
     """CREATE TABLE IF NOT EXISTS dpsynth_ledger_head (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         seq INTEGER NOT NULL,
@@ -374,9 +434,12 @@ class _Postgres(_Backend):
             for statement in _TABLES:
                 cur.execute(statement)
             # A version-1 ledger gains the column (checked first: ALTER TABLE locks out readers).
-            cur.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND "
-                        "table_name = 'dpsynth_ledger_entries' AND column_name = 'additive_delta'")
-            if cur.fetchone() is None:
+            cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                        "AND table_name = 'dpsynth_ledger_entries' AND column_name IN ('additive_delta', 'rdp')")
+            present = {row[0] for row in cur.fetchall()}
+            if "rdp" not in present:  # a version-1 or -2 ledger gains the column
+                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN rdp TEXT NOT NULL DEFAULT ''")
+            if "additive_delta" not in present:
                 cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN additive_delta "
                             "DOUBLE PRECISION NOT NULL DEFAULT 0")
                 for statement in _INDEXES:
@@ -434,9 +497,12 @@ class Ledger:
             for statement in _TABLES:
                 cur.execute(statement)
             cur.execute("PRAGMA table_info(dpsynth_ledger_entries)")
-            if "additive_delta" not in {row[1] for row in cur.fetchall()}:  # a version-1 ledger
+            columns = {row[1] for row in cur.fetchall()}
+            if "additive_delta" not in columns:  # a version-1 ledger
                 cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN additive_delta "
                             "DOUBLE PRECISION NOT NULL DEFAULT 0")
+            if "rdp" not in columns:  # a version-1 or -2 ledger
+                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN rdp TEXT NOT NULL DEFAULT ''")
             for statement in _INDEXES:
                 cur.execute(statement)
             cur.execute(
@@ -448,7 +514,8 @@ class Ledger:
 
     # -- low level ----------------------------------------------------------------------------
     def _append(
-        self, cur: Any, kind: str, dataset: str, rho: float, content: dict[str, Any], additive_delta: float = 0.0
+        self, cur: Any, kind: str, dataset: str, rho: float, content: dict[str, Any], additive_delta: float = 0.0,
+        rdp: RDP | None = None,
     ) -> int:
         sql = self._db.sql
         cur.execute(sql("SELECT seq, hash FROM dpsynth_ledger_head WHERE id = 1"))
@@ -456,14 +523,15 @@ class Ledger:
         seq = int(last_seq) + 1
         created_at = datetime.now(UTC).isoformat(timespec="microseconds")
         text = canonical(content)
-        digest = _entry_hash(seq, created_at, kind, dataset, float(rho), text, last_hash, float(additive_delta))
+        curve = canonical(rdp.to_dict()) if rdp is not None else ""
+        digest = _entry_hash(seq, created_at, kind, dataset, float(rho), text, last_hash, float(additive_delta), curve)
         cur.execute(
             sql(
                 "INSERT INTO dpsynth_ledger_entries "
-                "(seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "(seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, rdp) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
-            (seq, created_at, kind, dataset, float(rho), text, last_hash, digest, float(additive_delta)),
+            (seq, created_at, kind, dataset, float(rho), text, last_hash, digest, float(additive_delta), curve),
         )
         cur.execute(sql("UPDATE dpsynth_ledger_head SET seq = ?, hash = ? WHERE id = 1"), (seq, digest))
         return seq
@@ -471,14 +539,14 @@ class Ledger:
     def _dataset_entries(self, cur: Any, dataset: str) -> list[Entry]:
         cur.execute(
             self._db.sql(
-                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta "
+                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, rdp "
                 "FROM dpsynth_ledger_entries WHERE dataset = ? ORDER BY seq"
             ),
             (dataset,),
         )
         return [
-            Entry(int(s), c, k, d, float(r), json.loads(t), p, h, float(a))
-            for s, c, k, d, r, t, p, h, a in cur.fetchall()
+            Entry(int(s), c, k, d, float(r), json.loads(t), p, h, float(a), v or "")
+            for s, c, k, d, r, t, p, h, a, v in cur.fetchall()
         ]
 
     def _account(self, cur: Any, dataset: str) -> _Account:
@@ -504,7 +572,15 @@ class Ledger:
         # The database adds in floating point: round the sums up by their worst-case error (n ulps).
         spent = float(total) * (1.0 + int(count) * 2.3e-16)
         spent_delta = float(total_delta_) * (1.0 + int(count) * 2.3e-16)
-        return _Account(dataset, unit, ApproxDP(last["epsilon"], last["delta"]), spent, int(count), spent_delta)
+        # Curves are added here, order by order, each sum rounded up (RDP.__add__).
+        cur.execute(
+            sql("SELECT rdp FROM dpsynth_ledger_entries WHERE dataset = ? AND kind = 'reserve' AND rdp <> '' "
+                "ORDER BY seq"),
+            (dataset,),
+        )
+        curves = [RDP.from_dict(json.loads(row[0])) for row in cur.fetchall()]
+        return _Account(dataset, unit, ApproxDP(last["epsilon"], last["delta"]), spent, int(count), spent_delta,
+                        _sum_curves(curves))
 
     @staticmethod
     def _statement(dataset: str, entries: list[Entry]) -> DatasetStatement:
@@ -527,6 +603,7 @@ class Ledger:
                     epsilon=c["claimed"]["epsilon"], delta=c["claimed"]["delta"], events=c["events"],
                     status="reserved", dpsynth_version=c["dpsynth_version"], input_sha256=c.get("input_sha256"),
                     additive_delta=e.additive_delta, opt_ins=list(c.get("opt_ins", [])),
+                    rdp=json.loads(e.rdp) if e.rdp else None,
                 )
             elif e.kind in ("complete", "fail") and c["reservation"] in reservations:
                 view = reservations[c["reservation"]]
@@ -558,9 +635,13 @@ class Ledger:
             raise ParameterError("reason must be given to change a dataset's cap (it is recorded)")
         with self._db.write() as cur:
             statement = self._account(cur, dataset)
-            new_rho_cap = rho_within(budget.epsilon, budget.delta, statement.delta_spent)
-            if thresholding_delta(statement.delta_spent) >= budget.delta or new_rho_cap < statement.rho_spent:
-                spent = epsilon_within(statement.rho_spent, budget.delta, statement.delta_spent)
+            spent = _spent_epsilon(statement.rho_spent, statement.rdp_spent, budget.delta, statement.delta_spent)
+            if statement.rdp_spent is None:
+                new_rho_cap = _rho_cap(budget, statement.delta_spent, None)
+                below = thresholding_delta(statement.delta_spent) >= budget.delta or new_rho_cap < statement.rho_spent
+            else:
+                below = thresholding_delta(statement.delta_spent) >= budget.delta or spent > budget.epsilon
+            if below:
                 additive = f", additive delta={statement.delta_spent:.6g}" if statement.delta_spent else ""
                 raise LedgerError(
                     f"cap (epsilon={budget.epsilon:g}, delta={budget.delta:g}) is below what dataset {dataset!r} "
@@ -585,7 +666,8 @@ class Ledger:
         """Raise if ``events`` would not fit (without reserving); return the statement."""
         with self._db.read() as cur:
             account = self._account(cur, dataset)
-        _refuse_overdraft(account, total_rho(list(events)), total_delta(list(events)), claimed)
+        events = list(events)
+        _refuse_overdraft(account, total_rho(events), total_delta(events), claimed, total_rdp(events))
         return account
 
     def reserve(
@@ -613,6 +695,7 @@ class Ledger:
 
         rho = total_rho(list(events))
         delta = total_delta(list(events))
+        rdp = total_rdp(list(events))
         with self._db.write() as cur:
             statement = self._account(cur, dataset)
             if statement.unit != unit:
@@ -620,7 +703,7 @@ class Ledger:
                     f"dataset {dataset!r} is registered with privacy unit {statement.unit!r} "
                     f"({describe_unit(statement.unit)}), but {synthesizer} protects {describe_unit(unit)}"
                 )
-            _refuse_overdraft(statement, rho, delta, claimed)
+            _refuse_overdraft(statement, rho, delta, claimed, rdp)
             seq = self._append(cur, "reserve", dataset, rho, {
                 "synthesizer": synthesizer,
                 "claimed": {"epsilon": claimed.epsilon, "delta": claimed.delta},
@@ -629,8 +712,8 @@ class Ledger:
                 "input_sha256": input_sha256,
                 "parameters": parameters or {},
                 "opt_ins": list(opt_ins),
-            }, additive_delta=delta)
-        return Reservation(self, dataset, seq, ZCDP(rho), delta)
+            }, additive_delta=delta, rdp=rdp)
+        return Reservation(self, dataset, seq, ZCDP(rho), delta, rdp)
 
     def _close(self, dataset: str, reservation: int, kind: str, detail: dict[str, Any]) -> int:
         with self._db.write() as cur:
@@ -641,14 +724,14 @@ class Ledger:
         """Check the hash chain from the first entry to the head; name the first bad entry."""
         with self._db.read() as cur:
             cur.execute(
-                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta "
+                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, rdp "
                 "FROM dpsynth_ledger_entries ORDER BY seq"
             )
             rows = cur.fetchall()
             cur.execute("SELECT seq, hash FROM dpsynth_ledger_head WHERE id = 1")
             head = cur.fetchone()
         prev = GENESIS
-        for i, (seq, created_at, kind, dataset, rho, content, prev_hash, digest, additive_delta) in enumerate(
+        for i, (seq, created_at, kind, dataset, rho, content, prev_hash, digest, additive_delta, rdp) in enumerate(
             rows, start=1
         ):
             if int(seq) != i:
@@ -658,7 +741,7 @@ class Ledger:
                 return VerifyResult(False, len(rows), i, f"entry {i} does not follow entry {i - 1} "
                                     "(its predecessor hash differs): an entry before it was changed, deleted or moved")
             if _entry_hash(int(seq), created_at, kind, dataset, float(rho), content, prev_hash,
-                           float(additive_delta)) != digest:
+                           float(additive_delta), rdp or "") != digest:
                 return VerifyResult(False, len(rows), i, f"entry {i} ({kind}, dataset {dataset!r}) does not match "
                                     "its hash: it was edited")
             prev = digest
@@ -678,10 +761,11 @@ class Reservation:
     id: int | None
     reserved: ZCDP
     reserved_delta: float = 0.0
+    reserved_rdp: RDP | None = None
     odometer: Odometer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.odometer = Odometer(self.reserved, self.reserved_delta)
+        self.odometer = Odometer(self.reserved, self.reserved_delta, self.reserved_rdp)
 
     def complete(self, **detail: Any) -> None:
         if self.ledger is not None and self.dataset is not None and self.id is not None:
@@ -705,7 +789,8 @@ class _Untracked:
             UntrackedPrivacyWarning,
             stacklevel=3,
         )
-        return Reservation(None, None, None, ZCDP(total_rho(list(events))), total_delta(list(events)))
+        events = list(events)
+        return Reservation(None, None, None, ZCDP(total_rho(events)), total_delta(events), total_rdp(events))
 
 
 UNTRACKED = _Untracked()
@@ -727,14 +812,21 @@ def _check_cap(budget: object) -> ApproxDP:
     return budget
 
 
-def _refuse_overdraft(statement: _Account, rho: float, delta: float, claimed: ApproxDP) -> None:
-    """Refuse a request of ``rho`` and additive ``delta`` that the cap cannot hold, naming both the
-    requested and the remaining numbers.
+def _refuse_overdraft(
+    statement: _Account, rho: float, delta: float, claimed: ApproxDP, rdp: RDP | None = None
+) -> None:
+    """Refuse a request of ``rho``, additive ``delta`` and Rényi-DP curve ``rdp`` that the cap
+    cannot hold, naming both the requested and the remaining numbers.
 
     With additive δ (thresholding) the cap holds iff Σδ_thr < δ_cap and
     Σρ ≤ approx_dp_to_rho(ε_cap, δ_cap − Σδ_thr/(1 − Σδ_thr)), Σ over what was spent and this request.
+    Once a curve is involved (spent or requested), it holds iff Σδ_thr < δ_cap and the curve
+    Σρ·α + Σ curves converts to at most ε_cap at δ_cap − Σδ_thr/(1 − Σδ_thr).
     """
     cap = statement.cap
+    if rdp is not None or statement.rdp_spent is not None:
+        _refuse_rdp_overdraft(statement, rho, delta, claimed, rdp)
+        return
     if not delta and not statement.delta_spent:
         remaining = statement.rho_cap - statement.rho_spent
         if rho > remaining:
@@ -761,3 +853,28 @@ def _refuse_overdraft(statement: _Account, rho: float, delta: float, claimed: Ap
             requested=rho,
             remaining=max(remaining, 0.0),
         )
+
+
+def _refuse_rdp_overdraft(statement: _Account, rho: float, delta: float, claimed: ApproxDP, rdp: RDP | None) -> None:
+    cap = statement.cap
+    spent_eps = _spent_epsilon(statement.rho_spent, statement.rdp_spent, cap.delta, statement.delta_spent)
+    curves = [c for c in (statement.rdp_spent, rdp) if c is not None]
+    after_curve = _sum_curves(curves)
+    assert after_curve is not None
+    delta_after = statement.delta_spent + delta
+    total = _spent_epsilon(statement.rho_spent + rho, after_curve, cap.delta, delta_after)
+    if thresholding_delta(delta_after) < cap.delta and total <= cap.epsilon:
+        return
+    alone_curve = rdp if rdp is not None else RDP.zero(after_curve.orders)
+    requested = _spent_epsilon(rho, alone_curve, cap.delta, delta)
+    remaining = max(0.0, cap.epsilon - spent_eps)
+    additive = f" and additive delta={delta:.6g}" if delta else ""
+    raise BudgetExceededError(
+        f"requested epsilon={requested:.6g}{additive} at delta={cap.delta:g} (rho={rho:.6g} with a Rényi-DP "
+        f"curve; claimed epsilon={claimed.epsilon:g}, delta={claimed.delta:g}) exceeds the remaining "
+        f"epsilon={remaining:.6g} of dataset {statement.dataset!r}: composed in RDP the total would be "
+        f"epsilon={total:.6g} > cap epsilon={cap.epsilon:g} at delta={cap.delta:g} (spent epsilon={spent_eps:.6g} "
+        f"in {statement.releases} release(s))",
+        requested=requested,
+        remaining=remaining,
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from dpsynth.exceptions import PrivacyAccountingError
-from dpsynth.privacy.budgets import ZCDP
-from dpsynth.privacy.events import PrivacyEvent
+from dpsynth.privacy.budgets import RDP, ZCDP
+from dpsynth.privacy.events import PrivacyEvent, total_rdp
 
 # Relative slack for float summation of the same numbers in a different order.
 _SLACK = 1e-12
@@ -16,15 +16,22 @@ class Odometer:
     """Tracks what the mechanisms of one fit have spent against what was reserved for it.
 
     A mechanism calls :meth:`spend` with its event *before* its noisy value is released; if the
-    sum would exceed the reservation (its ρ, or its additive δ for thresholding mechanisms) the
+    sum would exceed the reservation (its ρ, its additive δ for thresholding mechanisms, or its
+    Rényi-DP curve, order by order, for DP-SGD) the
     mechanism is stopped (that is a dpsynth bug, never a user mistake, so it is not a
     :class:`~dpsynth.exceptions.DPSynthError`).
     """
 
-    def __init__(self, reserved: ZCDP, delta: float = 0.0):
+    def __init__(self, reserved: ZCDP, delta: float = 0.0, rdp: RDP | None = None):
         self.reserved = reserved
         self.reserved_delta = float(delta)
+        self.reserved_rdp = rdp
         self.events: list[PrivacyEvent] = []
+
+    @property
+    def spent_rdp(self) -> RDP | None:
+        """The Rényi-DP curve of the RDP-accounted events spent so far (None when there is none)."""
+        return total_rdp(self.events)
 
     @property
     def spent(self) -> ZCDP:
@@ -48,5 +55,15 @@ class Odometer:
                 raise PrivacyAccountingError(
                     f"mechanism {event.label or event.kind!r} would spend delta={event.delta:.6g}, "
                     f"bringing the total to {after_delta:.6g} > reserved delta={self.reserved_delta:.6g}"
+                )
+        if event.rdp is not None:
+            spent = self.spent_rdp
+            after_rdp = event.rdp if spent is None else spent + event.rdp
+            reserved = self.reserved_rdp
+            slack = RDP(reserved.orders, tuple(e * (1.0 + _SLACK) for e in reserved.epsilons)) if reserved else None
+            if slack is None or not after_rdp <= slack:
+                raise PrivacyAccountingError(
+                    f"mechanism {event.label or event.kind!r} would spend a Rényi-DP curve that, with what was "
+                    "spent, exceeds the reserved curve" + ("" if reserved else " (none was reserved)")
                 )
         self.events.append(event)

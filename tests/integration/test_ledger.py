@@ -446,6 +446,7 @@ def test_a_version_1_ledger_gains_the_column_and_its_entries_still_verify(ledger
     raw_execute(ledger_url,
                 "DROP INDEX IF EXISTS dpsynth_ledger_spending_v2",
                 "ALTER TABLE dpsynth_ledger_entries DROP COLUMN additive_delta",
+                "ALTER TABLE dpsynth_ledger_entries DROP COLUMN rdp",
                 "CREATE INDEX dpsynth_ledger_spending ON dpsynth_ledger_entries (dataset, kind, rho)",
                 "UPDATE dpsynth_ledger_head SET version = 1")
     old = Ledger(ledger_url)  # migrates
@@ -457,7 +458,7 @@ def test_a_version_1_ledger_gains_the_column_and_its_entries_still_verify(ledger
                     "FROM dpsynth_ledger_entries ORDER BY seq")
         rows = cur.fetchall()
         cur.execute("SELECT version FROM dpsynth_ledger_head")
-        assert cur.fetchone()[0] == 2
+        assert cur.fetchone()[0] == 3
     for seq, created_at, kind, dataset, rho, content, prev, digest, additive in rows:
         assert additive == 0.0 and _v1_hash(int(seq), created_at, kind, dataset, float(rho), content, prev) == digest
     old.reserve("d", [levels_event()], synthesizer="schema_infer", claimed=ApproxDP(1.0, 1e-7))
