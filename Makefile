@@ -10,6 +10,7 @@ STAMP  := $(VENV)/.dpsynth-installed
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0   # first, exactly: the CPU build (see pyproject's dpsgd extra)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 

@@ -7,6 +7,7 @@ Exit codes: 0 success; 2 bad input (one line on stderr, nothing written); 3 budg
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import re
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--no-ledger", action="store_true",
                      help="fit WITHOUT recording the privacy loss in any ledger (loud opt-out)")
     fit.add_argument("--workload", help="marginals to preserve (AIM): 'a,b,c;d,e' or a YAML/JSON file of column lists")
+    fit.add_argument("--device", default="auto",
+                     help="where DP-SGD synthesizers (dpctgan, dpvae) train: auto (CUDA when available, the "
+                          "default), cpu or cuda; ignored by synthesizers that do not train")
     fit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a synthesizer parameter, e.g. max_model_size=20 (repeatable; VALUE read as JSON)")
     fit.add_argument(
@@ -155,6 +159,8 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
     out = check_writable(args.out)
     schema = load_schema(args.schema)
     params = _synth_params(cls, args.param, args.workload)
+    if "device" in inspect.signature(cls.__init__).parameters:  # only synthesizers that train take it
+        params.setdefault("device", args.device)
     synth = cls(epsilon=args.epsilon, delta=args.delta, insecure_seed=args.insecure_seed, **params)
     events = synth.plan(schema)  # validates ε, δ and the synthesizer's parameters
     if args.no_ledger:
@@ -193,6 +199,8 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.insecure_seed is not None:
         result["insecure_seed"] = args.insecure_seed
+    if hasattr(synth, "dpsgd_"):  # DP-SGD: the accounting of the run (σ, q, steps, Opacus's ε, device)
+        result["dpsgd"] = synth.dpsgd_
     result["ledger_entry"] = synth.ledger_entry_
     result["dataset"] = synth.dataset_
     result["opt_ins"] = list(synth.opt_ins_)
@@ -353,7 +361,8 @@ def _print_statements(statements: list[dict[str, Any]]) -> None:
         print(f"dataset {st['dataset']!r} ({st['unit_description']})")
         print(f"  cap:       epsilon={cap['epsilon']:g}, delta={cap['delta']:g}  (rho={cap['rho']:.6g}"
               f"{' after the additive delta spent' if additive else ''})")
-        print(f"  spent:     epsilon={spent['epsilon_tight']:.4g} at delta={spent['delta']:g} (tight, rho="
+        composed = " in RDP" if spent.get("composition") == "rdp" else ""
+        print(f"  spent:     epsilon={spent['epsilon_tight']:.4g} at delta={spent['delta']:g} (tight{composed}, rho="
               f"{spent['rho']:.6g}, additive delta={additive:.3g}); plain sum of releases: "
               f"epsilon={spent['epsilon_plain_sum']:.4g}, delta={spent['delta_plain_sum']:.3g}")
         print(f"  remaining: rho={remaining['rho']:.6g}, additive delta={remaining['additive_delta']:.3g}   "

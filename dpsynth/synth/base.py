@@ -95,6 +95,9 @@ class Synthesizer(ABC):
 
     #: The privacy unit the synthesizer's sensitivities are computed for.
     unit: ClassVar[str] = "row"
+    #: Whether the model works on binned codes (DP quantile bins are chosen and charged by the fit);
+    #: DP-SGD models numeric columns on their public bounds instead.
+    uses_bins: ClassVar[bool] = True
 
     def fit(
         self,
@@ -137,6 +140,7 @@ class Synthesizer(ABC):
         if isinstance(ledger, Ledger):
             _check_name(dataset)
         codes = encode(data, schema)  # validates the data against the schema; learns nothing
+        self._check_data(data, codes, schema)  # a user mistake costs nothing
         if isinstance(ledger, Ledger) and input_sha256 is None:
             input_sha256 = hashlib.sha256(np.ascontiguousarray(codes).tobytes()).hexdigest()
         if opt_ins:
@@ -154,11 +158,11 @@ class Synthesizer(ABC):
         noise = make_noise(self.insecure_seed)
         try:
             fit_schema = schema
-            if dp_bins.dp_binned(schema):  # DP-chosen bin edges: spent from the same reservation
+            if self.uses_bins and dp_bins.dp_binned(schema):  # DP-chosen bin edges: spent from the same reservation
                 fit_schema = dp_bins.resolve(data, schema, self._preprocess_mechanisms(schema), noise=noise,
                                              odometer=reservation.odometer)
                 codes = encode(data, fit_schema)
-            self._fit_codes(codes, fit_schema, reservation.odometer, noise)
+            self._fit_table(data, codes, fit_schema, reservation.odometer, noise)
         except BaseException as exc:
             reservation.fail(type(exc).__name__)  # the budget stays spent: noise may have been drawn
             raise
@@ -185,6 +189,16 @@ class Synthesizer(ABC):
     def _ledger_detail(self) -> dict[str, Any]:
         """What the ledger's completion entry records about the run (never data)."""
         return {"events_run": len(getattr(self, "privacy_events_", []))}
+
+    def _check_data(self, data: pd.DataFrame, codes: np.ndarray, schema: Schema) -> None:
+        """Refuse data the synthesizer cannot fit, before anything is reserved (none by default)."""
+        return None
+
+    def _fit_table(
+        self, data: pd.DataFrame, codes: np.ndarray, schema: Schema, odometer: Odometer, noise: NoiseSource
+    ) -> None:
+        """Fit on the table (``data`` checked and encoded as ``codes``); by default on the codes only."""
+        self._fit_codes(codes, schema, odometer, noise)
 
     @abstractmethod
     def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer, noise: NoiseSource) -> None:

@@ -143,8 +143,69 @@ def test_scan_covers_the_private_data_path():
     assert any(n.startswith("marginals/") for n in names)
 
 
+# --------------------------------------------------------------------------- the DP-SGD policy
+#
+# DP-SGD (dpsynth/synth/dpsgd/) is the one documented exception to rule 3: its privacy noise is a
+# continuous Gaussian on sums of clipped per-sample gradients, drawn by Opacus's DPOptimizer (with
+# Opacus's floating-point hardening), not by dpsynth.mechanisms. Inside that package the scan
+# still runs, and a float sampler is allowed only inside a function named here, with the reason.
+# Anything else (a new torch.randn, a hand-made noise draw) fails the scan as everywhere else.
+ALLOWED_FLOAT_SAMPLERS = {
+    ("synth/dpsgd/common.py", "latent_noise"): "latent codes (generator input, VAE reparameterisation): "
+    "model randomness, not privacy noise; the DP guarantee does not depend on it",
+}
+
+
+def _function_lines(source: str) -> dict[str, tuple[int, int]]:
+    tree = ast.parse(source)
+    return {node.name: (node.lineno, node.end_lineno or node.lineno) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _disallowed(path: Path) -> list[str]:
+    source = path.read_text(encoding="utf-8")
+    relative = path.relative_to(PACKAGE).as_posix()
+    spans = _function_lines(source)
+    allowed = [spans[f] for (file, f) in ALLOWED_FLOAT_SAMPLERS if file == relative and f in spans]
+    out = []
+    for hit in float_noise_calls(source, str(path.relative_to(PACKAGE.parent))):
+        line = int(hit.split(":")[1])
+        if not any(lo <= line <= hi for lo, hi in allowed):
+            out.append(hit)
+    return out
+
+
 def test_no_float_noise_in_private_data_path():
     found = []
     for path in scanned_files():
-        found.extend(float_noise_calls(path.read_text(encoding="utf-8"), str(path.relative_to(PACKAGE.parent))))
+        found.extend(_disallowed(path))
     assert found == [], "floating-point noise sampler(s) found:\n" + "\n".join(found)
+
+
+def test_dpsgd_allowlist_is_exact():
+    """Every allowed function exists and holds a sampler (a stale entry would hide nothing, but
+    says something untrue); the package is scanned at all."""
+    for (file, function), reason in ALLOWED_FLOAT_SAMPLERS.items():
+        assert reason
+        source = (PACKAGE / file).read_text(encoding="utf-8")
+        lo, hi = _function_lines(source)[function]
+        assert any(lo <= int(h.split(":")[1]) <= hi for h in float_noise_calls(source, file))
+    assert any(p.relative_to(PACKAGE).as_posix().startswith("synth/dpsgd/") for p in scanned_files())
+
+
+def test_dpsgd_allowlist_does_not_hide_a_new_sampler(tmp_path):
+    snippet = "def latent_noise(shape):\n    return torch.randn(shape)\n\ndef step(g):\n    return g + torch.randn(3)\n"
+    spans = _function_lines(snippet)
+    hits = float_noise_calls(snippet, "x.py")
+    allowed = spans["latent_noise"]
+    assert [h for h in hits if not allowed[0] <= int(h.split(":")[1]) <= allowed[1]] == ["x.py:5: torch.randn()"]
+
+
+def test_dpsgd_noise_and_sampling_come_from_opacus():
+    """DP-SGD draws no gradient noise itself (Opacus's DPOptimizer does) and always samples with
+    Opacus's Poisson DPDataLoader."""
+    sources = {p.name: p.read_text(encoding="utf-8") for p in (PACKAGE / "synth" / "dpsgd").glob("*.py")}
+    text = "\n".join(sources.values())
+    for forbidden in ("_generate_noise", "add_noise", "poisson_sampling=False", "make_private_with_epsilon"):
+        assert forbidden not in text, forbidden
+    assert "DPOptimizer(" in sources["common.py"] and "DPDataLoader(" in sources["common.py"]

@@ -1,0 +1,395 @@
+"""DP-CTGAN: a conditional GAN of the CTGAN family (Xu et al. 2019) whose discriminator is trained
+with DP-SGD; the generator never sees a real row.
+
+How it differs from CTGAN, for privacy:
+
+* Preprocessing comes from the public schema (:class:`~.common.TableTransformer`): no
+  mode-specific normalisation and no category frequencies learned from the data.
+* No training-by-sampling (it picks real rows by their category, i.e. reads exact counts): real
+  rows come in Poisson batches, and a real row's conditional vector marks its own value in one
+  categorical column chosen uniformly at random (a function of that row alone).
+* The conditional vectors given to the generator are drawn uniformly over the levels (default),
+  or from 1-way frequencies measured with discrete Gaussian noise and charged to the plan
+  (``conditional="dp_frequencies"``) — never from exact counts.
+* The discriminator's per-sample unit is a (real row, fake row) pair: its loss on a pair is
+  BCE(D(real), 1) + BCE(D(fake), 0), clipped as one per-sample gradient. Adding or removing a row
+  adds or removes one pair, so the clipped sum moves by at most C; the fakes are generated
+  independently of the data. One DP step per iteration (Opacus's GAN example takes two).
+* The discriminator has no batch normalisation (per-sample gradients need it); the generator
+  keeps CTGAN's residual blocks with batch normalisation (it never touches data). The loss is the
+  non-saturating GAN loss (WGAN-GP's gradient penalty needs double backward through per-sample
+  hooks); ``pac`` is 1 (packing several real rows into one sample would let one row move several
+  packs when the rows shift).
+
+Privacy: the planned Poisson-subsampled Gaussian steps (RDP curve reserved in the ledger), plus
+ρ for the DP frequencies when asked for; the generator and sampling are post-processing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dpsynth import _validation as check
+from dpsynth.exceptions import ParameterError
+from dpsynth.marginals import marginal_counts
+from dpsynth.mechanisms import GaussianCounts
+from dpsynth.privacy.events import PrivacyEvent
+from dpsynth.privacy.odometer import Odometer
+from dpsynth.synth.base import register
+from dpsynth.synth.dpsgd.common import (
+    DPSGDPlan,
+    DPSGDSynthesizer,
+    Randomness,
+    StepBudget,
+    TableTransformer,
+    latent_noise,
+    poisson_batches,
+    private_parts,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from dpsynth.mechanisms import NoiseSource
+
+CONDITIONAL = ("uniform", "dp_frequencies")
+
+
+def _build_networks(data_dim: int, cond_dim: int, embedding_dim: int, generator_dims: tuple[int, ...],
+                    discriminator_dims: tuple[int, ...]) -> tuple[Any, Any]:
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self, i: int, o: int):
+            super().__init__()
+            self.fc = nn.Linear(i, o)
+            self.bn = nn.BatchNorm1d(o)
+            self.relu = nn.ReLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            import torch
+
+            return torch.cat([self.relu(self.bn(self.fc(x))), x], dim=1)
+
+    class Generator(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            layers: list[nn.Module] = []
+            dim = embedding_dim + cond_dim
+            for width in generator_dims:
+                layers.append(Residual(dim, width))
+                dim += width
+            layers.append(nn.Linear(dim, data_dim))
+            self.seq = nn.Sequential(*layers)
+
+        def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            import torch
+
+            return self.seq(torch.cat([z, cond], dim=1))
+
+    class Discriminator(nn.Module):
+        """An MLP on the last dimension: (B, k, d) → (B, k) logits (k = 2 for a real/fake pair)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            layers: list[nn.Module] = []
+            dim = data_dim + cond_dim
+            for width in discriminator_dims:
+                layers += [nn.Linear(dim, width), nn.LeakyReLU(0.2), nn.Dropout(0.5)]
+                dim = width
+            layers.append(nn.Linear(dim, 1))
+            self.seq = nn.Sequential(*layers)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.seq(x).squeeze(-1)
+
+    return Generator(), Discriminator()
+
+
+class _Conditions:
+    """Conditional vectors over the categorical columns (CTGAN's cond vector, one column at a time)."""
+
+    def __init__(self, transformer: TableTransformer, probabilities: list[np.ndarray], device: Any):
+        import torch
+
+        self.spans = transformer.categorical_spans
+        self.device = device
+        self.dim = sum(s.width for s in self.spans)
+        self.offsets = np.cumsum([0] + [s.width for s in self.spans])[:-1].tolist()
+        index = [i for s in self.spans for i in range(s.start, s.stop)]
+        self.data_index = torch.tensor(index, dtype=torch.long, device=device)
+        self.probabilities = [torch.tensor(p, dtype=torch.float32, device=device) for p in probabilities]
+
+    def _chosen(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        import torch
+
+        return torch.randint(0, len(self.spans), (n,), generator=generator, device=self.device)
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(cond vectors, chosen column per row, a value per row for every column) — no data."""
+        import torch
+
+        cond = torch.zeros((n, self.dim), device=self.device)
+        if not self.spans or n == 0:
+            return cond, torch.zeros(n, dtype=torch.long, device=self.device), []
+        chosen = self._chosen(n, generator)
+        values = [torch.multinomial(p, n, replacement=True, generator=generator) for p in self.probabilities]
+        for k, (offset, v) in enumerate(zip(self.offsets, values, strict=True)):
+            rows = torch.nonzero(chosen == k).squeeze(1)
+            cond[rows, offset + v[rows]] = 1.0
+        return cond, chosen, values
+
+    def of_rows(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Each real row's cond vector: its own value in one categorical column chosen uniformly."""
+        import torch
+
+        n = rows.shape[0]
+        cond = torch.zeros((n, self.dim), device=self.device)
+        if not self.spans or n == 0:
+            return cond
+        chosen = self._chosen(n, generator)
+        mask = torch.zeros((n, self.dim), device=self.device)
+        for k, (offset, span) in enumerate(zip(self.offsets, self.spans, strict=True)):
+            mask[:, offset:offset + span.width] = (chosen == k).unsqueeze(1).float()
+        return rows.index_select(1, self.data_index) * mask
+
+    def loss(self, raw: torch.Tensor, chosen: torch.Tensor, values: list[torch.Tensor]) -> torch.Tensor:
+        """CTGAN's conditional loss: cross-entropy of the generator's logits in the conditioned column."""
+        import torch
+        from torch.nn import functional as F
+
+        if not self.spans or raw.shape[0] == 0:
+            return torch.zeros((), device=self.device)
+        total = torch.zeros((), device=self.device)
+        for k, span in enumerate(self.spans):
+            ce = F.cross_entropy(raw[:, span.start:span.stop], values[k], reduction="none")
+            total = total + (ce * (chosen == k).float()).sum()
+        return total / raw.shape[0]
+
+
+def _activate(raw: torch.Tensor, transformer: TableTransformer, *, gumbel: bool) -> torch.Tensor:
+    """tanh on numeric values; Gumbel-softmax (τ = 0.2, as CTGAN) or softmax on one-hot blocks."""
+    import torch
+    from torch.nn import functional as F
+
+    parts = []
+    for span in transformer.spans:
+        block = raw[:, span.start:span.stop]
+        if span.activation == "tanh":
+            parts.append(torch.tanh(block))
+        else:
+            parts.append(F.gumbel_softmax(block, tau=0.2) if gumbel else torch.softmax(block, dim=1))
+    return torch.cat(parts, dim=1)
+
+
+@register
+class DPCTGAN(DPSGDSynthesizer):
+    """A CTGAN-family conditional GAN trained with DP-SGD on the discriminator (Opacus).
+
+    Args:
+        epsilon, delta, epochs, sample_rate, batch_size, rows, max_grad_norm, max_noise_multiplier,
+        device, secure_mode, max_levels, insecure_seed: see :class:`~.common.DPSGDSynthesizer`.
+        conditional: ``uniform`` (default: cond vectors drawn uniformly over each column's
+            levels, no budget) or ``dp_frequencies`` (drawn from 1-way frequencies measured with
+            discrete Gaussian noise, charged as ``split_frequencies`` of the budget's ρ).
+        split_frequencies: share of ρ = approx_dp_to_rho(ε, δ) for the DP frequencies.
+        embedding_dim, generator_dims, discriminator_dims: network sizes (CTGAN's defaults).
+        generator_lr, discriminator_lr, weight_decay: Adam settings (betas 0.5, 0.9 as CTGAN).
+        generator_batch_size: rows per generator step (no data involved).
+
+    Privacy: DP-SGD on the discriminator for the planned steps (and ρ for the DP frequencies);
+    the generator, its conditional vectors and sampling are post-processing.
+    """
+
+    name = "dpctgan"
+
+    def __init__(
+        self, *, epsilon: float, delta: float, epochs: float = 10.0, sample_rate: float | None = None,
+        batch_size: int | None = None, rows: int | None = None, max_grad_norm: float = 1.0,
+        max_noise_multiplier: float = 50.0, device: str = "auto", secure_mode: bool | None = None,
+        max_levels: int = 1000, conditional: str = "uniform", split_frequencies: float = 0.1,
+        embedding_dim: int = 128, generator_dims: tuple[int, ...] = (256, 256),
+        discriminator_dims: tuple[int, ...] = (256, 256), generator_lr: float = 2e-4,
+        discriminator_lr: float = 2e-4, weight_decay: float = 1e-6, generator_batch_size: int = 500,
+        insecure_seed: int | None = None,
+    ):
+        super().__init__(epsilon=epsilon, delta=delta, epochs=epochs, sample_rate=sample_rate, batch_size=batch_size,
+                         rows=rows, max_grad_norm=max_grad_norm, max_noise_multiplier=max_noise_multiplier,
+                         device=device, secure_mode=secure_mode, max_levels=max_levels, insecure_seed=insecure_seed)
+        self.conditional = conditional
+        self.split_frequencies = split_frequencies
+        self.embedding_dim = embedding_dim
+        self.generator_dims = generator_dims
+        self.discriminator_dims = discriminator_dims
+        self.generator_lr = generator_lr
+        self.discriminator_lr = discriminator_lr
+        self.weight_decay = weight_decay
+        self.generator_batch_size = generator_batch_size
+
+    def _validate_model(self) -> None:
+        if self.conditional not in CONDITIONAL:
+            raise ParameterError(f"conditional ({self.conditional!r}) must be one of: {', '.join(CONDITIONAL)}")
+        check.positive_int("embedding_dim", self.embedding_dim)
+        for name in ("generator_dims", "discriminator_dims"):
+            dims = getattr(self, name)
+            if not isinstance(dims, (tuple, list)) or not dims:
+                raise ParameterError(f"{name} ({dims!r}) must be a non-empty sequence of integers > 0")
+            for d in dims:
+                check.positive_int(name, d)
+        check.positive_finite("generator_lr", self.generator_lr)
+        check.positive_finite("discriminator_lr", self.discriminator_lr)
+        check.nonnegative_finite("weight_decay", self.weight_decay)
+        if check.positive_int("generator_batch_size", self.generator_batch_size) < 2:
+            raise ParameterError(f"generator_batch_size ({self.generator_batch_size!r}) must be at least 2")
+        if self.conditional == "dp_frequencies":
+            split = check.positive_finite("split_frequencies", self.split_frequencies)
+            if split >= 1.0:
+                raise ParameterError(f"split_frequencies ({self.split_frequencies!r}) must be in (0, 1)")
+
+    def _frequency_mechanism(self, transformer: TableTransformer) -> GaussianCounts | None:
+        spans = transformer.categorical_spans
+        if self.conditional != "dp_frequencies" or not spans:
+            return None
+        rho = self.zcdp_budget().rho * float(self.split_frequencies)
+        # One row adds one count to each of the d histograms: L2 sensitivity √d of their
+        # concatenation, i.e. ρ/d apiece at sensitivity 1 (as MST's 1-way marginals).
+        return GaussianCounts.for_rho(rho / len(spans), label="cond_frequency")
+
+    def _zcdp_events(self, transformer: TableTransformer) -> tuple[PrivacyEvent, ...]:
+        mech = self._frequency_mechanism(transformer)
+        return () if mech is None else tuple(mech.event for _ in transformer.categorical_spans)
+
+    def _frequencies(self, plan: DPSGDPlan, codes: np.ndarray, odometer: Odometer, noise: NoiseSource
+                     ) -> tuple[list[np.ndarray], bool]:
+        """Per categorical column: uniform, or DP-measured frequencies (spends the zCDP events)."""
+        transformer = plan.transformer
+        mech = self._frequency_mechanism(transformer)
+        sizes = [c.size for c in transformer.schema.columns]
+        out = []
+        for span in transformer.categorical_spans:
+            if mech is None:
+                out.append(np.full(span.width, 1.0 / span.width))
+                continue
+            noisy = mech(marginal_counts(codes, [span.column], sizes), noise=noise, odometer=odometer)
+            p = np.clip(noisy.astype(np.float64), 0.0, None)
+            out.append(p / p.sum() if p.sum() > 0 else np.full(span.width, 1.0 / span.width))
+        return out, mech is not None
+
+    def _train(self, plan: DPSGDPlan, matrix: torch.Tensor, codes: np.ndarray, device: Any, randomness: Randomness,
+               odometer: Odometer, noise: NoiseSource, budget: StepBudget) -> None:
+        import torch
+        from torch.nn import functional as F
+
+        transformer = plan.transformer
+        probabilities, measured = self._frequencies(plan, codes, odometer, noise)
+        conditions = _Conditions(transformer, probabilities, device)
+        generator, discriminator = _build_networks(
+            transformer.output_dim, conditions.dim, int(self.embedding_dim), tuple(self.generator_dims),
+            tuple(self.discriminator_dims))
+        generator.to(device)
+        discriminator.to(device)
+        cal = plan.calibration
+        private, optimizer_d, loader = private_parts(
+            discriminator, matrix, learning_rate=float(self.discriminator_lr), betas=(0.5, 0.9),
+            weight_decay=float(self.weight_decay), noise_multiplier=cal.noise_multiplier,
+            max_grad_norm=float(self.max_grad_norm), sample_rate=plan.sample_rate, randomness=randomness)
+        optimizer_g = torch.optim.Adam(generator.parameters(), lr=float(self.generator_lr), betas=(0.5, 0.9),
+                                       weight_decay=float(self.weight_decay))
+        gen = randomness.model
+        embedding = int(self.embedding_dim)
+        g_batch = int(self.generator_batch_size)
+        losses: list[tuple[float, float]] = []
+
+        def fakes(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+            cond, chosen, values = conditions.sample(n, gen)
+            raw = generator(latent_noise((n, embedding), gen, device), cond)
+            return raw, cond, chosen, values
+
+        self._spend_dp_sgd(plan, odometer)  # the reservation is spent from here on
+        for batch in poisson_batches(loader, budget):
+            real = batch.to(device)
+            n = real.shape[0]
+            # -- discriminator: one DP-SGD step on (real, fake) pairs ------------------------------
+            optimizer_d.zero_grad(set_to_none=True)
+            with torch.no_grad():  # BatchNorm needs 2 rows; extra fakes are dropped (no data in them)
+                raw, cond_fake, _, _ = fakes(max(n, 2))
+                fake = _activate(raw, transformer, gumbel=True)[:n]
+                cond_fake = cond_fake[:n]
+            cond_real = conditions.of_rows(real, gen)
+            pairs = torch.stack([torch.cat([real, cond_real], dim=1), torch.cat([fake, cond_fake], dim=1)], dim=1)
+            logits = private(pairs)
+            loss_d = F.binary_cross_entropy_with_logits(logits[:, 0], torch.ones(n, device=device), reduction="sum") \
+                + F.binary_cross_entropy_with_logits(logits[:, 1], torch.zeros(n, device=device), reduction="sum")
+            loss_d.backward()
+            budget.take()
+            optimizer_d.step()
+            # -- generator: no real data, the DP discriminator's judgement only -----------------
+            private.disable_hooks()
+            try:
+                optimizer_g.zero_grad(set_to_none=True)
+                raw, cond, chosen, values = fakes(g_batch)
+                fake = _activate(raw, transformer, gumbel=True)
+                judged = private(torch.cat([fake, cond], dim=1).unsqueeze(1)).squeeze(1)
+                loss_g = F.binary_cross_entropy_with_logits(judged, torch.ones(g_batch, device=device)) \
+                    + conditions.loss(raw, chosen, values)
+                loss_g.backward()
+                optimizer_g.step()
+            finally:
+                private.enable_hooks()
+            if budget.taken % 50 == 0 or budget.done:
+                losses.append((float(loss_d.detach()) / max(n, 1), float(loss_g.detach())))
+        generator.eval()
+        self.generator_ = generator.to("cpu")
+        self.conditions_measured_ = measured
+        self.losses_ = losses
+        self.condition_frequencies_ = probabilities if measured else None
+        self._estimated_probabilities: list[np.ndarray] | None = None
+
+    # -- sampling (post-processing) -------------------------------------------------------------
+    def _condition_probabilities(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Where sampling draws its cond vectors: the DP frequencies when measured; otherwise the
+        generator's own marginals, by a fixed-point iteration (a column's distribution among rows
+        conditioned on OTHER columns, from cond vectors drawn from the previous estimate; the true
+        marginals are a fixed point when the generator matches the data). Post-processing."""
+        if self.condition_frequencies_ is not None:
+            return self.condition_frequencies_
+        if self._estimated_probabilities is not None:
+            return self._estimated_probabilities
+        import torch
+
+        transformer = self.transformer_
+        spans = transformer.categorical_spans
+        probs = [np.full(s.width, 1.0 / s.width) for s in spans]
+        if len(spans) >= 2:
+            gen = self._torch_generator(rng)
+            for _ in range(3):
+                conditions = _Conditions(transformer, probs, "cpu")
+                with torch.no_grad():
+                    cond, chosen, _ = conditions.sample(4000, gen)
+                    raw = self.generator_(latent_noise((4000, int(self.embedding_dim)), gen, torch.device("cpu")),
+                                          cond)
+                new = []
+                for k, span in enumerate(spans):
+                    others = chosen != k
+                    p = torch.softmax(raw[others][:, span.start:span.stop], dim=1).mean(dim=0).numpy()
+                    new.append(p / p.sum())
+                probs = new
+        self._estimated_probabilities = probs
+        return probs
+
+    def _sample_matrix(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+        import torch
+
+        probs = self._condition_probabilities(rng)
+        conditions = _Conditions(self.transformer_, probs, "cpu")
+        gen = self._torch_generator(rng)
+        out = []
+        with torch.no_grad():
+            for start in range(0, n_rows, 10_000):
+                n = min(10_000, n_rows - start)
+                cond, _, _ = conditions.sample(n, gen)
+                raw = self.generator_(latent_noise((n, int(self.embedding_dim)), gen, torch.device("cpu")), cond)
+                out.append(_activate(raw, self.transformer_, gumbel=False).numpy())
+        return np.concatenate(out, axis=0)

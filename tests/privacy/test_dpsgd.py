@@ -1,0 +1,167 @@
+"""Statistical and accounting tests of the DP-SGD claims (dpsynth.synth.dpsgd).
+
+* The DP optimizer's noise has standard deviation σ·C (as Opacus's own ``test_noise_level``):
+  with zero per-sample gradients the update is pure noise. Failure probability: the sample std of
+  n i.i.d. Gaussians is off by more than 5% with probability < 1e-12 for n = 20,000.
+* Calibration never overshoots the target ε (property test; deterministic).
+* A fit refused by the ledger takes no step and charges nothing; steps never exceed the plan.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("opacus")
+
+from dpsynth import UNTRACKED  # noqa: E402
+from dpsynth.exceptions import BudgetExceededError, ParameterError, PrivacyAccountingError  # noqa: E402
+from dpsynth.privacy import ApproxDP  # noqa: E402
+from dpsynth.privacy.accounting import RDP_ORDERS  # noqa: E402
+from dpsynth.privacy.ledger import Ledger  # noqa: E402
+from dpsynth.synth.dpsgd import DPCTGAN, DPVAE, accounting, common  # noqa: E402
+
+# PyTorch's notice about Opacus's hooks on a layer whose input needs no gradient (the fits filter
+# it themselves; the noise test drives Opacus directly).
+pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing:UserWarning")
+
+FAST_VAE = {"sample_rate": 0.1, "epochs": 1, "embedding_dim": 8, "compress_dims": (16,), "decompress_dims": (16,),
+            "device": "cpu"}
+
+
+def _noise_std(sigma: float, clip: float, dim: int, batch: int, seed: int) -> tuple[float, float]:
+    """Std and mean of one DP step's update of a linear layer fed zeros (zero per-sample gradients)."""
+    layer = torch.nn.Linear(dim, 1, bias=False)
+    torch.nn.init.zeros_(layer.weight)
+    randomness = common.make_randomness(torch.device("cpu"), insecure_seed=seed, secure_mode=False)
+    matrix = torch.zeros((batch, dim))
+    private, optimizer, _ = common.private_parts(
+        layer, matrix, learning_rate=1.0, betas=(0.9, 0.999), weight_decay=0.0, noise_multiplier=sigma,
+        max_grad_norm=clip, sample_rate=0.5, randomness=randomness)
+    optimizer.zero_grad(set_to_none=True)
+    private(matrix).sum().backward()
+    optimizer.pre_step()  # clip, accumulate, add noise (what step() does before Adam)
+    grad = layer.weight.grad.detach().numpy().ravel()
+    return float(grad.std()), float(grad.mean())
+
+
+@pytest.mark.parametrize("sigma,clip", [(1.0, 1.0), (2.5, 0.3)])
+def test_noise_level_is_sigma_times_clip(sigma, clip):
+    std, mean = _noise_std(sigma, clip, dim=20_000, batch=4, seed=0)
+    assert std == pytest.approx(sigma * clip, rel=0.05)
+    assert abs(mean) < 5 * sigma * clip / math.sqrt(20_000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sigma,clip", [(0.5, 1.0), (1.0, 3.0), (4.0, 0.1), (10.0, 1.0)])
+def test_noise_level_many_settings(sigma, clip):
+    stds = [_noise_std(sigma, clip, dim=50_000, batch=8, seed=s)[0] for s in range(5)]
+    assert np.mean(stds) == pytest.approx(sigma * clip, rel=0.01)
+
+
+def _check_calibration(epsilon, delta, sample_rate, epochs):
+    steps = accounting.steps_for(epochs, sample_rate)
+    try:
+        cal = accounting.calibrate(epsilon=epsilon, delta=delta, sample_rate=sample_rate, steps=steps)
+    except ParameterError:
+        return  # a target too small for σ <= 50 is refused, never met by overshooting
+    from opacus.accountants import RDPAccountant
+
+    # the reserved curve (dpsynth's conversion) and Opacus's own RDP accountant, fresh
+    assert cal.epsilon_reserved <= epsilon
+    fresh = RDPAccountant()
+    fresh.history = [(cal.noise_multiplier, sample_rate, steps)]
+    assert fresh.get_epsilon(delta=delta, alphas=list(RDP_ORDERS)) <= epsilon * (1 + 1e-9)
+    if cal.epsilon_prv is not None:  # PRV (tighter) at the chosen σ
+        assert cal.epsilon_prv <= epsilon * (1 + 1e-9)
+    assert cal.noise_multiplier >= cal.noise_multiplier_rdp
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(epsilon=st.floats(0.3, 8.0), delta=st.sampled_from([1e-9, 1e-7, 1e-5]),
+       sample_rate=st.floats(0.005, 0.5), epochs=st.floats(0.05, 3.0))
+def test_calibration_never_overshoots(epsilon, delta, sample_rate, epochs):
+    _check_calibration(epsilon, delta, sample_rate, epochs)
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(epsilon=st.floats(0.05, 20.0), delta=st.floats(1e-10, 1e-3), sample_rate=st.floats(0.001, 1.0),
+       epochs=st.floats(0.01, 10.0))
+def test_calibration_never_overshoots_wide(epsilon, delta, sample_rate, epochs):
+    _check_calibration(epsilon, delta, sample_rate, epochs)
+
+
+def test_calibration_with_other_zcdp_events_fits_the_composition():
+    alone = accounting.calibrate(epsilon=1.0, delta=1e-6, sample_rate=0.05, steps=100)
+    shared = accounting.calibrate(epsilon=1.0, delta=1e-6, sample_rate=0.05, steps=100, rho_other=0.005)
+    assert shared.noise_multiplier > alone.noise_multiplier  # less left for DP-SGD
+    assert accounting.rdp_epsilon_of_run(shared.noise_multiplier, 0.05, 100, 1e-6, 0.005) <= 1.0
+
+
+def test_too_small_epsilon_is_refused_with_one_step_named():
+    with pytest.raises(ParameterError, match="too small to train even one DP-SGD step"):
+        accounting.calibrate(epsilon=0.001, delta=1e-9, sample_rate=0.5, steps=10)
+
+
+def test_step_budget_refuses_a_step_past_the_plan():
+    budget = common.StepBudget(2)
+    budget.take()
+    budget.take()
+    with pytest.raises(PrivacyAccountingError, match="step 3 of a plan of 2"):
+        budget.take()
+    taken = common.StepBudget(7)
+    n = 0
+    for _ in common.poisson_batches([(torch.zeros(1),)] * 3, taken):
+        taken.take()
+        n += 1
+    assert n == 7 == taken.taken
+
+
+def test_fit_takes_exactly_the_planned_steps_and_checks_opacus(small_schema, small_data):
+    synth = DPVAE(epsilon=1.0, delta=1e-6, insecure_seed=1, **FAST_VAE).fit(
+        small_data, schema=small_schema, ledger=UNTRACKED)
+    d = synth.dpsgd_
+    assert d["steps_taken"] == d["steps_planned"] == 10
+    assert d["opacus_epsilon_rdp"] <= d["epsilon_reserved_rdp"] * (1 + 1e-9)
+    assert d["epsilon_reserved_rdp"] <= 1.0
+    assert d["opacus_epsilon_prv"] <= 1.0
+    assert d["poisson_sampling"] is True
+
+
+@pytest.mark.parametrize("cls,extra", [(DPVAE, FAST_VAE), (DPCTGAN, {"sample_rate": 0.1, "epochs": 1,
+                                                                    "embedding_dim": 8, "device": "cpu"})])
+def test_over_the_cap_is_refused_before_training(cls, extra, small_schema, small_data, tmp_path, monkeypatch):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.create_dataset("d", ApproxDP(0.5, 1e-6))
+    steps = []
+    monkeypatch.setattr(common.StepBudget, "take", lambda self: steps.append(1))
+    monkeypatch.setattr(common, "private_parts", lambda *a, **k: pytest.fail("models built"))
+    with pytest.raises(BudgetExceededError, match="exceeds the remaining"):
+        cls(epsilon=1.0, delta=1e-6, **extra).fit(small_data, schema=small_schema, ledger=ledger, dataset="d")
+    assert steps == [] and ledger.statement("d").reservations == []
+
+
+def test_ledger_composes_dp_sgd_with_zcdp_releases(small_schema, small_data, tmp_path):
+    from dpsynth.synth import MST
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.create_dataset("d", ApproxDP(3.0, 1e-6))
+    DPVAE(epsilon=1.0, delta=1e-6, insecure_seed=2, **FAST_VAE).fit(
+        small_data, schema=small_schema, ledger=ledger, dataset="d")
+    MST(epsilon=1.0, delta=1e-6, insecure_seed=2).fit(small_data, schema=small_schema, ledger=ledger, dataset="d")
+    statement = ledger.statement("d")
+    assert statement.composition == "rdp"
+    # tighter than the plain sum, and at least the larger release
+    assert 1.0 <= statement.epsilon_spent_tight < statement.epsilon_spent_plain_sum == pytest.approx(2.0)
+    entry = statement.to_dict()["entries"][0]
+    assert entry["rdp"]["orders"] == list(RDP_ORDERS) and entry["detail"]["dpsgd"]["steps_taken"] == 10
+    assert ledger.verify().ok
+    with pytest.raises(BudgetExceededError, match="exceeds the remaining"):
+        DPVAE(epsilon=3.0, delta=1e-6, **FAST_VAE).fit(small_data, schema=small_schema, ledger=ledger, dataset="d")
+    assert len(ledger.statement("d").reservations) == 2

@@ -1,0 +1,138 @@
+"""DP-SGD generators: the public-schema transformer, parameters, bad input (exit 2, nothing
+charged), the CLI road with --device, and the loud insecure-RNG notice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("opacus")
+
+from dpsynth import UNTRACKED  # noqa: E402
+from dpsynth.cli import main  # noqa: E402
+from dpsynth.exceptions import InsecureNoiseWarning, ParameterError, SchemaError  # noqa: E402
+from dpsynth.privacy import ApproxDP  # noqa: E402
+from dpsynth.privacy.ledger import Ledger  # noqa: E402
+from dpsynth.schema import Schema  # noqa: E402
+from dpsynth.schema.encode import encode  # noqa: E402
+from dpsynth.synth.dpsgd import DPCTGAN, DPVAE, common  # noqa: E402
+
+FAST = ["--param", "sample_rate=0.1", "--param", "epochs=1", "--param", "embedding_dim=8"]
+
+
+def test_transformer_uses_public_bounds_and_round_trips(small_schema, small_data):
+    t = common.TableTransformer(small_schema, max_levels=100, synthesizer="dpvae")
+    m = t.transform(small_data, encode(small_data, small_schema))
+    assert m.shape == (400, t.output_dim) and m.min() >= -1.0 and m.max() <= 1.0
+    age = [s for s in t.spans if s.activation == "tanh"][0]
+    # 0 and 99 are the declared bounds: scaled with them, not with the data's min and max
+    expected = 2 * small_data["age"].astype(float).to_numpy() / 99 - 1
+    np.testing.assert_allclose(m[:, age.start], expected, atol=1e-6)
+    back = t.inverse(m, np.random.default_rng(0))
+    assert (back["size"] == small_data["size"]).all()
+    assert (back["age"] == small_data["age"].astype(int)).all()
+    np.testing.assert_allclose(back["score"], small_data["score"].astype(float), atol=1e-6)
+    assert back["color"].isna().sum() == (small_data["color"] == "?").sum()
+
+
+def test_transformer_refuses_what_it_cannot_model():
+    schema = Schema.from_dict({"version": 1, "columns": [
+        {"name": "wide", "kind": "categorical", "levels": [str(i) for i in range(50)]},
+        {"name": "ok", "kind": "integer", "bounds": [0, 5]}]})
+    with pytest.raises(SchemaError, match="column 'wide' has 50 levels, more than dpctgan models one-hot"):
+        DPCTGAN(epsilon=1.0, delta=1e-6, max_levels=20).plan(schema)
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"batch_size": 500, "rows": 400}, "batch_size (500) must be at most rows (400)"),
+    ({"batch_size": 50}, "batch_size (50) needs the public row count rows=N"),
+    ({"batch_size": 50, "sample_rate": 0.1}, "give sample_rate or batch_size"),
+    ({"sample_rate": 1.5}, "sample_rate (1.5) must be in (0, 1]"),
+    ({"epochs": 0}, "epochs (0) must be a finite number > 0"),
+    ({"device": "tpu"}, "device ('tpu') must be 'auto', 'cpu' or 'cuda'"),
+    ({"conditional": "exact"}, "conditional ('exact') must be one of: uniform, dp_frequencies"),
+])
+def test_bad_parameters(params, message, small_schema, small_data):
+    with pytest.raises(ParameterError) as err:
+        DPCTGAN(epsilon=1.0, delta=1e-6, **params).fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    assert message in str(err.value)
+
+
+def test_batch_larger_than_the_data_is_refused_before_anything_is_charged(small_schema, small_data, tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
+    with pytest.raises(ParameterError, match=r"batch_size \(300\) must be at most the number of rows of the data"):
+        DPVAE(epsilon=1.0, delta=1e-6, batch_size=300, rows=1000).fit(
+            small_data.iloc[:200], schema=small_schema, ledger=ledger, dataset="d")
+    assert ledger.statement("d").reservations == []
+
+
+def _cli_fit(tmp_path, small_schema, small_data, *extra, synthesizer="dpvae", epsilon="1"):
+    data = tmp_path / "data.csv"
+    small_data.to_csv(data, index=False)
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(small_schema.to_dict()))
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    if not (tmp_path / "ledger.db").exists():
+        assert main(["ledger", "create", "--ledger", ledger, "--dataset", "d", "--epsilon", "5",
+                     "--delta", "1e-6"]) == 0
+    code = main(["fit", "--data", str(data), "--schema", str(schema), "--synthesizer", synthesizer,
+                 "--epsilon", epsilon, "--delta", "1e-6", "--rows", "50", "--out", str(tmp_path / "out.csv"),
+                 "--ledger", ledger, "--dataset", "d", "--json", *extra])
+    return code, Ledger(ledger)
+
+
+@pytest.mark.parametrize("extra,epsilon,message", [
+    (["--param", "max_levels=3"], "1", "column 'size' has 4 levels, more than dpvae models one-hot"),
+    (["--param", "batch_size=500", "--param", "rows=400"], "1", "batch_size (500) must be at most rows (400)"),
+    (["--param", "sample_rate=0.5"], "0.001", "is too small to train even one DP-SGD step"),
+])
+def test_cli_bad_input_exits_2_with_one_line_and_charges_nothing(extra, epsilon, message, tmp_path, small_schema,
+                                                                 small_data, capsys):
+    capsys.readouterr()
+    code, ledger = _cli_fit(tmp_path, small_schema, small_data, *extra, epsilon=epsilon)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0] and err[0].startswith("dpsynth fit: error:")
+    assert ledger.statement("d").reservations == []
+
+
+@pytest.mark.parametrize("synthesizer", ["dpvae", "dpctgan"])
+def test_cli_fits_on_cpu_and_records_the_run(synthesizer, tmp_path, small_schema, small_data, capsys):
+    code, ledger = _cli_fit(tmp_path, small_schema, small_data, *FAST, "--device", "cpu", "--insecure-seed", "1",
+                            synthesizer=synthesizer)
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and out["dpsgd"]["device"] == "cpu" and out["dpsgd"]["steps_taken"] == 10
+    assert len(pd.read_csv(out["out"])) == 50
+    (entry,) = ledger.statement("d").reservations
+    assert entry.status == "completed" and entry.detail["dpsgd"]["opacus_epsilon_rdp"] <= 1.0
+    assert ledger.verify().ok
+
+
+def test_device_is_ignored_by_synthesizers_that_do_not_train(tmp_path, small_schema, small_data, capsys):
+    code, _ = _cli_fit(tmp_path, small_schema, small_data, "--device", "cuda", "--insecure-seed", "1",
+                       synthesizer="mst")
+    assert code == 0
+
+
+def test_without_torchcsprng_the_noise_is_loudly_not_secure(small_schema, small_data, monkeypatch):
+    monkeypatch.setattr(common, "secure_rng_available", lambda: False)
+    with pytest.warns(InsecureNoiseWarning, match="secure_mode needs the torchcsprng package"):
+        synth = DPVAE(epsilon=1.0, delta=1e-6, sample_rate=0.1, epochs=1, embedding_dim=8, device="cpu").fit(
+            small_data, schema=small_schema, ledger=UNTRACKED)
+    assert synth.secure_noise_ is False and synth.dpsgd_["secure_noise"] is False
+    with pytest.raises(ParameterError, match="secure_mode \\(True\\) needs the torchcsprng package"):
+        DPVAE(epsilon=1.0, delta=1e-6, secure_mode=True).plan(small_schema)
+
+
+def test_dp_frequencies_are_charged_and_used(small_schema, small_data):
+    synth = DPCTGAN(epsilon=1.0, delta=1e-6, sample_rate=0.1, epochs=1, embedding_dim=8, device="cpu",
+                    conditional="dp_frequencies", insecure_seed=4)
+    events = synth.plan(small_schema)
+    assert [e.kind for e in events] == ["gaussian", "gaussian", "subsampled_gaussian"]
+    synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    assert synth.condition_frequencies_ is not None and len(synth.condition_frequencies_) == 2
+    assert synth.privacy_statement()["epsilon_rdp"] <= 1.0
