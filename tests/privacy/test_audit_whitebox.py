@@ -1,0 +1,103 @@
+"""White-box transcript audit of MST (and AIM) on the worst-case pair: ten all-zero rows versus
+the same plus one all-ones row over three binary columns.
+
+Fast tests use seeded noise (deterministic: no failure probability); the statistical ones are
+marked slow and state their failure probability.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dpsynth.audit import max_provable_epsilon
+from dpsynth.audit.replay import neighbouring_pairs
+from dpsynth.audit.transcript import record_fit
+from dpsynth.audit.whitebox import ScaledNoise, ZeroNoise, transcript_scores, whitebox_audit
+from dpsynth.mechanisms import OpenDPNoise, SeededNoise
+from dpsynth.schema import Schema
+from dpsynth.synth import AIM, MST
+
+SCHEMA = Schema.from_domain({"a": 2, "b": 2, "c": 2})
+ZEROS, WITH_ONES = neighbouring_pairs(SCHEMA, rows=10)["constant_plus_outlier"]
+CLAIM = {"claimed_epsilon": 1.0, "claimed_delta": 1e-2}
+
+
+def make_mst():
+    return MST(epsilon=1.0, delta=1e-2)
+
+
+def make_aim():
+    return AIM(epsilon=1.0, delta=1e-2, max_rounds=2, estimation_iters=10)
+
+
+def test_worst_case_pair():
+    assert len(ZEROS) == 10 and len(WITH_ONES) == 11
+    assert (WITH_ONES.iloc[:10].to_numpy() == ZEROS.to_numpy()).all()
+
+
+def test_correct_mst_is_not_flagged():
+    r = whitebox_audit(make_mst, SCHEMA, ZEROS, WITH_ONES, trials_per_world=15, noise="seeded", **CLAIM)
+    assert not r.violation and r.epsilon_lower_bound < 1.0
+    assert r.details["noise"].startswith("seeded") and r.details["transcript_truncated_after_calls"] == 7
+    assert r.claimed_mu == pytest.approx(0.4548, abs=1e-4)
+
+
+def test_mst_with_the_noise_removed_is_flagged_with_30_fits():
+    r = whitebox_audit(make_mst, SCHEMA, ZEROS, WITH_ONES, trials_per_world=15,
+                       make_noise=lambda seed: ZeroNoise(), **CLAIM)
+    assert r.violation and r.epsilon_lower_bound > 1.0
+    # no errors at all: the bound is the largest that 15 + 15 trials can show (Bonferroni half-α)
+    assert r.epsilon_lower_bound == max_provable_epsilon(15, 15, delta=1e-2, confidence=0.975)
+
+
+def test_gaussian_score_has_the_distribution_the_mu_comparison_assumes():
+    """Mean ∓V/2 and variance V in the two worlds (seeded; deterministic). V = 2ρ of MST's
+    Gaussian measurements (two thirds of ρ)."""
+    from dpsynth.privacy.accounting import approx_dp_to_rho
+
+    rho = approx_dp_to_rho(1.0, 1e-2)
+    per_world = {0: [], 1: []}
+    for t in range(150):
+        for world, data, other in ((0, ZEROS, WITH_ONES), (1, WITH_ONES, ZEROS)):
+            rec = record_fit(make_mst(), data, SCHEMA, noise=SeededNoise(10_000 + 2 * t + world, _warn=False),
+                             stop_after=7)
+            rep = record_fit(make_mst(), other, SCHEMA, replay=rec, stop_after=7)
+            _, gaussian, variance = transcript_scores(rec, rep, world)
+            assert variance == pytest.approx(2 * rho * 2 / 3, rel=1e-6)
+            per_world[world].append(gaussian)
+    v = 2 * rho * 2 / 3
+    for world, sign in ((0, -1), (1, 1)):
+        x = np.asarray(per_world[world])
+        assert abs(x.mean() - sign * v / 2) < 4 * math.sqrt(v / len(x))
+        assert 0.7 * v < x.var() < 1.3 * v
+
+
+@pytest.mark.slow
+def test_mst_with_sigma_halved_is_flagged_by_the_mu_test():
+    """σ halved doubles μ of the Gaussian part: √(2·(2/3)ρ)·2 = 0.74 > claimed 0.4548. With 1,000
+    transcripts per world the μ bound exceeds the claim with probability > 0.95 (simulated with
+    Gaussian scores in ``audits/README.md``); secure noise."""
+    r = whitebox_audit(make_mst, SCHEMA, ZEROS, WITH_ONES, trials_per_world=1000,
+                       make_noise=lambda seed: ScaledNoise(OpenDPNoise(), 0.5), **CLAIM)
+    assert r.violation and r.mu_lower_bound > r.claimed_mu
+
+
+@pytest.mark.slow
+def test_correct_mst_false_alarm_rate_over_repeated_audits():
+    """100 independent audits (25 transcripts per world, secure noise) of the correct MST: at most
+    α = 5% may be flagged; the bound allows 12 (P[Binomial(100, 0.05) > 12] < 0.002)."""
+    alarms = sum(whitebox_audit(make_mst, SCHEMA, ZEROS, WITH_ONES, trials_per_world=25, seed=1000 * k,
+                                **CLAIM).violation for k in range(100))
+    assert alarms <= 12
+
+
+@pytest.mark.slow
+def test_aim_with_the_noise_removed_is_flagged_and_the_real_one_is_not():
+    broken = whitebox_audit(make_aim, SCHEMA, ZEROS, WITH_ONES, trials_per_world=15,
+                            make_noise=lambda seed: ZeroNoise(), **CLAIM)
+    assert broken.violation
+    real = whitebox_audit(make_aim, SCHEMA, ZEROS, WITH_ONES, trials_per_world=5, noise="seeded", **CLAIM)
+    assert not real.violation
