@@ -473,3 +473,61 @@ def test_removing_an_additive_delta_is_found(ledger_url):
     raw_execute(ledger_url, "UPDATE dpsynth_ledger_entries SET additive_delta = 0 WHERE seq = 2")
     result = ledger.verify()
     assert not result.ok and result.first_bad == 2 and "does not match its hash" in result.problem
+
+
+# -- Rényi-DP curves (DP-SGD) -------------------------------------------------------------------
+
+
+def rdp_event(epsilon_scale: float = 1.0):
+    """A DP-SGD-shaped event with a closed-form curve (a Gaussian: α/(2σ²)), no Opacus needed."""
+    from dpsynth.privacy.accounting import RDP_ORDERS
+    from dpsynth.privacy.events import SubsampledGaussianEvent
+
+    sigma = 3.0 / epsilon_scale
+    return SubsampledGaussianEvent(noise_multiplier=sigma, sample_rate=1.0, steps=1, orders=RDP_ORDERS,
+                                   rdp_values=tuple(a / (2 * sigma**2) for a in RDP_ORDERS), label="dp_sgd")
+
+
+def test_rdp_curves_compose_with_zcdp_and_are_refused_over_the_cap(ledger_url):
+    from dpsynth.privacy.accounting import zcdp_epsilon
+
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(3.0, 1e-6))
+    ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM).complete()
+    before = ledger.statement("d")
+    assert before.composition == "zcdp"
+    ledger.reserve("d", [rdp_event()], synthesizer="dpvae", claimed=ApproxDP(1.0, 1e-6)).complete()
+    statement = ledger.statement("d")
+    # The Gaussian curve α/(2σ²) is ρ-zCDP with ρ = 1/(2σ²): the total is (ρ_mst + ρ) converted on the grid,
+    # within the grid's loss of the continuous CKS20 figure.
+    exact = zcdp_epsilon(before.rho_spent + 1 / 18, 1e-6)
+    assert exact <= statement.epsilon_spent_tight <= exact * 1.01
+    assert statement.composition == "rdp" and statement.to_dict()["spent"]["composition"] == "rdp"
+    assert statement.rho_remaining > 0
+    with pytest.raises(BudgetExceededError, match="exceeds the remaining") as err:
+        ledger.reserve("d", [rdp_event(3.0)], synthesizer="dpvae", claimed=ApproxDP(3.0, 1e-6))
+    assert err.value.requested > 0 and err.value.remaining > 0
+    assert len(ledger.statement("d").reservations) == 2
+    assert ledger.verify().ok
+
+
+def test_editing_or_removing_an_rdp_curve_is_found(ledger_url):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
+    ledger.reserve("d", [rdp_event()], synthesizer="dpvae", claimed=ApproxDP(1.0, 1e-6))
+    assert ledger.verify().ok
+    raw_execute(ledger_url, "UPDATE dpsynth_ledger_entries SET rdp = '' WHERE seq = 2")
+    result = ledger.verify()
+    assert not result.ok and result.first_bad == 2 and "does not match its hash" in result.problem
+
+
+def test_a_version_2_ledger_gains_the_rdp_column_and_still_verifies(ledger_url):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
+    ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM).complete(rows=1)
+    raw_execute(ledger_url, "ALTER TABLE dpsynth_ledger_entries DROP COLUMN rdp",
+                "UPDATE dpsynth_ledger_head SET version = 2")
+    old = Ledger(ledger_url)  # migrates
+    assert old.verify().ok
+    old.reserve("d", [rdp_event()], synthesizer="dpvae", claimed=ApproxDP(1.0, 1e-6))
+    assert Ledger(ledger_url).verify().ok and Ledger(ledger_url).statement("d").composition == "rdp"

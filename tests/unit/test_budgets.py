@@ -415,3 +415,45 @@ def test_rho_and_epsilon_within_a_budget_with_additive_delta():
     rho = rho_within(1.0, 1e-6, 4e-7)
     assert epsilon_within(rho, 1e-6, 4e-7) <= 1.0 + 1e-9
     assert epsilon_within(0.1, 1e-6, 2e-6) == math.inf
+
+
+# -- Rényi DP ---------------------------------------------------------------------------------------
+
+
+def test_rdp_conversion_matches_opacus_and_is_never_below_it():
+    pytest.importorskip("opacus")
+    from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
+
+    from dpsynth.privacy.accounting import RDP_ORDERS, rdp_epsilon
+
+    for q, sigma, steps, delta in [(0.01, 1.1, 1000, 1e-5), (0.1, 2.0, 10, 1e-9), (1.0, 5.0, 3, 1e-6)]:
+        curve = compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=list(RDP_ORDERS))
+        theirs, _ = get_privacy_spent(orders=list(RDP_ORDERS), rdp=curve, delta=delta)
+        ours = rdp_epsilon(RDP_ORDERS, list(curve), delta)
+        assert theirs <= ours <= theirs * (1 + 1e-9) + 1e-15
+
+
+def test_zcdp_as_a_curve_converts_no_tighter_than_cks20():
+    from dpsynth.privacy.accounting import RDP_ORDERS, composed_epsilon, zcdp_epsilon
+    from dpsynth.privacy.budgets import RDP
+
+    for rho, delta in [(0.01, 1e-9), (0.5, 1e-6), (3.0, 1e-5)]:
+        continuous = zcdp_epsilon(rho, delta)
+        on_grid = RDP.from_zcdp(rho).epsilon(delta)
+        assert continuous <= on_grid <= continuous * 1.01
+        zero = tuple(0.0 for _ in RDP_ORDERS)
+        assert composed_epsilon(rho, RDP_ORDERS, zero, delta) == pytest.approx(on_grid, rel=1e-9)
+        assert composed_epsilon(rho, RDP_ORDERS, None, delta) == continuous  # pure zCDP keeps CKS20
+
+
+def test_rdp_values_validate_and_add_on_common_orders():
+    from dpsynth.exceptions import ParameterError
+    from dpsynth.privacy.budgets import RDP
+
+    a = RDP((2.0, 4.0, 8.0), (0.1, 0.2, 0.4))
+    b = RDP((4.0, 8.0, 16.0), (1.0, 1.0, 1.0))
+    assert (a + b).orders == (4.0, 8.0) and (a + b).epsilons[0] >= 1.2
+    assert RDP((2.0,), (float("inf"),)).epsilons == (1e300,)
+    for orders, values in [((1.0,), (0.1,)), ((2.0, 2.0), (0.1, 0.1)), ((2.0,), (-1.0,)), ((), ())]:
+        with pytest.raises(ParameterError):
+            RDP(orders, values)
