@@ -142,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--delta", type=_float, default=1e-9)
     demo.add_argument("--synthesizer", choices=["mst", "aim"], default="mst",
                       help="mst (seconds, the default) or aim (minutes; better 3-way fidelity)")
+
+    audit = sub.add_parser("audit", help="empirical privacy audit of a synthesizer (NOT DP: internal evidence)")
+    audit.add_argument("--synthesizer", required=True,
+                       help="a registered name (mst, aim) or an import path package.module:Class")
+    audit.add_argument("--epsilon", type=_float, required=True, help="the claimed epsilon")
+    audit.add_argument("--delta", type=_float, required=True, help="the claimed delta")
+    audit.add_argument("--suite", required=True, help="audit suite (YAML), e.g. audits/suites/mst.yaml")
+    audit.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
@@ -413,6 +421,40 @@ def _print_eval(report: dict[str, Any]) -> None:
               f"train-on-synthetic {u['train_synthetic'][metric]:.4f}")
 
 
+def _audit(args: argparse.Namespace) -> int:
+    """Exit 0 when no audit shows a violation, 1 when one does, 2 for a bad suite or synthesizer."""
+    from dpsynth import _validation as check
+    from dpsynth.audit.suite import load_suite, run_suite
+
+    epsilon = check.positive_finite("epsilon", args.epsilon)
+    delta = check.open_unit("delta", args.delta)
+    suite = load_suite(args.suite)
+    summary = run_suite(args.synthesizer, epsilon=epsilon, delta=delta, suite=suite)
+    summary["command"] = "dpsynth audit " + " ".join(
+        [f"--synthesizer {args.synthesizer}", f"--epsilon {args.epsilon:g}", f"--delta {args.delta:g}",
+         f"--suite {args.suite}"] + (["--json"] if args.json else []))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"audit of {summary['synthesizer']} against (epsilon={epsilon:g}, delta={delta:g}) "
+              "-- NOT differentially private: internal evidence, no data rows")
+        for r in summary["audits"]:
+            if r["method"] == "record_replay":
+                status = "pass" if r["passed"] else "FAIL: " + "; ".join(r["failures"])
+                print(f"  record/replay ({len(r['pairs'])} neighbouring pairs, {r['seconds']:g} s): {status}")
+            elif "error" in r:
+                print(f"  {r['method']}: FAIL: {r['error']}")
+            else:
+                mu = "" if r.get("mu_lower_bound") is None else (
+                    f"; mu >= {r['mu_lower_bound']:.3f} (claim {r['claimed_mu']:.4f}, max provable "
+                    f"{r['max_provable_mu']:.3f})")
+                print(f"  {r['method']} ({r['trials']} trials, {r['details']['noise']}, {r['seconds']:g} s): "
+                      f"epsilon >= {r['epsilon_lower_bound']:.3f} at {r['confidence']:.0%} (max provable "
+                      f"{r['max_provable_epsilon']:.3f}){mu}{' -- VIOLATION' if r['violation'] else ''}")
+        print("VIOLATION: the claim is refuted" if summary["violation"] else "no violation found")
+    return 1 if summary["violation"] else 0
+
+
 _LOUD = (UntrackedPrivacyWarning, InsecureNoiseWarning, SchemaWithoutPrivacyWarning)
 
 
@@ -438,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "ledger":
         return _ledger(args)
+    if args.command == "audit":
+        return _audit(args)
     if args.command == "demo":
         from dpsynth.demo import run_demo
 

@@ -1,0 +1,229 @@
+"""Audit suites: YAML files naming the audits to run on a synthesizer, with their trials,
+confidence and (public, synthetic) data generator. ``audits/suites/`` holds one per built-in
+synthesizer; ``dpsynth audit`` runs them.
+
+A suite::
+
+    version: 1
+    synthesizer_params: {estimation_iters: 200}   # optional, passed to the synthesizer
+    data:
+      generator: worst_case_pair                   # the only generator: no real data is read
+      columns: {a: 2, b: 2, c: 2}                  # public domain: column -> number of values
+      rows: 10                                     # rows of the smaller dataset
+    audits:
+      - kind: replay                               # record/replay checks (dpsynth.audit.replay)
+      - kind: whitebox                             # transcript audit (dpsynth.audit.whitebox)
+        trials_per_world: 500
+        confidence: 0.95
+        noise: secure                              # or seeded
+        threshold: likelihood_ratio                # or split
+
+Results are NOT differentially private (they are computed on the data they are given) and hold no
+data row.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dpsynth.audit.bounds import NOT_DP_NOTICE
+from dpsynth.exceptions import ParameterError
+
+_KINDS = {"replay", "whitebox"}
+_PAIRS = ("constant_plus_outlier", "outlier_removed", "random_plus_row")
+
+
+class SuiteError(ParameterError):
+    """A suite file is malformed (every problem is listed)."""
+
+
+def _problem(problems: list[str], where: str, message: str) -> None:
+    problems.append(f"{where} {message}")
+
+
+def load_suite(path: str | Path) -> dict[str, Any]:
+    """Read and validate a suite file; raises :class:`SuiteError` listing every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(f"suite file {str(path)!r} does not exist")
+    try:
+        suite = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"suite file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(suite, dict):
+        raise SuiteError(f"suite file {str(path)!r} must hold a mapping with version, data and audits")
+    problems: list[str] = []
+    unknown = set(suite) - {"version", "synthesizer_params", "data", "audits", "description"}
+    if unknown:
+        _problem(problems, "suite", f"has unknown key(s) {', '.join(sorted(unknown))}")
+    if suite.get("version") != 1:
+        _problem(problems, "version", f"({suite.get('version')!r}) must be 1")
+    params = suite.setdefault("synthesizer_params", {})
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        _problem(problems, "synthesizer_params", "must map parameter names to values")
+    data = suite.get("data")
+    if not isinstance(data, dict):
+        _problem(problems, "data", "must be a mapping with generator, columns and rows")
+    else:
+        if data.get("generator") != "worst_case_pair":
+            _problem(problems, "data.generator", f"({data.get('generator')!r}) must be 'worst_case_pair'")
+        columns = data.get("columns")
+        if not isinstance(columns, dict) or len(columns) < 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 2 for v in columns.values()):
+            _problem(problems, "data.columns", "must map at least 2 column names to a number of values >= 2")
+        rows = data.setdefault("rows", 10)
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            _problem(problems, "data.rows", f"({rows!r}) must be an integer >= 1")
+    audits = suite.get("audits")
+    if not isinstance(audits, list) or not audits:
+        _problem(problems, "audits", "must be a non-empty list")
+        audits = []
+    for i, audit in enumerate(audits):
+        where = f"audits[{i}]"
+        if not isinstance(audit, dict) or audit.get("kind") not in _KINDS:
+            _problem(problems, where, f"must be a mapping with kind one of {', '.join(sorted(_KINDS))}")
+            continue
+        if audit["kind"] == "replay":
+            pairs = audit.setdefault("pairs", list(_PAIRS))
+            if not isinstance(pairs, list) or not pairs or any(p not in _PAIRS for p in pairs):
+                _problem(problems, f"{where}.pairs", f"must be a non-empty list of {', '.join(_PAIRS)}")
+            extra = set(audit) - {"kind", "pairs"}
+        else:
+            trials = audit.get("trials_per_world")
+            if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+                _problem(problems, f"{where}.trials_per_world", f"({trials!r}) must be an integer >= 1")
+            confidence = audit.setdefault("confidence", 0.95)
+            if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+                _problem(problems, f"{where}.confidence", f"({confidence!r}) must be in the open interval (0, 1)")
+            if audit.setdefault("noise", "secure") not in ("secure", "seeded"):
+                _problem(problems, f"{where}.noise", f"({audit['noise']!r}) must be 'secure' or 'seeded'")
+            if audit.setdefault("threshold", "likelihood_ratio") not in ("likelihood_ratio", "split"):
+                _problem(problems, f"{where}.threshold", f"({audit['threshold']!r}) must be 'likelihood_ratio' or "
+                         "'split'")
+            extra = set(audit) - {"kind", "trials_per_world", "confidence", "noise", "threshold", "seed"}
+        if extra:
+            _problem(problems, where, f"has unknown key(s) {', '.join(sorted(extra))}")
+    if problems:
+        raise SuiteError(f"suite file {str(path)!r} is invalid: " + "; ".join(problems))
+    return suite
+
+
+def load_synthesizer(spec: str) -> type:
+    """A registered synthesizer by name, or a user's class by import path ``package.module:Class``;
+    checks the estimator contract (raises :class:`ParameterError` naming what is missing)."""
+    if ":" not in spec:
+        import dpsynth.synth  # noqa: F401 - registers the built-in synthesizers
+        from dpsynth.synth.base import get_synthesizer
+
+        return get_synthesizer(spec)
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ParameterError(f"synthesizer ({spec!r}): cannot import module {module_name!r} ({exc})") from None
+    cls = getattr(module, class_name, None)
+    if not inspect.isclass(cls):
+        raise ParameterError(f"synthesizer ({spec!r}): module {module_name!r} has no class {class_name!r}")
+    problems = []
+    for method in ("plan", "fit", "sample"):
+        if not callable(getattr(cls, method, None)):
+            problems.append(f"no {method}() method")
+    try:
+        init = inspect.signature(cls)
+        for name in ("epsilon", "delta"):
+            param = init.parameters.get(name)
+            if param is None and not any(p.kind is p.VAR_KEYWORD for p in init.parameters.values()):
+                problems.append(f"__init__ does not take {name}=")
+    except (TypeError, ValueError):
+        problems.append("__init__ has no inspectable signature")
+    fit = getattr(cls, "fit", None)
+    if callable(fit):
+        try:
+            params = inspect.signature(fit).parameters
+            if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                problems += [f"fit() does not take {k}=" for k in ("schema", "ledger") if k not in params]
+        except (TypeError, ValueError):
+            problems.append("fit() has no inspectable signature")
+    if problems:
+        raise ParameterError(f"synthesizer ({spec!r}) does not follow the estimator contract: " + "; ".join(problems))
+    return cls
+
+
+def _check_plan(synthesizer: Any, schema: Any, spec: str) -> None:
+    from dpsynth.privacy.events import PrivacyEvent
+
+    try:
+        events = synthesizer.plan(schema)
+    except ParameterError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a user's class may fail in any way; it is a contract problem
+        raise ParameterError(f"synthesizer ({spec!r}) does not follow the estimator contract: plan(schema) raised "
+                             f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(events, list) or not events or not all(isinstance(e, PrivacyEvent) for e in events):
+        raise ParameterError(f"synthesizer ({spec!r}) does not follow the estimator contract: plan(schema) must "
+                             "return a non-empty list of dpsynth privacy events")
+
+
+def run_suite(spec: str, *, epsilon: float, delta: float, suite: dict[str, Any]) -> dict[str, Any]:
+    """Run every audit of a (validated) suite; returns the JSON-ready summary."""
+    from dpsynth.audit.replay import neighbouring_pairs, replay_check
+    from dpsynth.audit.whitebox import AuditError, whitebox_audit
+    from dpsynth.schema.schema import Schema
+
+    cls = load_synthesizer(spec)
+    params = dict(suite.get("synthesizer_params") or {})
+    schema = Schema.from_domain(dict(suite["data"]["columns"]))
+
+    def make() -> Any:
+        return cls(epsilon=epsilon, delta=delta, **params)
+
+    try:
+        probe = make()
+    except TypeError as exc:
+        raise ParameterError(f"synthesizer ({spec!r}) does not accept the suite's synthesizer_params: {exc}") from None
+    _check_plan(probe, schema, spec)
+    pairs = neighbouring_pairs(schema, rows=int(suite["data"]["rows"]))
+    results: list[dict[str, Any]] = []
+    for audit in suite["audits"]:
+        start = time.perf_counter()
+        if audit["kind"] == "replay":
+            report = replay_check(make, schema, pairs={p: pairs[p] for p in audit["pairs"]}, name=spec)
+            out = report.to_dict()
+        else:
+            data_0, data_1 = pairs["constant_plus_outlier"]
+            try:
+                result = whitebox_audit(
+                    make, schema, data_0, data_1, claimed_epsilon=epsilon, claimed_delta=delta,
+                    trials_per_world=audit["trials_per_world"], confidence=float(audit["confidence"]),
+                    noise=audit["noise"], seed=int(audit.get("seed", 0)),
+                    threshold=0.0 if audit["threshold"] == "likelihood_ratio" else None,
+                )
+                out = result.to_dict()
+            except AuditError as exc:
+                out = {"method": "whitebox_transcript_likelihood_ratio", "violation": True, "error": str(exc),
+                       "notice": NOT_DP_NOTICE}
+        out["seconds"] = round(time.perf_counter() - start, 2)
+        results.append(out)
+    bounds = [r for r in results if "epsilon_lower_bound" in r]
+    strongest = max(bounds, key=lambda r: r["epsilon_lower_bound"]) if bounds else None
+    return {
+        "synthesizer": spec,
+        "claimed_epsilon": float(epsilon),
+        "claimed_delta": float(delta),
+        "epsilon_lower_bound": strongest["epsilon_lower_bound"] if strongest else None,
+        "max_provable_epsilon": strongest["max_provable_epsilon"] if strongest else None,
+        "confidence": strongest["confidence"] if strongest else None,
+        "trials": strongest["trials"] if strongest else None,
+        "method": strongest["method"] if strongest else "record_replay",
+        "violation": any(r.get("violation") for r in results),
+        "audits": results,
+        "data": {"generator": suite["data"]["generator"], "columns": dict(suite["data"]["columns"]),
+                 "rows": int(suite["data"]["rows"])},
+        "notice": NOT_DP_NOTICE,
+    }
