@@ -219,3 +219,51 @@ def test_fit_without_a_ledger_is_refused_unless_untracked(name, small_schema, sm
         make(name).fit(small_data, schema=small_schema)
     with pytest.warns(UntrackedPrivacyWarning, match="WITHOUT a privacy ledger"):
         make(name, insecure_seed=1).fit(small_data, schema=small_schema, ledger=UNTRACKED)
+
+
+BINNING = {"mst", "aim"}  # marginal synthesizers: numeric columns are binned, so DP quantile bins are spent
+
+
+@pytest.fixture
+def raw_schema():
+    """A raw-table schema whose preprocessing is DP: quantile bins chosen with DP, and a categorical
+    column whose rare values fall into an explicit ``other`` level (as `dpsynth schema infer` writes)."""
+    from dpsynth.schema import Schema
+
+    return Schema.from_dict({"version": 1, "columns": [
+        {"name": "city", "kind": "categorical", "levels": ["north", "south"], "other": "<other>"},
+        {"name": "income", "kind": "continuous", "bounds": [0, 100000], "bins": {"dp_quantiles": 4}},
+        {"name": "age", "kind": "integer", "bounds": [18, 90], "bins": 6},
+    ]})
+
+
+def raw_table(seed: int, n: int = 300) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    city = rng.choice(["north", "south", "east-rare", "west-rare"], size=n, p=[0.5, 0.4, 0.05, 0.05])
+    income = rng.lognormal(10, 0.5, n).clip(0, 100000).round(2)
+    return pd.DataFrame({"city": city, "income": income.astype(str), "age": rng.integers(18, 91, n).astype(str)})
+
+
+@pytest.mark.parametrize("name", SYNTHESIZERS)
+def test_dp_preprocessing_is_planned_reserved_and_spent(name, raw_schema, tmp_path):
+    from dpsynth.privacy import ApproxDP
+    from dpsynth.privacy.ledger import Ledger
+
+    plan = make(name).plan(raw_schema)
+    assert [e.to_dict() for e in plan] == [e.to_dict() for e in make(name).plan(raw_schema)]  # data-independent
+    quantiles = [e for e in plan if e.label == "dp_quantile"]
+    if name in BINNING:
+        assert len(quantiles) == 3  # K − 1 inner edges, each an exponential-mechanism quantile
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
+    synth = make(name, insecure_seed=5).fit(raw_table(1), schema=raw_schema, ledger=ledger, dataset="d")
+    (entry,) = ledger.statement("d").reservations
+    assert entry.rho == pytest.approx(total_rho(plan), rel=1e-12)
+    spent = [e for e in synth.privacy_events_ if e.label == "dp_quantile"]
+    assert [e.to_dict() for e in spent] == [e.to_dict() for e in quantiles]
+    if name in BINNING:
+        assert synth.schema_["income"].edges_from == "dp_quantiles"
+    out = synth.sample(200)
+    assert set(out["city"]) <= {"north", "south", "<other>"}  # rare values were never learned
+    assert pd.to_numeric(out["income"]).between(0, 100000).all()
+    assert pd.to_numeric(out["age"]).between(18, 90).all()
