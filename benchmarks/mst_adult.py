@@ -88,10 +88,10 @@ def errors(real: np.ndarray, synth_path: Path, names: list[str], sizes: list[int
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--domain", required=True)
+    ap.add_argument("--data")
+    ap.add_argument("--domain")
     ap.add_argument("--epsilon", type=float, nargs="+", default=[1.0], help="one or more ε, run in turn")
     ap.add_argument("--delta", type=float, default=1e-9)
     ap.add_argument("--reps", type=int, default=5)
@@ -104,8 +104,17 @@ def main() -> None:
     ap.add_argument("--pgm-python")
     ap.add_argument("--pgm-script")
     ap.add_argument("--out", default="benchmarks/out")
-    args = ap.parse_args()
+    ap.add_argument("--summarize", nargs="+", metavar="RUNS_JSONL",
+                    help="only print the table of earlier runs (runs.jsonl files, e.g. dpsynth's and the peers')")
+    args = ap.parse_args(argv)
+    if args.summarize:
+        runs = [json.loads(line) for f in args.summarize for line in Path(f).read_text().splitlines() if line.strip()]
+        runs = [{"timed_out": False, **r} for r in runs]
+        print(summary(runs, f"dpsynth {args.synthesizer.upper()}"))
+        return
 
+    if not args.data or not args.domain:
+        ap.error("--data and --domain are required")
     domain = json.loads(Path(args.domain).read_text())
     names, sizes = list(domain), [int(v) for v in domain.values()]
     real = pd.read_csv(args.data)[names].to_numpy(dtype=np.int64)
