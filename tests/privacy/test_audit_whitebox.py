@@ -101,3 +101,22 @@ def test_aim_with_the_noise_removed_is_flagged_and_the_real_one_is_not():
     assert broken.violation
     real = whitebox_audit(make_aim, SCHEMA, ZEROS, WITH_ONES, trials_per_world=5, noise="seeded", **CLAIM)
     assert not real.violation
+
+
+def test_simulated_power_of_the_mu_test_against_sigma_halved():
+    """The power table in audits/README.md: the audit's Gaussian score is N(∓V/2, V); with σ halved
+    V is four times MST's. 200 simulated audits of 2,000 transcripts per world: all flag σ halved,
+    none flags the correct V (each would fail with probability < 1e-3 at the true power)."""
+    from dpsynth.audit import ErrorCounts, mu_for_claim, mu_lower_bound
+    from dpsynth.privacy.accounting import approx_dp_to_rho
+
+    rng = np.random.default_rng(0)
+    claim, v_correct, n = mu_for_claim(1.0, 1e-2), 2 / 3 * 2 * approx_dp_to_rho(1.0, 1e-2), 2000
+
+    def flags(v):
+        fp = int((rng.normal(-v / 2, math.sqrt(v), n) >= 0).sum())
+        fn = int((rng.normal(v / 2, math.sqrt(v), n) < 0).sum())
+        return mu_lower_bound(ErrorCounts(fp, n, fn, n), confidence=0.975) > claim
+
+    assert sum(flags(4 * v_correct) for _ in range(200)) >= 195
+    assert sum(flags(v_correct) for _ in range(200)) == 0
