@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,6 +96,15 @@ class Column:
     #: ``declared`` edges, or ``dp_quantiles`` once chosen with DP by a fit.
     edges_from: str = "declared"
     other: str | None = None
+    #: PII hints for ``dpsynth scan`` (see ``docs/pii.md``): the entity types to look for in this
+    #: column (``None``: all), values or matches never reported, and whether NER reads it
+    #: (``None``: decided from the values' shape).
+    pii_entities: tuple[str, ...] | None = None
+    pii_allow_list: tuple[str, ...] = ()
+    pii_ner: bool | None = None
+    #: Whether the column is a quasi-identifier (age, ZIP code, …): ``dpsynth replay`` checks
+    #: exact copies of real rows on these columns too.
+    quasi_identifier: bool = False
 
     @property
     def integral(self) -> bool:
@@ -147,6 +157,17 @@ class Column:
                 out["edges"] = [_plain(e) for e in self.edges]
         if self.nullable:
             out["nullable"] = True
+        pii: dict[str, Any] = {}
+        if self.pii_entities is not None:
+            pii["entities"] = list(self.pii_entities)
+        if self.pii_allow_list:
+            pii["allow_list"] = list(self.pii_allow_list)
+        if self.pii_ner is not None:
+            pii["ner"] = self.pii_ner
+        if pii:
+            out["pii"] = pii
+        if self.quasi_identifier:
+            out["quasi_identifier"] = True
         return out
 
 
@@ -290,7 +311,10 @@ def _parse_provenance(raw: object) -> tuple[dict[str, Any] | None, list[str]]:
 
 _COLUMN_KEYS = {
     "name", "kind", "levels", "other", "bounds", "bins", "edges", "nullable", "description", "resolution",
+    "pii", "quasi_identifier",
 }
+_PII_KEYS = {"entities", "allow_list", "ner"}
+_ENTITY_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 def _number(x: object) -> bool:
@@ -298,6 +322,55 @@ def _number(x: object) -> bool:
 
 
 def _parse_column(raw: object, i: int) -> tuple[Column | None, list[str]]:
+    col, errs = _parse_column_kind(raw, i)
+    if not isinstance(raw, Mapping):
+        return col, errs
+    name = raw.get("name")
+    where = f"column {name!r}" if isinstance(name, str) and name else f"columns[{i}]"
+    hints, hint_errs = _parse_hints(raw, where)
+    errs = errs + hint_errs
+    if col is None or errs:
+        return None, errs
+    return replace(col, **hints), []
+
+
+def _parse_hints(raw: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
+    """The optional ``pii`` mapping and ``quasi_identifier`` flag of a column."""
+    errs: list[str] = []
+    out: dict[str, Any] = {}
+    qi = raw.get("quasi_identifier", False)
+    if not isinstance(qi, bool):
+        errs.append(f"{where}: quasi_identifier ({qi!r}) must be true or false")
+    else:
+        out["quasi_identifier"] = qi
+    pii = raw.get("pii")
+    if pii is None:
+        return out, errs
+    if not isinstance(pii, Mapping):
+        return out, errs + [f"{where}: pii must be a mapping with entities, allow_list or ner"]
+    unknown = set(pii) - _PII_KEYS
+    if unknown:
+        errs.append(f"{where}: unknown pii key(s) {sorted(unknown)}")
+    entities = pii.get("entities")
+    if entities is not None:
+        if not isinstance(entities, list) or not all(isinstance(e, str) and _ENTITY_NAME.match(e) for e in entities):
+            errs.append(f"{where}: pii entities must be a list of entity names such as PERSON or EMAIL_ADDRESS")
+        else:
+            out["pii_entities"] = tuple(dict.fromkeys(entities))
+    allow = pii.get("allow_list", [])
+    if not isinstance(allow, list) or not all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in allow):
+        errs.append(f"{where}: pii allow_list must be a list of strings")
+    else:
+        out["pii_allow_list"] = tuple(str(a) for a in allow)
+    ner = pii.get("ner")
+    if ner is not None and not isinstance(ner, bool):
+        errs.append(f"{where}: pii ner ({ner!r}) must be true or false")
+    elif ner is not None:
+        out["pii_ner"] = ner
+    return out, errs
+
+
+def _parse_column_kind(raw: object, i: int) -> tuple[Column | None, list[str]]:
     if not isinstance(raw, Mapping):
         return None, [f"columns[{i}] must be a mapping with name and kind"]
     name = raw.get("name")

