@@ -1,0 +1,140 @@
+"""PII scan benchmark: recall per entity type, false positives on clean columns, throughput against
+``AnalyzerEngine.analyze`` once per cell, peak memory. A Faker table with a fixed seed.
+
+    python benchmarks/pii_scan.py --rows 20000 [--baseline-sample 1500] [--json OUT]
+
+The per-cell baseline (plain Presidio: ``AnalyzerEngine.analyze(cell)`` with the same engine, NER on
+every cell, no cache) is timed on a random sample of cells (seeded) and extrapolated to the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import time
+
+import pandas as pd
+from faker import Faker
+
+from dpsynth.pii.scan import PIIScanner
+from dpsynth.schema.schema import Schema
+
+PRODUCTS = ["Stainless Steel Water Bottle", "Wireless Mouse", "USB-C Charging Cable", "Organic Green Tea",
+            "Ceramic Coffee Mug", "Yoga Mat", "LED Desk Lamp", "Bluetooth Speaker", "Cotton T-Shirt",
+            "Running Shoes", "Notebook A5", "Garden Hose 15m", "Electric Kettle", "Phone Case", "Backpack 20L"]
+CLEAN = ["product", "amount", "category"]
+# entity types planted in each column (notes: per row, see make_table)
+TRUTH = {"name": "PERSON", "address": "LOCATION", "email": "EMAIL_ADDRESS", "phone": "PHONE_NUMBER",
+         "credit_card": "CREDIT_CARD", "ssn": "US_SSN", "iban": "IBAN_CODE", "ip": "IP_ADDRESS"}
+
+
+def make_table(rows: int, seed: int) -> tuple[pd.DataFrame, list[set[str]]]:
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    rnd = random.Random(seed)
+    data: dict[str, list[str]] = {k: [] for k in [*TRUTH, "notes", *CLEAN]}
+    notes_truth: list[set[str]] = []
+    for _ in range(rows):
+        name = fake.name()
+        data["name"].append(name)
+        data["address"].append(fake.address().replace("\n", ", "))
+        email, phone = fake.email(), fake.phone_number()
+        data["email"].append(email)
+        data["phone"].append(phone)
+        data["credit_card"].append(fake.credit_card_number())
+        data["ssn"].append(fake.ssn())
+        data["iban"].append(fake.iban())
+        data["ip"].append(fake.ipv4())
+        kind = rnd.randrange(4)
+        if kind == 0:
+            note, truth = f"Customer {name} asked for a refund; call back on {phone}.", {"PERSON", "PHONE_NUMBER"}
+        elif kind == 1:
+            note, truth = f"Send the invoice to {email} before Friday.", {"EMAIL_ADDRESS"}
+        elif kind == 2:
+            note, truth = f"{name} updated the card on file to {fake.credit_card_number()}.", {"PERSON", "CREDIT_CARD"}
+        else:
+            note, truth = fake.sentence(nb_words=10), set()
+        data["notes"].append(note)
+        notes_truth.append(truth)
+        data["product"].append(rnd.choice(PRODUCTS))
+        data["amount"].append(f"{rnd.uniform(1, 500):.2f}")
+        data["category"].append(f"CAT-{rnd.randrange(1, 25):02d}")
+    return pd.DataFrame(data), notes_truth
+
+
+def schema_of_clean_columns() -> Schema:
+    """What a dpsynth release declares for the clean columns (the PII columns are undeclared)."""
+    return Schema.from_dict({"columns": [
+        {"name": "product", "kind": "categorical", "levels": PRODUCTS},
+        {"name": "amount", "kind": "continuous", "bounds": [0, 500], "bins": 10},
+        {"name": "category", "kind": "categorical", "levels": [f"CAT-{i:02d}" for i in range(1, 25)]},
+    ]})
+
+
+def measure(report, table: pd.DataFrame, notes_truth: list[set[str]]) -> dict:
+    cells = report.cell_entities
+    recall: dict[str, list[int]] = {}
+    for column, entity in TRUTH.items():
+        hits = sum(entity in s for s in cells[column])
+        recall.setdefault(entity, [0, 0])
+        recall[entity][0] += hits
+        recall[entity][1] += len(table)
+    for truth, found in zip(notes_truth, cells["notes"], strict=True):
+        for entity in truth:
+            recall.setdefault(entity, [0, 0])
+            recall[entity][0] += entity in found
+            recall[entity][1] += 1
+    column_recall = {c: round(sum(e in s for s in cells[c]) / len(table), 4) for c, e in TRUTH.items()}
+    fp_cells = sum(bool(s) for c in CLEAN for s in cells[c])
+    return {"recall": {e: round(h / n, 4) for e, (h, n) in sorted(recall.items())}, "column_recall": column_recall,
+            "clean_false_positive_share": round(fp_cells / (len(CLEAN) * len(table)), 5),
+            "clean_false_positive_cells": fp_cells}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-sample", type=int, default=1500, help="cells timed for the per-cell baseline")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    table, notes_truth = make_table(args.rows, args.seed)
+    t0 = time.perf_counter()
+    scanner = PIIScanner()
+    build = time.perf_counter() - t0
+    out: dict = {"rows": args.rows, "columns": len(table.columns), "cells": table.size,
+                 "engine_build_s": round(build, 2),
+                 "ner": scanner.engine.ner}
+    for label, schema in (("no_schema", None), ("schema", schema_of_clean_columns())):
+        scanner = PIIScanner(engine=scanner.engine)  # a cold cache for each run
+        t = time.perf_counter()
+        report = scanner.scan(table, schema=schema, keep_cells=True)
+        seconds = time.perf_counter() - t
+        out[label] = {"seconds": round(seconds, 2), "cells_per_s": round(table.size / seconds, 1),
+                      **measure(report, table, notes_truth), "stats": report.stats,
+                      "modes": {c.name: c.mode for c in report.columns}}
+    # the per-cell baseline: AnalyzerEngine.analyze on each cell of a random sample
+    rnd = random.Random(args.seed + 1)
+    cells = [(r, c) for r in range(len(table)) for c in table.columns]
+    sample = rnd.sample(cells, min(args.baseline_sample, len(cells)))
+    analyzer = scanner.engine.analyzer
+    t = time.perf_counter()
+    for r, c in sample:
+        analyzer.analyze(text=str(table.iat[r, table.columns.get_loc(c)]), language="en", score_threshold=0.5)
+    per_cell = (time.perf_counter() - t) / len(sample)
+    out["per_cell_baseline"] = {"sampled_cells": len(sample), "ms_per_cell": round(per_cell * 1e3, 3),
+                                "extrapolated_seconds": round(per_cell * table.size, 1),
+                                "cells_per_s": round(1 / per_cell, 1)}
+    for label in ("no_schema", "schema"):
+        out[label]["speedup_vs_per_cell"] = round(per_cell * table.size / out[label]["seconds"], 1)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(out, indent=1))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
