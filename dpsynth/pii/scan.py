@@ -42,6 +42,25 @@ MAX_EXAMPLES = 3
 #: A text column goes to NER when at least this share of its distinct values holds a word.
 WORDY_SHARE = 0.5
 _WORDY_SAMPLE = 2000
+#: In a column of short values (median distinct value at most this many words), a NER-only type is
+#: reported only when found in at least NER_COLUMN_SHARE of the distinct values analysed, or when
+#: the column's name holds one of its NER_COLUMN_WORDS as a word (see ``PIIScanner._column_rule``);
+#: ``name`` says PERSON alone or beside first/last/full/given/family/middle/maiden/nick (not
+#: ``product_name``).
+SHORT_VALUE_WORDS = 4
+_NAME_QUALIFIERS = frozenset({"first", "last", "full", "given", "family", "middle", "maiden", "nick", "sur"})
+NER_COLUMN_SHARE = 0.5
+NER_COLUMN_WORDS: dict[str, tuple[str, ...]] = {
+    "PERSON": ("person", "people", "customer", "client", "patient", "employee", "staff", "user",
+               "owner", "manager", "contact", "author", "member", "driver", "passenger", "guest", "recipient",
+               "sender", "holder", "signer", "buyer", "seller", "agent", "doctor", "physician", "nurse",
+               "student", "teacher", "applicant", "beneficiary", "spouse", "parent", "child", "firstname", "lastname",
+               "fullname", "surname", "givenname", "familyname", "nickname", "username"),
+    "LOCATION": ("address", "street", "city", "town", "village", "location", "country", "state", "county",
+                 "region", "place", "residence", "birthplace", "zip", "postal", "postcode", "geo"),
+    "NRP": ("nationality", "national", "religion", "religious", "ethnic", "race", "political", "party",
+            "citizenship", "origin", "nrp"),
+}
 _WORD = re.compile(r"(?:^|(?<=\s))[^\W\d_]{2,}[.,;:!?)]?(?=\s|$)")
 _NAME_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 #: Characters a value must hold for an entity type to be possible (pattern recognizers).
@@ -103,6 +122,8 @@ class ColumnScan:
         cached: distinct values answered from the cache.
         allowed: distinct values skipped as public (declared levels, allow-list).
         prefiltered: distinct values that can hold none of the entity types asked for.
+        suppressed: NER types found but not reported by the short-value column rule, with their
+            cell counts (see :meth:`PIIScanner._column_rule`).
     """
 
     name: str
@@ -113,9 +134,12 @@ class ColumnScan:
     cached: int
     allowed: int
     prefiltered: int
+    suppressed: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        out = dict(vars(self))
+        out["suppressed"] = dict(self.suppressed)
+        return out
 
 
 @dataclass
@@ -213,6 +237,7 @@ class PIIScanner:
             e for r in self.engine.analyzer.registry.recognizers if r.name != "SpacyRecognizer"
             for e in r.supported_entities)
         self._candidates: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        self._reachable_cache: dict[_Profile, tuple[frozenset[str], dict[str, tuple[str, ...]]]] = {}
         self._cache: dict[_Profile, dict[str, list[tuple[str, float, int, int]]]] = {}
         #: Calls of ``AnalyzerEngine.analyze`` and texts sent through spaCy, over this scanner's life.
         self.analyze_calls = 0
@@ -295,19 +320,122 @@ class PIIScanner:
                            allow_list=tuple(sorted(set(allow))))
         return profile, reason
 
+    def _recognizer_reach(self, recognizer: Any, context_possible: bool) -> float:
+        """The highest score ``recognizer`` can give after Presidio's context enhancement (1.0 when
+        that cannot be read off the recognizer: it validates matches, or overrides ``analyze`` or
+        its own context enhancement)."""
+        from presidio_analyzer import EntityRecognizer, PatternRecognizer
+        from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+        kind = type(recognizer)
+        if kind.enhance_using_context is not EntityRecognizer.enhance_using_context:
+            return 1.0
+        if isinstance(recognizer, PatternRecognizer):
+            if (kind.analyze is not PatternRecognizer.analyze
+                    or kind.validate_result is not PatternRecognizer.validate_result
+                    or not recognizer.patterns):
+                return 1.0
+            base = max(float(p.score) for p in recognizer.patterns)
+        elif isinstance(recognizer, PhoneRecognizer) and kind.analyze is PhoneRecognizer.analyze:
+            base = float(kind.SCORE)
+        else:
+            return 1.0
+        if not (recognizer.context and context_possible):
+            return base
+        enhancer = self.engine.analyzer.context_aware_enhancer
+        factor = float(getattr(enhancer, "context_similarity_factor", 1.0))
+        floor = float(getattr(enhancer, "min_score_with_context_similarity", 1.0))
+        return min(max(base + factor, floor), 1.0)
+
+    def _reachable(self, profile: _Profile) -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
+        """Which entity types of ``profile`` some recognizer can report at or above the threshold.
+
+        Presidio lifts a match's score only when a recognizer's context word is found among the
+        column's context words (constant per column) or the lemmas of the words before the match
+        (only where NER reads the value: the pattern-only engine gives no words). A recognizer that
+        scores below the threshold without context (Presidio's phone recognizer: 0.4; US bank
+        number: 0.05 …) can therefore not be reported in a column whose name holds none of its
+        context words, nor, in a NER column, in a value that holds none of them: it is not run
+        there. This is exact (a test compares with Presidio's full answer); it saves most of the
+        python-phonenumbers time, which was half of a scan.
+
+        Returns:
+            the types reachable in every value, and, per type reachable only with words of the
+            value as context, the context words that make it reachable.
+        """
+        found = self._reachable_cache.get(profile)
+        if found is None:
+            always: set[str] = set()
+            by_words: dict[str, set[str]] = {}
+            words = [w.lower() for w in profile.context]
+            recognizers = self.engine.analyzer.registry.get_recognizers(
+                language=LANGUAGE, entities=list(profile.entities), all_fields=False) if profile.entities else []
+            for recognizer in recognizers:
+                # Presidio matches a recognizer's context word as a substring of a context word;
+                # both directions are taken here, to be safe.
+                ctx = [c.lower() for c in recognizer.context or []]
+                entities = [e for e in recognizer.supported_entities if e in profile.entities]
+                by_column = any(c in w or w in c for c in ctx for w in words)
+                if self._recognizer_reach(recognizer, by_column) >= self.threshold:
+                    always.update(entities)
+                elif profile.ner and self._recognizer_reach(recognizer, True) >= self.threshold:
+                    for e in entities:
+                        by_words.setdefault(e, set()).update(ctx)
+            found = self._reachable_cache[profile] = (
+                frozenset(always), {e: tuple(sorted(c)) for e, c in by_words.items() if e not in always})
+        return found
+
     def _candidate_entities(self, profile: _Profile, text: str) -> tuple[str, ...]:
         feats = _features(text)
-        key = (profile.entities, profile.ner, feats)
+        key = (profile, feats)
         found = self._candidates.get(key)
         if found is None:
             keep = []
+            always, by_words = self._reachable(profile)
             for entity in profile.entities:
+                if entity not in always and entity not in by_words:
+                    continue
                 needs = _NEEDS.get(entity)
-                always = profile.ner and entity in self._ner_entities
-                if always or needs is None or any(n in feats for n in needs):
+                ner_type = profile.ner and entity in self._ner_entities
+                if ner_type or needs is None or any(n in feats for n in needs):
                     keep.append(entity)
             found = self._candidates[key] = tuple(keep)
         return found
+
+    def _needs_lemmas(self, text: str, cands: tuple[str, ...]) -> bool:
+        """Whether a pattern recognizer may match ``text`` (then the lemmas around it are context)."""
+        feats = _features(text)
+        for entity in cands:
+            if entity in self._pattern_entities:
+                needs = _NEEDS.get(entity)
+                if needs is None or any(n in feats for n in needs):
+                    return True
+        return False
+
+    def _nlp(self, todo: list[tuple[str, tuple[str, ...]]]) -> list[tuple[str, Any]]:
+        """spaCy's artifacts for each text, in order. Texts that no pattern recognizer can match
+        (no digit, no ``@`` …: a name, a product) need only the entities: the tagger, attribute
+        ruler and lemmatizer, which give the lemmas Presidio reads as context around pattern
+        matches, are skipped for them (the NER component has its own token embedding, so its
+        entities do not change; a test compares with the full pipeline)."""
+        engine = self.engine.nlp
+        full = [i for i, (t, c) in enumerate(todo) if self._needs_lemmas(t, c)]
+        lean = sorted(set(range(len(todo))) - set(full))
+        out: list[Any] = [None] * len(todo)
+        if full:
+            for i, item in zip(full, engine.process_batch([todo[i][0] for i in full], language=LANGUAGE,
+                                                           batch_size=self.batch_size), strict=True):
+                out[i] = item
+        if lean:
+            nlp = engine.nlp[LANGUAGE]
+            skip = [p for p in ("tok2vec", "tagger", "attribute_ruler", "lemmatizer", "morphologizer")
+                    if p in nlp.pipe_names]
+            with nlp.select_pipes(disable=skip):
+                items = list(engine.process_batch([todo[i][0] for i in lean], language=LANGUAGE,
+                                                  batch_size=self.batch_size))
+            for i, item in zip(lean, items, strict=True):
+                out[i] = item
+        return out
 
     def _analyse(self, profile: _Profile, texts: list[str]) -> dict[str, list[tuple[str, float, int, int]]]:
         """Presidio's results for each text (at or above the threshold)."""
@@ -321,10 +449,37 @@ class PIIScanner:
                 out[text] = []
         if not todo:
             return out
-        nlp = self.engine.nlp if profile.ner else self.engine.no_op
         if profile.ner:
             self.nlp_texts += len(todo)
-        artifacts = nlp.process_batch([t for t, _ in todo], language=LANGUAGE, batch_size=self.batch_size)
+            artifacts = self._nlp(todo)
+        else:
+            artifacts = self.engine.no_op.process_batch([t for t, _ in todo], language=LANGUAGE,
+                                                        batch_size=self.batch_size)
+        context = list(profile.context)
+        allow = list(profile.allow_list) or None
+        _, by_words = self._reachable(profile)
+        for (text, cands), (_, nlp_artifacts) in zip(todo, artifacts, strict=True):
+            if by_words and any(e in by_words for e in cands):
+                # types reachable only through the value's own words: keep them where it holds one
+                value_words = {t.lower_ for t in nlp_artifacts.tokens or []} | {
+                    lemma.lower() for lemma in nlp_artifacts.lemmas or []}
+                cands = tuple(e for e in cands if e not in by_words
+                              or any(c in w for c in by_words[e] for w in value_words))
+                if not cands:
+                    out[text] = []
+                    continue
+            self.analyze_calls += 1
+            results = self.engine.analyzer.analyze(
+                text=text, language=LANGUAGE, entities=list(cands), nlp_artifacts=nlp_artifacts, context=context,
+                allow_list=allow, score_threshold=self.threshold)
+            out[text] = _resolve(results)
+        return out
+        if profile.ner:
+            self.nlp_texts += len(todo)
+            artifacts = self._nlp(todo)
+        else:
+            artifacts = self.engine.no_op.process_batch([t for t, _ in todo], language=LANGUAGE,
+                                                        batch_size=self.batch_size)
         context = list(profile.context)
         allow = list(profile.allow_list) or None
         for (text, cands), (_, nlp_artifacts) in zip(todo, artifacts, strict=True):
@@ -333,6 +488,42 @@ class PIIScanner:
                 text=text, language=LANGUAGE, entities=list(cands), nlp_artifacts=nlp_artifacts, context=context,
                 allow_list=allow, score_threshold=self.threshold)
             out[text] = _resolve(results)
+        return out
+
+    def _column_rule(self, name: str, profile: _Profile, col: Column | None, values: np.ndarray,
+                     per_entity: dict[str, dict[str, Any]]) -> dict[str, int]:
+        """NER types to withhold from a column of short values: ``{entity type: cells}``.
+
+        spaCy reads a short value (a name, a product, a city: at most ``SHORT_VALUE_WORDS`` words for
+        the median distinct value) without any sentence around it, and then tags capitalised
+        phrases ("Electric Kettle") as PERSON or LOCATION. One such tag says little; what a column
+        holds says more. In a column of short values, a NER-only type (PERSON, LOCATION, NRP) is
+        reported only when it is found in at least ``NER_COLUMN_SHARE`` of the distinct values
+        analysed, or when the column's name says the type (``customer_name``, ``city`` …; see
+        ``NER_COLUMN_WORDS``), or when the schema's ``pii.entities`` hint names it. Otherwise its
+        cells are listed as ``suppressed`` in the column's scan info (not a finding).
+        Free text (longer values) is never subject to this: one name in one note is reported.
+        """
+        if not profile.ner or len(values) == 0:
+            return {}
+        candidates = [e for e in per_entity if e in NER_COLUMN_WORDS]
+        if col is not None and col.pii_entities is not None:
+            candidates = [e for e in candidates if e not in col.pii_entities]
+        if not candidates:
+            return {}
+        words = np.median([len(str(v).split()) for v in values[:_WORDY_SAMPLE]])
+        if words > SHORT_VALUE_WORDS:
+            return {}
+        column_words = [w.lower() for w in context_words(name)]
+        out: dict[str, int] = {}
+        for entity in candidates:
+            if any(w in NER_COLUMN_WORDS[entity] for w in column_words):
+                continue
+            if entity == "PERSON" and "name" in column_words and (
+                    len(column_words) == 1 or any(w in _NAME_QUALIFIERS for w in column_words)):
+                continue
+            if len(per_entity[entity]["values"]) < NER_COLUMN_SHARE * len(values):
+                out[entity] = int(per_entity[entity]["cells"])
         return out
 
     def _scan_column(self, name: str, values: pd.Series, col: Column | None, schema: Schema | None,
@@ -360,11 +551,10 @@ class PIIScanner:
             mode = "ner+patterns" if profile.ner else "patterns"
         counts = np.bincount(codes[codes >= 0], minlength=len(distinct))
         per_entity: dict[str, dict[str, Any]] = {}
-        per_value: list[frozenset[str]] = []
         for i, text in enumerate(distinct):
-            results = [] if is_public[i] else cache[text]
-            per_value.append(frozenset(r[0] for r in results))
-            for entity, score, start, end in results:
+            if is_public[i]:
+                continue
+            for entity, score, start, end in cache[text]:
                 agg = per_entity.setdefault(entity, {"values": set(), "cells": 0, "max": 0.0, "examples": []})
                 if i not in agg["values"]:
                     agg["values"].add(i)
@@ -373,15 +563,19 @@ class PIIScanner:
                 example = mask(text[start:end])
                 if len(agg["examples"]) < MAX_EXAMPLES and example not in agg["examples"]:
                     agg["examples"].append(example)
+        suppressed = self._column_rule(name, profile, col, distinct[~is_public], per_entity)
+        for entity in suppressed:
+            del per_entity[entity]
         findings = [Finding(name, entity, agg["cells"], agg["cells"] / rows, agg["max"], tuple(agg["examples"]))
                     for entity, agg in sorted(per_entity.items())]
         n_public = int(is_public.sum())
         info = ColumnScan(name=name, mode=mode, reason=reason, distinct=len(distinct), analysed=analysed,
                           cached=int((is_cached & ~is_public).sum()), allowed=n_public,
-                          prefiltered=len(todo) - analysed)
+                          prefiltered=len(todo) - analysed, suppressed=suppressed)
         cells = None
         if keep_cells:
-            lookup = per_value + [frozenset()]
+            lookup = [frozenset() if is_public[i] else frozenset(r[0] for r in cache[text] if r[0] not in suppressed)
+                      for i, text in enumerate(distinct)] + [frozenset()]
             cells = [lookup[c] for c in codes]
         return info, findings, cells
 

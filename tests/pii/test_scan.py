@@ -198,3 +198,69 @@ def test_context_words_and_shapes():
     assert context_words("customer_email_2") == ["customer", "email"]
     assert is_wordy("Mary Johnson") and is_wordy("12 Oak Street")
     assert not is_wordy("CAT-07") and not is_wordy("a.b@example.com") and not is_wordy("GB82WEST1234")
+
+
+def _full_answer(engine, scanner, profile, values):
+    from dpsynth.pii.scan import _resolve
+
+    nlp = engine.nlp if profile.ner else engine.no_op
+    return {text: sorted(_resolve(engine.analyzer.analyze(
+        text=text, language="en", entities=list(profile.entities), nlp_artifacts=artifacts,
+        context=list(profile.context), score_threshold=scanner.threshold)))
+        for text, artifacts in nlp.process_batch(values, language="en")}
+
+
+@pytest.mark.parametrize("column", ["remarks", "phone_notes", "amount", "ssn"])
+def test_context_reach_and_lean_ner_change_no_result(engine, column):
+    """Not running a recognizer that cannot reach the threshold (no context word in the column name
+    or the value), and NER without lemmas on values no pattern can match, give Presidio's answer."""
+    values = ["Call me at 555-123-4567 tomorrow", "Room 12, Hotel Grand, 555-123-4567", "Ann Lee",
+              "Order 4111 1111 1111 1111 paid by Ann Lee", "Meeting on 2024-03-01 with John Smith",
+              "John Smith (ssn 123-45-6789)", "phone 020 7946 0958", "555-123-4567", "078-05-1120",
+              "Dinner at the Marriott in Boston", "account 12345678 at the bank", "12.50"]
+    scanner = PIIScanner(engine=engine)
+    series = pd.Series(values if column != "amount" else ["12.50", "7.25", "555-123-4567"], name=column)
+    distinct = np.asarray(list(dict.fromkeys(series)), dtype=object)
+    profile, _ = scanner._profile(column, series, distinct, None)
+    fast = scanner._analyse(profile, list(distinct))
+    full = _full_answer(engine, scanner, profile, list(distinct))
+    assert {k: sorted(v) for k, v in fast.items()} == full
+
+
+def test_phone_recognizer_is_not_run_where_it_cannot_reach_the_threshold(engine):
+    scanner = PIIScanner(engine=engine)
+    series = pd.Series(["12.50", "555-123-4567"], name="amount")
+    amount, _ = scanner._profile("amount", series, series.to_numpy(dtype=object), None)
+    phone, _ = scanner._profile("phone", series, series.to_numpy(dtype=object), None)
+    assert "PHONE_NUMBER" in amount.entities and "PHONE_NUMBER" not in scanner._reachable(amount)[0]
+    assert "PHONE_NUMBER" in scanner._reachable(phone)[0]
+    assert scanner._analyse(amount, ["555-123-4567"]) == {"555-123-4567": []}  # 0.4 < 0.5 without context
+
+
+def test_short_value_column_rule(engine):
+    """NER-only types in a column of short values: reported when the column name says so or in at
+    least half the distinct values; else listed as suppressed (not a finding). Free text: always."""
+    scanner = PIIScanner(engine=engine)
+    values = np.asarray(["Garden Hose", "Desk Lamp", "Blue Kettle", "Wall Clock"], dtype=object)
+    profile = type(scanner._profile("item", pd.Series(values, name="item"), values, None)[0])
+    ner = profile(ner=True, context=("item",), entities=("PERSON",), allow_list=())
+    few = {"PERSON": {"values": {0}, "cells": 40}, "LOCATION": {"values": {0, 1}, "cells": 80}}
+    assert scanner._column_rule("item", ner, None, values, few) == {"PERSON": 40}  # 1 of 4; 2 of 4 kept
+    assert scanner._column_rule("buyer", ner, None, values, few) == {}  # the name says persons
+    assert scanner._column_rule("first_name", ner, None, values, few) == {}
+    assert scanner._column_rule("product_name", ner, None, values, few) == {"PERSON": 40}
+    hinted = Schema.from_dict({"columns": [{"name": "item", "kind": "categorical", "levels": [], "other": "x",
+                                            "pii": {"entities": ["PERSON"]}}]})["item"]
+    assert scanner._column_rule("item", ner, hinted, values, few) == {}
+    notes = np.asarray(["The parcel was handed to the neighbour at noon as agreed earlier"] * 4, dtype=object)
+    assert scanner._column_rule("item", ner, None, notes, few) == {}  # long values: no column rule
+
+    table = pd.DataFrame({
+        "buyer": ["Mary Johnson", "Robert Brown", "Linda Garcia", "Wall Clock"] * 5,
+        "remarks": ["Delivered on time, the customer was happy with the packaging"] * 19
+                   + ["Robert Brown asked us to leave the parcel with the neighbour"],
+    })
+    report = scanner.scan(table)
+    found = {(f.column, f.entity_type) for f in report.findings}
+    assert ("buyer", "PERSON") in found and ("remarks", "PERSON") in found
+    assert all(isinstance(c.to_dict()["suppressed"], dict) for c in report.columns)
