@@ -34,7 +34,8 @@ FAST_VAE = {"sample_rate": 0.1, "epochs": 1, "embedding_dim": 8, "compress_dims"
             "device": "cpu"}
 
 
-def _noise_std(sigma: float, clip: float, dim: int, batch: int, seed: int) -> tuple[float, float]:
+def _noise_std(sigma: float, clip: float, dim: int, batch: int, seed: int, clipping: str = "fused"
+               ) -> tuple[float, float]:
     """Std and mean of one DP step's update of a linear layer fed zeros (zero per-sample gradients)."""
     layer = torch.nn.Linear(dim, 1, bias=False)
     torch.nn.init.zeros_(layer.weight)
@@ -42,19 +43,66 @@ def _noise_std(sigma: float, clip: float, dim: int, batch: int, seed: int) -> tu
     matrix = torch.zeros((batch, dim))
     private, optimizer, _ = common.private_parts(
         layer, matrix, learning_rate=1.0, betas=(0.9, 0.999), weight_decay=0.0, noise_multiplier=sigma,
-        max_grad_norm=clip, sample_rate=0.5, randomness=randomness)
+        max_grad_norm=clip, sample_rate=0.5, randomness=randomness, clipping=clipping)
     optimizer.zero_grad(set_to_none=True)
-    private(matrix).sum().backward()
+    common.dp_backward(private, optimizer, private(matrix).squeeze(1))
     optimizer.pre_step()  # clip, accumulate, add noise (what step() does before Adam)
     grad = layer.weight.grad.detach().numpy().ravel()
     return float(grad.std()), float(grad.mean())
 
 
+@pytest.mark.parametrize("clipping", common.CLIPPING)
 @pytest.mark.parametrize("sigma,clip", [(1.0, 1.0), (2.5, 0.3)])
-def test_noise_level_is_sigma_times_clip(sigma, clip):
-    std, mean = _noise_std(sigma, clip, dim=20_000, batch=4, seed=0)
+def test_noise_level_is_sigma_times_clip(sigma, clip, clipping):
+    std, mean = _noise_std(sigma, clip, dim=20_000, batch=4, seed=0, clipping=clipping)
     assert std == pytest.approx(sigma * clip, rel=0.05)
     assert abs(mean) < 5 * sigma * clip / math.sqrt(20_000)
+
+
+def _clipped_sums(clipping: str, model_fn, batches, clip: float) -> list[list[torch.Tensor]]:
+    """The clipped, summed gradient (noise off) of each batch, through dpsynth's DP step."""
+    torch.manual_seed(0)
+    model = model_fn()
+    randomness = common.make_randomness(torch.device("cpu"), insecure_seed=0, secure_mode=False)
+    private, optimizer, _ = common.private_parts(
+        model, batches[0], learning_rate=1e-3, betas=(0.9, 0.999), weight_decay=0.0, noise_multiplier=0.0,
+        max_grad_norm=clip, sample_rate=0.5, randomness=randomness, clipping=clipping)
+    out = []
+    for batch in batches:
+        optimizer.zero_grad(set_to_none=True)
+        y = private(batch).flatten(1)
+        common.dp_backward(private, optimizer, (y * y).sum(1) + y.sum(1))
+        optimizer.pre_step()
+        out.append([p.grad.detach().clone() for p in model.parameters()])
+    return out
+
+
+@pytest.mark.parametrize("shape", [(2, 7), (2, 3, 7)])  # rows; (real, fake) pairs as dpctgan's discriminator
+@pytest.mark.parametrize("clip", [0.05, 1.0, 100.0])
+def test_every_clipping_mode_gives_the_same_clipped_sum(shape, clip):
+    """Fused and ghost clipping give Opacus's per-sample-gradient clipped sum (hooks), empty batches included,
+    and each sample's clipped gradient has norm at most C (checked on single-row batches)."""
+    def model_fn():
+        return torch.nn.Sequential(torch.nn.Linear(7, 16), torch.nn.LeakyReLU(0.2), torch.nn.Linear(16, 16),
+                                   torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    gen = torch.Generator().manual_seed(1)
+    full = torch.randn((20, *shape[1:]), generator=gen) * 3
+    batches = [full, full[:0], full[:5], full[:1], full[7:8]]
+    ref = _clipped_sums("hooks", model_fn, batches, clip)
+    for mode in ("fused", "ghost"):
+        got = _clipped_sums(mode, model_fn, batches, clip)
+        for g_batch, r_batch in zip(got, ref, strict=True):
+            for g, r in zip(g_batch, r_batch, strict=True):
+                torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+    for single in ref[3:]:
+        assert math.sqrt(sum(float((g * g).sum()) for g in single)) <= clip * (1 + 1e-5)
+    assert all(float(g.abs().sum()) == 0.0 for g in ref[1])
+
+
+def test_fused_clipping_refuses_models_it_cannot_clip():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    with pytest.raises(PrivacyAccountingError, match="fused clipping needs a model of linear layers only"):
+        common.FusedLinearClipping(model, max_grad_norm=1.0)
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ FAST = ["--param", "sample_rate=0.1", "--param", "epochs=1", "--param", "embeddi
 
 
 def test_transformer_uses_public_bounds_and_round_trips(small_schema, small_data):
-    t = common.TableTransformer(small_schema, max_levels=100, synthesizer="dpvae")
+    t = common.TableTransformer(small_schema, max_levels=100, synthesizer="dpvae", numeric="scaled")
     m = t.transform(small_data, encode(small_data, small_schema))
     assert m.shape == (400, t.output_dim) and m.min() >= -1.0 and m.max() <= 1.0
     age = [s for s in t.spans if s.activation == "tanh"][0]
@@ -37,6 +37,31 @@ def test_transformer_uses_public_bounds_and_round_trips(small_schema, small_data
     assert (back["age"] == small_data["age"].astype(int)).all()
     np.testing.assert_allclose(back["score"], small_data["score"].astype(float), atol=1e-6)
     assert back["color"].isna().sum() == (small_data["color"] == "?").sum()
+
+
+def test_transformer_bins_numeric_columns_on_public_edges_and_round_trips(small_schema, small_data):
+    codes = encode(small_data, small_schema)
+    t = common.TableTransformer(small_schema, max_levels=100, synthesizer="dpvae")
+    m = t.transform(small_data, codes)
+    assert m.min() >= -1.0 and m.max() <= 1.0
+    age = [s for s in t.spans if s.column == 2]
+    assert [(s.role, s.width) for s in age] == [("code", 5), ("position", 1)]  # the 5 declared bins
+    np.testing.assert_array_equal(m[:, age[0].start:age[0].stop].argmax(1), codes[:, 2])
+    values = small_data["age"].astype(float).to_numpy()
+    edges = np.array([0, 18, 30, 45, 65, 99], dtype=float)
+    b = codes[:, 2]
+    np.testing.assert_allclose(m[:, age[1].start], 2 * (values - edges[b]) / (edges[b + 1] - edges[b]) - 1, atol=1e-6)
+    back = t.inverse(m, np.random.default_rng(0))
+    assert (back["age"] == small_data["age"].astype(int)).all()
+    np.testing.assert_allclose(back["score"], small_data["score"].astype(float), atol=1e-6)
+    assert back["color"].isna().sum() == (small_data["color"] == "?").sum()
+    np.testing.assert_array_equal(encode(back, small_schema), codes)
+    # model outputs anywhere in [-1, 1] decode inside the chosen bin and the bounds
+    rng = np.random.default_rng(1)
+    noisy = m.copy()
+    noisy[:, age[1].start] = rng.uniform(-1, 1, len(m))
+    again = t.inverse(noisy, rng)
+    np.testing.assert_array_equal(encode(again, small_schema)[:, 2], codes[:, 2])
 
 
 def test_transformer_refuses_what_it_cannot_model():
@@ -136,3 +161,4 @@ def test_dp_frequencies_are_charged_and_used(small_schema, small_data):
     synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
     assert synth.condition_frequencies_ is not None and len(synth.condition_frequencies_) == 2
     assert synth.privacy_statement()["epsilon_rdp"] <= 1.0
+

@@ -88,17 +88,28 @@ def secure_rng_available() -> bool:
 
 @dataclass(frozen=True)
 class Span:
-    """A block of the transformed row: ``softmax`` (one-hot of a categorical column's codes, or a
-    numeric column's present/missing flag) or ``tanh`` (a numeric value scaled to [-1, 1])."""
+    """A block of the transformed row, by ``role``:
+
+    * ``code`` (softmax): one-hot of the column's codes — a categorical column's levels (with
+      ``other`` and missing), or a binned numeric column's public bins (with missing);
+    * ``position`` (tanh): a binned numeric value's place inside its bin, scaled to [-1, 1];
+    * ``value`` (tanh): a numeric value scaled to [-1, 1] with the declared bounds;
+    * ``missing`` (softmax): present/missing flag of a nullable ``value`` column.
+    """
 
     column: int
     activation: str
     start: int
     width: int
+    role: str = "code"
 
     @property
     def stop(self) -> int:
         return self.start + self.width
+
+
+#: how numeric columns are modelled (see :class:`TableTransformer`)
+NUMERIC_ENCODINGS = ("bins", "scaled")
 
 
 class TableTransformer:
@@ -106,16 +117,24 @@ class TableTransformer:
 
     * categorical: one-hot over the column's codes (declared levels, the ``other`` level, the
       missing code of a nullable column);
-    * integer, continuous, datetime: the value clamped to the declared bounds and scaled linearly
-      to [-1, 1] (no mode-specific normalisation: that would be a statistic of the private data);
-      a nullable one has a two-way present/missing one-hot as well (value 0 when missing).
+    * integer, continuous, datetime, with ``numeric="bins"`` (default) and at most ``max_levels``
+      bins: one-hot over the column's PUBLIC bins (the schema's declared edges, the same codes the
+      marginal synthesizers use; a nullable column's missing code included), plus the value's
+      position inside its bin scaled to [-1, 1]. This is the public-schema stand-in for CTGAN's
+      mode-specific normalisation (a Gaussian mixture fitted to the private data, which we do not
+      use): multi-modal and spiky columns (capital gains: mostly 0) are modelled by their bins;
+    * otherwise (``numeric="scaled"``, or more bins than ``max_levels``): the value clamped to
+      the declared bounds and scaled linearly to [-1, 1]; a nullable one has a two-way
+      present/missing one-hot as well (value 0 when missing).
 
     Raises:
         SchemaError: a column kind it cannot model, or a categorical column wider than
             ``max_levels`` (all problems at once).
     """
 
-    def __init__(self, schema: Schema, *, max_levels: int, synthesizer: str):
+    def __init__(self, schema: Schema, *, max_levels: int, synthesizer: str, numeric: str = "bins"):
+        if numeric not in NUMERIC_ENCODINGS:
+            raise ParameterError(f"numeric_encoding ({numeric!r}) must be one of: {', '.join(NUMERIC_ENCODINGS)}")
         problems = []
         for col in schema.columns:
             if col.kind not in SUPPORTED_KINDS:
@@ -129,17 +148,22 @@ class TableTransformer:
         if problems:
             raise SchemaError("; ".join(problems))
         self.schema = schema
+        self.numeric = numeric
         spans: list[Span] = []
         start = 0
         for j, col in enumerate(schema.columns):
             if col.kind == "categorical":
-                spans.append(Span(j, "softmax", start, col.size))
+                spans.append(Span(j, "softmax", start, col.size, "code"))
                 start += col.size
+            elif numeric == "bins" and len(col.edges) >= 2 and col.size <= max_levels:
+                spans.append(Span(j, "softmax", start, col.size, "code"))
+                spans.append(Span(j, "tanh", start + col.size, 1, "position"))
+                start += col.size + 1
             else:
-                spans.append(Span(j, "tanh", start, 1))
+                spans.append(Span(j, "tanh", start, 1, "value"))
                 start += 1
                 if col.nullable:
-                    spans.append(Span(j, "softmax", start, 2))
+                    spans.append(Span(j, "softmax", start, 2, "missing"))
                     start += 2
         self.spans = tuple(spans)
         self.output_dim = start
@@ -152,43 +176,53 @@ class TableTransformer:
         rows = np.arange(len(codes))
         for span in self.spans:
             col = self.schema.columns[span.column]
-            if col.kind == "categorical":
+            if span.role == "code":
                 out[rows, span.start + codes[:, span.column]] = 1.0
-            elif span.activation == "tanh":
+            elif span.role == "missing":  # present / missing flag of a nullable numeric column
+                out[rows, span.start + (codes[:, span.column] == col.missing_code).astype(np.int64)] = 1.0
+            else:
                 assert col.bounds is not None
-                low, high = col.bounds
                 values = numeric_values(data[col.name], col, self.schema)  # clamped to the public bounds
                 missing = np.isnan(values)
-                scaled = 2.0 * (np.nan_to_num(values, nan=low) - low) / (high - low) - 1.0
+                if span.role == "value":
+                    low, high = np.full(len(values), col.bounds[0]), np.full(len(values), col.bounds[1])
+                else:  # position inside the value's public bin
+                    edges = np.asarray(col.edges, dtype=np.float64)
+                    b = np.clip(codes[:, span.column], 0, len(edges) - 2)
+                    low, high = edges[b], edges[b + 1]
+                filled = np.nan_to_num(values, nan=0.0)
+                scaled = np.clip(2.0 * (filled - low) / (high - low) - 1.0, -1.0, 1.0)
                 out[:, span.start] = np.where(missing, 0.0, scaled)
-            else:  # present / missing flag of a nullable numeric column
-                out[rows, span.start + (codes[:, span.column] == col.missing_code).astype(np.int64)] = 1.0
         return out
 
     def inverse(self, matrix: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
         """Values for model outputs (post-processing): ``softmax`` spans hold probabilities and are
         sampled (or are one-hot already), ``tanh`` spans hold values in [-1, 1]."""
         n = len(matrix)
-        chosen: dict[tuple[int, str], np.ndarray] = {}
-        numeric: dict[int, np.ndarray] = {}
-        missing_flag: dict[int, np.ndarray] = {}
+        picked: dict[tuple[int, str], np.ndarray] = {}
         for span in self.spans:
             block = matrix[:, span.start:span.stop]
             if span.activation == "tanh":
-                numeric[span.column] = np.clip(block[:, 0], -1.0, 1.0)
-                continue
-            picked = _sample_rows(block, rng)
-            if self.schema.columns[span.column].kind == "categorical":
-                chosen[(span.column, "code")] = picked
+                picked[(span.column, span.role)] = np.clip(block[:, 0], -1.0, 1.0)
             else:
-                missing_flag[span.column] = picked == 1
+                picked[(span.column, span.role)] = _sample_rows(block, rng)
         cols: dict[str, pd.Series] = {}
         for j, col in enumerate(self.schema.columns):
             if col.kind == "categorical":
-                cols[col.name] = _decode_categorical(col, chosen[(j, "code")])
+                cols[col.name] = _decode_categorical(col, picked[(j, "code")])
+            elif (j, "code") in picked:  # binned: the bin, then the position inside it
+                code = picked[(j, "code")]
+                missing = (code == col.missing_code) if col.nullable else np.zeros(n, dtype=bool)
+                edges = np.asarray(col.edges, dtype=np.float64)
+                b = np.clip(code, 0, len(edges) - 2)
+                cols[col.name] = _decode_numeric(col, picked[(j, "position")], missing, edges[b], edges[b + 1],
+                                                 last=b == len(edges) - 2)
             else:
-                missing = missing_flag.get(j, np.zeros(n, dtype=bool))
-                cols[col.name] = _decode_numeric(col, numeric[j], missing)
+                missing = picked.get((j, "missing"), np.zeros(n, dtype=np.int64)) == 1
+                assert col.bounds is not None
+                low, high = col.bounds
+                cols[col.name] = _decode_numeric(col, picked[(j, "value")], missing, np.full(n, float(low)),
+                                                 np.full(n, float(high)), last=np.ones(n, dtype=bool))
         return pd.DataFrame(cols)
 
 
@@ -213,14 +247,21 @@ def _decode_categorical(col: Column, codes: np.ndarray) -> pd.Series:
     return pd.Series(vals, dtype=object)
 
 
-def _decode_numeric(col: Column, scaled: np.ndarray, missing: np.ndarray) -> pd.Series:
+def _decode_numeric(col: Column, scaled: np.ndarray, missing: np.ndarray, low: np.ndarray, high: np.ndarray,
+                    last: np.ndarray) -> pd.Series:
+    """Values from positions in [-1, 1] inside [low, high] per row (a bin ``[low, high)``, or the
+    bounds; ``last`` marks rows whose interval holds ``high`` itself)."""
     assert col.bounds is not None
-    low, high = col.bounds
     values = np.clip(low + (scaled.astype(np.float64) + 1.0) / 2.0 * (high - low), low, high)
     if col.kind == "continuous":
         values[missing] = np.nan
         return pd.Series(values)
-    ints = np.clip(np.rint(values), math.ceil(low), math.floor(high)).astype(np.int64)
+    # whole numbers inside the interval: [⌈low⌉, ⌈high⌉ − 1], or up to ⌊high⌋ where it holds high
+    top = np.where(last, np.floor(high), np.ceil(high) - 1)
+    bottom = np.ceil(low)
+    top = np.maximum(top, bottom)
+    ints = np.clip(np.rint(values), bottom, top)
+    ints = np.clip(ints, math.ceil(col.bounds[0]), math.floor(col.bounds[1])).astype(np.int64)
     if col.kind == "datetime":
         assert col.resolution is not None
         text = from_units(ints, col.resolution)
@@ -341,40 +382,209 @@ class StepBudget:
         return self.taken >= self.planned
 
 
+#: How per-sample gradients are clipped; all give the same clipped sum (see :func:`dp_backward`).
+CLIPPING = ("fused", "ghost", "hooks")
+
+
+class FusedLinearClipping:
+    """Per-sample clipping for models whose every trainable parameter is a ``torch.nn.Linear``'s
+    weight or bias, each layer used once per forward pass, with no interaction between the
+    samples of a batch (no batch normalisation): our discriminator and VAE.
+
+    For a linear layer with inputs a_i (B × [T] × in) and output gradients b_i (B × [T] × out),
+    sample i's gradient is g_i = Σ_t b_it a_itᵀ (bias: Σ_t b_it), so
+
+    * ‖g_i‖² = Σ_{t,s} (a_it·a_is)(b_it·b_is) — ghost clipping's norm (Li et al. 2022), here from
+      ONE backward pass that computes only the b's (``torch.autograd.grad`` to the layer outputs,
+      no parameter gradients);
+    * the clipped sum Σ_i c_i g_i with c_i = min(1, C/(‖g_i‖ + 1e-6)) (Opacus's factor, the
+      whole model's norm) is one matrix product per layer, (c ⊙ b)ᵀ a, instead of ghost
+      clipping's second backward pass through the whole model.
+
+    Same clipped sum as Opacus's hooks and ghost clipping (tests compare them); the optimizer
+    (Opacus ``DPOptimizerFastGradientClipping``) then adds the noise. A model it cannot handle
+    is refused when built.
+    """
+
+    def __init__(self, module: torch.nn.Module, *, max_grad_norm: float):
+        import torch
+
+        self._module = module
+        self.max_grad_norm = float(max_grad_norm)
+        self.layers = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+        covered = {id(p) for layer in self.layers for p in layer.parameters(recurse=False)}
+        stray = [name for name, p in module.named_parameters() if p.requires_grad and id(p) not in covered]
+        batch_norm = [type(m).__name__ for m in module.modules()
+                      if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm))]
+        if stray or batch_norm:
+            raise PrivacyAccountingError(f"fused clipping needs a model of linear layers only: parameters "
+                                         f"{stray} and layers {batch_norm} are not covered; use clipping='ghost'")
+        self._captured: list[tuple[Any, torch.Tensor, torch.Tensor]] = []
+        self._enabled = True
+        for layer in self.layers:
+            layer.register_forward_hook(self._capture)
+
+    def _capture(self, layer: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        import torch
+
+        if self._enabled and self._module.training and torch.is_grad_enabled():
+            self._captured.append((layer, inputs[0].detach(), output))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._captured = []
+        return self._module(*args, **kwargs)
+
+    def parameters(self) -> Iterator[Any]:
+        return self._module.parameters()
+
+    def disable_hooks(self) -> None:
+        self._enabled = False
+
+    def enable_hooks(self) -> None:
+        self._enabled = True
+
+    def clipped_sum(self, loss_per_sample: torch.Tensor) -> None:
+        """Σ_i clip_C(∇ loss_i) into each parameter's ``grad`` (``loss_i`` depends on sample i only)."""
+        import torch
+
+        captured, self._captured = self._captured, []
+        seen = [layer for layer, _, _ in captured]
+        if len(set(map(id, seen))) != len(seen):
+            raise PrivacyAccountingError("fused clipping: a linear layer was used twice in one forward pass")
+        n = loss_per_sample.shape[0]
+        if n == 0 or not captured:
+            for layer in self.layers:
+                for p in layer.parameters(recurse=False):
+                    p.grad = torch.zeros_like(p)
+            return
+        grads = torch.autograd.grad(loss_per_sample.sum(), [out for _, _, out in captured], allow_unused=True)
+        norms_sq = torch.zeros(n, device=loss_per_sample.device, dtype=loss_per_sample.dtype)
+        parts = []
+        for (layer, a, _), b in zip(captured, grads, strict=True):
+            if b is None:
+                b = torch.zeros((n, *a.shape[1:-1], layer.out_features), device=a.device, dtype=a.dtype)
+            a3 = a.reshape(n, -1, a.shape[-1])
+            b3 = b.reshape(n, -1, b.shape[-1])
+            if a3.shape[1] == 1:
+                norms_sq += (a3[:, 0] * a3[:, 0]).sum(1) * (b3[:, 0] * b3[:, 0]).sum(1)
+            else:
+                norms_sq += (torch.bmm(a3, a3.transpose(1, 2)) * torch.bmm(b3, b3.transpose(1, 2))).sum((1, 2))
+            if layer.bias is not None:
+                bias_sum = b3.sum(1)
+                norms_sq += (bias_sum * bias_sum).sum(1)
+            parts.append((layer, a3, b3))
+        coef = (self.max_grad_norm / (norms_sq.clamp(min=0).sqrt() + 1e-6)).clamp(max=1.0)
+        for layer, a3, b3 in parts:
+            scaled = b3 * coef.view(n, 1, 1)
+            layer.weight.grad = torch.einsum("nto,nti->oi", scaled, a3)
+            if layer.bias is not None:
+                layer.bias.grad = scaled.sum((0, 1))
+        captured_ids = {id(layer) for layer, _, _ in captured}
+        for layer in self.layers:  # layers the forward pass did not use: no gradient
+            if id(layer) not in captured_ids:
+                for p in layer.parameters(recurse=False):
+                    p.grad = torch.zeros_like(p)
+
+
 def private_parts(
     module: torch.nn.Module, matrix: torch.Tensor, *, learning_rate: float, betas: tuple[float, float],
     weight_decay: float, noise_multiplier: float, max_grad_norm: float, sample_rate: float, randomness: Randomness,
+    clipping: str = "fused",
 ) -> tuple[Any, Any, Any]:
     """Opacus's three parts, built directly so that nothing depends on the row count:
 
-    * ``GradSampleModule`` (per-sample gradients, ``loss_reduction="sum"``: the loss is a sum over
-      the batch, so no division by a batch size derived from the private row count);
-    * ``DPOptimizer`` around Adam: clips each per-sample gradient to ``max_grad_norm``, adds
-      N(0, (σ·C)²) from ``randomness.noise``, with Opacus's floating-point-attack hardening
+    * a grad-sample module (``loss_reduction="sum"``: the loss is a sum over the batch, so no
+      division by a batch size derived from the private row count):
+      ``clipping="fused"`` (default): :class:`FusedLinearClipping` (models of linear layers:
+      ghost norms and the clipped sum from one backward pass);
+      ``clipping="ghost"``: ``GradSampleModuleFastGradientClipping`` with ghost
+      clipping (Li et al. 2022; Opacus's ``grad_sample_mode="ghost"``): per-sample gradient
+      NORMS from activations and backprops, without materialising per-sample gradients, then a
+      second backward pass of the loss reweighted by each sample's clipping factor;
+      ``clipping="hooks"``: ``GradSampleModule`` (per-sample gradients materialised, clipped by
+      the optimizer);
+    * a DP optimizer around Adam (``DPOptimizerFastGradientClipping`` for fused and ghost clipping,
+      ``DPOptimizer`` for hooks): adds N(0, (σ·C)²) from ``randomness.noise`` to the sum of the
+      clipped per-sample gradients, with Opacus's floating-point-attack hardening
       (``secure_mode=True`` in the optimizer: noise as a sum of 4 draws);
     * ``DPDataLoader`` with the PLANNED ``sample_rate`` (``PrivacyEngine.make_private`` would take
       q = 1/len(loader), a function of the private row count) and ``randomness.sampling``.
 
-    This is exactly what ``make_private(..., poisson_sampling=True)`` assembles, minus that.
+    This is what ``make_private(..., poisson_sampling=True, grad_sample_mode=...)`` assembles,
+    minus that. Both modes clip each sample's whole gradient (all parameters) to norm C; the
+    privacy analysis is the same. Gradients must come from :func:`dp_backward`.
     """
     import torch
     from opacus.data_loader import DPDataLoader
-    from opacus.grad_sample import GradSampleModule
-    from opacus.optimizers import DPOptimizer
     from opacus.validators import ModuleValidator
 
+    if clipping not in CLIPPING:
+        raise ParameterError(f"clipping ({clipping!r}) must be one of: {', '.join(CLIPPING)}")
     errors = ModuleValidator.validate(module, strict=False)
     if errors:  # our own models: a bug, not a user mistake
         raise PrivacyAccountingError(f"model not compatible with per-sample gradients: {errors}")
-    private = GradSampleModule(module, batch_first=True, loss_reduction="sum")
-    optimizer = DPOptimizer(
-        torch.optim.Adam(private.parameters(), lr=learning_rate, betas=betas, weight_decay=weight_decay),
-        noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm, expected_batch_size=None,
-        loss_reduction="sum", generator=randomness.noise, secure_mode=True,
-    )
+    adam = torch.optim.Adam(module.parameters(), lr=learning_rate, betas=betas, weight_decay=weight_decay)
+    if clipping in ("fused", "ghost"):
+        from opacus.grad_sample import GradSampleModuleFastGradientClipping
+        from opacus.optimizers import DPOptimizerFastGradientClipping
+
+        private: Any = FusedLinearClipping(module, max_grad_norm=max_grad_norm) if clipping == "fused" else \
+            GradSampleModuleFastGradientClipping(module, batch_first=True, loss_reduction="sum",
+                                                 max_grad_norm=max_grad_norm, use_ghost_clipping=True)
+        optimizer: Any = DPOptimizerFastGradientClipping(
+            adam, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm, expected_batch_size=None,
+            loss_reduction="sum", generator=randomness.noise, secure_mode=True,
+        )
+    else:
+        from opacus.grad_sample import GradSampleModule
+        from opacus.optimizers import DPOptimizer
+
+        private = GradSampleModule(module, batch_first=True, loss_reduction="sum")
+        optimizer = DPOptimizer(
+            adam, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm, expected_batch_size=None,
+            loss_reduction="sum", generator=randomness.noise, secure_mode=True,
+        )
     loader = DPDataLoader(torch.utils.data.TensorDataset(matrix), sample_rate=sample_rate,
                           generator=randomness.sampling)
     return private, optimizer, loader
+
+
+def dp_backward(private: Any, optimizer: Any, loss_per_sample: torch.Tensor) -> None:
+    """Backward pass of a DP step: leaves what the DP optimizer needs before its noise.
+
+    ``loss_per_sample`` has one entry per sample of the Poisson batch (the loss of sample i
+    depends on sample i only). Fused clipping: see :class:`FusedLinearClipping`. With ghost
+    clipping: a first backward of the sum yields each sample's gradient norm ‖g_i‖ (no
+    per-sample gradient is stored), and a second backward of Σ_i min(1, C/‖g_i‖)·loss_i leaves
+    Σ_i clip_C(g_i) in ``p.grad``; the optimizer then only adds noise. With hooks: the
+    per-sample gradients are stored and the optimizer clips them. An empty batch gives zero
+    gradients (the step is then pure noise, as the analysis assumes).
+    """
+    import torch
+
+    if loss_per_sample.dim() != 1:
+        raise PrivacyAccountingError(f"per-sample loss must be a vector, got shape {tuple(loss_per_sample.shape)}")
+    if isinstance(private, FusedLinearClipping):
+        private.clipped_sum(loss_per_sample)
+        return
+    from opacus.grad_sample import GradSampleModuleFastGradientClipping
+
+    if not isinstance(private, GradSampleModuleFastGradientClipping):
+        loss_per_sample.sum().backward()
+        return
+    if loss_per_sample.shape[0] == 0:  # nothing to clip: forget the forward pass's activations
+        for module in private.modules():
+            if hasattr(module, "activations"):
+                module.activations = []
+            if hasattr(module, "max_batch_len"):
+                del module.max_batch_len
+        for p in optimizer.params:
+            p._forward_counter = 0
+            p.grad = torch.zeros_like(p)
+        return
+    from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+
+    DPTensorFastGradientClipping(private, optimizer, loss_per_sample, loss_reduction="sum").backward()
 
 
 def poisson_batches(loader: Any, budget: StepBudget) -> Iterator[torch.Tensor]:
@@ -424,6 +634,14 @@ class DPSGDSynthesizer(Synthesizer):
             default): on when it can run here, otherwise a loud warning and ``secure_noise_``
             False. True: refuse to fit without it.
         max_levels: widest categorical column modelled one-hot.
+        clipping: ``fused`` (default: ghost norms and the clipped sum from one backward pass, for
+            models of linear layers; :class:`FusedLinearClipping`), ``ghost`` (Opacus's ghost
+            clipping: norms without per-sample gradients, two backward passes) or ``hooks``
+            (Opacus's per-sample gradients, materialised). Same clipped sum, same privacy
+            analysis; fused is the fastest, hooks the slowest.
+        numeric_encoding: ``bins`` (default: a numeric column is one-hot over its public bins plus
+            the position inside the bin) or ``scaled`` (the value scaled with the bounds); see
+            :class:`TableTransformer`. Public either way.
         insecure_seed: seed every generator (INSECURE, tests only; warns and is recorded).
     """
 
@@ -432,7 +650,7 @@ class DPSGDSynthesizer(Synthesizer):
     def __init__(
         self, *, epsilon: float, delta: float, epochs: float, sample_rate: float | None, batch_size: int | None,
         rows: int | None, max_grad_norm: float, max_noise_multiplier: float, device: str, secure_mode: bool | None,
-        max_levels: int, insecure_seed: int | None,
+        max_levels: int, insecure_seed: int | None, clipping: str = "fused", numeric_encoding: str = "bins",
     ):
         super().__init__(epsilon=epsilon, delta=delta, insecure_seed=insecure_seed)
         self.epochs = epochs
@@ -444,6 +662,8 @@ class DPSGDSynthesizer(Synthesizer):
         self.device = device
         self.secure_mode = secure_mode
         self.max_levels = max_levels
+        self.clipping = clipping
+        self.numeric_encoding = numeric_encoding
 
     # -- planning ---------------------------------------------------------------------------
     def _sample_rate(self) -> float:
@@ -481,6 +701,8 @@ class DPSGDSynthesizer(Synthesizer):
             )
         if not isinstance(self.device, str):
             raise ParameterError(f"device ({self.device!r}) must be 'auto', 'cpu' or 'cuda'")
+        if self.clipping not in CLIPPING:
+            raise ParameterError(f"clipping ({self.clipping!r}) must be one of: {', '.join(CLIPPING)}")
 
     def _zcdp_events(self, transformer: TableTransformer) -> tuple[PrivacyEvent, ...]:
         """zCDP events besides DP-SGD (none by default)."""
@@ -495,7 +717,8 @@ class DPSGDSynthesizer(Synthesizer):
         self._validate_model()
         q = self._sample_rate()
         _require_torch()
-        transformer = TableTransformer(schema, max_levels=int(self.max_levels), synthesizer=self.name)
+        transformer = TableTransformer(schema, max_levels=int(self.max_levels), synthesizer=self.name,
+                                       numeric=str(self.numeric_encoding))
         steps = accounting.steps_for(float(self.epochs), q)
         zcdp = self._zcdp_events(transformer)
         calibration = accounting.calibrate(
@@ -528,12 +751,14 @@ class DPSGDSynthesizer(Synthesizer):
         matrix = torch.from_numpy(plan.transformer.transform(data, codes)).to(device)
         timings: dict[str, float] = {"prepare": round(time.perf_counter() - start, 4)}
         budget = StepBudget(plan.steps)
+        cpu = time.process_time()
         with seeded_torch(randomness.model), warnings.catch_warnings():
             # PyTorch's notice about Opacus's per-sample gradient hooks on a first layer whose
             # input needs no gradient: expected, and not about privacy.
             warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
             self._train(plan, matrix, codes, device, randomness, odometer, noise, budget)
         timings["train"] = round(time.perf_counter() - start - timings["prepare"], 4)
+        timings["train_cpu"] = round(time.process_time() - cpu, 4)  # this process, all threads
         self._after_training(plan, budget, odometer, randomness, device, timings)
 
     def _spend_dp_sgd(self, plan: DPSGDPlan, odometer: Odometer) -> None:
@@ -569,6 +794,7 @@ class DPSGDSynthesizer(Synthesizer):
             "noise_multiplier_rdp": cal.noise_multiplier_rdp,
             "sample_rate": cal.sample_rate,
             "max_grad_norm": float(self.max_grad_norm),
+            "clipping": str(self.clipping),
             "steps_planned": cal.steps,
             "steps_taken": budget.taken,
             "delta": cal.delta,

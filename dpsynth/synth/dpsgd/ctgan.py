@@ -44,6 +44,7 @@ from dpsynth.synth.dpsgd.common import (
     Randomness,
     StepBudget,
     TableTransformer,
+    dp_backward,
     latent_noise,
     poisson_batches,
     private_parts,
@@ -190,7 +191,8 @@ class DPCTGAN(DPSGDSynthesizer):
 
     Args:
         epsilon, delta, epochs, sample_rate, batch_size, rows, max_grad_norm, max_noise_multiplier,
-        device, secure_mode, max_levels, insecure_seed: see :class:`~.common.DPSGDSynthesizer`.
+        device, secure_mode, max_levels, clipping, numeric_encoding, insecure_seed: see
+        :class:`~.common.DPSGDSynthesizer`.
         conditional: ``uniform`` (default: cond vectors drawn uniformly over each column's
             levels, no budget) or ``dp_frequencies`` (drawn from 1-way frequencies measured with
             discrete Gaussian noise, charged as ``split_frequencies`` of the budget's ρ).
@@ -213,11 +215,12 @@ class DPCTGAN(DPSGDSynthesizer):
         embedding_dim: int = 128, generator_dims: tuple[int, ...] = (256, 256),
         discriminator_dims: tuple[int, ...] = (256, 256), generator_lr: float = 2e-4,
         discriminator_lr: float = 2e-4, weight_decay: float = 1e-6, generator_batch_size: int = 500,
-        insecure_seed: int | None = None,
+        clipping: str = "fused", numeric_encoding: str = "bins", insecure_seed: int | None = None,
     ):
         super().__init__(epsilon=epsilon, delta=delta, epochs=epochs, sample_rate=sample_rate, batch_size=batch_size,
                          rows=rows, max_grad_norm=max_grad_norm, max_noise_multiplier=max_noise_multiplier,
-                         device=device, secure_mode=secure_mode, max_levels=max_levels, insecure_seed=insecure_seed)
+                         device=device, secure_mode=secure_mode, max_levels=max_levels, insecure_seed=insecure_seed,
+                         clipping=clipping, numeric_encoding=numeric_encoding)
         self.conditional = conditional
         self.split_frequencies = split_frequencies
         self.embedding_dim = embedding_dim
@@ -294,7 +297,8 @@ class DPCTGAN(DPSGDSynthesizer):
         private, optimizer_d, loader = private_parts(
             discriminator, matrix, learning_rate=float(self.discriminator_lr), betas=(0.5, 0.9),
             weight_decay=float(self.weight_decay), noise_multiplier=cal.noise_multiplier,
-            max_grad_norm=float(self.max_grad_norm), sample_rate=plan.sample_rate, randomness=randomness)
+            max_grad_norm=float(self.max_grad_norm), sample_rate=plan.sample_rate, randomness=randomness,
+            clipping=str(self.clipping))
         optimizer_g = torch.optim.Adam(generator.parameters(), lr=float(self.generator_lr), betas=(0.5, 0.9),
                                        weight_decay=float(self.weight_decay))
         gen = randomness.model
@@ -320,9 +324,9 @@ class DPCTGAN(DPSGDSynthesizer):
             cond_real = conditions.of_rows(real, gen)
             pairs = torch.stack([torch.cat([real, cond_real], dim=1), torch.cat([fake, cond_fake], dim=1)], dim=1)
             logits = private(pairs)
-            loss_d = F.binary_cross_entropy_with_logits(logits[:, 0], torch.ones(n, device=device), reduction="sum") \
-                + F.binary_cross_entropy_with_logits(logits[:, 1], torch.zeros(n, device=device), reduction="sum")
-            loss_d.backward()
+            # per pair: BCE(D(real), 1) + BCE(D(fake), 0), i.e. softplus(-real) + softplus(fake)
+            loss_d = F.softplus(-logits[:, 0]) + F.softplus(logits[:, 1])
+            dp_backward(private, optimizer_d, loss_d)
             budget.take()
             optimizer_d.step()
             # -- generator: no real data, the DP discriminator's judgement only -----------------
@@ -339,7 +343,7 @@ class DPCTGAN(DPSGDSynthesizer):
             finally:
                 private.enable_hooks()
             if budget.taken % 50 == 0 or budget.done:
-                losses.append((float(loss_d.detach()) / max(n, 1), float(loss_g.detach())))
+                losses.append((float(loss_d.detach().sum()) / max(n, 1), float(loss_g.detach())))
         generator.eval()
         self.generator_ = generator.to("cpu")
         self.conditions_measured_ = measured

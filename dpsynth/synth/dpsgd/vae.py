@@ -27,6 +27,7 @@ from dpsynth.synth.dpsgd.common import (
     Randomness,
     StepBudget,
     TableTransformer,
+    dp_backward,
     latent_noise,
     poisson_batches,
     private_parts,
@@ -90,9 +91,10 @@ class DPVAE(DPSGDSynthesizer):
 
     Args:
         epsilon, delta, epochs, sample_rate, batch_size, rows, max_grad_norm, max_noise_multiplier,
-        device, secure_mode, max_levels, insecure_seed: see :class:`~.common.DPSGDSynthesizer`.
+        device, secure_mode, max_levels, clipping, numeric_encoding, insecure_seed: see
+        :class:`~.common.DPSGDSynthesizer`.
         embedding_dim, compress_dims, decompress_dims: network sizes (TVAE's defaults).
-        learning_rate, weight_decay: Adam settings (TVAE's defaults).
+        learning_rate, weight_decay: Adam settings (TVAE: 1e-3, 1e-5; 3e-3 here: a DP run takes few steps).
         loss_factor: weight of the reconstruction against the KL term (TVAE: 2).
         numeric_sigma: fixed output scale of numeric values on the [-1, 1] scale.
 
@@ -107,12 +109,14 @@ class DPVAE(DPSGDSynthesizer):
         batch_size: int | None = None, rows: int | None = None, max_grad_norm: float = 1.0,
         max_noise_multiplier: float = 50.0, device: str = "auto", secure_mode: bool | None = None,
         max_levels: int = 1000, embedding_dim: int = 128, compress_dims: tuple[int, ...] = (128, 128),
-        decompress_dims: tuple[int, ...] = (128, 128), learning_rate: float = 1e-3, weight_decay: float = 1e-5,
-        loss_factor: float = 2.0, numeric_sigma: float = 0.1, insecure_seed: int | None = None,
+        decompress_dims: tuple[int, ...] = (128, 128), learning_rate: float = 3e-3, weight_decay: float = 1e-5,
+        loss_factor: float = 2.0, numeric_sigma: float = 0.1, clipping: str = "fused",
+        numeric_encoding: str = "bins", insecure_seed: int | None = None,
     ):
         super().__init__(epsilon=epsilon, delta=delta, epochs=epochs, sample_rate=sample_rate, batch_size=batch_size,
                          rows=rows, max_grad_norm=max_grad_norm, max_noise_multiplier=max_noise_multiplier,
-                         device=device, secure_mode=secure_mode, max_levels=max_levels, insecure_seed=insecure_seed)
+                         device=device, secure_mode=secure_mode, max_levels=max_levels, insecure_seed=insecure_seed,
+                         clipping=clipping, numeric_encoding=numeric_encoding)
         self.embedding_dim = embedding_dim
         self.compress_dims = compress_dims
         self.decompress_dims = decompress_dims
@@ -144,7 +148,8 @@ class DPVAE(DPSGDSynthesizer):
         private, optimizer, loader = private_parts(
             model, matrix, learning_rate=float(self.learning_rate), betas=(0.9, 0.999),
             weight_decay=float(self.weight_decay), noise_multiplier=cal.noise_multiplier,
-            max_grad_norm=float(self.max_grad_norm), sample_rate=plan.sample_rate, randomness=randomness)
+            max_grad_norm=float(self.max_grad_norm), sample_rate=plan.sample_rate, randomness=randomness,
+            clipping=str(self.clipping))
         sigma, factor = float(self.numeric_sigma), float(self.loss_factor)
         losses: list[float] = []
         self._spend_dp_sgd(plan, odometer)  # the reservation is spent from here on
@@ -153,12 +158,12 @@ class DPVAE(DPSGDSynthesizer):
             optimizer.zero_grad(set_to_none=True)
             out, mu, logvar = private(x, latent_noise((x.shape[0], embedding), randomness.model, device))
             kl = -0.5 * (1.0 + logvar - mu * mu - logvar.exp()).sum(dim=1)
-            loss = (factor * _reconstruction(out, x, transformer, sigma) + kl).sum()
-            loss.backward()
+            loss = factor * _reconstruction(out, x, transformer, sigma) + kl  # per sample
+            dp_backward(private, optimizer, loss)
             budget.take()
             optimizer.step()
             if budget.taken % 50 == 0 or budget.done:
-                losses.append(float(loss.detach()) / max(x.shape[0], 1))
+                losses.append(float(loss.detach().sum()) / max(x.shape[0], 1))
         decoder = model.decoder.to("cpu")
         decoder.eval()
         self.decoder_ = decoder
