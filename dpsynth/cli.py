@@ -136,12 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
     show.add_argument("--dataset")
 
-    demo = sub.add_parser("demo", help="fit MST (or AIM) at epsilon=1 on the bundled raw Adult table")
+    demo = sub.add_parser("demo", help="fit MST (or AIM, dpctgan, dpvae) at epsilon=1 on the bundled raw Adult table")
     demo.add_argument("--out", default="dpsynth-demo", help="output directory (default: ./dpsynth-demo)")
     demo.add_argument("--epsilon", type=_float, default=1.0)
     demo.add_argument("--delta", type=_float, default=1e-9)
-    demo.add_argument("--synthesizer", choices=["mst", "aim"], default="mst",
-                      help="mst (seconds, the default) or aim (minutes; better 3-way fidelity)")
+    demo.add_argument("--synthesizer", choices=["mst", "aim", "dpctgan", "dpvae"], default="mst",
+                      help="mst (seconds, the default), aim (minutes; better 3-way fidelity), or the DP-SGD "
+                           "generators dpctgan / dpvae (need the dpsgd extra; 10 epochs, about a minute on a CPU)")
 
     audit = sub.add_parser("audit", help="empirical privacy audit of a synthesizer (NOT DP: internal evidence)")
     audit.add_argument("--synthesizer", required=True,

@@ -162,3 +162,24 @@ def test_dp_frequencies_are_charged_and_used(small_schema, small_data):
     assert synth.condition_frequencies_ is not None and len(synth.condition_frequencies_) == 2
     assert synth.privacy_statement()["epsilon_rdp"] <= 1.0
 
+
+def test_demo_runs_a_dp_sgd_generator_and_describes_its_model(tmp_path, monkeypatch, capsys):
+    from dpsynth import demo
+
+    make = demo._make
+
+    def quick(synthesizer, epsilon, delta):  # the demo's own choice of class, trained briefly
+        synth = make(synthesizer, epsilon, delta)
+        for name, value in {"epochs": 0.05, "sample_rate": 0.05, "embedding_dim": 8, "compress_dims": (16,),
+                            "decompress_dims": (16,), "device": "cpu"}.items():
+            setattr(synth, name, value)
+        return synth
+
+    monkeypatch.setattr(demo, "_make", quick)
+    assert main(["demo", "--out", str(tmp_path), "--synthesizer", "dpvae"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["synthesizer"] == "dpvae" and summary["rows"] == 32561
+    assert summary["model"]["kind"] == "DP-SGD generator"
+    d = summary["model"]["dpsgd"]
+    assert d["steps_taken"] == d["steps_planned"] == 1 and d["opacus_epsilon_rdp"] <= 1.0
+    assert "DP-SGD steps" in (tmp_path / "summary.md").read_text()
