@@ -220,7 +220,7 @@ class PIIScanner:
     """
 
     def __init__(self, *, threshold: float = DEFAULT_THRESHOLD, entities: Sequence[str] | None = None,
-                 use_ner: bool = True, batch_size: int = 256, engine: Engine | None = None):
+                 use_ner: bool = True, batch_size: int = 1000, engine: Engine | None = None):
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
             raise ParameterError(f"threshold ({threshold!r}) must be a number in [0, 1]")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
