@@ -3,8 +3,12 @@
 AIM scores hundreds of candidate marginals per round. Asking mbi for each would compile a new JAX
 program per clique shape, so the model's log-potentials are taken out once per round
 (:class:`Model`) and every candidate's marginal is computed here, in probability space (each
-factor rescaled to a maximum of 1, which only changes the normalising constant), eliminating the
-other variables in one fixed min-degree order per model.
+factor rescaled to a maximum of 1, which only changes the normalising constant).
+
+The elimination order is chosen per query, greedily (smallest new factor first, as mbi orders its
+junction trees), on the model's interaction graph with the query's variables kept: one fixed
+order for every query can build enormous intermediate factors once the kept variables sit early
+in it (on Adult at ε = 3 a fixed order asked for a 36 GiB table where the greedy one needs MBs).
 """
 
 from __future__ import annotations
@@ -32,30 +36,53 @@ class Model:
         for cl, table in log_potentials.items():
             t = np.asarray(table, dtype=np.float64)
             self.factors.append((tuple(cl), np.exp(t - t.max())))
-        self.order = self._min_degree_order()
-
-    def _min_degree_order(self) -> list[str]:
-        neighbours: dict[str, set[str]] = {}
+        self.names = sorted({a for cl, _ in self.factors for a in cl} | set(self.sizes))
+        self._bit = {a: 1 << i for i, a in enumerate(self.names)}
+        self._adj = [0] * len(self.names)
         for cl, _ in self.factors:
+            m = self._mask(cl)
             for a in cl:
-                neighbours.setdefault(a, set()).update(b for b in cl if b != a)
+                self._adj[self.names.index(a)] |= m & ~self._bit[a]
+        self._cells: dict[int, int] = {0: 1}
+
+    def _mask(self, attrs: Sequence[str]) -> int:
+        m = 0
+        for a in attrs:
+            m |= self._bit[a]
+        return m
+
+    def _size(self, mask: int) -> int:
+        got = self._cells.get(mask)
+        if got is None:
+            low = mask & -mask
+            got = self._size(mask ^ low) * self.sizes[self.names[low.bit_length() - 1]]
+            self._cells[mask] = got
+        return got
+
+    def elimination_order(self, query: Sequence[str]) -> list[str]:
+        """Greedy order for eliminating every variable outside ``query``: at each step the variable
+        whose elimination builds the smallest factor (ties by name)."""
+        adj = list(self._adj)
+        keep = self._mask(query)
+        left = [i for i in range(len(self.names)) if not keep >> i & 1]
         order = []
-        while neighbours:
-            v = min(sorted(neighbours), key=lambda x: (np.prod([self.sizes[b] for b in neighbours[x]]), x))
-            for a in neighbours[v]:
-                neighbours[a].update(b for b in neighbours[v] if b != a)
-                neighbours[a].discard(v)
-            del neighbours[v]
-            order.append(v)
+        while left:
+            best = min(left, key=lambda i: (self._size(adj[i] | (1 << i)), i))
+            left.remove(best)
+            nbrs = adj[best]
+            rest = nbrs
+            while rest:
+                low = rest & -rest
+                j = low.bit_length() - 1
+                adj[j] = (adj[j] | nbrs) & ~low & ~(1 << best)
+                rest ^= low
+            order.append(self.names[best])
         return order
 
     def marginal(self, query: Sequence[str], total: float = 1.0) -> np.ndarray:
         """The model's marginal over ``query`` (axes in query order), scaled to ``total``."""
         factors = list(self.factors)
-        keep = set(query)
-        for v in self.order:
-            if v in keep:
-                continue
+        for v in self.elimination_order(query):
             involved = [f for f in factors if v in f[0]]
             if not involved:
                 continue
