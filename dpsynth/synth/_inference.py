@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from dpsynth.synth._jtree import SizeOracle, eliminate
+
 Factor = tuple[tuple[str, ...], np.ndarray]
 
 
@@ -37,45 +39,24 @@ class Model:
             t = np.asarray(table, dtype=np.float64)
             self.factors.append((tuple(cl), np.exp(t - t.max())))
         self.names = sorted({a for cl, _ in self.factors for a in cl} | set(self.sizes))
-        self._bit = {a: 1 << i for i, a in enumerate(self.names)}
+        self._oracle = SizeOracle(self.names, [self.sizes[a] for a in self.names])
         self._adj = [0] * len(self.names)
         for cl, _ in self.factors:
-            m = self._mask(cl)
+            m = self._oracle.mask(cl)
             for a in cl:
-                self._adj[self.names.index(a)] |= m & ~self._bit[a]
-        self._cells: dict[int, int] = {0: 1}
-
-    def _mask(self, attrs: Sequence[str]) -> int:
-        m = 0
-        for a in attrs:
-            m |= self._bit[a]
-        return m
-
-    def _size(self, mask: int) -> int:
-        got = self._cells.get(mask)
-        if got is None:
-            low = mask & -mask
-            got = self._size(mask ^ low) * self.sizes[self.names[low.bit_length() - 1]]
-            self._cells[mask] = got
-        return got
+                self._adj[self.names.index(a)] |= m & ~self._oracle.bit[a]
 
     def elimination_order(self, query: Sequence[str]) -> list[str]:
         """Greedy order for eliminating every variable outside ``query``: at each step the variable
         whose elimination builds the smallest factor (ties by name)."""
         adj = list(self._adj)
-        keep = self._mask(query)
+        keep = self._oracle.mask(query)
         left = [i for i in range(len(self.names)) if not keep >> i & 1]
         order = []
         while left:
-            best = min(left, key=lambda i: (self._size(adj[i] | (1 << i)), i))
+            best = min(left, key=lambda i: (self._oracle.cells(adj[i] | (1 << i)), i))
             left.remove(best)
-            nbrs = adj[best]
-            rest = nbrs
-            while rest:
-                low = rest & -rest
-                j = low.bit_length() - 1
-                adj[j] = (adj[j] | nbrs) & ~low & ~(1 << best)
-                rest ^= low
+            eliminate(adj, best)
             order.append(self.names[best])
         return order
 

@@ -76,17 +76,23 @@ class SizeOracle:
                 if best < 0 or cost < best_cost:
                     best, best_cost = i, cost
             unmarked.remove(best)
-            nbrs = adj[best]
-            formed.append(nbrs | (1 << best))
-            rest = nbrs
-            while rest:
-                low = rest & -rest
-                j = low.bit_length() - 1
-                adj[j] = (adj[j] | nbrs) & ~low & ~(1 << best)
-                rest ^= low
-            adj[best] = 0
+            formed.append(adj[best] | (1 << best))
+            eliminate(adj, best)
         maximal = [c for c in set(formed) if not any(c != d and c & d == c for d in formed)]
         return sum(self.cells(c) for c in maximal)
+
+
+def eliminate(adj: list[int], i: int) -> None:
+    """Eliminate variable ``i`` from the interaction graph ``adj`` (bitmask adjacency), in place:
+    its neighbours become pairwise adjacent (fill-in) and ``i`` leaves the graph."""
+    nbrs = adj[i]
+    rest = nbrs
+    while rest:
+        low = rest & -rest
+        j = low.bit_length() - 1
+        adj[j] = (adj[j] | nbrs) & ~low & ~(1 << i)
+        rest ^= low
+    adj[i] = 0
 
 
 def _connected(adj: list[int]) -> bool:
