@@ -474,20 +474,6 @@ class PIIScanner:
                 allow_list=allow, score_threshold=self.threshold)
             out[text] = _resolve(results)
         return out
-        if profile.ner:
-            self.nlp_texts += len(todo)
-            artifacts = self._nlp(todo)
-        else:
-            artifacts = self.engine.no_op.process_batch([t for t, _ in todo], language=LANGUAGE,
-                                                        batch_size=self.batch_size)
-        context = list(profile.context)
-        allow = list(profile.allow_list) or None
-        for (text, cands), (_, nlp_artifacts) in zip(todo, artifacts, strict=True):
-            self.analyze_calls += 1
-            results = self.engine.analyzer.analyze(
-                text=text, language=LANGUAGE, entities=list(cands), nlp_artifacts=nlp_artifacts, context=context,
-                allow_list=allow, score_threshold=self.threshold)
-            out[text] = _resolve(results)
         return out
 
     def _column_rule(self, name: str, profile: _Profile, col: Column | None, values: np.ndarray,

@@ -140,6 +140,16 @@ class RDP:
     def zero(cls, orders: Sequence[float] = accounting.RDP_ORDERS) -> RDP:
         return cls(tuple(orders), tuple(0.0 for _ in orders))
 
+    @staticmethod
+    def total(curves: Sequence[RDP]) -> RDP | None:
+        """The composition of ``curves`` (None when there are none)."""
+        if not curves:
+            return None
+        total = curves[0]
+        for curve in curves[1:]:
+            total = total + curve
+        return total
+
     def __add__(self, other: RDP) -> RDP:
         if not isinstance(other, RDP):
             return NotImplemented

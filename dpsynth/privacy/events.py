@@ -186,10 +186,4 @@ def total_rdp(events: list[PrivacyEvent]) -> RDP | None:
 
     The zCDP events are not in it: callers compose Σρ with it (the curve ρα + this).
     """
-    curves = [e.rdp for e in events if e.rdp is not None]
-    if not curves:
-        return None
-    total = curves[0]
-    for curve in curves[1:]:
-        total = total + curve
-    return total
+    return RDP.total([e.rdp for e in events if e.rdp is not None])

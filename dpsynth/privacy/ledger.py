@@ -160,7 +160,7 @@ class DatasetStatement:
     @property
     def rdp_spent(self) -> RDP | None:
         """Σ of the Rényi-DP curves of the RDP-accounted releases (None when there is none)."""
-        return _sum_curves([RDP.from_dict(r.rdp) for r in self.reservations if r.rdp])
+        return RDP.total([RDP.from_dict(r.rdp) for r in self.reservations if r.rdp])
 
     @property
     def rho_cap(self) -> float:
@@ -250,15 +250,6 @@ class _Account:
     def rho_cap(self) -> float:
         """The ρ the cap admits once the additive δ and the curves already spent are set aside."""
         return _rho_cap(self.cap, self.delta_spent, self.rdp_spent)
-
-
-def _sum_curves(curves: list[RDP]) -> RDP | None:
-    if not curves:
-        return None
-    total = curves[0]
-    for curve in curves[1:]:
-        total = total + curve
-    return total
 
 
 def _rho_cap(cap: ApproxDP, delta_spent: float, rdp: RDP | None) -> float:
@@ -580,7 +571,7 @@ class Ledger:
         )
         curves = [RDP.from_dict(json.loads(row[0])) for row in cur.fetchall()]
         return _Account(dataset, unit, ApproxDP(last["epsilon"], last["delta"]), spent, int(count), spent_delta,
-                        _sum_curves(curves))
+                        RDP.total(curves))
 
     @staticmethod
     def _statement(dataset: str, entries: list[Entry]) -> DatasetStatement:
@@ -796,6 +787,18 @@ class _Untracked:
 UNTRACKED = _Untracked()
 
 
+def check_ledger_argument(ledger: object, dataset: object, *, doing: str) -> None:
+    """A ``ledger=`` argument must be a Ledger (then ``dataset`` a valid name) or the explicit
+    ``dpsynth.UNTRACKED`` opt-out; ``doing`` names the action in the message ("fit", "infer")."""
+    if not isinstance(ledger, (Ledger, _Untracked)):
+        raise ParameterError(
+            f"ledger ({ledger!r}) must be a dpsynth Ledger (with dataset=NAME), or dpsynth.UNTRACKED to {doing} "
+            "without recording the privacy loss"
+        )
+    if isinstance(ledger, Ledger):
+        _check_name(dataset)
+
+
 def _check_name(dataset: object) -> str:
     if not isinstance(dataset, str) or not _NAME.match(dataset):
         raise ParameterError(
@@ -859,7 +862,7 @@ def _refuse_rdp_overdraft(statement: _Account, rho: float, delta: float, claimed
     cap = statement.cap
     spent_eps = _spent_epsilon(statement.rho_spent, statement.rdp_spent, cap.delta, statement.delta_spent)
     curves = [c for c in (statement.rdp_spent, rdp) if c is not None]
-    after_curve = _sum_curves(curves)
+    after_curve = RDP.total(curves)
     assert after_curve is not None
     delta_after = statement.delta_spent + delta
     total = _spent_epsilon(statement.rho_spent + rho, after_curve, cap.delta, delta_after)

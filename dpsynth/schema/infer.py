@@ -585,7 +585,7 @@ def infer_schema(
         BudgetExceededError: the dataset's cap would be exceeded (nothing is charged).
     """
     from dpsynth import __version__
-    from dpsynth.privacy.ledger import Ledger, _check_name, _Untracked
+    from dpsynth.privacy.ledger import Ledger, check_ledger_argument
 
     budget = ApproxDP(check.positive_finite("epsilon", epsilon), check.open_unit("delta", delta))
     k, edges = _check_binning(bins, bin_edges)
@@ -596,13 +596,7 @@ def infer_schema(
         raise ParameterError(f"other ({other!r}) must be a non-empty string")
     if insecure_seed is not None and (isinstance(insecure_seed, bool) or not isinstance(insecure_seed, int)):
         raise ParameterError(f"insecure_seed ({insecure_seed!r}) must be an integer or None")
-    if not isinstance(ledger, (Ledger, _Untracked)):
-        raise ParameterError(
-            f"ledger ({ledger!r}) must be a dpsynth Ledger (with dataset=NAME), or dpsynth.UNTRACKED to infer "
-            "without recording the privacy loss"
-        )
-    if isinstance(ledger, Ledger):
-        _check_name(dataset)
+    check_ledger_argument(ledger, dataset, doing="infer")
     header = _header_of(data)
     parsed = _parse_hints(header, hints, bins=_default_bins(k, edges))
     plan = plan_inference(

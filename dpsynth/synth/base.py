@@ -127,18 +127,12 @@ class Synthesizer(ABC):
 
         Privacy: consumes the planned budget (``self.privacy_spent_``).
         """
-        from dpsynth.privacy.ledger import Ledger, _check_name, _Untracked
+        from dpsynth.privacy.ledger import Ledger, check_ledger_argument
         from dpsynth.schema.encode import encode
 
         events = self.plan(schema)
         opt_ins = list(schema.opt_ins)
-        if not isinstance(ledger, (Ledger, _Untracked)):
-            raise ParameterError(
-                f"ledger ({ledger!r}) must be a dpsynth Ledger (with dataset=NAME), or dpsynth.UNTRACKED to fit "
-                "without recording the privacy loss"
-            )
-        if isinstance(ledger, Ledger):
-            _check_name(dataset)
+        check_ledger_argument(ledger, dataset, doing="fit")
         codes = encode(data, schema)  # validates the data against the schema; learns nothing
         self._check_data(data, codes, schema)  # a user mistake costs nothing
         if isinstance(ledger, Ledger) and input_sha256 is None:
