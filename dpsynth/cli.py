@@ -144,6 +144,27 @@ def build_parser() -> argparse.ArgumentParser:
                       help="mst (seconds, the default), aim (minutes; better 3-way fidelity), or the DP-SGD "
                            "generators dpctgan / dpvae (need the dpsgd extra; 10 epochs, about a minute on a CPU)")
 
+    rel = sub.add_parser("release", help="the release gate: fit, audit, scan, check against a policy, write the "
+                                         "report (exit 0 released, 1 blocked, 2 bad input, 3 budget refused)")
+    rel.add_argument("--data", required=True, help="private table (.csv, .csv.gz or .parquet)")
+    rel.add_argument("--schema", required=True, help="public schema (YAML/JSON)")
+    rel.add_argument("--synthesizer", required=True,
+                     help="mst, aim, dpctgan, dpvae, or an import path package.module:Class")
+    rel.add_argument("--epsilon", type=_float, required=True)
+    rel.add_argument("--delta", type=_float, required=True)
+    rel.add_argument("--ledger", default=os.environ.get("DPSYNTH_LEDGER"),
+                     help="privacy ledger URL: sqlite:///PATH or postgresql://… (default: $DPSYNTH_LEDGER)")
+    rel.add_argument("--dataset", required=True, help="the private dataset's name in the ledger")
+    rel.add_argument("--policy", required=True, help="release policy (YAML), e.g. audits/policies/default.yaml")
+    rel.add_argument("--out", required=True, help="a new or empty folder for the artifacts")
+    rel.add_argument("--rows", type=_int, help="synthetic rows (default: as many as the private table)")
+    rel.add_argument("--target", help="column to predict for the utility check (overrides the policy's)")
+    rel.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a synthesizer parameter (repeatable; VALUE read as JSON)")
+    rel.add_argument("--insecure-seed", type=_int, default=None,
+                     help="seed the privacy noise: INSECURE, for tests only; a policy requiring secure noise blocks")
+    rel.add_argument("--json", action="store_true", help="print the decision as one JSON object (no progress)")
+
     audit = sub.add_parser("audit", help="empirical privacy audit of a synthesizer (NOT DP: internal evidence)")
     audit.add_argument("--synthesizer", required=True,
                        help="a registered name (mst, aim) or an import path package.module:Class")
@@ -476,6 +497,42 @@ def _audit(args: argparse.Namespace) -> int:
     return 1 if summary["violation"] else 0
 
 
+def _release(args: argparse.Namespace) -> int:
+    """Exit 0 released, 1 blocked by the policy, 2 bad input (nothing charged or written), 3 budget refused."""
+    from dpsynth.audit.suite import load_synthesizer
+    from dpsynth.release import release
+
+    if not args.ledger:
+        raise ParameterError("release needs --ledger URL (or $DPSYNTH_LEDGER): every release is charged")
+    cls = load_synthesizer(args.synthesizer)
+    params = _synth_params(cls, args.param, None)
+    result = release(data=args.data, schema=args.schema, synthesizer=args.synthesizer, epsilon=args.epsilon,
+                     delta=args.delta, ledger=args.ledger, dataset=args.dataset, policy=args.policy, out=args.out,
+                     rows=args.rows, synthesizer_params=params, target=args.target, insecure_seed=args.insecure_seed,
+                     progress=False if args.json else None)
+    report = result.report
+    if args.json:
+        print(json.dumps({"status": result.status, "exit_code": result.exit_code, "reasons": result.reasons,
+                          "out": str(result.out), "artifacts": result.artifacts,
+                          "ledger_entry": report["ledger"]["entry_id"],
+                          "checks": [{k: c[k] for k in ("id", "status", "value", "threshold")}
+                                     for c in report["checks"]]}))
+        return result.exit_code
+    verdict = {"released": "RELEASED", "blocked": "BLOCKED by the policy", "refused": "REFUSED: budget"}[result.status]
+    print(f"{verdict}: {args.synthesizer} at epsilon={args.epsilon:g}, delta={args.delta:g} on {args.dataset!r} "
+          f"(policy {report['policy']['name']!r})")
+    for c in report["checks"]:
+        mark = {"pass": "ok  ", "fail": "FAIL", "error": "ERR ", "not_run": "--  "}[c["status"]]
+        value = c["value"] if not isinstance(c["value"], float) else f"{c['value']:.4g}"
+        print(f"  {mark} {c['id']}: {value}" + ("" if c["threshold"] is None else f" (threshold {c['comparison']} "
+              f"{c['threshold'] if not isinstance(c['threshold'], float) else format(c['threshold'], '.4g')})"))
+    for reason in result.reasons:
+        print(f"  reason: {reason}")
+    print(f"report: {result.out / 'report.html'} (canonical: report.json; hashes: manifest.json)"
+          + ("; synthetic table: " + str(result.out / "synthetic.csv") if result.released else ""))
+    return result.exit_code
+
+
 def _scan(args: argparse.Namespace) -> int:
     """Exit 0 when nothing is found, 1 when PII is found, 2 for bad input."""
     from dpsynth.pii.scan import scan_file
@@ -562,6 +619,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _audit(args)
     if args.command == "scan":
         return _scan(args)
+    if args.command == "release":
+        return _release(args)
     if args.command == "replay":
         return _replay(args)
     if args.command == "demo":

@@ -1,0 +1,301 @@
+"""Release policies: what a release must satisfy, read from a YAML file and validated.
+
+A policy names limits, never data. Every problem in a file is reported in one line (the key path,
+the value and what was expected) as a :class:`PolicyError`, which the CLI turns into exit code 2.
+``docs/release.md`` documents every key; ``audits/policies/`` ships commented examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dpsynth.exceptions import ParameterError
+
+#: attacks the black-box release audit knows (dpsynth.audit.blackbox)
+ATTACKS = ("counting", "dcr", "domias")
+#: replay checks (dpsynth.pii.replay) a policy can hold against the holdout baseline
+REPLAY_CHECKS = ("exact_rows", "quasi_identifiers", "near_copies")
+#: named opt-ins a policy may allow (everything else blocks a release built on it)
+KNOWN_OPT_INS = ("schema_read_from_data_without_privacy",)
+
+
+class PolicyError(ParameterError):
+    """A policy file is unreadable or invalid."""
+
+
+@dataclass(frozen=True)
+class AuditRules:
+    fits_per_world: int = 8
+    canaries: int = 1
+    outliers: int = 1
+    reference_rows: int | None = 2000
+    attacks: tuple[str, ...] = ATTACKS
+    confidence: float = 0.95
+    max_auc: float | None = None
+    max_tpr_at_1pct_fpr: float | None = None
+    suite: str | None = None
+
+
+@dataclass(frozen=True)
+class PIIRules:
+    forbidden_entities: tuple[str, ...] = ()
+    threshold: float = 0.5
+    ner: bool = True
+
+
+@dataclass(frozen=True)
+class ReplayRules:
+    checks: tuple[str, ...] = ("exact_rows",)
+    alpha: float = 0.01
+    near_threshold: float = 0.02
+
+
+@dataclass(frozen=True)
+class QualityRules:
+    max_l1_1way: float | None = None
+    max_l1_2way: float | None = None
+    max_l1_3way: float | None = None
+    max_mean_tvd: float | None = None
+
+
+@dataclass(frozen=True)
+class UtilityRules:
+    target: str | None = None
+    max_gap: float | None = None
+    min_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated release policy (see ``docs/release.md``)."""
+
+    name: str
+    description: str
+    max_epsilon: float
+    max_delta: float
+    require_secure_noise: bool = True
+    allowed_opt_ins: tuple[str, ...] = ()
+    audit: AuditRules | None = field(default_factory=AuditRules)
+    pii: PIIRules | None = field(default_factory=PIIRules)
+    replay: ReplayRules | None = field(default_factory=ReplayRules)
+    fidelity: QualityRules | None = None
+    utility: UtilityRules | None = None
+    path: str = ""
+    sha256: str = ""
+
+    def rules(self) -> dict[str, Any]:
+        """The policy as applied (JSON-ready), for the report."""
+        def plain(obj: Any) -> Any:
+            if obj is None:
+                return None
+            out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(obj).items()}
+            return out
+
+        return {
+            "privacy": {"max_epsilon": self.max_epsilon, "max_delta": self.max_delta,
+                        "require_secure_noise": self.require_secure_noise,
+                        "allowed_opt_ins": list(self.allowed_opt_ins)},
+            "audit": plain(self.audit),
+            "pii": plain(self.pii),
+            "replay": plain(self.replay),
+            "fidelity": plain(self.fidelity),
+            "utility": plain(self.utility),
+        }
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+_SECTIONS = {"version", "name", "description", "privacy", "audit", "pii", "replay", "fidelity", "utility"}
+
+
+class _Checker:
+    def __init__(self, where: str):
+        self.where = where
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{key}: {message}")
+
+    def section(self, raw: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any] | None:
+        """A mapping section (``None``/``false`` = off); unknown keys are problems."""
+        value = raw.get(key)
+        if value is None or value is False:
+            return None
+        if not isinstance(value, dict):
+            self.problem(key, f"must be a mapping or null, not {type(value).__name__}")
+            return None
+        for k in sorted(set(value) - allowed):
+            self.problem(f"{key}.{k}", f"unknown key (known: {', '.join(sorted(allowed))})")
+        return value
+
+    def number(self, sec: dict[str, Any], prefix: str, key: str, default: Any, *, low: float | None = None,
+               high: float | None = None, low_open: bool = False, optional: bool = True) -> Any:
+        if key not in sec or sec[key] is None:
+            if not optional and default is None:
+                self.problem(f"{prefix}.{key}", "is required")
+            return default
+        value = sec[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.problem(f"{prefix}.{key}", f"({value!r}) must be a finite number")
+            return default
+        if low is not None and (value <= low if low_open else value < low):
+            self.problem(f"{prefix}.{key}", f"({value!r}) must be {'>' if low_open else '>='} {low:g}")
+        if high is not None and value > high:
+            self.problem(f"{prefix}.{key}", f"({value!r}) must be <= {high:g}")
+        return float(value)
+
+    def integer(self, sec: dict[str, Any], prefix: str, key: str, default: Any, *, low: int,
+                nullable: bool = False) -> Any:
+        if key not in sec:
+            return default
+        value = sec[key]
+        if value is None and nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            self.problem(f"{prefix}.{key}", f"({value!r}) must be an integer >= {low}"
+                         + (" or null" if nullable else ""))
+            return default
+        return int(value)
+
+    def boolean(self, sec: dict[str, Any], prefix: str, key: str, default: bool) -> bool:
+        value = sec.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(f"{prefix}.{key}", f"({value!r}) must be true or false")
+            return default
+        return value
+
+    def names(self, sec: dict[str, Any], prefix: str, key: str, default: tuple[str, ...],
+              known: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        value = sec.get(key, list(default))
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problem(f"{prefix}.{key}", f"({value!r}) must be a list of names")
+            return default
+        if known is not None:
+            for v in value:
+                if v not in known:
+                    self.problem(f"{prefix}.{key}", f"({v!r}) must be one of: {', '.join(known)}")
+        return tuple(value)
+
+
+def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: str = "") -> Policy:
+    """Validate a policy mapping (as read from YAML)."""
+    c = _Checker(where)
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: must be a YAML mapping with the keys {', '.join(sorted(_SECTIONS))}")
+    for k in sorted(set(raw) - _SECTIONS):
+        c.problem(str(k), f"unknown key (known: {', '.join(sorted(_SECTIONS))})")
+    if raw.get("version") != 1:
+        c.problem("version", f"({raw.get('version')!r}) must be 1")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        c.problem("name", f"({name!r}) must be a non-empty string")
+        name = ""
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        c.problem("description", "must be a string")
+        description = ""
+
+    privacy = c.section(raw, "privacy", {"max_epsilon", "max_delta", "require_secure_noise", "allowed_opt_ins"})
+    if privacy is None:
+        c.problem("privacy", "is required (max_epsilon, max_delta)")
+        privacy = {}
+    max_epsilon = c.number(privacy, "privacy", "max_epsilon", None, low=0.0, low_open=True, optional=False)
+    max_delta = c.number(privacy, "privacy", "max_delta", None, low=0.0, high=0.1, optional=False)
+    require_secure = c.boolean(privacy, "privacy", "require_secure_noise", True)
+    opt_ins = c.names(privacy, "privacy", "allowed_opt_ins", (), KNOWN_OPT_INS)
+
+    audit = None
+    sec = c.section(raw, "audit", {"fits_per_world", "canaries", "outliers", "reference_rows", "attacks", "confidence",
+                                   "max_auc", "max_tpr_at_1pct_fpr", "suite"})
+    if sec is not None:
+        d = AuditRules()
+        suite = sec.get("suite")
+        if suite is not None and not isinstance(suite, str):
+            c.problem("audit.suite", f"({suite!r}) must be a path to an audit suite or null")
+            suite = None
+        audit = AuditRules(
+            fits_per_world=c.integer(sec, "audit", "fits_per_world", d.fits_per_world, low=2),
+            canaries=c.integer(sec, "audit", "canaries", d.canaries, low=0),
+            outliers=c.integer(sec, "audit", "outliers", d.outliers, low=0),
+            reference_rows=c.integer(sec, "audit", "reference_rows", d.reference_rows, low=20, nullable=True),
+            attacks=c.names(sec, "audit", "attacks", d.attacks, ATTACKS),
+            confidence=c.number(sec, "audit", "confidence", d.confidence, low=0.5, high=0.999999),
+            max_auc=c.number(sec, "audit", "max_auc", None, low=0.5, high=1.0),
+            max_tpr_at_1pct_fpr=c.number(sec, "audit", "max_tpr_at_1pct_fpr", None, low=0.0, high=1.0),
+            suite=suite,
+        )
+        if audit.canaries + audit.outliers == 0:
+            c.problem("audit", "needs at least one canary or outlier target (canaries + outliers >= 1)")
+        if not audit.attacks:
+            c.problem("audit.attacks", "must name at least one attack")
+
+    pii = None
+    sec = c.section(raw, "pii", {"forbidden_entities", "threshold", "ner"})
+    if sec is not None:
+        pii = PIIRules(  # entity names are checked against Presidio's engine before the release reads data
+            forbidden_entities=c.names(sec, "pii", "forbidden_entities", ()),
+            threshold=c.number(sec, "pii", "threshold", 0.5, low=0.0, high=1.0),
+            ner=c.boolean(sec, "pii", "ner", True),
+        )
+
+    replay = None
+    sec = c.section(raw, "replay", {"checks", "alpha", "near_threshold"})
+    if sec is not None:
+        replay = ReplayRules(
+            checks=c.names(sec, "replay", "checks", ("exact_rows",), REPLAY_CHECKS),
+            alpha=c.number(sec, "replay", "alpha", 0.01, low=0.0, low_open=True, high=0.5),
+            near_threshold=c.number(sec, "replay", "near_threshold", 0.02, low=0.0, high=0.99),
+        )
+
+    fidelity = None
+    sec = c.section(raw, "fidelity", {"max_l1_1way", "max_l1_2way", "max_l1_3way", "max_mean_tvd"})
+    if sec is not None:
+        fidelity = QualityRules(**{k: c.number(sec, "fidelity", k, None, low=0.0, high=2.0)
+                                   for k in ("max_l1_1way", "max_l1_2way", "max_l1_3way", "max_mean_tvd")})
+
+    utility = None
+    sec = c.section(raw, "utility", {"target", "max_gap", "min_score"})
+    if sec is not None:
+        target = sec.get("target")
+        if target is not None and not (isinstance(target, str) and target):
+            c.problem("utility.target", f"({target!r}) must be a column name or null")
+            target = None
+        utility = UtilityRules(target=target, max_gap=c.number(sec, "utility", "max_gap", None, low=0.0, high=1.0),
+                               min_score=c.number(sec, "utility", "min_score", None, low=-1.0, high=1.0))
+
+    if c.problems:
+        raise PolicyError(f"{where} is invalid: " + "; ".join(c.problems))
+    return Policy(name=name.strip(), description=" ".join(description.split()), max_epsilon=max_epsilon,
+                  max_delta=max_delta, require_secure_noise=require_secure, allowed_opt_ins=opt_ins, audit=audit,
+                  pii=pii, replay=replay, fidelity=fidelity, utility=utility, path=path, sha256=sha256)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy file (YAML)."""
+    p = Path(path)
+    if not p.is_file():
+        raise PolicyError(f"policy file {str(path)!r} does not exist")
+    try:
+        data = p.read_bytes()
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PolicyError(f"policy file {str(path)!r} is not readable YAML: {first}") from None
+    return parse_policy(raw, where=f"policy file {str(path)!r}", path=str(p), sha256=hashlib.sha256(data).hexdigest())
+
+
+def shipped_policy(name: str) -> Path:
+    """Path of a policy in the source tree's ``audits/policies/`` (``default``, ``strict``, ``permissive``)."""
+    path = Path(__file__).resolve().parents[2] / "audits" / "policies" / f"{name}.yaml"
+    if not path.is_file():
+        raise PolicyError(f"policy {name!r} is not in {path.parent} (the shipped policies live in the source "
+                          "tree's audits/policies/; pass --policy PATH)")
+    return path
