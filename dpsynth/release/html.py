@@ -463,7 +463,7 @@ def _fidelity(report: dict[str, Any]) -> str:
     fidelity = evidence.get("fidelity")
     utility = evidence.get("utility") if evidence.get("utility") is not None else _get(fidelity, "utility")
     if not isinstance(fidelity, dict) and not isinstance(utility, dict):
-        return "<p class=muted>No fidelity evidence in this report (the release stopped before it was measured).</p>"
+        return "<p class=muted>No fidelity evidence in this report (see the checks for why).</p>"
     fidelity = _dict(fidelity)
     out = []
     summary = [(label, fidelity[key]) for key, label in (
@@ -591,7 +591,7 @@ def _audit_results(audit: Any) -> list[tuple[str, dict[str, Any]]]:
 def _audit(report: dict[str, Any]) -> str:
     results = _audit_results(_get(report, "evidence", "audit"))
     if not results:
-        return "<p class=muted>No audit evidence in this report (the release stopped before the audit ran).</p>"
+        return "<p class=muted>No audit evidence in this report (see the checks for why).</p>"
     return "".join(_one_audit(name, result, multiple=len(results) > 1) for name, result in results)
 
 
@@ -764,7 +764,7 @@ def _roc_svg(curves: list[tuple[str, list[tuple[float, float]]]], colors: dict[s
 def _pii(report: dict[str, Any]) -> str:
     pii = _get(report, "evidence", "pii")
     if not isinstance(pii, dict):
-        return "<p class=muted>No PII scan in this report (the release stopped before the scan ran).</p>"
+        return "<p class=muted>No PII scan in this report (see the checks for why).</p>"
     ner = _dict(pii.get("ner"))
     entities = pii.get("entities")
     out = [_kv([
@@ -804,7 +804,7 @@ def _pii(report: dict[str, Any]) -> str:
 def _replay(report: dict[str, Any]) -> str:
     replay = _get(report, "evidence", "replay")
     if not isinstance(replay, dict):
-        return "<p class=muted>No replay check in this report (the release stopped before it ran).</p>"
+        return "<p class=muted>No replay check in this report (see the checks for why).</p>"
     checks = [_dict(c) for c in _list(replay.get("checks"))]
     out = [_kv([
         ("Baseline", replay.get("baseline")), ("Reference rows", replay.get("reference_rows")),
