@@ -17,6 +17,10 @@ A suite::
         confidence: 0.95
         noise: secure                              # or seeded
         threshold: likelihood_ratio                # or split
+      - kind: blackbox                             # black-box release audit (dpsynth.audit.blackbox)
+        dataset: adult                             # the bundled Adult table (raw, its public schema)
+        fits_per_world: 8                          # per target; 1 canary + 1 outlier by default
+        reference_rows: 2000                       # seeded subsample the fits run on (null: all)
 
 Results are NOT differentially private (they are computed on the data they are given) and hold no
 data row.
@@ -35,7 +39,7 @@ import yaml
 from dpsynth.audit.bounds import NOT_DP_NOTICE
 from dpsynth.exceptions import ParameterError
 
-_KINDS = {"replay", "whitebox"}
+_KINDS = {"replay", "whitebox", "blackbox"}
 _PAIRS = ("constant_plus_outlier", "outlier_removed", "random_plus_row")
 
 
@@ -45,6 +49,62 @@ class SuiteError(ParameterError):
 
 def _problem(problems: list[str], where: str, message: str) -> None:
     problems.append(f"{where} {message}")
+
+
+_BLACKBOX_DATASETS = ("adult",)
+
+
+def _check_blackbox(audit: dict[str, Any], where: str, problems: list[str]) -> None:
+    """Validate (and fill the defaults of) a ``kind: blackbox`` audit."""
+    from dpsynth.audit.blackbox import ATTACKS
+
+    def integer(key: str, default: int | None, low: int, nullable: bool = False) -> None:
+        value = audit.setdefault(key, default)
+        if nullable and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            _problem(problems, f"{where}.{key}", f"({value!r}) must be an integer >= {low}"
+                     + (" or null" if nullable else ""))
+
+    if audit.setdefault("dataset", "adult") not in _BLACKBOX_DATASETS:
+        _problem(problems, f"{where}.dataset", f"({audit['dataset']!r}) must be one of {', '.join(_BLACKBOX_DATASETS)}")
+    integer("fits_per_world", 8, 2)
+    integer("canaries", 1, 0)
+    integer("outliers", 1, 0)
+    integer("reference_rows", 2000, 10, nullable=True)
+    integer("seed", 0, 0)
+    attacks = audit.setdefault("attacks", list(ATTACKS))
+    if not isinstance(attacks, list) or not attacks or any(a not in ATTACKS for a in attacks):
+        _problem(problems, f"{where}.attacks", f"must be a non-empty list of {', '.join(ATTACKS)}")
+    confidence = audit.setdefault("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        _problem(problems, f"{where}.confidence", f"({confidence!r}) must be in the open interval (0, 1)")
+    if audit.setdefault("noise", "secure") not in ("secure", "seeded"):
+        _problem(problems, f"{where}.noise", f"({audit['noise']!r}) must be 'secure' or 'seeded'")
+    extra = set(audit) - {"kind", "dataset", "fits_per_world", "canaries", "outliers", "reference_rows", "attacks",
+                          "confidence", "noise", "seed"}
+    if extra:
+        _problem(problems, where, f"has unknown key(s) {', '.join(sorted(extra))}")
+
+
+def _run_blackbox(make: Any, audit: dict[str, Any], *, epsilon: float, delta: float) -> dict[str, Any]:
+    """The black-box release audit on the bundled dataset the suite names."""
+    from dpsynth.audit.blackbox import METHOD, blackbox_audit
+    from dpsynth.audit.whitebox import AuditError
+    from dpsynth.datasets import load_adult
+
+    real, schema = load_adult()
+    try:
+        out = blackbox_audit(
+            make, real, schema, claimed_epsilon=epsilon, claimed_delta=delta,
+            fits_per_world=audit["fits_per_world"], canaries=audit["canaries"], outliers=audit["outliers"],
+            reference_rows=audit["reference_rows"], attacks=tuple(audit["attacks"]),
+            confidence=float(audit["confidence"]), noise=audit["noise"], seed=int(audit["seed"]),
+        ).to_dict()
+    except AuditError as exc:
+        return {"method": METHOD, "violation": True, "error": str(exc), "notice": NOT_DP_NOTICE}
+    out["dataset"] = f"{audit['dataset']} (bundled, raw, its public schema)"
+    return out
 
 
 def load_suite(path: str | Path) -> dict[str, Any]:
@@ -88,6 +148,9 @@ def load_suite(path: str | Path) -> dict[str, Any]:
         where = f"audits[{i}]"
         if not isinstance(audit, dict) or audit.get("kind") not in _KINDS:
             _problem(problems, where, f"must be a mapping with kind one of {', '.join(sorted(_KINDS))}")
+            continue
+        if audit["kind"] == "blackbox":
+            _check_blackbox(audit, where, problems)
             continue
         if audit["kind"] == "replay":
             pairs = audit.setdefault("pairs", list(_PAIRS))
@@ -192,7 +255,9 @@ def run_suite(spec: str, *, epsilon: float, delta: float, suite: dict[str, Any])
     results: list[dict[str, Any]] = []
     for audit in suite["audits"]:
         start = time.perf_counter()
-        if audit["kind"] == "replay":
+        if audit["kind"] == "blackbox":
+            out = _run_blackbox(make, audit, epsilon=epsilon, delta=delta)
+        elif audit["kind"] == "replay":
             report = replay_check(make, schema, pairs={p: pairs[p] for p in audit["pairs"]}, name=spec)
             out = report.to_dict()
         else:

@@ -278,3 +278,75 @@ def test_bad_make_real_and_schema():
         blackbox_audit(make_leaky, REAL.to_numpy(), SCHEMA, **CLAIM)
     with pytest.raises(ParameterError, match="schema"):
         blackbox_audit(make_leaky, REAL, {"kind": 5}, **CLAIM)
+
+
+# -- the suite kind ------------------------------------------------------------------------------------
+
+BLACKBOX_SUITE = """
+version: 1
+data: {generator: worst_case_pair, columns: {a: 2, b: 2, c: 2}, rows: 10}
+audits:
+  - kind: blackbox
+    fits_per_world: 10
+    reference_rows: 200
+    attacks: [dcr]
+"""
+
+COPYING_MODULE = '''
+from dpsynth.synth.mst import MST
+
+
+class CopyingMST(MST):
+    """MST's plan, but its "synthetic" table is the training table (broken on purpose)."""
+
+    def fit(self, data, *, schema, ledger=None, **_):
+        self.data_ = data.copy()
+        return self
+
+    def sample(self, n_rows, **_):
+        return self.data_.copy()
+'''
+
+
+def test_suite_blackbox_kind_runs_on_the_bundled_adult(tmp_path, monkeypatch):
+    from dpsynth.audit.suite import load_suite, run_suite
+
+    (tmp_path / "copying_synths.py").write_text(COPYING_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "suite.yaml"
+    path.write_text(BLACKBOX_SUITE)
+    suite = load_suite(path)
+    assert suite["audits"][0] | {} == {"kind": "blackbox", "dataset": "adult", "fits_per_world": 10, "canaries": 1,
+                                      "outliers": 1, "reference_rows": 200, "seed": 0,
+                                      "attacks": ["dcr"], "confidence": 0.95,
+                                      "noise": "secure"}
+    summary = run_suite("copying_synths:CopyingMST", epsilon=0.3, delta=1e-5, suite=suite)
+    (audit,) = summary["audits"]
+    assert summary["violation"] and audit["method"] == METHOD and audit["auc"] == 1.0
+    assert summary["epsilon_lower_bound"] == audit["epsilon_lower_bound"] > 0.3
+    assert audit["reference_rows"] == 200 and audit["details"]["audited_rows"] == 200
+    assert audit["dataset"].startswith("adult")
+
+
+def test_suite_blackbox_kind_lists_every_problem(tmp_path):
+    from dpsynth.audit.suite import SuiteError, load_suite
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1\ndata: {generator: worst_case_pair, columns: {a: 2, b: 2}}\naudits:\n"
+                    "  - kind: blackbox\n    dataset: census\n    fits_per_world: 1\n    attacks: [dcr, shadow]\n"
+                    "    reference_rows: 3\n    noise: loud\n    extra: 1\n")
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    message = str(info.value)
+    for part in ("audits[0].dataset ('census')", "audits[0].fits_per_world (1)", "audits[0].attacks",
+                 "audits[0].reference_rows (3)", "audits[0].noise ('loud')", "unknown key(s) extra"):
+        assert part in message
+
+
+def test_reference_suite_file_is_valid():
+    from pathlib import Path
+
+    from dpsynth.audit.suite import load_suite
+
+    suite = load_suite(Path(__file__).resolve().parents[2] / "audits" / "suites" / "mst_blackbox.yaml")
+    assert [a["kind"] for a in suite["audits"]] == ["blackbox"]
