@@ -78,6 +78,8 @@ th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line
 th { background: #f4f6f7; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.kv { width: auto; min-width: 50%; }
+.cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(380px, 1fr)); gap: 0 32px; }
+.cols table.kv { width: 100%; min-width: 0; }
 td code.id { white-space: nowrap; overflow-wrap: normal; }
 table.kv th { width: 14em; background: none; font-weight: 600; color: #34495e; }
 tr.fail td, tr.error td { background: #fdedec; }
@@ -325,7 +327,8 @@ def _privacy(report: dict[str, Any]) -> str:
         ("Synthesizer", release.get("synthesizer")),
         ("Claimed ε", release.get("epsilon")),
         ("Claimed δ", release.get("delta")),
-        ("Privacy unit", release.get("privacy_unit")),
+        ("Privacy unit", " · ".join(str(u) for u in (release.get("privacy_unit"), _get(
+            report, "ledger", "before", "unit_description")) if u is not None) or None),
         ("Synthetic rows", release.get("rows")),
         ("Secure noise", {True: "yes", False: "NO (seeded test noise)", None: "— (the fit did not run)"}.get(
             release.get("secure_noise"), release.get("secure_noise"))),
@@ -334,10 +337,10 @@ def _privacy(report: dict[str, Any]) -> str:
         rows.append(("Synthesizer parameters", json.dumps(params, sort_keys=True, default=str)))
     if seconds:
         rows.append(("Seconds", ", ".join(f"{k} {_fmt(v, 3)}" for k, v in seconds.items())))
-    out = [_kv(rows)]
+    out = ['<div class="cols"><div><h3>Claim</h3>', _kv(rows), "</div>"]
 
     before, after = _dict(ledger.get("before")), _dict(ledger.get("after"))
-    out.append("<h3>Ledger</h3>")
+    out.append("<div><h3>Ledger</h3>")
     out.append(_kv([
         ("Ledger", ledger.get("url")),
         ("Dataset in the ledger", ledger.get("dataset")),
@@ -349,6 +352,7 @@ def _privacy(report: dict[str, Any]) -> str:
         ("ε spent after (plain sum)", _get(after, "spent", "epsilon_plain_sum") if after else None),
         ("Releases recorded", _get(after or before, "releases")),
     ]))
+    out.append("</div></div>")
     out.append(_budget_plot(_list(ledger.get("history")), _float(ledger.get("epsilon_cap"))))
     return "".join(out)
 
@@ -398,7 +402,7 @@ def _budget_plot(history: list[Any], cap: float | None) -> str:
         dashes = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(f'<path d="{"".join(path)}" fill="none" stroke="{color}" '
                      f'stroke-width="{2 if key == 2 else 1.5}"{dashes}/>')
-        parts.append(_text(left + pw + 6, y(prev) + 4 + (12 if key == 3 else 0), label, color=color, size=10))
+        parts.append(_text(left + pw + 10, y(prev) + 4 + (12 if key == 3 else 0), label, color=color, size=10))
     if cap is not None:
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(cap):.1f}" y2="{y(cap):.1f}" stroke="{_CAP}" '
                      'stroke-width="2" stroke-dasharray="8 4"/>')
