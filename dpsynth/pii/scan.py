@@ -76,6 +76,10 @@ _NEEDS: dict[str, tuple[str, ...]] = {
         "IBAN_CODE", "PHONE_NUMBER", "MEDICAL_LICENSE", "UUID", "CRYPTO", "DATE_TIME",
     )},
 }
+#: Pattern recognizers that override ``analyze`` but, as read in presidio-analyzer 2.2.x, still return
+#: only matches of their own regexes (so the regex screen applies to them).
+_PATTERN_ONLY_ANALYZE = frozenset({"IbanRecognizer"})
+_SCREEN_TIMEOUT = 1.0
 _PLAIN_TYPES = (str, int, float, bool, np.integer, np.floating, np.bool_, Decimal, date, datetime, pd.Timestamp)
 NOT_DP_NOTICE = (
     "This scan reads the table it is given and is not differentially private; run on a synthetic "
@@ -239,9 +243,14 @@ class PIIScanner:
         self._candidates: dict[tuple[Any, ...], tuple[str, ...]] = {}
         self._reachable_cache: dict[_Profile, tuple[frozenset[str], dict[str, tuple[str, ...]]]] = {}
         self._cache: dict[_Profile, dict[str, list[tuple[str, float, int, int]]]] = {}
+        self._by_entity: dict[str, tuple[Any, ...]] = {}
+        self._screens: dict[str, tuple[Any, ...] | None] = {}
+        self._probes: dict[str, tuple[frozenset[str], frozenset[str]] | None] = {}
         #: Calls of ``AnalyzerEngine.analyze`` and texts sent through spaCy, over this scanner's life.
         self.analyze_calls = 0
         self.nlp_texts = 0
+        #: Texts whose lemmas were computed (tok2vec, tagger, attribute ruler, lemmatizer).
+        self.lemma_texts = 0
 
     def _check_entities(self, names: Iterable[str], what: str, error: type[Exception]) -> list[str]:
         names = list(names)
@@ -402,40 +411,192 @@ class PIIScanner:
             found = self._candidates[key] = tuple(keep)
         return found
 
-    def _needs_lemmas(self, text: str, cands: tuple[str, ...]) -> bool:
-        """Whether a pattern recognizer may match ``text`` (then the lemmas around it are context)."""
-        feats = _features(text)
+    # -- what can match a value: the regex screen ---------------------------------------------------
+
+    def _recognizers_of(self, entity: str) -> tuple[Any, ...]:
+        """The registry's recognizers of ``entity`` (those ``AnalyzerEngine.analyze`` runs for it)."""
+        found = self._by_entity.get(entity)
+        if found is None:
+            found = self._by_entity[entity] = tuple(self.engine.analyzer.registry.get_recognizers(
+                language=LANGUAGE, entities=[entity], all_fields=False))
+        return found
+
+    def _screen_of(self, recognizer: Any) -> tuple[Any, ...] | None:
+        """Compiled copies of a pattern recognizer's regexes (same module, same flags), or ``None``
+        when its results can come from something else than a match of one of them."""
+        key = recognizer.id
+        if key not in self._screens:
+            from presidio_analyzer import PatternRecognizer
+
+            kind = type(recognizer)
+            screenable = isinstance(recognizer, PatternRecognizer) and bool(recognizer.patterns) and (
+                kind.analyze is PatternRecognizer.analyze or (kind.__qualname__ in _PATTERN_ONLY_ANALYZE
+                                                and kind.__module__.startswith("presidio_analyzer.")))
+            self._screens[key] = tuple(
+                _regex().compile(p.regex, flags=recognizer.global_regex_flags) for p in recognizer.patterns
+            ) if screenable else None
+        return self._screens[key]
+
+    def _may_match(self, recognizer: Any, text: str) -> bool:
+        """``False`` only when ``recognizer`` cannot return a result for ``text``: none of its regexes
+        matches it (a pattern recognizer's results are matches of its regexes)."""
+        screen = self._screen_of(recognizer)
+        if screen is None:
+            return True
+        try:
+            return any(p.search(text, timeout=_SCREEN_TIMEOUT) is not None for p in screen)
+        except TimeoutError:  # pragma: no cover - pathological input: let Presidio decide
+            return True
+
+    def _possible(self, text: str, cands: tuple[str, ...], artifacts: Any) -> tuple[str, ...]:
+        """The entity types of ``cands`` that some recognizer can return for ``text``. Dropping a type
+        none of whose recognizers returns a result changes nothing in Presidio's answer: context
+        enhancement, thresholds and de-duplication act on results, and there are none of it."""
+        keep = []
         for entity in cands:
-            if entity in self._pattern_entities:
-                needs = _NEEDS.get(entity)
-                if needs is None or any(n in feats for n in needs):
-                    return True
+            for recognizer in self._recognizers_of(entity):
+                if recognizer.name == "SpacyRecognizer":
+                    possible = any(ent.label_ == entity for ent in artifacts.entities or [])
+                else:
+                    possible = self._may_match(recognizer, text)
+                if possible:
+                    keep.append(entity)
+                    break
+        return tuple(keep)
+
+    # -- lemmas only where they can change a score --------------------------------------------------
+
+    def _column_supports(self, profile: _Profile, recognizer: Any) -> bool:
+        """Whether the column's context words already hold one of ``recognizer``'s context words as
+        Presidio looks for them (substring): every result of it is then lifted whatever the lemmas."""
+        words = [w.lower() for w in profile.context]
+        return any(c.lower() in w for c in recognizer.context or [] for w in words)
+
+    def _lemma_probes(self, word: str) -> tuple[frozenset[str], frozenset[str]] | None:
+        """What a token must hold for a lemma of it to contain ``word``, read off the model's
+        lemmatizer tables: ``(substrings of the lower-cased token, lower-cased tokens)``, or ``None``
+        when any token may give such a lemma.
+
+        spaCy's rule lemmatizer gives a token either its text (lower-cased or not), or the text
+        with a suffix ``old`` replaced by ``new`` (``lemma_rules``), or an exception's lemma
+        (``lemma_exc``); the attribute ruler sets a few lemmas outright. A lemma containing ``word``
+        therefore needs the token to contain ``word``, or ``word`` less the first ``k`` letters of
+        a rule's ``new`` it ends with, or to be an exception form of such a lemma.
+        """
+        word = word.lower()
+        if word in self._probes:
+            return self._probes[word]
+        nlp = self.engine.nlp.nlp[LANGUAGE]
+        probes, forms, anything = {word}, set(), False
+        if "lemmatizer" in nlp.pipe_names:
+            lemmatizer = nlp.get_pipe("lemmatizer")
+            if getattr(lemmatizer, "mode", None) != "rule" or type(lemmatizer).rule_lemmatize is not _rule_lemmatize():
+                anything = True
+            else:
+                tables = lemmatizer.lookups
+                rules = tables.get_table("lemma_rules", {}) if tables.has_table("lemma_rules") else {}
+                for pairs in rules.values():
+                    for _old, new in pairs:
+                        new = new.lower()
+                        if word in new:
+                            anything = True
+                        for k in range(1, min(len(new), len(word)) + 1):
+                            if word[-k:] == new[:k]:
+                                if k == len(word):
+                                    anything = True
+                                probes.add(word[:-k])
+                exceptions = tables.get_table("lemma_exc", {}) if tables.has_table("lemma_exc") else {}
+                for table in exceptions.values():
+                    forms.update(form.lower() for form, lemmas in table.items()
+                                 if any(word in lemma.lower() for lemma in lemmas))
+        if "attribute_ruler" in nlp.pipe_names:
+            for pattern in nlp.get_pipe("attribute_ruler").patterns:
+                lemma = pattern.get("attrs", {}).get("LEMMA")
+                if lemma is not None and word in str(lemma).lower():
+                    anything = True
+        probes.discard("")
+        found = None if anything else (frozenset(probes), frozenset(forms))
+        self._probes[word] = found
+        return found
+
+    def _may_hold_word(self, words: tuple[str, ...], tokens: list[str]) -> bool:
+        """Whether a token or a lemma of one may contain one of ``words`` (over-approximated from the
+        lower-cased tokens alone; see :meth:`_lemma_probes`)."""
+        for word in words:
+            probes = self._lemma_probes(word)
+            if probes is None:
+                return True
+            subs, forms = probes
+            if any(p in t for t in tokens for p in subs) or any(t in forms for t in tokens):
+                return True
         return False
 
-    def _nlp(self, todo: list[tuple[str, tuple[str, ...]]]) -> list[tuple[str, Any]]:
-        """spaCy's artifacts for each text, in order. Texts that no pattern recognizer can match
-        (no digit, no ``@`` …: a name, a product) need only the entities: the tagger, attribute
-        ruler and lemmatizer, which give the lemmas Presidio reads as context around pattern
-        matches, are skipped for them (the NER component has its own token embedding, so its
-        entities do not change; a test compares with the full pipeline)."""
+    def _needs_lemmas(self, profile: _Profile, text: str, cands: tuple[str, ...],
+                      tokens: list[str] | None = None) -> bool:
+        """Whether the lemmas of ``text`` can change Presidio's answer for it.
+
+        Presidio reads lemmas only in its context enhancer, for the results of recognizers that have
+        context words, and lifts a score to ``min(max(s + factor, floor), 1)``. Lemmas therefore
+        matter only for a result that (a) comes from a recognizer with context words, (b) whose
+        column does not already hold one of them, (c) scores below 1.0 and (d) would reach the
+        threshold when lifted. A pattern recognizer none of whose regexes matches returns no result;
+        one whose regexes match is run here (its results do not depend on spaCy) and its raw scores
+        are checked. Any other recognizer that may match (python-phonenumbers, or one that overrides
+        ``analyze`` or its own context enhancement) is taken to need lemmas.
+        """
+        from presidio_analyzer import EntityRecognizer
+        from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+        enhancer = self.engine.analyzer.context_aware_enhancer
+        lemma_enhancer = (type(enhancer) is LemmaContextAwareEnhancer
+                          and getattr(enhancer, "context_matching_mode", "substring") == "substring")
+        factor = float(getattr(enhancer, "context_similarity_factor", 1.0))
+        floor = float(getattr(enhancer, "min_score_with_context_similarity", 0.0))
+        _, by_words = self._reachable(profile)
+        seen: set[str] = set()
+        for entity in cands:
+            if entity in by_words and tokens is not None and not self._may_hold_word(by_words[entity], tokens):
+                continue  # dropped later whatever the lemmas: no word of the value can lift it
+            for recognizer in self._recognizers_of(entity):
+                if recognizer.id in seen or recognizer.name == "SpacyRecognizer":
+                    continue
+                seen.add(recognizer.id)
+                if not self._may_match(recognizer, text):
+                    continue
+                if not lemma_enhancer:
+                    return True
+                kind = type(recognizer)
+                if self._screen_of(recognizer) is None or (
+                        kind.enhance_using_context is not EntityRecognizer.enhance_using_context):
+                    return True
+                if not recognizer.context or self._column_supports(profile, recognizer):
+                    continue
+                for result in recognizer.analyze(text=text, entities=list(recognizer.supported_entities)):
+                    score = float(result.score)
+                    if score < 1.0 and min(max(score + factor, floor), 1.0) >= self.threshold:
+                        return True
+        return False
+
+    def _nlp(self, profile: _Profile, todo: list[tuple[str, tuple[str, ...]]]) -> list[Any]:
+        """spaCy's artifacts for each text, in order. Every text goes through the tokenizer and NER
+        (en_core_web_sm's NER has its own token embedding: it does not listen to the shared tok2vec);
+        tok2vec, tagger, attribute ruler and lemmatizer, which give the lemmas Presidio reads as
+        context around pattern matches, run afterwards on the same documents and only for the texts
+        whose lemmas can change a score (:meth:`_needs_lemmas`). A test compares entities and lemmas
+        with the full pipeline on every value of the benchmark table."""
         engine = self.engine.nlp
-        full = [i for i, (t, c) in enumerate(todo) if self._needs_lemmas(t, c)]
-        lean = sorted(set(range(len(todo))) - set(full))
-        out: list[Any] = [None] * len(todo)
-        if full:
-            for i, item in zip(full, engine.process_batch([todo[i][0] for i in full], language=LANGUAGE,
-                                                           batch_size=self.batch_size), strict=True):
-                out[i] = item
-        if lean:
-            nlp = engine.nlp[LANGUAGE]
-            skip = [p for p in ("tok2vec", "tagger", "attribute_ruler", "lemmatizer", "morphologizer")
-                    if p in nlp.pipe_names]
-            with nlp.select_pipes(disable=skip):
-                items = list(engine.process_batch([todo[i][0] for i in lean], language=LANGUAGE,
-                                                  batch_size=self.batch_size))
-            for i, item in zip(lean, items, strict=True):
-                out[i] = item
-        return out
+        nlp = engine.nlp[LANGUAGE]
+        lemma_pipes = [p for p in ("tok2vec", "tagger", "attribute_ruler", "lemmatizer", "morphologizer")
+                       if p in nlp.pipe_names]
+        texts = [t for t, _ in todo]
+        with nlp.select_pipes(disable=lemma_pipes):
+            docs = list(nlp.pipe(texts, batch_size=self.batch_size))
+        full = [doc for doc, (t, c) in zip(docs, todo, strict=True)
+                if self._needs_lemmas(profile, t, c, [tok.lower_ for tok in doc])]
+        self.lemma_texts += len(full)
+        for name in lemma_pipes:
+            full = list(nlp.get_pipe(name).pipe(full, batch_size=self.batch_size))
+        return [engine._doc_to_nlp_artifact(doc, LANGUAGE) for doc in docs]
 
     def _analyse(self, profile: _Profile, texts: list[str]) -> dict[str, list[tuple[str, float, int, int]]]:
         """Presidio's results for each text (at or above the threshold)."""
@@ -451,29 +612,29 @@ class PIIScanner:
             return out
         if profile.ner:
             self.nlp_texts += len(todo)
-            artifacts = self._nlp(todo)
+            artifacts = self._nlp(profile, todo)
         else:
-            artifacts = self.engine.no_op.process_batch([t for t, _ in todo], language=LANGUAGE,
-                                                        batch_size=self.batch_size)
+            artifacts = [a for _, a in self.engine.no_op.process_batch(
+                [t for t, _ in todo], language=LANGUAGE, batch_size=self.batch_size)]
         context = list(profile.context)
         allow = list(profile.allow_list) or None
         _, by_words = self._reachable(profile)
-        for (text, cands), (_, nlp_artifacts) in zip(todo, artifacts, strict=True):
+        for (text, cands), nlp_artifacts in zip(todo, artifacts, strict=True):
             if by_words and any(e in by_words for e in cands):
                 # types reachable only through the value's own words: keep them where it holds one
                 value_words = {t.lower_ for t in nlp_artifacts.tokens or []} | {
                     lemma.lower() for lemma in nlp_artifacts.lemmas or []}
                 cands = tuple(e for e in cands if e not in by_words
                               or any(c in w for c in by_words[e] for w in value_words))
-                if not cands:
-                    out[text] = []
-                    continue
+            cands = self._possible(text, cands, nlp_artifacts)
+            if not cands:
+                out[text] = []
+                continue
             self.analyze_calls += 1
             results = self.engine.analyzer.analyze(
                 text=text, language=LANGUAGE, entities=list(cands), nlp_artifacts=nlp_artifacts, context=context,
                 allow_list=allow, score_threshold=self.threshold)
             out[text] = _resolve(results)
-        return out
         return out
 
     def _column_rule(self, name: str, profile: _Profile, col: Column | None, values: np.ndarray,
@@ -595,7 +756,7 @@ class PIIScanner:
                 if c.pii_entities is not None:
                     self._check_entities(c.pii_entities, f"schema column {c.name!r}: pii entities", SchemaError)
         rows = len(table)
-        calls, texts = self.analyze_calls, self.nlp_texts
+        calls, texts, lemmas = self.analyze_calls, self.nlp_texts, self.lemma_texts
         scans: list[ColumnScan] = []
         findings: list[Finding] = []
         cells: dict[str, list[frozenset[str]]] = {}
@@ -611,6 +772,7 @@ class PIIScanner:
             "distinct_values": sum(s.distinct for s in scans),
             "analyze_calls": self.analyze_calls - calls,
             "nlp_texts": self.nlp_texts - texts,
+            "lemma_texts": self.lemma_texts - lemmas,
             "cached": sum(s.cached for s in scans),
             "allowed": sum(s.allowed for s in scans),
             "prefiltered": sum(s.prefiltered for s in scans),
@@ -618,6 +780,20 @@ class PIIScanner:
         return ScanReport(rows=rows, threshold=self.threshold, entities=self.entities, ner=self.engine.ner,
                           columns=scans, findings=findings, stats=stats, source=source,
                           cell_entities=cells if keep_cells else None)
+
+
+def _regex() -> Any:
+    """The ``regex`` module, which Presidio's pattern recognizers use (a dependency of Presidio)."""
+    import regex
+
+    return regex
+
+
+def _rule_lemmatize() -> Any:
+    """spaCy's rule lemmatizer method, whose behaviour :meth:`PIIScanner._lemma_probes` reads."""
+    from spacy.pipeline.lemmatizer import Lemmatizer
+
+    return Lemmatizer.rule_lemmatize
 
 
 def _resolve(results: Iterable[Any]) -> list[tuple[str, float, int, int]]:
