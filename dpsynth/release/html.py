@@ -197,7 +197,7 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Se
         for i, cell in enumerate(row):
             text = cell[1] if isinstance(cell, tuple) and len(cell) == 2 and cell[0] == "html" else _e(_fmt(cell))
             # right-aligned: numbers, and short preformatted figures ("4.1%", "29 / 32,561") in numeric columns
-            number = (isinstance(cell, (int, float)) and not isinstance(cell, bool)) or (
+            number = cell is None or (isinstance(cell, (int, float)) and not isinstance(cell, bool)) or (
                 isinstance(cell, str) and len(cell) < 24)
             cells.append(f'<td{" class=num" if i in numeric and number else ""}>{text}</td>')
         cls = row_class(r) if row_class else ""
@@ -576,13 +576,26 @@ def _marginal_plot(marginal: dict[str, Any], tvd: Any) -> str:
 # -- audit ---------------------------------------------------------------------------------------------
 
 
+_NOT_NESTED = {"attacks", "details", "pairs", "roc", "data"}
+
+
+def _is_result(value: dict[str, Any]) -> bool:
+    return any(k in value for k in ("method", "epsilon_lower_bound", "attacks", "claimed_epsilon"))
+
+
 def _audit_results(audit: Any) -> list[tuple[str, dict[str, Any]]]:
     """The audit results in the evidence: one result, a mapping of named results, or a list."""
     if isinstance(audit, list):
         return [(str(_dict(a).get("method", f"audit {i + 1}")), _dict(a)) for i, a in enumerate(audit)]
     audit = _dict(audit)
-    if any(k in audit for k in ("method", "epsilon_lower_bound", "attacks", "claimed_epsilon")):
-        return [(str(audit.get("method", "audit")), audit)]
+    if _is_result(audit):
+        # one result, maybe with another nested in it (the pipeline puts the reference suite's
+        # summary under "suite" beside the black-box audit's keys)
+        nested = [(str(k), v) for k, v in audit.items() if k not in _NOT_NESTED and isinstance(v, dict)
+                  and _is_result(v)]
+        own = {k: v for k, v in audit.items() if k not in {n for n, _ in nested}}
+        return [(str(audit.get("method", "audit")), own), *((f"{k}: {v.get('method', '')}".rstrip(": "), v)
+                                                            for k, v in nested)]
     out: list[tuple[str, dict[str, Any]]] = []
     for name, value in audit.items():
         if isinstance(value, dict):
@@ -602,23 +615,34 @@ def _audit(report: dict[str, Any]) -> str:
 def _one_audit(name: str, result: dict[str, Any], *, multiple: bool) -> str:
     out = [f"<h3>{_e(name)}</h3>"] if multiple else []
     claimed, lower = _float(result.get("claimed_epsilon")), _float(result.get("epsilon_lower_bound"))
-    violation = result.get("violation")
-    if violation is True or (violation is None and claimed is not None and lower is not None and lower > claimed):
+    above = claimed is not None and lower is not None and lower > claimed
+    if above:
         out.append(f'<div class="alarm"><strong>Violation:</strong> the audit proves ε ≥ {_e(_fmt(lower))}, above '
                    f"the claimed ε = {_e(_fmt(claimed))}. This is an implementation defect, whatever else "
                    "passes.</div>")
-    skip = {"attacks", "targets", "notice", "details", "pairs", "roc"}
+    elif result.get("violation") is True:
+        out.append('<div class="alarm"><strong>Violation:</strong> this audit found the implementation breaking '
+                   "its privacy claim (see below). This is an implementation defect, whatever else passes.</div>")
+    skip = {"attacks", "targets", "notice", "details", "pairs", "roc", "audits", "failures"}
     labels = {"method": "Method", "claimed_epsilon": "Claimed ε", "claimed_delta": "Claimed δ",
               "epsilon_lower_bound": "ε lower bound (proved)", "max_provable_epsilon": "Max provable ε (these trials)",
               "confidence": "Confidence", "trials": "Trials", "violation": "Violation", "conclusive": "Conclusive",
               "auc": "Attack AUC (best)", "tpr_at_1pct_fpr": "TPR at 1% FPR (best)", "fits": "Fits",
-              "seconds": "Seconds"}
+              "seconds": "Seconds", "strongest_attack": "Strongest attack", "reference_rows": "Reference rows",
+              "synthesizer": "Synthesizer", "passed": "Passed", "noise": "Noise", "error": "Error"}
     rows = [(labels.get(k, k), v) for k, v in result.items()
             if k not in skip and not isinstance(v, (dict, list))]
     out.append(_kv(rows))
     failures = [str(f) for f in _list(result.get("failures"))]
     if failures:
         out.append("<p>Failures:</p><ul>" + "".join(f"<li>{_e(f)}</li>" for f in failures) + "</ul>")
+    audits = [_dict(a) for a in _list(result.get("audits"))]
+    if audits:
+        out.append(_table(("audit", "ε lower bound", "max provable ε", "trials", "violation", "seconds", "note"),
+                          [(a.get("method"), a.get("epsilon_lower_bound"), a.get("max_provable_epsilon"),
+                            a.get("trials"), a.get("violation"), a.get("seconds"),
+                            a.get("error") or "; ".join(str(f) for f in _list(a.get("failures")))) for a in audits],
+                          numeric=(1, 2, 3, 5), row_class=lambda r: "fail" if audits[r].get("violation") else ""))
     attacks = {str(k): _dict(v) for k, v in _dict(result.get("attacks")).items()}
     bound = _bound_plot(name, result, attacks)
     roc = _roc_plots(attacks)
@@ -695,8 +719,10 @@ def _roc_curve(attack: dict[str, Any]) -> list[tuple[float, float]] | None:
     if len(clean) < 2:
         return None
     if len(clean) > MAX_ROC_POINTS:
-        stride = len(clean) / MAX_ROC_POINTS
-        clean = [clean[int(i * stride)] for i in range(MAX_ROC_POINTS)] + [clean[-1]]
+        # keep the low false-positive corner whole (the log panel draws it large), thin the rest evenly
+        head, tail = clean[: MAX_ROC_POINTS // 4], clean[MAX_ROC_POINTS // 4:]
+        stride = len(tail) / (MAX_ROC_POINTS - len(head))
+        clean = head + [tail[int(i * stride)] for i in range(MAX_ROC_POINTS - len(head))] + [clean[-1]]
     return clean
 
 

@@ -91,20 +91,41 @@ def _roc(separation: float, points: int = 60) -> dict[str, list[float]]:
 def _audit(claimed: float, lower: float) -> dict[str, Any]:
     attacks = {
         "distance_to_closest_record": {"auc": 0.531, "tpr_at_1pct_fpr": 0.014, "epsilon_lower_bound": lower,
-                                       "max_provable_epsilon": 3.41, "roc": _roc(0.11)},
+                                       "max_provable_epsilon": 3.41, "roc": _roc(0.11), "threshold": 0.82,
+                                       "threshold_chosen_on": "first half", "evaluation_trials": 200,
+                                       "errors": {"false_positives": 61, "false_negatives": 83},
+                                       "confidence": 0.975},
         "density_ratio": {"auc": 0.512, "tpr_at_1pct_fpr": 0.011, "epsilon_lower_bound": round(lower * 0.6, 4),
-                          "max_provable_epsilon": 3.41, "roc": _roc(0.04)},
+                          "max_provable_epsilon": 3.41, "roc": _roc(0.04), "threshold": None,
+                          "threshold_chosen_on": "first half", "evaluation_trials": 200,
+                          "errors": {"false_positives": 70, "false_negatives": 88}, "confidence": 0.975},
     }
     return {
-        "method": "blackbox_mia", "claimed_epsilon": claimed, "epsilon_lower_bound": lower,
+        "method": "blackbox_mia", "claimed_epsilon": claimed, "claimed_delta": 1e-6, "epsilon_lower_bound": lower,
         "max_provable_epsilon": 3.41, "confidence": 0.95, "trials": 400, "violation": lower > claimed,
-        "auc": 0.531, "tpr_at_1pct_fpr": 0.014, "attacks": attacks,
+        "conclusive": True, "auc": 0.531, "tpr_at_1pct_fpr": 0.014,
+        "strongest_attack": "distance_to_closest_record", "attacks": attacks,
         "targets": [{"index": 1733, "kind": "outlier"}, {"index": 20412, "kind": "outlier"},
                     {"index": 88, "kind": "random"}],
-        "fits": 400, "seconds": 61.8,
+        "fits": 400, "seconds": 61.8, "reference_rows": 6512, "details": {"fits_per_world": 100},
         "notice": "audit evidence: computed from private data, NOT differentially private; internal use only "
                   "(contains no data rows)",
     }
+
+
+def reference_suite(violation: bool = False) -> dict[str, Any]:
+    """The shape of ``dpsynth.audit.suite.run_suite``'s summary (nested under the audit's ``suite``)."""
+    audits = [
+        {"method": "whitebox_transcript_likelihood_ratio", "claimed_epsilon": 1.0, "epsilon_lower_bound": 0.62,
+         "max_provable_epsilon": 4.1, "confidence": 0.95, "trials": 2000, "violation": False, "seconds": 12.5},
+        {"method": "record_replay", "passed": not violation, "violation": violation, "seconds": 1.1,
+         "failures": ["pair_a: noise: identical outputs on neighbouring inputs"] if violation else []},
+    ]
+    return {"synthesizer": "mst", "claimed_epsilon": 1.0, "claimed_delta": 1e-6, "epsilon_lower_bound": 0.62,
+            "max_provable_epsilon": 4.1, "confidence": 0.95, "trials": 2000,
+            "method": "whitebox_transcript_likelihood_ratio", "violation": violation, "audits": audits,
+            "data": {"generator": "planted", "columns": {"a": 4, "b": 3}, "rows": 1000},
+            "notice": "audit evidence: computed from private data, NOT differentially private"}
 
 
 def _pii(findings: list[dict[str, Any]] | None = None) -> dict[str, Any]:

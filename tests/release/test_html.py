@@ -16,6 +16,7 @@ from report_example import (
     HOSTILE_TEXT,
     example_report,
     hostile_report,
+    reference_suite,
     validate,
 )
 
@@ -262,6 +263,34 @@ def test_few_levels_are_all_shown() -> None:
     labels = [f"bin{i}" for i in range(MAX_FULL)]
     document, page = render(marginal_report(labels, [1 / MAX_FULL] * MAX_FULL, [1 / MAX_FULL] * MAX_FULL))
     assert bars_of(document) == 2 * MAX_FULL and "other (" not in page.all_text
+
+
+def test_reference_suite_nested_in_the_audit_is_drawn() -> None:
+    report = example_report("released")
+    report["evidence"]["audit"]["suite"] = reference_suite(violation=True)
+    validate(report)
+    document, page = render(report)
+    audit = document[document.index('id="audit"'):document.index('id="pii"')]
+    assert ">blackbox_mia<" in audit and ">suite: whitebox_transcript_likelihood_ratio<" in audit
+    assert "pair_a: noise: identical outputs on neighbouring inputs" in page.all_text
+    assert audit.count("<tr class=fail>") == 1  # the replay row of the suite's audits
+    assert audit.count(">claimed ε = 1<") == 2  # a bound plot for each
+    assert "Violation:" in audit  # the suite says it found one
+    assert "Strongest attack" in page.all_text and "distance_to_closest_record" in page.all_text
+
+
+def test_long_roc_is_thinned_but_keeps_its_low_fpr_corner() -> None:
+    from dpsynth.release.html import MAX_ROC_POINTS
+
+    report = example_report("released")
+    n = 5000
+    fpr = [i / n for i in range(n + 1)]
+    report["evidence"]["audit"]["attacks"]["density_ratio"]["roc"] = {"fpr": fpr, "tpr": [min(1.0, 3 * f) for f in fpr]}
+    document, _ = render(report)
+    curves = re.findall(r'<polyline fill="none" stroke="#dd8452" stroke-width="2" points="([^"]*)"', document)
+    assert len(curves) == 2  # linear and log panels
+    assert len(curves[0].split()) <= MAX_ROC_POINTS + 1
+    assert len(curves[1].split()) >= MAX_ROC_POINTS // 4 - 1  # the first points (fpr < 2%) are all kept
 
 
 def test_opt_ins_are_loud() -> None:
