@@ -58,9 +58,9 @@ import pandas as pd
 from dpsynth import _validation as check
 from dpsynth.audit.bounds import AuditResult, one_run_epsilon_lower_bound
 from dpsynth.exceptions import InsecureNoiseWarning, ParameterError
+from dpsynth.privacy.budgets import ZCDP
 from dpsynth.privacy.events import PrivacyEvent, total_delta, total_rdp, total_rho
 from dpsynth.privacy.ledger import Reservation, _Untracked
-from dpsynth.privacy.budgets import ZCDP
 from dpsynth.schema.encode import decode, encode
 from dpsynth.schema.schema import Schema
 
