@@ -16,13 +16,12 @@ from typing import Any
 import yaml
 
 from dpsynth.exceptions import ParameterError
+from dpsynth.schema.schema import KNOWN_OPT_INS
 
 #: attacks the black-box release audit knows (dpsynth.audit.blackbox)
 ATTACKS = ("counting", "dcr", "domias")
 #: replay checks (dpsynth.pii.replay) a policy can hold against the holdout baseline
 REPLAY_CHECKS = ("exact_rows", "quasi_identifiers", "near_copies")
-#: named opt-ins a policy may allow (everything else blocks a release built on it)
-KNOWN_OPT_INS = ("schema_read_from_data_without_privacy",)
 
 
 class PolicyError(ParameterError):
@@ -210,7 +209,7 @@ def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: 
     max_epsilon = c.number(privacy, "privacy", "max_epsilon", None, low=0.0, low_open=True, optional=False)
     max_delta = c.number(privacy, "privacy", "max_delta", None, low=0.0, high=0.1, optional=False)
     require_secure = c.boolean(privacy, "privacy", "require_secure_noise", True)
-    opt_ins = c.names(privacy, "privacy", "allowed_opt_ins", (), KNOWN_OPT_INS)
+    opt_ins = c.names(privacy, "privacy", "allowed_opt_ins", (), tuple(KNOWN_OPT_INS))
 
     audit = None
     sec = c.section(raw, "audit", {"fits_per_world", "canaries", "outliers", "reference_rows", "attacks", "confidence",
