@@ -81,6 +81,7 @@ table.kv { width: auto; min-width: 50%; }
 .cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(380px, 1fr)); gap: 0 32px; }
 .cols table.kv { width: 100%; min-width: 0; }
 td code.id { white-space: nowrap; overflow-wrap: normal; }
+table.kv td { overflow-wrap: anywhere; }
 table.kv th { width: 14em; background: none; font-weight: 600; color: #34495e; }
 tr.fail td, tr.error td { background: #fdedec; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: .8em; font-weight: 700;
@@ -215,6 +216,11 @@ def _section(title: str, anchor: str, draw: Callable[[], str]) -> str:
     return f'<section id="{_e(anchor)}"><h2>{_e(title)}</h2>{inner}</section>'
 
 
+def _absent(what: str) -> str:
+    return (f"<p class=muted>{_e(what)}: the policy did not ask for it, or the release stopped before it "
+            "(see the checks).</p>")
+
+
 def _nice_ticks(hi: float, count: int = 5) -> list[float]:
     """Round tick values from 0 to at least ``hi``."""
     if not hi > 0:
@@ -327,8 +333,8 @@ def _privacy(report: dict[str, Any]) -> str:
         ("Synthesizer", release.get("synthesizer")),
         ("Claimed ε", release.get("epsilon")),
         ("Claimed δ", release.get("delta")),
-        ("Privacy unit", " · ".join(str(u) for u in (release.get("privacy_unit"), _get(
-            report, "ledger", "before", "unit_description")) if u is not None) or None),
+        ("Privacy unit", " · ".join(dict.fromkeys(str(u) for u in (release.get("privacy_unit"), _get(
+            report, "ledger", "before", "unit_description")) if u is not None)) or None),
         ("Synthetic rows", release.get("rows")),
         ("Secure noise", {True: "yes", False: "NO (seeded test noise)", None: "— (the fit did not run)"}.get(
             release.get("secure_noise"), release.get("secure_noise"))),
@@ -467,7 +473,7 @@ def _fidelity(report: dict[str, Any]) -> str:
     fidelity = evidence.get("fidelity")
     utility = evidence.get("utility") if evidence.get("utility") is not None else _get(fidelity, "utility")
     if not isinstance(fidelity, dict) and not isinstance(utility, dict):
-        return "<p class=muted>No fidelity evidence in this report (see the checks for why).</p>"
+        return _absent("No fidelity evidence in this report")
     fidelity = _dict(fidelity)
     out = []
     summary = [(label, fidelity[key]) for key, label in (
@@ -608,7 +614,7 @@ def _audit_results(audit: Any) -> list[tuple[str, dict[str, Any]]]:
 def _audit(report: dict[str, Any]) -> str:
     results = _audit_results(_get(report, "evidence", "audit"))
     if not results:
-        return "<p class=muted>No audit evidence in this report (see the checks for why).</p>"
+        return _absent("No audit evidence in this report")
     return "".join(_one_audit(name, result, multiple=len(results) > 1) for name, result in results)
 
 
@@ -623,6 +629,11 @@ def _one_audit(name: str, result: dict[str, Any], *, multiple: bool) -> str:
     elif result.get("violation") is True:
         out.append('<div class="alarm"><strong>Violation:</strong> this audit found the implementation breaking '
                    "its privacy claim (see below). This is an implementation defect, whatever else passes.</div>")
+    elif result.get("conclusive") is False:
+        out.append(f'<div class="note"><strong>Inconclusive:</strong> with these trials the audit could prove at '
+                   f"most ε = {_e(_fmt(result.get('max_provable_epsilon')))}, not above the claimed ε = "
+                   f"{_e(_fmt(claimed))}: it could not have caught a violation. More trials are needed for a "
+                   "stronger test.</div>")
     skip = {"attacks", "targets", "notice", "details", "pairs", "roc", "audits", "failures"}
     labels = {"method": "Method", "claimed_epsilon": "Claimed ε", "claimed_delta": "Claimed δ",
               "epsilon_lower_bound": "ε lower bound (proved)", "max_provable_epsilon": "Max provable ε (these trials)",
@@ -794,7 +805,7 @@ def _roc_svg(curves: list[tuple[str, list[tuple[float, float]]]], colors: dict[s
 def _pii(report: dict[str, Any]) -> str:
     pii = _get(report, "evidence", "pii")
     if not isinstance(pii, dict):
-        return "<p class=muted>No PII scan in this report (see the checks for why).</p>"
+        return _absent("No PII scan in this report")
     ner = _dict(pii.get("ner"))
     entities = pii.get("entities")
     out = [_kv([
@@ -834,7 +845,7 @@ def _pii(report: dict[str, Any]) -> str:
 def _replay(report: dict[str, Any]) -> str:
     replay = _get(report, "evidence", "replay")
     if not isinstance(replay, dict):
-        return "<p class=muted>No replay check in this report (see the checks for why).</p>"
+        return _absent("No replay check in this report")
     checks = [_dict(c) for c in _list(replay.get("checks"))]
     out = [_kv([
         ("Baseline", replay.get("baseline")), ("Reference rows", replay.get("reference_rows")),
@@ -923,8 +934,7 @@ def _provenance(report: dict[str, Any]) -> str:
         out.append(f"<pre>{_e(json.dumps(rules, indent=2, sort_keys=True, default=str))}</pre>")
     if versions:
         out.append("<h3>Versions</h3>")
-        out.append(_table(("package", "version"), [(k, v if v is not None else "not installed")
-                                                   for k, v in versions.items()]))
+        out.append(_kv((k, v if v is not None else "not installed") for k, v in versions.items()))
     return "".join(out)
 
 

@@ -279,6 +279,15 @@ def test_reference_suite_nested_in_the_audit_is_drawn() -> None:
     assert "Strongest attack" in page.all_text and "distance_to_closest_record" in page.all_text
 
 
+def test_an_inconclusive_audit_says_so() -> None:
+    report = example_report("released")
+    _, page = render(report)
+    assert "Inconclusive" not in page.all_text
+    report["evidence"]["audit"].update(conclusive=False, max_provable_epsilon=0.5)
+    _, page = render(report)
+    assert "Inconclusive: with these trials the audit could prove at most ε = 0.5" in page.all_text
+
+
 def test_long_roc_is_thinned_but_keeps_its_low_fpr_corner() -> None:
     from dpsynth.release.html import MAX_ROC_POINTS
 
