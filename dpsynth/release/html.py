@@ -788,9 +788,7 @@ def _roc_svg(curves: list[tuple[str, list[tuple[float, float]]]], colors: dict[s
         parts.append(f'<line x1="{px(0):.1f}" y1="{py(0):.1f}" x2="{px(1):.1f}" y2="{py(1):.1f}" stroke="#aab7b8" '
                      'stroke-dasharray="4 3"/>')
     for name, curve in curves:
-        pts = [(f, t) for f, t in curve if not log or (f > 0 and t > 0)]
-        if len(pts) < 2:
-            continue
+        pts = curve  # on the log axes a zero rate is drawn on the edge (scale clamps it to the lowest tick)
         parts.append(f'<polyline fill="none" stroke="{colors[name]}" stroke-width="2" points="'
                      + " ".join(f"{px(f):.1f},{py(t):.1f}" for f, t in pts) + f'"><title>{_e(name)}</title></polyline>')
     parts.append(_text(left + pw / 2, size - 8, "false positive rate" + (" (log)" if log else ""), anchor="middle"))

@@ -288,6 +288,14 @@ def test_an_inconclusive_audit_says_so() -> None:
     assert "Inconclusive: with these trials the audit could prove at most ε = 0.5" in page.all_text
 
 
+def test_a_perfect_attack_is_drawn_on_both_roc_panels() -> None:
+    report = example_report("blocked")
+    report["evidence"]["audit"]["attacks"] = {"counting": {"auc": 1.0, "roc": {"fpr": [0, 0, 1], "tpr": [0, 1, 1]}}}
+    document, _ = render(report)
+    curves = re.findall(r'<polyline fill="none" stroke="#4c72b0" stroke-width="2" points="([^"]*)"', document)
+    assert len(curves) == 2 and all(len(c.split()) == 3 for c in curves)
+
+
 def test_long_roc_is_thinned_but_keeps_its_low_fpr_corner() -> None:
     from dpsynth.release.html import MAX_ROC_POINTS
 
