@@ -66,9 +66,13 @@ _NAME_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 #: Characters a value must hold for an entity type to be possible (pattern recognizers).
 #: Types not listed are always asked for. A test checks that the prefilter changes no result.
 _DIGIT = "digit"
+_DOT_LETTER = ".letter"
+_DOT_LETTER_RE = re.compile(r"\.[^\W\d_]")
 _NEEDS: dict[str, tuple[str, ...]] = {
     "EMAIL_ADDRESS": ("@",),
-    "URL": (".",),
+    # Presidio's URL patterns all hold ``[.]`` followed by a top-level domain made of letters
+    # (case-insensitive, so a Unicode letter that folds to one counts).
+    "URL": (_DOT_LETTER,),
     "IP_ADDRESS": (_DIGIT, ":"),
     "MAC_ADDRESS": (":", "-", "."),
     **{name: (_DIGIT,) for name in (
@@ -206,6 +210,8 @@ def _features(text: str) -> frozenset[str]:
     out = {ch for ch in "@.:-" if ch in text}
     if any(ch.isdigit() for ch in text):
         out.add(_DIGIT)
+    if "." in out and _DOT_LETTER_RE.search(text):
+        out.add(_DOT_LETTER)
     return frozenset(out)
 
 
@@ -246,6 +252,8 @@ class PIIScanner:
         self._by_entity: dict[str, tuple[Any, ...]] = {}
         self._screens: dict[str, tuple[Any, ...] | None] = {}
         self._probes: dict[str, tuple[frozenset[str], frozenset[str]] | None] = {}
+        self._recognizer_reach_cache: dict[tuple[_Profile, str], tuple[str, ...] | None] = {}
+        self._sub_analyzers: dict[frozenset[str], Any] = {}
         #: Calls of ``AnalyzerEngine.analyze`` and texts sent through spaCy, over this scanner's life.
         self.analyze_calls = 0
         self.nlp_texts = 0
@@ -393,6 +401,63 @@ class PIIScanner:
             found = self._reachable_cache[profile] = (
                 frozenset(always), {e: tuple(sorted(c)) for e, c in by_words.items() if e not in always})
         return found
+
+    def _recognizer_words(self, profile: _Profile, recognizer: Any) -> tuple[str, ...] | None:
+        """``()`` when ``recognizer`` can reach the threshold in every value of the profile's column,
+        its context words when only one of them in the value can lift it there, ``None`` when it
+        cannot reach it at all (the per-recognizer form of :meth:`_reachable`)."""
+        key = (profile, recognizer.id)
+        if key not in self._recognizer_reach_cache:
+            words = [w.lower() for w in profile.context]
+            ctx = tuple(c.lower() for c in recognizer.context or [])
+            by_column = any(c in w or w in c for c in ctx for w in words)
+            if recognizer.name == "SpacyRecognizer" or self._recognizer_reach(recognizer, by_column) >= self.threshold:
+                found: tuple[str, ...] | None = ()
+            elif profile.ner and self._recognizer_reach(recognizer, True) >= self.threshold:
+                found = ctx
+            else:
+                found = None
+            self._recognizer_reach_cache[key] = found
+        return self._recognizer_reach_cache[key]
+
+    def _analyzer_for(self, profile: _Profile, text: str, cands: tuple[str, ...], artifacts: Any,
+                      value_words: set[str] | None) -> tuple[Any, tuple[str, ...]]:
+        """The analyzer to call for ``text`` and the entity types to ask it for: Presidio's own
+        AnalyzerEngine when every recognizer of those types may contribute, else one that shares its
+        context enhancer and NLP engine but holds only the recognizers that may (a recognizer that
+        returns no result, or only results that cannot reach the threshold, contributes nothing:
+        enhancement is per result, the threshold applies before de-duplication)."""
+        from presidio_analyzer import EntityRecognizer
+
+        analyzer = self.engine.analyzer
+        every = analyzer.registry.get_recognizers(language=LANGUAGE, entities=list(cands), all_fields=False)
+        run = []
+        for recognizer in every:
+            if type(recognizer).enhance_using_context is not EntityRecognizer.enhance_using_context:
+                return analyzer, cands  # it reads the other recognizers' results: run them all
+            words = self._recognizer_words(profile, recognizer)
+            if words is None or (words and value_words is not None
+                                 and not any(c in w for c in words for w in value_words)):
+                continue
+            if recognizer.name == "SpacyRecognizer":
+                if not any(ent.label_ in cands for ent in artifacts.entities or []):
+                    continue
+            elif not self._may_match(recognizer, text):
+                continue
+            run.append(recognizer)
+        entities = tuple(e for e in cands if any(e in r.supported_entities for r in run))
+        if len(run) == len(every) or not entities:
+            return analyzer, entities
+        key = frozenset(r.id for r in run)
+        sub = self._sub_analyzers.get(key)
+        if sub is None:
+            from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+
+            registry = RecognizerRegistry(recognizers=list(run), supported_languages=[LANGUAGE])
+            sub = self._sub_analyzers[key] = AnalyzerEngine(
+                registry=registry, nlp_engine=analyzer.nlp_engine, supported_languages=[LANGUAGE],
+                context_aware_enhancer=analyzer.context_aware_enhancer)
+        return sub, entities
 
     def _candidate_entities(self, profile: _Profile, text: str) -> tuple[str, ...]:
         feats = _features(text)
@@ -614,24 +679,27 @@ class PIIScanner:
             self.nlp_texts += len(todo)
             artifacts = self._nlp(profile, todo)
         else:
-            artifacts = [a for _, a in self.engine.no_op.process_batch(
-                [t for t, _ in todo], language=LANGUAGE, batch_size=self.batch_size)]
+            # the pattern-only engine's artifacts are the same empty ones for every text
+            _, empty = next(iter(self.engine.no_op.process_batch([""], language=LANGUAGE)))
+            artifacts = [empty] * len(todo)
         context = list(profile.context)
         allow = list(profile.allow_list) or None
         _, by_words = self._reachable(profile)
         for (text, cands), nlp_artifacts in zip(todo, artifacts, strict=True):
-            if by_words and any(e in by_words for e in cands):
-                # types reachable only through the value's own words: keep them where it holds one
+            value_words = None
+            if profile.ner:
                 value_words = {t.lower_ for t in nlp_artifacts.tokens or []} | {
                     lemma.lower() for lemma in nlp_artifacts.lemmas or []}
+            if by_words and any(e in by_words for e in cands):
+                # types reachable only through the value's own words: keep them where it holds one
                 cands = tuple(e for e in cands if e not in by_words
-                              or any(c in w for c in by_words[e] for w in value_words))
-            cands = self._possible(text, cands, nlp_artifacts)
+                              or any(c in w for c in by_words[e] for w in value_words or ()))
+            analyzer, cands = self._analyzer_for(profile, text, cands, nlp_artifacts, value_words)
             if not cands:
                 out[text] = []
                 continue
             self.analyze_calls += 1
-            results = self.engine.analyzer.analyze(
+            results = analyzer.analyze(
                 text=text, language=LANGUAGE, entities=list(cands), nlp_artifacts=nlp_artifacts, context=context,
                 allow_list=allow, score_threshold=self.threshold)
             out[text] = _resolve(results)
