@@ -455,8 +455,8 @@ class PIIScanner:
 
             registry = RecognizerRegistry(recognizers=list(run), supported_languages=[LANGUAGE])
             sub = self._sub_analyzers[key] = AnalyzerEngine(
-                registry=registry, nlp_engine=analyzer.nlp_engine, supported_languages=[LANGUAGE],
-                context_aware_enhancer=analyzer.context_aware_enhancer)
+                registry=registry, nlp_engine=analyzer.nlp_engine, supported_languages=[LANGUAGE])
+            sub.context_aware_enhancer = analyzer.context_aware_enhancer  # the same enhancer object
         return sub, entities
 
     def _candidate_entities(self, profile: _Profile, text: str) -> tuple[str, ...]:

@@ -71,15 +71,17 @@ def test_mask_never_shows_a_digit_or_a_whole_word():
 
 
 def test_each_distinct_value_is_analysed_once(engine, monkeypatch):
+    from presidio_analyzer import AnalyzerEngine
+
     scanner = PIIScanner(engine=engine)
     calls: list[str] = []
-    original = engine.analyzer.analyze
+    original = AnalyzerEngine.analyze
 
-    def counting(text, **kwargs):
+    def counting(self, text, **kwargs):  # every AnalyzerEngine (the scan may use one with fewer recognizers)
         calls.append(text)
-        return original(text=text, **kwargs)
+        return original(self, text=text, **kwargs)
 
-    monkeypatch.setattr(engine.analyzer, "analyze", counting)
+    monkeypatch.setattr(AnalyzerEngine, "analyze", counting)
     table = pd.DataFrame({"email": ["a.b@example.com", "c.d@example.org"] * 50 + [None] * 5,
                           "contact_email": ["a.b@example.com"] * 105})
     report = scanner.scan(table)
@@ -264,3 +266,54 @@ def test_short_value_column_rule(engine):
     found = {(f.column, f.entity_type) for f in report.findings}
     assert ("buyer", "PERSON") in found and ("remarks", "PERSON") in found
     assert all(isinstance(c.to_dict()["suppressed"], dict) for c in report.columns)
+
+
+def test_screen_and_lemmas_on_demand_give_presidios_answer_on_a_mixed_table(engine):
+    """The regex screen, per-recognizer reach and lemmas only where they can change a score give
+    exactly Presidio's answer (full pipeline, every entity type of the profile) on every distinct
+    value of a benchmark-like table; and the shortcuts are taken (fewer lemma texts than NER texts,
+    fewer analyze calls than values)."""
+    import random
+
+    from faker import Faker
+
+    fake = Faker("en_US")
+    fake.seed_instance(11)
+    rnd = random.Random(11)
+    n = 40
+    notes = []
+    for i in range(n):
+        kind = i % 5
+        notes.append([f"Customer {fake.name()} asked for a refund; call back on {fake.phone_number()}.",
+                      f"Send the invoice to {fake.email()} before Friday.",
+                      f"{fake.name()} updated the card on file to {fake.credit_card_number()}.",
+                      fake.sentence(nb_words=10),
+                      f"Told {fake.name()} the phone number {fake.phone_number()} is off; see {fake.url()}"][kind])
+    table = pd.DataFrame({
+        "name": [fake.name() for _ in range(n)],
+        "address": [fake.address().replace("\n", ", ") for _ in range(n)],
+        "phone": [fake.phone_number() for _ in range(n)],
+        "ip": [fake.ipv4() for _ in range(n)],
+        "iban": [fake.iban() for _ in range(n)],
+        "notes": notes,
+        "amount": [f"{rnd.uniform(1, 500):.2f}" for _ in range(n)],
+    })
+    scanner = PIIScanner(engine=engine)
+    values = 0
+    for column in table.columns:
+        distinct = np.asarray(list(dict.fromkeys(table[column])), dtype=object)
+        profile, _ = scanner._profile(column, table[column], distinct, None)
+        fast = scanner._analyse(profile, list(distinct))
+        assert {k: sorted(v) for k, v in fast.items()} == _full_answer(engine, scanner, profile, list(distinct)), column
+        values += len(distinct)
+    assert 0 < scanner.lemma_texts < scanner.nlp_texts
+    assert scanner.analyze_calls < values
+
+
+def test_lemma_probes_cover_rules_and_exceptions(engine):
+    scanner = PIIScanner(engine=engine)
+    subs, forms = scanner._lemma_probes("phone")
+    assert "phone" in subs and "phon" in subs  # "phoning" -> "phone" by a suffix rule
+    _, forms = scanner._lemma_probes("tel")
+    assert "told" in forms  # "told" -> "tell" is an exception
+    assert scanner._may_hold_word(("phone",), ["phoning"]) and not scanner._may_hold_word(("phone",), ["street"])
