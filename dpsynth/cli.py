@@ -136,13 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
     show.add_argument("--dataset")
 
-    demo = sub.add_parser("demo", help="fit MST (or AIM, dpctgan, dpvae) at epsilon=1 on the bundled raw Adult table")
+    demo = sub.add_parser("demo", help="a full release of the bundled raw Adult table (MST at epsilon=1, default "
+                                       "policy) into ./dpsynth-demo/release/")
     demo.add_argument("--out", default="dpsynth-demo", help="output directory (default: ./dpsynth-demo)")
     demo.add_argument("--epsilon", type=_float, default=1.0)
     demo.add_argument("--delta", type=_float, default=1e-9)
     demo.add_argument("--synthesizer", choices=["mst", "aim", "dpctgan", "dpvae"], default="mst",
                       help="mst (seconds, the default), aim (minutes; better 3-way fidelity), or the DP-SGD "
                            "generators dpctgan / dpvae (need the dpsgd extra; 10 epochs, about a minute on a CPU)")
+    demo.add_argument("--policy", default="default",
+                      help="a shipped policy (default, strict, permissive) or a policy file; the DP-SGD generators "
+                           "need one that does not require secure noise (torchcsprng is not installable here)")
 
     rel = sub.add_parser("release", help="the release gate: fit, audit, scan, check against a policy, write the "
                                          "report (exit 0 released, 1 blocked, 2 bad input, 3 budget refused)")
@@ -626,8 +630,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from dpsynth.demo import run_demo
 
-        run_demo(Path(args.out), epsilon=args.epsilon, delta=args.delta, synthesizer=args.synthesizer)
-        return 0
+        return run_demo(Path(args.out), epsilon=args.epsilon, delta=args.delta, synthesizer=args.synthesizer,
+                        policy=args.policy).exit_code
     if args.command == "eval":
         report = _eval(args)
         print(json.dumps(report)) if args.json else _print_eval(report)

@@ -206,7 +206,7 @@ def _fisher(a: int, n_a: int, b: int, n_b: int, alpha: float) -> tuple[float, bo
 
 def replay_check(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, holdout: pd.DataFrame | None = None,
                  near_threshold: float = DEFAULT_NEAR_THRESHOLD, alpha: float = DEFAULT_ALPHA,
-                 holdout_share: float = DEFAULT_HOLDOUT_SHARE, seed: int = 0) -> ReplayReport:
+                 holdout_share: float = DEFAULT_HOLDOUT_SHARE, seed: int = 0, near: bool = True) -> ReplayReport:
     """Exact, quasi-identifier and near copies of real rows in ``synthetic``, each beside the same
     rate for held-out real rows.
 
@@ -220,6 +220,8 @@ def replay_check(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
         near_threshold: a synthetic row is a near copy when its Gower distance to the closest
             reference row is at most this (default 0.02).
         alpha: the level of the one-sided Fisher test that flags a rate above its baseline.
+        near: also compute distances to the closest record (the ``near`` check and the DCR
+            quantiles); quadratic in the rows, the costly part on large tables.
 
     Raises:
         ParameterError: a threshold, alpha or share out of range.
@@ -276,11 +278,13 @@ def replay_check(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
         uniq, counts = np.unique(ref_q, return_counts=True)
         unique_keys = uniq[counts == 1]
         add("quasi_identifiers_unique", _matches(s_q, unique_keys), _matches(b_q, unique_keys))
-    s_dcr = nearest_distances(synth, reference)
-    b_dcr = nearest_distances(base, reference)
-    add("near", s_dcr <= near_threshold + 1e-9, b_dcr <= near_threshold + 1e-9)
-    quantiles = {label: {f"q{int(q * 100):02d}": round(float(np.quantile(d, q)), 6) for q in (0.01, 0.05, 0.5)}
-                 for label, d in (("synthetic", s_dcr), ("baseline", b_dcr))}
+    quantiles: dict[str, dict[str, float]] = {}
+    if near:
+        s_dcr = nearest_distances(synth, reference)
+        b_dcr = nearest_distances(base, reference)
+        add("near", s_dcr <= near_threshold + 1e-9, b_dcr <= near_threshold + 1e-9)
+        quantiles = {label: {f"q{int(q * 100):02d}": round(float(np.quantile(d, q)), 6) for q in (0.01, 0.05, 0.5)}
+                     for label, d in (("synthetic", s_dcr), ("baseline", b_dcr))}
     return ReplayReport(rates=rates, columns=names, quasi_identifiers=qis, near_threshold=near_threshold, alpha=alpha,
                         baseline=baseline, reference_rows=len(reference), dcr_quantiles=quantiles,
                         seconds=round(time.perf_counter() - start, 3))

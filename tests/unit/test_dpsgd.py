@@ -163,23 +163,30 @@ def test_dp_frequencies_are_charged_and_used(small_schema, small_data):
     assert synth.privacy_statement()["epsilon_rdp"] <= 1.0
 
 
-def test_demo_runs_a_dp_sgd_generator_and_describes_its_model(tmp_path, monkeypatch, capsys):
+def test_demo_releases_a_dp_sgd_generator_through_the_gate(tmp_path, monkeypatch, capsys):
+    """`dpsynth demo --synthesizer dpvae` is a full release (short training, permissive policy: the
+    default one requires secure noise, which needs torchcsprng)."""
     from dpsynth import demo
 
-    make = demo._make
+    quick = {"epochs": 0.05, "sample_rate": 0.05, "embedding_dim": 8, "compress_dims": [16],
+             "decompress_dims": [16], "device": "cpu"}
+    monkeypatch.setitem(demo.DEMO_PARAMS, "dpvae", quick)
+    assert main(["demo", "--out", str(tmp_path), "--synthesizer", "dpvae", "--policy", "permissive"]) == 0
+    report = json.loads((tmp_path / "release" / "report.json").read_text())
+    assert report["decision"]["status"] == "released" and report["release"]["synthesizer"] == "dpvae"
+    assert report["release"]["rows"] == 32561 and report["release"]["secure_noise"] is False
+    assert report["evidence"]["audit"]["method"] == "blackbox_membership_inference"
+    assert "RELEASED" in capsys.readouterr().out
 
-    def quick(synthesizer, epsilon, delta):  # the demo's own choice of class, trained briefly
-        synth = make(synthesizer, epsilon, delta)
-        for name, value in {"epochs": 0.05, "sample_rate": 0.05, "embedding_dim": 8, "compress_dims": (16,),
-                            "decompress_dims": (16,), "device": "cpu"}.items():
-            setattr(synth, name, value)
-        return synth
 
-    monkeypatch.setattr(demo, "_make", quick)
-    assert main(["demo", "--out", str(tmp_path), "--synthesizer", "dpvae"]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["synthesizer"] == "dpvae" and summary["rows"] == 32561
-    assert summary["model"]["kind"] == "DP-SGD generator"
-    d = summary["model"]["dpsgd"]
-    assert d["steps_taken"] == d["steps_planned"] == 1 and d["opacus_epsilon_rdp"] <= 1.0
-    assert "DP-SGD steps" in (tmp_path / "summary.md").read_text()
+def test_the_default_policy_blocks_a_dp_sgd_demo_without_secure_noise_and_charges_nothing(tmp_path, capsys):
+    from dpsynth.privacy.ledger import Ledger
+    from dpsynth.synth.dpsgd.common import secure_rng_available
+
+    if secure_rng_available():
+        pytest.skip("torchcsprng is installed: secure noise is available")
+    assert main(["demo", "--out", str(tmp_path), "--synthesizer", "dpctgan"]) == 1
+    report = json.loads((tmp_path / "release" / "report.json").read_text())
+    assert [r.split(":")[0] for r in report["decision"]["reasons"]] == ["privacy.secure_noise"]
+    assert Ledger(f"sqlite:///{tmp_path / 'ledger.db'}").statement("adult").to_dict()["releases"] == 0
+    assert "BLOCKED" in capsys.readouterr().out
