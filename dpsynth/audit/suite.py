@@ -21,6 +21,11 @@ A suite::
         dataset: adult                             # the bundled Adult table (raw, its public schema)
         fits_per_world: 8                          # per target; 1 canary + 1 outlier by default
         reference_rows: 2000                       # seeded subsample the fits run on (null: all)
+      - kind: onerun                               # one-run audit of one fit (dpsynth.audit.onerun)
+        canaries: 1000                             # m, from data.columns' domain, far from the base
+        guesses: null                              # r (even), or null: a fixed ladder with Bonferroni
+        base_rows: 1000                            # base rows generated from the public domain
+        scoring: auto                              # auto | whitebox | blackbox
 
 Results are NOT differentially private (they are computed on the data they are given) and hold no
 data row.
@@ -39,7 +44,7 @@ import yaml
 from dpsynth.audit.bounds import NOT_DP_NOTICE
 from dpsynth.exceptions import ParameterError
 
-_KINDS = {"replay", "whitebox", "blackbox"}
+_KINDS = {"replay", "whitebox", "blackbox", "onerun"}
 _PAIRS = ("constant_plus_outlier", "outlier_removed", "random_plus_row")
 
 
@@ -85,6 +90,43 @@ def _check_blackbox(audit: dict[str, Any], where: str, problems: list[str]) -> N
                           "confidence", "noise", "seed"}
     if extra:
         _problem(problems, where, f"has unknown key(s) {', '.join(sorted(extra))}")
+
+
+def _check_onerun(audit: dict[str, Any], where: str, problems: list[str]) -> None:
+    def integer(value: object, low: int) -> bool:
+        return not isinstance(value, bool) and isinstance(value, int) and value >= low
+
+    canaries = audit.setdefault("canaries", 1000)
+    if not integer(canaries, 2):
+        _problem(problems, f"{where}.canaries", f"({canaries!r}) must be an integer >= 2")
+    guesses = audit.setdefault("guesses", None)
+    too_many = integer(canaries, 2) and integer(guesses, 2) and guesses > canaries
+    if guesses is not None and (not integer(guesses, 2) or guesses % 2 or too_many):
+        _problem(problems, f"{where}.guesses", f"({guesses!r}) must be null or an even integer in [2, canaries]")
+    for key, default, low in (("base_rows", 1000, 1), ("seed", 0, 0)):
+        if not integer(audit.setdefault(key, default), low):
+            _problem(problems, f"{where}.{key}", f"({audit[key]!r}) must be an integer >= {low}")
+    if audit.get("min_distance") is not None and not integer(audit["min_distance"], 1):
+        _problem(problems, f"{where}.min_distance", f"({audit['min_distance']!r}) must be an integer >= 1")
+    if audit.setdefault("scoring", "auto") not in ("auto", "whitebox", "blackbox"):
+        _problem(problems, f"{where}.scoring", f"({audit['scoring']!r}) must be 'auto', 'whitebox' or 'blackbox'")
+    confidence = audit.setdefault("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        _problem(problems, f"{where}.confidence", f"({confidence!r}) must be in the open interval (0, 1)")
+    extra = set(audit) - {"kind", "canaries", "guesses", "base_rows", "seed", "min_distance", "scoring", "confidence"}
+    if extra:
+        _problem(problems, where, f"has unknown key(s) {', '.join(sorted(extra))}")
+
+
+def _run_onerun(make: Any, schema: Any, audit: dict[str, Any], *, epsilon: float, delta: float) -> dict[str, Any]:
+    """The one-run audit (one fit with canaries from the suite's public domain)."""
+    from dpsynth.audit.onerun import one_run_audit
+
+    return one_run_audit(
+        make, schema, claimed_epsilon=epsilon, claimed_delta=delta, canaries=audit["canaries"],
+        guesses=audit["guesses"], base_rows=audit["base_rows"], confidence=float(audit["confidence"]),
+        seed=audit["seed"], scoring=audit["scoring"], min_distance=audit.get("min_distance"),
+    ).to_dict()
 
 
 def _run_blackbox(make: Any, audit: dict[str, Any], *, epsilon: float, delta: float) -> dict[str, Any]:
@@ -151,6 +193,9 @@ def load_suite(path: str | Path) -> dict[str, Any]:
             continue
         if audit["kind"] == "blackbox":
             _check_blackbox(audit, where, problems)
+            continue
+        if audit["kind"] == "onerun":
+            _check_onerun(audit, where, problems)
             continue
         if audit["kind"] == "replay":
             pairs = audit.setdefault("pairs", list(_PAIRS))
@@ -257,6 +302,8 @@ def run_suite(spec: str, *, epsilon: float, delta: float, suite: dict[str, Any])
         start = time.perf_counter()
         if audit["kind"] == "blackbox":
             out = _run_blackbox(make, audit, epsilon=epsilon, delta=delta)
+        elif audit["kind"] == "onerun":
+            out = _run_onerun(make, schema, audit, epsilon=epsilon, delta=delta)
         elif audit["kind"] == "replay":
             report = replay_check(make, schema, pairs={p: pairs[p] for p in audit["pairs"]}, name=spec)
             out = report.to_dict()
