@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
 import threading
 import time
@@ -229,7 +230,10 @@ def _whitebox_scores(kind: str, captured: dict[str, Any], synthesizer: Any, cana
 
 def _blackbox_scores(synthesizer: Any, schema: Schema, codes: np.ndarray, synthetic_rows: int, seed: int
                      ) -> np.ndarray:
-    sample = synthesizer.sample(synthetic_rows, random_state=seed)
+    params = inspect.signature(synthesizer.sample).parameters
+    takes_state = "random_state" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    sample = synthesizer.sample(synthetic_rows, random_state=seed) if takes_state else \
+        synthesizer.sample(synthetic_rows)
     synthetic = encode(sample, schema)
     nearest = _hamming_to_nearest(codes, synthetic)
     share = np.array([(np.count_nonzero(synthetic != row, axis=1) == d).sum() for row, d in zip(codes, nearest,
