@@ -351,6 +351,10 @@ def test_progress_goes_to_a_terminal_only(env, capsys):
     assert result.released
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""  # not a TTY under pytest: quiet
+    result = env.run(policy=env.policy(audit={"fits_per_world": 2, "canaries": 1, "outliers": 0}, pii=None),
+                     progress=True, out="shown")
+    err = capsys.readouterr().err
+    assert result.released and "fitting mst" in err and "membership-inference audit" in err and "4/4" in err
 
 
 def test_release_modules_do_not_import_the_cli():
