@@ -6,19 +6,13 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from dpsynth.io import sha256_file as sha256_path
+
 MANIFEST_VERSION = "1"
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_path(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_manifest(folder: Path, artifacts: list[str], report: dict[str, Any]) -> dict[str, Any]:
