@@ -169,6 +169,8 @@ class TableTransformer:
         self.output_dim = start
         #: the spans that conditional vectors choose from (one per categorical column)
         self.categorical_spans = tuple(s for s in spans if schema.columns[s.column].kind == "categorical")
+        #: every one-hot code block: categorical levels and binned numeric columns' public bins
+        self.code_spans = tuple(s for s in spans if s.role == "code")
 
     def transform(self, data: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
         """The model matrix (float32, rows × ``output_dim``) of a table already checked by ``encode``."""
@@ -620,8 +622,8 @@ class DPSGDSynthesizer(Synthesizer):
         epsilon, delta: the (ε, δ) target of the whole fit (δ never derived from the data).
         epochs: expected passes over the data; the plan takes ⌈epochs / q⌉ Poisson steps.
         sample_rate: Poisson sample rate q (each row joins each batch with probability q). Public
-            and data-independent: it is what the accounting uses. Default 0.01 when neither it nor
-            ``batch_size`` is given.
+            and data-independent: it is what the accounting uses. When neither it nor
+            ``batch_size`` is given: the generator's ``default_sample_rate`` (dpvae 0.1, dpctgan 0.01).
         batch_size: expected batch size, as an alternative to ``sample_rate``: needs ``rows``, the
             PUBLIC row count the data owner declares (q = batch_size / rows). The private row count
             is never used for the accounting.
@@ -646,6 +648,8 @@ class DPSGDSynthesizer(Synthesizer):
     """
 
     uses_bins: ClassVar[bool] = False
+    #: q when neither ``sample_rate`` nor ``batch_size`` is given (a subclass may choose its own)
+    default_sample_rate: ClassVar[float] = DEFAULT_SAMPLE_RATE
 
     def __init__(
         self, *, epsilon: float, delta: float, epochs: float, sample_rate: float | None, batch_size: int | None,
@@ -681,7 +685,7 @@ class DPSGDSynthesizer(Synthesizer):
                 raise ParameterError(f"batch_size ({batch}) must be at most rows ({rows})")
             return batch / rows
         if self.sample_rate is None:
-            return DEFAULT_SAMPLE_RATE
+            return float(self.default_sample_rate)
         q = check.positive_finite("sample_rate", self.sample_rate)
         if q > 1.0:
             raise ParameterError(f"sample_rate ({self.sample_rate!r}) must be in (0, 1]")

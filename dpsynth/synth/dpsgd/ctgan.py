@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from dpsynth.mechanisms import NoiseSource
 
 CONDITIONAL = ("uniform", "dp_frequencies")
+CONDITION_ON = ("categorical", "codes")
 
 
 def _build_networks(data_dim: int, cond_dim: int, embedding_dim: int, generator_dims: tuple[int, ...],
@@ -112,10 +113,11 @@ def _build_networks(data_dim: int, cond_dim: int, embedding_dim: int, generator_
 class _Conditions:
     """Conditional vectors over the categorical columns (CTGAN's cond vector, one column at a time)."""
 
-    def __init__(self, transformer: TableTransformer, probabilities: list[np.ndarray], device: Any):
+    def __init__(self, transformer: TableTransformer, probabilities: list[np.ndarray], device: Any,
+                 spans: tuple[Any, ...] | None = None):
         import torch
 
-        self.spans = transformer.categorical_spans
+        self.spans = transformer.categorical_spans if spans is None else spans
         self.device = device
         self.dim = sum(s.width for s in self.spans)
         self.offsets = np.cumsum([0] + [s.width for s in self.spans])[:-1].tolist()
@@ -200,6 +202,8 @@ class DPCTGAN(DPSGDSynthesizer):
         embedding_dim, generator_dims, discriminator_dims: network sizes (CTGAN's defaults).
         generator_lr, discriminator_lr, weight_decay: Adam settings (betas 0.5, 0.9 as CTGAN).
         generator_batch_size: rows per generator step (no data involved).
+        generator_steps: generator steps after each discriminator (DP) step; they read no data,
+            so they cost no budget.
 
     Privacy: DP-SGD on the discriminator for the planned steps (and ρ for the DP frequencies);
     the generator, its conditional vectors and sampling are post-processing.
@@ -216,6 +220,7 @@ class DPCTGAN(DPSGDSynthesizer):
         discriminator_dims: tuple[int, ...] = (256, 256), generator_lr: float = 2e-4,
         discriminator_lr: float = 2e-4, weight_decay: float = 1e-6, generator_batch_size: int = 500,
         clipping: str = "fused", numeric_encoding: str = "bins", insecure_seed: int | None = None,
+        generator_steps: int = 1, condition_on: str = "categorical",
     ):
         super().__init__(epsilon=epsilon, delta=delta, epochs=epochs, sample_rate=sample_rate, batch_size=batch_size,
                          rows=rows, max_grad_norm=max_grad_norm, max_noise_multiplier=max_noise_multiplier,
@@ -230,6 +235,8 @@ class DPCTGAN(DPSGDSynthesizer):
         self.discriminator_lr = discriminator_lr
         self.weight_decay = weight_decay
         self.generator_batch_size = generator_batch_size
+        self.generator_steps = generator_steps
+        self.condition_on = condition_on
 
     def _validate_model(self) -> None:
         if self.conditional not in CONDITIONAL:
@@ -246,13 +253,20 @@ class DPCTGAN(DPSGDSynthesizer):
         check.nonnegative_finite("weight_decay", self.weight_decay)
         if check.positive_int("generator_batch_size", self.generator_batch_size) < 2:
             raise ParameterError(f"generator_batch_size ({self.generator_batch_size!r}) must be at least 2")
+        check.positive_int("generator_steps", self.generator_steps)
+        if self.condition_on not in CONDITION_ON:
+            raise ParameterError(f"condition_on ({self.condition_on!r}) must be one of: {', '.join(CONDITION_ON)}")
         if self.conditional == "dp_frequencies":
             split = check.positive_finite("split_frequencies", self.split_frequencies)
             if split >= 1.0:
                 raise ParameterError(f"split_frequencies ({self.split_frequencies!r}) must be in (0, 1)")
 
+    def _condition_spans(self, transformer: TableTransformer) -> tuple[Any, ...]:
+        """The one-hot blocks conditional vectors choose from (public: the schema decides them)."""
+        return transformer.code_spans if self.condition_on == "codes" else transformer.categorical_spans
+
     def _frequency_mechanism(self, transformer: TableTransformer) -> GaussianCounts | None:
-        spans = transformer.categorical_spans
+        spans = self._condition_spans(transformer)
         if self.conditional != "dp_frequencies" or not spans:
             return None
         rho = self.zcdp_budget().rho * float(self.split_frequencies)
@@ -262,7 +276,7 @@ class DPCTGAN(DPSGDSynthesizer):
 
     def _zcdp_events(self, transformer: TableTransformer) -> tuple[PrivacyEvent, ...]:
         mech = self._frequency_mechanism(transformer)
-        return () if mech is None else tuple(mech.event for _ in transformer.categorical_spans)
+        return () if mech is None else tuple(mech.event for _ in self._condition_spans(transformer))
 
     def _frequencies(self, plan: DPSGDPlan, codes: np.ndarray, odometer: Odometer, noise: NoiseSource
                      ) -> tuple[list[np.ndarray], bool]:
@@ -271,7 +285,7 @@ class DPCTGAN(DPSGDSynthesizer):
         mech = self._frequency_mechanism(transformer)
         sizes = [c.size for c in transformer.schema.columns]
         out = []
-        for span in transformer.categorical_spans:
+        for span in self._condition_spans(transformer):
             if mech is None:
                 out.append(np.full(span.width, 1.0 / span.width))
                 continue
@@ -287,7 +301,7 @@ class DPCTGAN(DPSGDSynthesizer):
 
         transformer = plan.transformer
         probabilities, measured = self._frequencies(plan, codes, odometer, noise)
-        conditions = _Conditions(transformer, probabilities, device)
+        conditions = _Conditions(transformer, probabilities, device, self._condition_spans(transformer))
         generator, discriminator = _build_networks(
             transformer.output_dim, conditions.dim, int(self.embedding_dim), tuple(self.generator_dims),
             tuple(self.discriminator_dims))
@@ -304,6 +318,7 @@ class DPCTGAN(DPSGDSynthesizer):
         gen = randomness.model
         embedding = int(self.embedding_dim)
         g_batch = int(self.generator_batch_size)
+        g_steps = int(self.generator_steps)
         losses: list[tuple[float, float]] = []
 
         def fakes(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -332,14 +347,15 @@ class DPCTGAN(DPSGDSynthesizer):
             # -- generator: no real data, the DP discriminator's judgement only -----------------
             private.disable_hooks()
             try:
-                optimizer_g.zero_grad(set_to_none=True)
-                raw, cond, chosen, values = fakes(g_batch)
-                fake = _activate(raw, transformer, gumbel=True)
-                judged = private(torch.cat([fake, cond], dim=1).unsqueeze(1)).squeeze(1)
-                loss_g = F.binary_cross_entropy_with_logits(judged, torch.ones(g_batch, device=device)) \
-                    + conditions.loss(raw, chosen, values)
-                loss_g.backward()
-                optimizer_g.step()
+                for _ in range(g_steps):
+                    optimizer_g.zero_grad(set_to_none=True)
+                    raw, cond, chosen, values = fakes(g_batch)
+                    fake = _activate(raw, transformer, gumbel=True)
+                    judged = private(torch.cat([fake, cond], dim=1).unsqueeze(1)).squeeze(1)
+                    loss_g = F.binary_cross_entropy_with_logits(judged, torch.ones(g_batch, device=device)) \
+                        + conditions.loss(raw, chosen, values)
+                    loss_g.backward()
+                    optimizer_g.step()
             finally:
                 private.enable_hooks()
             if budget.taken % 50 == 0 or budget.done:
@@ -364,12 +380,12 @@ class DPCTGAN(DPSGDSynthesizer):
         import torch
 
         transformer = self.transformer_
-        spans = transformer.categorical_spans
+        spans = self._condition_spans(transformer)
         probs = [np.full(s.width, 1.0 / s.width) for s in spans]
         if len(spans) >= 2:
             gen = self._torch_generator(rng)
             for _ in range(3):
-                conditions = _Conditions(transformer, probs, "cpu")
+                conditions = _Conditions(transformer, probs, "cpu", spans)
                 with torch.no_grad():
                     cond, chosen, _ = conditions.sample(4000, gen)
                     raw = self.generator_(latent_noise((4000, int(self.embedding_dim)), gen, torch.device("cpu")),
@@ -387,7 +403,7 @@ class DPCTGAN(DPSGDSynthesizer):
         import torch
 
         probs = self._condition_probabilities(rng)
-        conditions = _Conditions(self.transformer_, probs, "cpu")
+        conditions = _Conditions(self.transformer_, probs, "cpu", self._condition_spans(self.transformer_))
         gen = self._torch_generator(rng)
         out = []
         with torch.no_grad():
