@@ -41,16 +41,35 @@ the same mean (Hoeffding 1956), so the Clopper–Pearson bounds stay valid. With
 each bound is computed at confidence 1 − (1 − confidence)/k (Bonferroni over the k attacks), so the
 headline, the strongest attack's bound, holds at the stated confidence.
 
+Parallel fits (``workers`` > 1): the fits are independent (each (repetition, target, world) has its
+own seed), so they run in a pool of ``workers`` fresh Python processes (the ``spawn`` start method:
+JAX is not fork-safe), each limited to one BLAS/OpenMP/XLA thread so that N workers on N cores do
+not oversubscribe them. A worker draws the same noise as the serial audit (a fresh OpenDP sampler,
+or ``SeededNoise(fit_seed)``), fits with the same silent untracked ledger, scores the synthetic
+table itself (only the scores come back) and prints nothing: its stdout and stderr go to the null
+device, and the warnings a fit raises are sent back and re-issued, once each, in the parent. The
+scores are gathered in the serial order, so the result is identical to the serial one with seeded
+noise (only ``seconds`` and ``details.workers`` differ). ``make`` must then be picklable (a class,
+or ``functools.partial(cls, epsilon=..., delta=..., **params)``, importable in a fresh process); an
+unpicklable ``make`` (a lambda, a local function) is refused with a :class:`ParameterError` before
+any fit, rather than silently run serially.
+
 The audit reads the real data and is NOT differentially private. Its result describes targets by
 kind and index (and an outlier's nearest-neighbour distance), never by their values.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import inspect
 import math
+import multiprocessing
+import os
+import pickle
+import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -316,7 +335,7 @@ class _Target:
 
 def _check_arguments(make: Any, real: Any, schema: Any, claimed_epsilon: Any, claimed_delta: Any,
                      fits_per_world: Any, canaries: Any, outliers: Any, reference_rows: Any, attacks: Any,
-                     confidence: Any, noise: Any, seed: Any, progress: Any) -> tuple[str, ...]:
+                     confidence: Any, noise: Any, seed: Any, progress: Any, workers: Any) -> tuple[str, ...]:
     if not callable(make):
         raise ParameterError(f"make ({make!r}) must be a callable returning a fresh, unfitted synthesizer")
     if not isinstance(real, pd.DataFrame):
@@ -338,6 +357,16 @@ def _check_arguments(make: Any, real: Any, schema: Any, claimed_epsilon: Any, cl
     if reference_rows is not None:
         integer("reference_rows", reference_rows, 10)
     integer("seed", seed, 0)
+    if workers is not None:
+        integer("workers", workers, 1)
+        if workers > 1:
+            try:
+                pickle.dumps(make)
+            except Exception as exc:  # noqa: BLE001 - pickling may fail in many ways; all mean "cannot send"
+                raise ParameterError(
+                    f"make ({make!r}) cannot be pickled for workers={workers} ({type(exc).__name__}: {exc}); pass "
+                    "a class or functools.partial(cls, epsilon=..., delta=..., **params) of a class importable "
+                    "from a module, or workers=1 to fit in this process") from None
     names = (attacks,) if isinstance(attacks, str) else attacks
     if not isinstance(names, (list, tuple)) or not names:
         raise ParameterError(f"attacks ({attacks!r}) must be a non-empty list of {', '.join(ATTACKS)}")
@@ -399,6 +428,128 @@ def _sample(model: Any, n: int, random_state: int | None) -> Any:
     return model.sample(n)
 
 
+#: Environment of a worker process: one thread per BLAS / OpenMP / XLA pool.
+_WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "VECLIB_MAXIMUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
+_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+#: A worker process's state (set by :func:`_worker_init`): make, targets, schema, attacks, noise, ledger.
+_WORKER: tuple[Any, ...] | None = None
+
+
+def _fit_and_score(make: Callable[[], Any], target: _Target, world: int, fit_seed: int, noise: str,
+                   names: Sequence[str], schema: Schema, ledger: _AuditLedger) -> dict[str, float]:
+    """One fit in ``world`` for ``target``, sampled once and scored by every attack."""
+    data = target.base if world == 0 else pd.concat([target.base, target.row], ignore_index=True)
+    source: NoiseSource = OpenDPNoise() if noise == "secure" else SeededNoise(fit_seed, _warn=False)
+    model = make()
+    try:
+        with _noise(source):
+            model.fit(data, schema=schema, ledger=ledger)
+        synthetic = _sample(model, len(target.base), fit_seed if noise == "seeded" else None)
+    except Exception as exc:  # noqa: BLE001 - an audited fit may fail in any way; the audit reports it
+        raise AuditError(f"a fit in world {world} for {target.kind} {target.index} failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    return _score(names, target, synthetic, schema)
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(_WORKER_ENV)
+    xla = os.environ.get("XLA_FLAGS", "")
+    env["XLA_FLAGS"] = f"{xla} {_XLA_FLAGS}".strip() if _XLA_FLAGS not in xla else xla
+    return env
+
+
+@contextlib.contextmanager
+def _spawn_environment() -> Iterator[None]:
+    """Spawned workers inherit the environment at their start: limit their thread pools there
+    (before they import numpy or JAX), and restore this process's environment afterwards."""
+    saved = {k: os.environ.get(k) for k in (*_WORKER_ENV, "XLA_FLAGS")}
+    os.environ.update(_worker_env())
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _worker_init(make: Callable[[], Any], targets: list[_Target], schema: Schema, names: tuple[str, ...],
+                 noise: str) -> None:
+    """Start a worker: silent (stdout and stderr to the null device, Python's and the C level's),
+    one thread per pool, the audit's state kept for its fits."""
+    global _WORKER
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker
+    os.environ.update(_worker_env())
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    _WORKER = (make, targets, schema, names, noise, _AuditLedger())
+
+
+def _worker_fit(ti: int, world: int, fit_seed: int) -> tuple[dict[str, float], list[tuple[Any, ...]]]:
+    """One fit in a worker: its scores, and the warnings it raised (re-issued by the parent)."""
+    assert _WORKER is not None
+    make, targets, schema, names, noise, ledger = _WORKER
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = _fit_and_score(make, targets[ti], world, fit_seed, noise, names, schema, ledger)
+    return scores, [(w.category, str(w.message), w.filename, w.lineno) for w in caught]
+
+
+def _run_fits(jobs: list[tuple[int, int, int]], make: Callable[[], Any], targets: list[_Target], schema: Schema,
+              names: tuple[str, ...], noise: str, workers: int,
+              progress: Callable[[int, int], None] | None) -> list[dict[str, float]]:
+    """Every job's scores, in the order of ``jobs`` (``(target index, world, fit seed)``)."""
+    total = len(jobs)
+    out: list[dict[str, float] | None] = [None] * total
+    if workers <= 1:
+        ledger = _AuditLedger()
+        for i, (ti, world, fit_seed) in enumerate(jobs):
+            out[i] = _fit_and_score(make, targets[ti], world, fit_seed, noise, names, schema, ledger)
+            if progress is not None:
+                progress(i + 1, total)
+        return out  # type: ignore[return-value]
+    seen: set[tuple[Any, ...]] = set()
+    context = multiprocessing.get_context("spawn")
+    with _spawn_environment():
+        pool = concurrent.futures.ProcessPoolExecutor(min(workers, total), mp_context=context,
+                                                      initializer=_worker_init,
+                                                      initargs=(make, targets, schema, names, noise))
+        try:
+            futures = {pool.submit(_worker_fit, *job): i for i, job in enumerate(jobs)}
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    try:
+        for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
+            try:
+                scores, caught = future.result()
+            except concurrent.futures.BrokenExecutor as exc:
+                raise AuditError(f"a worker process of the audit stopped ({exc}); a class that a fresh Python "
+                                 "process cannot import cannot be fitted there: use workers=1") from None
+            except Exception as exc:  # noqa: BLE001 - re-raised as the serial audit raises it (no remote chain)
+                raise exc from None
+            for w in caught:
+                if w not in seen:
+                    seen.add(w)
+                    warnings.warn_explicit(w[1], w[0], w[2], w[3])
+            out[futures[future]] = scores
+            if progress is not None:
+                progress(done, total)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return out  # type: ignore[return-value]
+
+
 def blackbox_audit(
     make: Callable[[], Any],
     real: pd.DataFrame,
@@ -415,6 +566,7 @@ def blackbox_audit(
     noise: str = "secure",
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> BlackboxResult:
     """Membership inference on canaries and outliers from the synthetic output only.
 
@@ -432,20 +584,27 @@ def blackbox_audit(
         noise: "secure" (OpenDP, the noise of a release) or "seeded" (reproducible, insecure); a
             class that does not draw through ``dpsynth.mechanisms`` draws its own noise.
         seed: seeds the subsample, the canaries, the threshold split (and the noise when seeded).
-        progress: called as ``progress(done, total)`` after every fit.
+        progress: called as ``progress(done, total)`` after every fit (in this process, as fits
+            complete).
+        workers: ``None`` or 1: fit in this process; N > 1: fit in N spawned processes (one thread
+            each), with a result identical to the serial one under seeded noise. ``make`` must
+            then be picklable (a class, or ``functools.partial(cls, epsilon=..., **params)``).
 
     Raises:
-        ParameterError: a bad argument (nothing is fitted).
+        ParameterError: a bad argument, or a ``make`` that cannot be pickled with workers > 1
+            (nothing is fitted).
         DataError: the real table does not fit the schema.
-        AuditError: a fit failed or a synthetic table does not fit the schema.
+        AuditError: a fit failed, a synthetic table does not fit the schema, or a worker process
+            stopped.
 
     Privacy: NOT differentially private; reads ``real``. The result holds no data row.
     """
     start = time.perf_counter()
     names = _check_arguments(make, real, schema, claimed_epsilon, claimed_delta, fits_per_world, canaries,
-                             outliers, reference_rows, attacks, confidence, noise, seed, progress)
+                             outliers, reference_rows, attacks, confidence, noise, seed, progress, workers)
     claimed_epsilon, claimed_delta = float(claimed_epsilon), float(claimed_delta)
     fits_per_world, canaries, outliers, seed = int(fits_per_world), int(canaries), int(outliers), int(seed)
+    workers = 1 if workers is None else int(workers)
     rng = np.random.default_rng(seed)
     real = real.reset_index(drop=True)
     absent = [c for c in schema.names if c not in real.columns]
@@ -497,27 +656,13 @@ def blackbox_audit(
     targets.sort(key=lambda t: (t.kind != "canary", t.index))
 
     scores: dict[str, dict[int, list[float]]] = {a: {0: [], 1: []} for a in names}
-    total, done = 2 * fits_per_world * len(targets), 0
-    ledger = _AuditLedger()
-    for t in range(fits_per_world):
-        for ti, target in enumerate(targets):
-            for world in (0, 1):
-                data = target.base if world == 0 else pd.concat([target.base, target.row], ignore_index=True)
-                fit_seed = seed + 1 + ((t * len(targets) + ti) * 2 + world)
-                source: NoiseSource = OpenDPNoise() if noise == "secure" else SeededNoise(fit_seed, _warn=False)
-                model = make()
-                try:
-                    with _noise(source):
-                        model.fit(data, schema=schema, ledger=ledger)
-                    synthetic = _sample(model, len(target.base), fit_seed if noise == "seeded" else None)
-                except Exception as exc:  # noqa: BLE001 - an audited fit may fail in any way; the audit reports it
-                    raise AuditError(f"a fit in world {world} for {target.kind} {target.index} failed: "
-                                     f"{type(exc).__name__}: {exc}") from None
-                for name, value in _score(names, target, synthetic, schema).items():
-                    scores[name][world].append(value)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+    jobs = [(ti, world, seed + 1 + ((t * len(targets) + ti) * 2 + world))
+            for t in range(fits_per_world) for ti in range(len(targets)) for world in (0, 1)]
+    total = len(jobs)
+    for (_, world, _), fit_scores in zip(jobs, _run_fits(jobs, make, targets, schema, names, noise, workers,
+                                                         progress), strict=True):
+        for name, value in fit_scores.items():
+            scores[name][world].append(value)
 
     per_attack = 1.0 - (1.0 - confidence) / len(names)
     results: dict[str, AttackResult] = {}
@@ -539,6 +684,8 @@ def blackbox_audit(
                              if len(names) > 1 else "one attack: no correction"),
         "pooling": "trials of every target pooled per world; one threshold per attack, chosen on a random half",
         "ledger": "untracked: audit fits are internal evidence, never released or charged",
+        "workers": ("1 (fits in this process)" if workers == 1 else
+                    f"{min(workers, total)} spawned processes (one thread each; same seeds and order as serial)"),
     }
     return BlackboxResult(
         claimed_epsilon=claimed_epsilon, claimed_delta=claimed_delta, confidence=float(confidence),

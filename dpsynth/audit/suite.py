@@ -21,6 +21,7 @@ A suite::
         dataset: adult                             # the bundled Adult table (raw, its public schema)
         fits_per_world: 8                          # per target; 1 canary + 1 outlier by default
         reference_rows: 2000                       # seeded subsample the fits run on (null: all)
+        workers: 1                                 # fits in N spawned processes (same result)
       - kind: onerun                               # one-run audit of one fit (dpsynth.audit.onerun)
         canaries: 1000                             # m, from data.columns' domain, far from the base
         guesses: null                              # r (even), or null: a fixed ladder with Bonferroni
@@ -33,6 +34,7 @@ data row.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import time
@@ -78,6 +80,7 @@ def _check_blackbox(audit: dict[str, Any], where: str, problems: list[str]) -> N
     integer("outliers", 1, 0)
     integer("reference_rows", 2000, 10, nullable=True)
     integer("seed", 0, 0)
+    integer("workers", 1, 1)
     attacks = audit.setdefault("attacks", list(ATTACKS))
     if not isinstance(attacks, list) or not attacks or any(a not in ATTACKS for a in attacks):
         _problem(problems, f"{where}.attacks", f"must be a non-empty list of {', '.join(ATTACKS)}")
@@ -87,7 +90,7 @@ def _check_blackbox(audit: dict[str, Any], where: str, problems: list[str]) -> N
     if audit.setdefault("noise", "secure") not in ("secure", "seeded"):
         _problem(problems, f"{where}.noise", f"({audit['noise']!r}) must be 'secure' or 'seeded'")
     extra = set(audit) - {"kind", "dataset", "fits_per_world", "canaries", "outliers", "reference_rows", "attacks",
-                          "confidence", "noise", "seed"}
+                          "confidence", "noise", "seed", "workers"}
     if extra:
         _problem(problems, where, f"has unknown key(s) {', '.join(sorted(extra))}")
 
@@ -142,6 +145,7 @@ def _run_blackbox(make: Any, audit: dict[str, Any], *, epsilon: float, delta: fl
             fits_per_world=audit["fits_per_world"], canaries=audit["canaries"], outliers=audit["outliers"],
             reference_rows=audit["reference_rows"], attacks=tuple(audit["attacks"]),
             confidence=float(audit["confidence"]), noise=audit["noise"], seed=int(audit["seed"]),
+            workers=audit["workers"],
         ).to_dict()
     except AuditError as exc:
         return {"method": METHOD, "violation": True, "error": str(exc), "notice": NOT_DP_NOTICE}
@@ -288,8 +292,8 @@ def run_suite(spec: str, *, epsilon: float, delta: float, suite: dict[str, Any])
     params = dict(suite.get("synthesizer_params") or {})
     schema = Schema.from_domain(dict(suite["data"]["columns"]))
 
-    def make() -> Any:
-        return cls(epsilon=epsilon, delta=delta, **params)
+    # picklable (a class and plain values), so that a blackbox audit can fit in worker processes
+    make = functools.partial(cls, epsilon=epsilon, delta=delta, **params)
 
     try:
         probe = make()

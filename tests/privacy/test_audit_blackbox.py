@@ -319,7 +319,7 @@ def test_suite_blackbox_kind_runs_on_the_bundled_adult(tmp_path, monkeypatch):
     assert suite["audits"][0] | {} == {"kind": "blackbox", "dataset": "adult", "fits_per_world": 10, "canaries": 1,
                                       "outliers": 1, "reference_rows": 200, "seed": 0,
                                       "attacks": ["dcr"], "confidence": 0.95,
-                                      "noise": "secure"}
+                                      "noise": "secure", "workers": 1}
     summary = run_suite("copying_synths:CopyingMST", epsilon=0.3, delta=1e-5, suite=suite)
     (audit,) = summary["audits"]
     assert summary["violation"] and audit["method"] == METHOD and audit["auc"] == 1.0
@@ -350,3 +350,158 @@ def test_reference_suite_file_is_valid():
 
     suite = load_suite(Path(__file__).resolve().parents[2] / "audits" / "suites" / "mst_blackbox.yaml")
     assert [a["kind"] for a in suite["audits"]] == ["blackbox"]
+
+
+# -- parallel fits (workers) -------------------------------------------------------------------------
+
+CHEAP_MODULE = '''
+import warnings
+
+import numpy as np
+
+import dpsynth.synth.base as base
+from dpsynth.schema.encode import decode, encode
+
+
+class NoisyMarginals:
+    """Cheap: independent 1-way marginals, discrete Gaussian noise drawn through dpsynth (so the
+    audit's seeded noise reaches it), sampled with its random_state. Prints and warns in fit."""
+
+    def __init__(self, *, epsilon, delta, scale=2.0):
+        self.epsilon, self.delta, self.scale = epsilon, delta, scale
+
+    def fit(self, data, *, schema, ledger):
+        print("fitting NoisyMarginals")
+        warnings.warn("NoisyMarginals is a test double", UserWarning)
+        noise = base.make_noise(None)
+        codes = encode(data, schema)
+        self.schema_ = schema
+        self.marginals_ = []
+        for j, size in enumerate(schema.sizes):
+            counts = np.bincount(codes[:, j], minlength=size).astype(np.int64)
+            noisy = np.maximum(np.asarray(noise.discrete_gaussian(counts, self.scale), dtype=float), 0.0) + 0.5
+            self.marginals_.append(noisy / noisy.sum())
+        return self
+
+    def sample(self, n_rows, random_state=None):
+        rng = np.random.default_rng(random_state)
+        codes = np.stack([rng.choice(len(p), n_rows, p=p) for p in self.marginals_], axis=1)
+        return decode(codes, self.schema_, rng)
+'''
+
+
+@pytest.fixture
+def cheap_module(tmp_path, monkeypatch):
+    """A module the spawned workers can import (the parent's sys.path travels with them)."""
+    (tmp_path / "bb_cheap_synths.py").write_text(CHEAP_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    return importlib.import_module("bb_cheap_synths")
+
+
+def _figures(result) -> dict:
+    d = result.to_dict()
+    d.pop("seconds")
+    d["details"].pop("workers")
+    return d
+
+
+def test_workers_give_the_serial_result_with_seeded_noise(cheap_module, capfd):
+    """Same seeds, scores gathered in the serial order: every figure of the result (AUCs, ROC
+    curves, thresholds, error counts, bounds) is identical; only seconds and details.workers differ.
+    The workers print nothing (the synthesizer's print goes to their null device), its warning comes
+    back once, and progress is called in this process as fits complete."""
+    import functools
+
+    make = functools.partial(cheap_module.NoisyMarginals, epsilon=1.0, delta=1e-5, scale=1.0)
+    kwargs = dict(fits_per_world=6, canaries=2, outliers=1, noise="seeded", seed=7, **CLAIM)
+    with pytest.warns(UserWarning, match="test double"):
+        serial = blackbox_audit(make, REAL, SCHEMA, **kwargs)
+    capfd.readouterr()
+    calls = []
+    with pytest.warns(UserWarning, match="test double") as caught:
+        parallel = blackbox_audit(make, REAL, SCHEMA, workers=2, progress=lambda d, t: calls.append((d, t)), **kwargs)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert len([w for w in caught if "test double" in str(w.message)]) == 1
+    assert calls == [(i, 36) for i in range(1, 37)]
+    assert _figures(parallel) == _figures(serial)
+    # the figures are not all trivially equal: the seeded noise varies across fits
+    roc = serial.attacks["domias"].roc_fpr
+    assert len(roc) > 3
+    assert serial.details["workers"].startswith("1 ") and parallel.details["workers"].startswith("2 spawned")
+    # another seed gives other figures (the comparison can fail)
+    with pytest.warns(UserWarning, match="test double"):
+        other = blackbox_audit(make, REAL, SCHEMA, **(kwargs | {"seed": 8}))
+    assert _figures(other) != _figures(serial)
+
+
+def test_an_unpicklable_make_with_workers_is_refused_before_any_fit():
+    """Documented choice: a ParameterError naming make and workers (never a silent serial run)."""
+    fitted = []
+
+    def make():
+        fitted.append(1)
+        return ReturnsTrainingRows(epsilon=1.0, delta=1e-5)
+
+    for bad in (make, lambda: make()):
+        with pytest.raises(ParameterError, match=r"^make \(.*\) cannot be pickled for workers=2 .*functools\.partial"):
+            blackbox_audit(bad, REAL, SCHEMA, fits_per_world=2, workers=2, **CLAIM)
+    assert fitted == []
+    for workers in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ParameterError, match=r"^workers \("):
+            blackbox_audit(make, REAL, SCHEMA, fits_per_world=2, workers=workers, **CLAIM)
+    assert fitted == []
+    # workers=1 and None run it in this process, lambda included
+    r = blackbox_audit(lambda: make(), REAL, SCHEMA, fits_per_world=2, outliers=0, attacks="dcr", workers=1, **CLAIM)
+    assert r.fits == 4 and len(fitted) == 4
+
+
+def test_a_class_a_worker_cannot_import_is_an_audit_error():
+    """Picklable by reference here (its module lives only in this process's sys.modules) but not
+    importable in a fresh worker: the audit stops with an AuditError saying what to do."""
+    import sys
+    import types
+
+    from dpsynth.audit.whitebox import AuditError
+
+    module = types.ModuleType("bb_only_in_this_process")
+
+    class Local(ReturnsTrainingRows):
+        pass
+
+    Local.__module__ = module.__name__
+    Local.__qualname__ = "Local"
+    module.Local = Local
+    sys.modules[module.__name__] = module
+    try:
+        with pytest.raises(AuditError, match="worker process of the audit stopped.*workers=1"):
+            blackbox_audit(Local, REAL, SCHEMA, fits_per_world=2, outliers=0, attacks="dcr", workers=2,
+                           claimed_epsilon=1.0, claimed_delta=1e-5)
+    finally:
+        del sys.modules[module.__name__]
+
+
+@pytest.mark.slow
+def test_mst_with_workers_gives_the_serial_result_and_the_suite_passes_workers(tmp_path, monkeypatch):
+    """The real MST (JAX inside, seeded noise through dpsynth.mechanisms, random_state in sample):
+    serial and workers=2 give identical figures. And a suite's ``workers`` key reaches the audit
+    (its make is a picklable functools.partial of the user's class)."""
+    import functools
+
+    from dpsynth.audit.suite import load_suite, run_suite
+
+    make = functools.partial(MST, epsilon=1.0, delta=1e-5, estimation_iters=50)
+    kwargs = dict(fits_per_world=2, canaries=1, outliers=1, noise="seeded", **CLAIM)
+    assert _figures(blackbox_audit(make, REAL, SCHEMA, workers=2, **kwargs)) == \
+        _figures(blackbox_audit(make, REAL, SCHEMA, **kwargs))
+
+    (tmp_path / "copying_synths.py").write_text(COPYING_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "suite.yaml"
+    path.write_text(BLACKBOX_SUITE + "    workers: 2\n")
+    suite = load_suite(path)
+    assert suite["audits"][0]["workers"] == 2
+    (audit,) = run_suite("copying_synths:CopyingMST", epsilon=0.3, delta=1e-5, suite=suite)["audits"]
+    assert audit["violation"] and audit["auc"] == 1.0 and audit["details"]["workers"].startswith("2 spawned")
