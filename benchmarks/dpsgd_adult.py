@@ -63,8 +63,8 @@ def worker_fit(args: argparse.Namespace) -> dict:
             synth = MST(epsilon=args.epsilon, delta=args.delta)
         else:
             cls = {"dpctgan": DPCTGAN, "dpvae": DPVAE}[args.worker]
-            synth = cls(epsilon=args.epsilon, delta=args.delta, epochs=args.epochs, device="cpu",
-                        clipping=args.clipping)
+            extra = {} if args.epochs is None else {"epochs": args.epochs}  # None: the generator's default
+            synth = cls(epsilon=args.epsilon, delta=args.delta, device="cpu", clipping=args.clipping, **extra)
         synth.fit(data, schema=schema, ledger=ledger, dataset="adult")
         fit_s, fit_cpu = time.perf_counter() - t, time.process_time() - c
         t = time.perf_counter()
@@ -75,7 +75,7 @@ def worker_fit(args: argparse.Namespace) -> dict:
            "epsilon": args.epsilon, "delta": args.delta}
     if args.worker != "mst":
         out.update(train_s=synth.timings_["train"], train_cpu_s=synth.timings_["train_cpu"],
-                   epochs=args.epochs, dpsgd=synth.dpsgd_)
+                   epochs=float(synth.epochs), dpsgd=synth.dpsgd_)
     return out
 
 
@@ -225,7 +225,8 @@ def main() -> None:
     ap.add_argument("--adult-data", help="UCI adult.data (raw) for smartnoise")
     ap.add_argument("--epsilon", type=float, nargs="+", default=[1.0, 3.0])
     ap.add_argument("--delta", type=float, default=1e-6)
-    ap.add_argument("--epochs", type=float, default=3)
+    ap.add_argument("--epochs", type=float, default=None,
+                    help="epochs for every system (default: each dpsynth generator's own default; smartnoise 3)")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--systems", nargs="+", default=["dpctgan", "dpvae", "smartnoise", "mst"])
     ap.add_argument("--smartnoise-python", default=".peers/sn/bin/python")
@@ -235,7 +236,7 @@ def main() -> None:
     ap.add_argument("--json", help="append every run as a JSON line to this file")
     ap.add_argument("--worker", choices=["dpctgan", "dpvae", "mst", "stepcost"], help=argparse.SUPPRESS)
     ap.add_argument("--out-csv", help=argparse.SUPPRESS)
-    ap.add_argument("--clipping", default="ghost", help=argparse.SUPPRESS)
+    ap.add_argument("--clipping", default="fused", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         if args.worker == "stepcost":
@@ -274,11 +275,12 @@ def main() -> None:
                     csv = tmp / f"{tag}.csv"
                     if system == "smartnoise":
                         cmd = [args.smartnoise_python, str(HERE / "sn_dpctgan_adult.py"), args.adult_data, str(csv),
-                               "--epochs", str(int(args.epochs)), "--epsilon", str(eps), "--delta", str(args.delta),
+                               "--epochs", str(int(args.epochs or 3)), "--epsilon", str(eps),
+                               "--delta", str(args.delta),
                                "--preprocessor-eps", str(args.smartnoise_preprocessor_eps), "--seed", str(rep)]
                     else:
                         cmd = [*me, "--worker", system, "--epsilon", str(eps), "--delta", str(args.delta),
-                               "--epochs", str(args.epochs), "--out-csv", str(csv)]
+                               *([] if args.epochs is None else ["--epochs", str(args.epochs)]), "--out-csv", str(csv)]
                     res, meta = run_child(cmd, tmp, tag, args.timeout)
                     rec = {"kind": "fit", "system": system, "epsilon": eps, "rep": rep, "ok": res is not None,
                            "result": res, **meta}
@@ -311,7 +313,7 @@ def summarize(records: list[dict], args: argparse.Namespace) -> None:
                 print(f"| {name} | {r['plain_ms']:.2f} | " + " | ".join(
                     f"{r[f'dp_{m}_ms']:.2f} | {r[f'dp_{m}_ratio']:.2f}×" for m in ("fused", "ghost", "hooks")) + " |")
     fits = [r for r in records if r["kind"] == "fit"]
-    print(f"\nFits: {args.epochs:g} epochs, δ = {args.delta:g}, medians over {args.reps} runs\n")
+    print(f"\nFits: {args.epochs or 'default'} epochs, δ = {args.delta:g}, medians over {args.reps} runs\n")
     print("| system | ε | rows/s (train wall) | rows/CPU-s (train) | process CPU s | peak RSS MB | 2-way L1 | "
           "3-way L1 | TSTR acc | TSTR AUC | failed |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -80,6 +80,8 @@ def test_transformer_refuses_what_it_cannot_model():
     ({"epochs": 0}, "epochs (0) must be a finite number > 0"),
     ({"device": "tpu"}, "device ('tpu') must be 'auto', 'cpu' or 'cuda'"),
     ({"conditional": "exact"}, "conditional ('exact') must be one of: uniform, dp_frequencies"),
+    ({"condition_on": "all"}, "condition_on ('all') must be one of: categorical, codes"),
+    ({"generator_steps": 0}, "generator_steps"),
 ])
 def test_bad_parameters(params, message, small_schema, small_data):
     with pytest.raises(ParameterError) as err:
@@ -161,6 +163,21 @@ def test_dp_frequencies_are_charged_and_used(small_schema, small_data):
     synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
     assert synth.condition_frequencies_ is not None and len(synth.condition_frequencies_) == 2
     assert synth.privacy_statement()["epsilon_rdp"] <= 1.0
+
+
+def test_conditions_on_binned_numeric_codes_are_charged_per_block(small_schema, small_data):
+    """condition_on=codes: cond vectors (and the DP frequencies, one charged histogram per block)
+    cover the binned numeric columns' public bins as well as the categorical levels."""
+    synth = DPCTGAN(epsilon=1.0, delta=1e-6, sample_rate=0.1, epochs=1, embedding_dim=8, device="cpu",
+                    conditional="dp_frequencies", condition_on="codes", generator_steps=2, insecure_seed=4)
+    t = common.TableTransformer(small_schema, max_levels=1000, synthesizer="dpctgan")
+    assert len(t.code_spans) > len(t.categorical_spans)
+    events = synth.plan(small_schema)
+    assert [e.kind for e in events] == ["gaussian"] * len(t.code_spans) + ["subsampled_gaussian"]
+    synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    assert len(synth.condition_frequencies_) == len(synth.condition_spans_) == len(t.code_spans)
+    assert synth.privacy_statement()["epsilon_rdp"] <= 1.0
+    assert len(synth.sample(50, random_state=0)) == 50
 
 
 def test_demo_releases_a_dp_sgd_generator_through_the_gate(tmp_path, monkeypatch, capsys):

@@ -363,6 +363,8 @@ class DPCTGAN(DPSGDSynthesizer):
         generator.eval()
         self.generator_ = generator.to("cpu")
         self.conditions_measured_ = measured
+        #: the one-hot blocks the conditional vectors cover, in order (``condition_on``)
+        self.condition_spans_ = conditions.spans
         self.losses_ = losses
         self.condition_frequencies_ = probabilities if measured else None
         self._estimated_probabilities: list[np.ndarray] | None = None
