@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a synthesizer parameter (repeatable; VALUE read as JSON)")
     rel.add_argument("--insecure-seed", type=_int, default=None,
                      help="seed the privacy noise: INSECURE, for tests only; a policy requiring secure noise blocks")
+    rel.add_argument("--workers", type=_int, help="processes for the audit's fits (default: the CPUs, at most 8)")
     rel.add_argument("--json", action="store_true", help="print the decision as one JSON object (no progress)")
 
     audit = sub.add_parser("audit", help="empirical privacy audit of a synthesizer (NOT DP: internal evidence)")
@@ -513,7 +514,7 @@ def _release(args: argparse.Namespace) -> int:
     result = release(data=args.data, schema=args.schema, synthesizer=args.synthesizer, epsilon=args.epsilon,
                      delta=args.delta, ledger=args.ledger, dataset=args.dataset, policy=args.policy, out=args.out,
                      rows=args.rows, synthesizer_params=params, target=args.target, insecure_seed=args.insecure_seed,
-                     progress=False if args.json else None)
+                     progress=False if args.json else None, workers=args.workers)
     report = result.report
     if args.json:
         print(json.dumps({"status": result.status, "exit_code": result.exit_code, "reasons": result.reasons,

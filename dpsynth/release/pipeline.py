@@ -10,9 +10,11 @@ the fit is recorded with its value, threshold and status; a check that could not
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import pickle
 import platform
 import shutil
 import sys
@@ -280,6 +282,7 @@ def release(
     insecure_seed: int | None = None,
     seed: int = 0,
     progress: bool | None = None,
+    workers: int | None = None,
 ) -> ReleaseResult:
     """Take a private table through the release road and write the artifacts to ``out``.
 
@@ -299,6 +302,8 @@ def release(
         seed: seed of the audit (targets, subsample and the seeded noise of its fits, which are never released)
             and of the replay checks' holdout split.
         progress: show progress on stderr (default: when stderr is a terminal).
+        workers: processes for the audit's fits (default: the machine's CPUs, at most 8; 1 fits in
+            this process). The audit's figures do not depend on it.
 
     Returns:
         :class:`ReleaseResult`: ``status`` released / blocked / refused, ``exit_code`` 0 / 1 / 3.
@@ -368,6 +373,7 @@ def release(
         data_file = {"name": Path(data).name, "sha256": sha256_path(data)}
     encode(real, sch)  # a table that does not fit its schema is a user mistake (exit 2), before any charge
     n_rows = check.positive_int("rows", rows) if rows is not None else len(real)
+    workers = min(os.cpu_count() or 1, 8) if workers is None else check.positive_int("workers", workers)
     schema_file = ({"name": schema_path.name, "sha256": sha256_path(schema_path)} if schema_path is not None else
                    {"name": "<Schema>", "sha256": sha256_bytes(json.dumps(sch.to_dict(), sort_keys=True).encode())})
 
@@ -454,7 +460,7 @@ def release(
         # -- 4. evidence (NOT DP): each check records its value, or an error that blocks ----------
         if pol.audit is not None:
             _audit_checks(report, checks, pol, cls, params, real, sch, epsilon, delta, seed, suite,
-                          synthesizer, bar, timings)
+                          synthesizer, bar, timings, workers)
         if scanner is not None:
             t = time.perf_counter()
             with bar.step("PII scan of the synthetic table"):
@@ -499,7 +505,8 @@ def _jsonable(value: Any) -> Any:
 
 def _audit_checks(report: dict[str, Any], checks: _Checks, pol: Policy, cls: type, params: dict[str, Any],
                   real: pd.DataFrame, sch: Any, epsilon: float, delta: float, seed: int,
-                  suite: dict[str, Any] | None, synthesizer: str, bar: _Progress, timings: dict[str, float]) -> None:
+                  suite: dict[str, Any] | None, synthesizer: str, bar: _Progress, timings: dict[str, float],
+                  workers: int) -> None:
     from dpsynth.audit.blackbox import blackbox_audit
 
     rules = pol.audit
@@ -509,13 +516,19 @@ def _audit_checks(report: dict[str, Any], checks: _Checks, pol: Policy, cls: typ
     total = 2 * rules.fits_per_world * (rules.canaries + rules.outliers)
     with bar.step("membership-inference audit (fits)", total=total) as update:
         try:
+            make = functools.partial(cls, epsilon=epsilon, delta=delta, **params)
+            if workers > 1:  # a class the worker processes cannot import fits here instead (recorded)
+                try:
+                    pickle.dumps(make)
+                except Exception:  # noqa: BLE001 - any pickling failure means: fit in this process
+                    workers = 1
             result = blackbox_audit(
-                lambda: cls(epsilon=epsilon, delta=delta, **params), real, sch, claimed_epsilon=epsilon,
+                make, real, sch, claimed_epsilon=epsilon,
                 claimed_delta=delta, fits_per_world=rules.fits_per_world, canaries=rules.canaries,
                 outliers=rules.outliers, reference_rows=rules.reference_rows, attacks=rules.attacks,
                 # The audit's fits are internal evidence, never released: they draw reproducible seeded
                 # noise (same figures when a reviewer re-runs the release), exact like the secure sampler.
-                confidence=rules.confidence, noise="seeded", seed=seed, progress=update)
+                confidence=rules.confidence, noise="seeded", seed=seed, progress=update, workers=workers)
             audit = result.to_dict()
             report["evidence"]["audit"] = audit
             lb = float(audit["epsilon_lower_bound"])

@@ -111,7 +111,7 @@ def env(tmp_path, monkeypatch):
         def run(self, out: str = "out", **kwargs):
             args = dict(data=data, schema=schema, synthesizer="mst", epsilon=1.0, delta=1e-6, ledger=url,
                         dataset="crm", policy=kwargs.pop("policy", None) or self.policy(), out=tmp_path / out,
-                        insecure_seed=1, progress=False, synthesizer_params={"estimation_iters": 100})
+                        insecure_seed=1, progress=False, synthesizer_params={"estimation_iters": 100}, workers=1)
             args.update(kwargs)
             return release(**args)
 
