@@ -4,6 +4,7 @@ Audits read the private data (or worst-case stand-ins for it) and are NOT differ
 private: their results are internal evidence, never released, and they never contain a data row.
 """
 
+from dpsynth.audit.blackbox import BlackboxResult, blackbox_audit
 from dpsynth.audit.bounds import (
     NOT_DP_NOTICE,
     AuditResult,
@@ -20,10 +21,14 @@ from dpsynth.audit.bounds import (
     split_trials,
     threshold_audit,
 )
+from dpsynth.audit.onerun import one_run_audit
 
 __all__ = [
     "NOT_DP_NOTICE",
     "AuditResult",
+    "BlackboxResult",
+    "blackbox_audit",
+    "one_run_audit",
     "ErrorCounts",
     "clopper_pearson_upper",
     "epsilon_lower_bound",
