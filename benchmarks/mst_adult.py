@@ -99,6 +99,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cpu-cap", type=int, help="stop a run after this many CPU seconds and record a time-out")
     ap.add_argument("--no-dpsynth", action="store_true", help="run only the peers")
     ap.add_argument("--synthesizer", default="mst", choices=["mst", "aim"])
+    ap.add_argument("--sample-rows", type=int, metavar="N", help="use N rows of --data (sampled with seed 0)")
+    ap.add_argument("--seeded", action="store_true",
+                    help="seed dpsynth's noise with the repetition number (INSECURE; for comparing settings)")
+    ap.add_argument("--xla-flags", default="", help="XLA_FLAGS added to the pinned ones for dpsynth")
+    ap.add_argument("--versus-xla-flags", metavar="FLAGS",
+                    help="also run dpsynth with these XLA_FLAGS added (alternating with the plain runs)")
     ap.add_argument("--smartnoise-python")
     ap.add_argument("--smartnoise-script")
     ap.add_argument("--pgm-python")
@@ -117,7 +123,10 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--data and --domain are required")
     domain = json.loads(Path(args.domain).read_text())
     names, sizes = list(domain), [int(v) for v in domain.values()]
-    real = pd.read_csv(args.data)[names].to_numpy(dtype=np.int64)
+    table = pd.read_csv(args.data)
+    if args.sample_rows:
+        table = table.sample(args.sample_rows, random_state=0)
+    real = table[names].to_numpy(dtype=np.int64)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **ONE_THREAD}
@@ -125,11 +134,17 @@ def main(argv: list[str] | None = None) -> None:
 
     ours = f"dpsynth {args.synthesizer.upper()}"
     systems: dict[str, callable] = {}
-    if not args.no_dpsynth:
-        systems[ours] = lambda out, seed, eps: [
-            dpsynth_bin, "fit", "--data", args.data, "--schema", args.domain, "--synthesizer", args.synthesizer,
+    envs: dict[str, dict[str, str]] = {}
+
+    def dpsynth(data: str):
+        return lambda out, seed, eps: [
+            dpsynth_bin, "fit", "--data", data, "--schema", args.domain, "--synthesizer", args.synthesizer,
             "--epsilon", str(eps), "--delta", str(args.delta), "--rows", str(len(real)),
-            "--out", str(out), "--json", "--no-ledger"]
+            "--out", str(out), "--json", "--no-ledger", *(["--insecure-seed", str(seed)] if args.seeded else [])]
+
+    def with_flags(extra: str) -> dict[str, str]:
+        return {**env, "XLA_FLAGS": f"{env['XLA_FLAGS']} {extra}".strip()}
+
     if args.smartnoise_python:
         systems[f"smartnoise-synth 1.0.8 {args.synthesizer.upper()}"] = lambda out, seed, eps: [
             args.smartnoise_python, args.smartnoise_script, args.synthesizer, args.data, str(out),
@@ -142,14 +157,26 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp, open(out_dir / "runs.jsonl", "a") as log:
+        data = args.data
+        if args.sample_rows:
+            data = str(Path(tmp) / "sample.csv")
+            table.to_csv(data, index=False)
+        if not args.no_dpsynth:
+            systems[ours] = dpsynth(data)
+            envs[ours] = with_flags(args.xla_flags)
+            if args.versus_xla_flags:
+                versus = f"{ours} [XLA_FLAGS+={args.versus_xla_flags}]"
+                systems[versus] = dpsynth(data)
+                envs[versus] = with_flags(f"{args.xla_flags} {args.versus_xla_flags}")
+        systems = {**{k: systems[k] for k in envs}, **{k: v for k, v in systems.items() if k not in envs}}
         for eps in args.epsilon:
             for rep in range(args.reps):
                 for system, command in systems.items():
-                    if system != ours and rep >= peer_reps:
+                    if system not in envs and rep >= peer_reps:
                         continue
                     synth_path = Path(tmp) / f"synth-{rep}.csv"
                     result = {"system": system, "rep": rep, "epsilon": eps, "delta": args.delta}
-                    result.update(timed(command(synth_path, rep, eps), env, args.cpu_cap))
+                    result.update(timed(command(synth_path, rep, eps), envs.get(system, env), args.cpu_cap))
                     if not result["timed_out"]:
                         result.update(errors(real, synth_path, names, sizes))
                     runs.append(result)
