@@ -536,6 +536,11 @@ def _audit_checks(report: dict[str, Any], checks: _Checks, pol: Policy, cls: typ
                        f"{audit['trials']} trials, {audit['confidence']:.0%} confidence; the most these trials "
                        f"could show is ε = {audit['max_provable_epsilon']:.3g}; a bound above the claim is an "
                        "implementation defect")
+            if rules.require_conclusive:
+                top = float(audit["max_provable_epsilon"])
+                checks.add("audit.power", "audit", "the audit's trials could refute the claim (max provable ε)", top,
+                           float(epsilon), ">=", top > float(epsilon),
+                           "more fits per world or more targets raise it (docs/release.md)")
             if rules.max_auc is not None:
                 checks.add("audit.auc", "audit", "membership-inference AUC (best attack)", float(audit["auc"]),
                            rules.max_auc, "<=", float(audit["auc"]) <= rules.max_auc)

@@ -39,6 +39,7 @@ class AuditRules:
     max_auc: float | None = None
     max_tpr_at_1pct_fpr: float | None = None
     suite: str | None = None
+    require_conclusive: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: 
 
     audit = None
     sec = c.section(raw, "audit", {"fits_per_world", "canaries", "outliers", "reference_rows", "attacks", "confidence",
-                                   "max_auc", "max_tpr_at_1pct_fpr", "suite"})
+                                   "max_auc", "max_tpr_at_1pct_fpr", "suite", "require_conclusive"})
     if sec is not None:
         d = AuditRules()
         suite = sec.get("suite")
@@ -230,6 +231,7 @@ def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: 
             max_auc=c.number(sec, "audit", "max_auc", None, low=0.5, high=1.0),
             max_tpr_at_1pct_fpr=c.number(sec, "audit", "max_tpr_at_1pct_fpr", None, low=0.0, high=1.0),
             suite=suite,
+            require_conclusive=c.boolean(sec, "audit", "require_conclusive", False),
         )
         if audit.canaries + audit.outliers == 0:
             c.problem("audit", "needs at least one canary or outlier target (canaries + outliers >= 1)")

@@ -218,6 +218,15 @@ def test_a_broken_synthesizer_is_blocked_by_the_audit(env):
     _no_real_row(result.out)
 
 
+def test_an_audit_too_small_to_refute_the_claim_blocks_when_the_policy_requires_power(env):
+    policy = env.policy(audit={"fits_per_world": 2, "canaries": 1, "outliers": 0, "require_conclusive": True},
+                        replay=None, pii=None, fidelity=None)
+    result = env.run(policy=policy)
+    assert result.status == "blocked"
+    check = _check(result, "audit.power")
+    assert check["status"] == "fail" and check["value"] == 0.0 and check["threshold"] == 1.0
+
+
 def test_replayed_rows_are_blocked(env):
     result = env.run(synthesizer="broken_synths:CopiesRows", policy=env.policy(audit=None, pii=None, fidelity=None))
     assert result.status == "blocked"
