@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--delta", type=_float, default=1e-9)
     demo.add_argument("--synthesizer", choices=["mst", "aim", "dpctgan", "dpvae"], default="mst",
                       help="mst (seconds, the default), aim (minutes; better 3-way fidelity), or the DP-SGD "
-                           "generators dpctgan / dpvae (need the dpsgd extra; 10 epochs, about a minute on a CPU)")
+                           "generators dpctgan / dpvae (need the dpsgd extra; about a minute of training on a CPU)")
     demo.add_argument("--policy", default="default",
                       help="a shipped policy (default, strict, permissive) or a policy file; the DP-SGD generators "
                            "need one that does not require secure noise (torchcsprng is not installable here)")
