@@ -52,3 +52,45 @@ def test_expand_matches_mbi():
     cold = _pgm._expand(None, domain, new_cliques)
     assert all(float(np.abs(np.asarray(cold[cl].values)).max()) == 0.0 for cl in new_cliques)
     assert rng is not None
+
+
+def test_estimation_programs_compile_with_dpsynth_options(monkeypatch):
+    from jax.stages import Lowered
+
+    seen = []
+    real_compile = Lowered.compile
+
+    def spy(self, compiler_options=None, **kwargs):
+        seen.append(compiler_options)
+        return real_compile(self, compiler_options, **kwargs)
+
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setattr(Lowered, "compile", spy)
+    domain = _pgm.make_domain(["a", "b", "c"], [3, 4, 5])
+    _pgm.estimate_model(domain, _measurements(np.random.default_rng(2)), iters=100, tol=None)
+    assert seen == [_pgm.COMPILER_OPTIONS]
+    assert _pgm.COMPILER_OPTIONS["xla_backend_optimization_level"] == 0
+
+
+def test_compiler_options_reach_xla(monkeypatch):
+    """XLA rejects an unknown option: the options are passed to the compiler, not dropped."""
+    import jax
+
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    lowered = jax.jit(lambda x: x * 2).lower(np.ones(3, np.float32))
+    monkeypatch.setattr(_pgm, "COMPILER_OPTIONS", {"xla_no_such_option_dpsynth": 1})
+    with pytest.raises(Exception, match="xla_no_such_option_dpsynth"):
+        _pgm.compile_lowered(lowered)
+    monkeypatch.setattr(_pgm, "COMPILER_OPTIONS", {"xla_backend_optimization_level": 0})
+    np.testing.assert_array_equal(np.asarray(_pgm.compile_lowered(lowered)(np.ones(3, np.float32))), [2, 2, 2])
+
+
+def test_users_xla_flags_win(monkeypatch):
+    options = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+    monkeypatch.setattr(_pgm, "COMPILER_OPTIONS", options)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false --xla_backend_optimization_level=3")
+    assert _pgm.compiler_options() == {"xla_cpu_use_fusion_emitters": False}
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level_typo=3 --xla_cpu_use_fusion_emitters")
+    assert _pgm.compiler_options() == {"xla_backend_optimization_level": 0}
+    monkeypatch.delenv("XLA_FLAGS")
+    assert _pgm.compiler_options() == _pgm.COMPILER_OPTIONS
