@@ -75,13 +75,18 @@ def test_each_distinct_value_is_analysed_once(engine, monkeypatch):
 
     scanner = PIIScanner(engine=engine)
     calls: list[str] = []
-    original = AnalyzerEngine.analyze
+    original, original_run = AnalyzerEngine.analyze, PIIScanner._run
 
-    def counting(self, text, **kwargs):  # every AnalyzerEngine (the scan may use one with fewer recognizers)
+    def counting(self, text, **kwargs):  # Presidio's analyze, where the scan calls it
         calls.append(text)
         return original(self, text=text, **kwargs)
 
+    def counting_run(self, run, text, *args):  # the scan's mirror of it (PIIScanner._run)
+        calls.append(text)
+        return original_run(self, run, text, *args)
+
     monkeypatch.setattr(AnalyzerEngine, "analyze", counting)
+    monkeypatch.setattr(PIIScanner, "_run", counting_run)
     table = pd.DataFrame({"email": ["a.b@example.com", "c.d@example.org"] * 50 + [None] * 5,
                           "contact_email": ["a.b@example.com"] * 105})
     report = scanner.scan(table)
