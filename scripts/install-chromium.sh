@@ -28,26 +28,10 @@ if path="$(have_chromium)"; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-chromium: no apt-get; install Chromium by other means or set DPSYNTH_CHROMIUM" >&2
-    exit 1
-fi
-
-if [[ "$(id -u)" -eq 0 ]]; then
-    SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo)
-else
-    echo "install-chromium: not root and no sudo; cannot install the chromium package" >&2
-    exit 1
-fi
-
 # Debian ships the browser as 'chromium'; Ubuntu's 'chromium-browser' is a snap stub that does not
 # work in containers, so only the Debian package is tried here.
-echo "install-chromium: installing the Debian package 'chromium'"
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+source "$(dirname "$0")/apt-install.sh"
+apt_install install-chromium chromium
 
 if path="$(have_chromium)"; then
     echo "install-chromium: Chromium installed at $path ($("$path" --version 2>/dev/null | tail -n 1))"

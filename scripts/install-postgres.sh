@@ -22,24 +22,8 @@ if dir="$(have_server)"; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install-postgres: no apt-get; install a PostgreSQL server (initdb, pg_ctl) by other means" >&2
-    exit 1
-fi
-
-if [[ "$(id -u)" -eq 0 ]]; then
-    SUDO=()
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo)
-else
-    echo "install-postgres: not root and no sudo; cannot install the postgresql package" >&2
-    exit 1
-fi
-
-echo "install-postgres: installing the Debian package 'postgresql'"
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+source "$(dirname "$0")/apt-install.sh"
+apt_install install-postgres postgresql
 
 if dir="$(have_server)"; then
     echo "install-postgres: PostgreSQL server installed in $dir"
