@@ -254,6 +254,7 @@ class PIIScanner:
         self._probes: dict[str, tuple[frozenset[str], frozenset[str]] | None] = {}
         self._recognizer_reach_cache: dict[tuple[_Profile, str], tuple[str, ...] | None] = {}
         self._by_types: dict[tuple[str, ...], tuple[Any, ...]] = {}
+        self._plans: dict[tuple[_Profile, tuple[str, ...]], tuple[tuple[Any, ...], ...] | None] = {}
         self._mirrors: bool | None = None
         #: Calls of ``AnalyzerEngine.analyze`` and texts sent through spaCy, over this scanner's life.
         self.analyze_calls = 0
@@ -429,24 +430,40 @@ class PIIScanner:
         result, the threshold applies before de-duplication), in the registry's order; ``None`` when
         one of them has its own context enhancement (it reads the other recognizers' results):
         Presidio's own ``AnalyzerEngine.analyze`` must then run them all."""
-        from presidio_analyzer import EntityRecognizer
-
-        every = self._recognizers_of_types(cands)
+        plan = self._plan(profile, cands)
+        if plan is None:
+            return None, cands
         run = []
-        for recognizer in every:
-            if type(recognizer).enhance_using_context is not EntityRecognizer.enhance_using_context:
-                return None, cands
-            words = self._recognizer_words(profile, recognizer)
-            if words is None or (words and value_words is not None
-                                 and not any(c in w for c in words for w in value_words)):
+        for recognizer, words, is_ner, screen in plan:
+            if words and value_words is not None and not any(c in w for c in words for w in value_words):
                 continue
-            if recognizer.name == "SpacyRecognizer":
+            if is_ner:
                 if not any(ent.label_ in cands for ent in artifacts.entities or []):
                     continue
-            elif not self._may_match(recognizer, text):
+            elif screen is not None and not _screen_matches(screen, text):
                 continue
             run.append(recognizer)
         return run, tuple(e for e in cands if any(e in r.supported_entities for r in run))
+
+    def _plan(self, profile: _Profile, cands: tuple[str, ...]) -> tuple[tuple[Any, ...], ...] | None:
+        """Per profile and candidate types, once: the recognizers that can reach the threshold, each
+        with its context words (:meth:`_recognizer_words`), whether it is spaCy's and its screen;
+        ``None`` when one of the registry's recognizers of ``cands`` has its own context enhancement."""
+        key = (profile, cands)
+        if key not in self._plans:
+            from presidio_analyzer import EntityRecognizer
+
+            plan: list[tuple[Any, ...]] | None = []
+            for recognizer in self._recognizers_of_types(cands):
+                if type(recognizer).enhance_using_context is not EntityRecognizer.enhance_using_context:
+                    plan = None
+                    break
+                words = self._recognizer_words(profile, recognizer)
+                if words is not None:
+                    is_ner = recognizer.name == "SpacyRecognizer"
+                    plan.append((recognizer, words, is_ner, None if is_ner else self._screen_of(recognizer)))
+            self._plans[key] = tuple(plan) if plan is not None else None
+        return self._plans[key]
 
     def _recognizers_of_types(self, cands: tuple[str, ...]) -> tuple[Any, ...]:
         """The registry's recognizers of ``cands``, as ``AnalyzerEngine.analyze`` selects them."""
@@ -570,28 +587,7 @@ class PIIScanner:
         """``False`` only when ``recognizer`` cannot return a result for ``text``: none of its regexes
         matches it (a pattern recognizer's results are matches of its regexes)."""
         screen = self._screen_of(recognizer)
-        if screen is None:
-            return True
-        try:
-            return any(p.search(text, timeout=_SCREEN_TIMEOUT) is not None for p in screen)
-        except TimeoutError:  # pragma: no cover - pathological input: let Presidio decide
-            return True
-
-    def _possible(self, text: str, cands: tuple[str, ...], artifacts: Any) -> tuple[str, ...]:
-        """The entity types of ``cands`` that some recognizer can return for ``text``. Dropping a type
-        none of whose recognizers returns a result changes nothing in Presidio's answer: context
-        enhancement, thresholds and de-duplication act on results, and there are none of it."""
-        keep = []
-        for entity in cands:
-            for recognizer in self._recognizers_of(entity):
-                if recognizer.name == "SpacyRecognizer":
-                    possible = any(ent.label_ == entity for ent in artifacts.entities or [])
-                else:
-                    possible = self._may_match(recognizer, text)
-                if possible:
-                    keep.append(entity)
-                    break
-        return tuple(keep)
+        return screen is None or _screen_matches(screen, text)
 
     # -- lemmas only where they can change a score --------------------------------------------------
 
@@ -927,6 +923,17 @@ def _regex() -> Any:
 #: What keeps a recognizer's regexes out of one alternation: backreferences and group names (their
 #: numbers and names would clash or shift), inline flags (they may apply to the whole pattern).
 _NOT_JOINABLE = re.compile(r"\\[1-9]|\\g|\(\?[a-zA-Z^]|\(\?<[a-zA-Z_]")
+
+
+def _screen_matches(screen: tuple[Any, ...], text: str) -> bool:
+    """Whether one of a screen's regexes matches somewhere in ``text`` (``True`` on a time-out)."""
+    try:
+        for pattern in screen:
+            if pattern.search(text, timeout=_SCREEN_TIMEOUT) is not None:
+                return True
+    except TimeoutError:  # pragma: no cover - pathological input: let Presidio decide
+        return True
+    return False
 
 
 def _compile_screen(patterns: list[str], flags: int) -> tuple[Any, ...]:
