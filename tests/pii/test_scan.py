@@ -322,3 +322,49 @@ def test_lemma_probes_cover_rules_and_exceptions(engine):
     _, forms = scanner._lemma_probes("tel")
     assert "told" in forms  # "told" -> "tell" is an exception
     assert scanner._may_hold_word(("phone",), ["phoning"]) and not scanner._may_hold_word(("phone",), ["street"])
+
+
+@pytest.mark.parametrize("ner", [True, False])
+def test_run_mirrors_analyzer_engine_analyze(engine, planted, ner):
+    """PIIScanner._run (the recognizers called directly, results enhanced in place) gives exactly
+    ``AnalyzerEngine.analyze``'s results, scores included: with every recognizer of the types, with
+    context words that lift scores, an allow-list and thresholds 0.5 and 0.0 (below-threshold results
+    kept); and a scanner whose engine has another enhancer class falls back to ``analyze``."""
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+    values = [v for c in ("notes", "phone", "credit_card", "iban", "email", "ssn") for v in planted[c][:6]]
+    values += ["call 555-123-4567 or visit www.example.com", "born 2001-02-03, SSN 078-05-1120"]
+    entities = engine.supported_entities()
+    nlp = engine.nlp if ner else engine.no_op
+    allow = [str(planted["email"][0]), str(planted["ssn"][1])]
+    compared = lifted = 0
+    for threshold in (0.5, 0.0):
+        scanner = PIIScanner(engine=engine, threshold=threshold)
+        assert scanner._fast_path()
+        for text, artifacts in nlp.process_batch(values, language="en"):
+            for context, allow_list in ((["notes"], None), (["phone", "card"], allow)):
+                every = list(engine.analyzer.registry.get_recognizers(language="en", entities=entities,
+                                                                      all_fields=False))
+                fast = scanner._run(every, text, list(entities), artifacts, context, allow_list)
+                full = engine.analyzer.analyze(text=text, language="en", entities=list(entities),
+                                               nlp_artifacts=artifacts, context=context, allow_list=allow_list,
+                                               score_threshold=threshold)
+
+                def key(results):
+                    return sorted((r.entity_type, r.start, r.end, r.score) for r in results)
+
+                assert key(fast) == key(full), text
+                compared += 1
+                lifted += any(r.score == 0.75 for r in full)
+    assert compared == 4 * len(values) and lifted > 0
+
+    class OtherEnhancer(LemmaContextAwareEnhancer):
+        pass
+
+    other = PIIScanner(engine=engine)
+    saved = engine.analyzer.context_aware_enhancer
+    try:
+        engine.analyzer.context_aware_enhancer = OtherEnhancer()
+        assert not other._fast_path()
+    finally:
+        engine.analyzer.context_aware_enhancer = saved
