@@ -132,10 +132,16 @@ def _initial_state(est: Any, domain: Any, loss_fn: Any, total: float, warm_start
     potentials = _expand(warm_start, domain, list(loss_fn.cliques))
     # The oracle's marginals have the potentials' structure; a step overwrites them. Separate
     # buffers (the step donates its state), made in numpy (no XLA program for a new shape).
-    mu = jax.tree.map(lambda x: jax.numpy.asarray(np.zeros(x.shape, x.dtype)), potentials)
-    real = jax.numpy.result_type(float)
-    alpha = jax.numpy.asarray(2.0 / (loss_fn.lipschitz * total), real)  # MirrorDescent's own first step size
-    return estimation.MirrorDescentState(mu, potentials, alpha, jax.numpy.asarray(jax.numpy.inf, real))
+    mu = jax.tree.map(lambda x: _to_device(np.zeros(x.shape, x.dtype)), potentials)
+    real = np.dtype(jax.numpy.result_type(float))
+    alpha = _to_device(np.asarray(2.0 / (loss_fn.lipschitz * total), real))  # MirrorDescent's own first step size
+    return estimation.MirrorDescentState(mu, potentials, alpha, _to_device(np.asarray(np.inf, real)))
+
+
+def _to_device(values: np.ndarray) -> Any:
+    """A JAX array holding ``values``, by a plain transfer: on jax 0.10 ``jnp.asarray`` of a numpy
+    array compiles a small program for each new shape (after every ``forget_compiled`` again)."""
+    return jax.device_put(values)
 
 
 def _expand(warm_start: Any, domain: Any, cliques: list[Clique]) -> Any:
@@ -159,7 +165,7 @@ def _expand(warm_start: Any, domain: Any, cliques: list[Clique]) -> Any:
             present = [a for a in target.attributes if a in attrs]
             table = np.transpose(np.asarray(factor.values), [attrs.index(a) for a in present])
             values += table.reshape([target.shape[i] if a in attrs else 1 for i, a in enumerate(target.attributes)])
-        tables[cl] = Factor(target, jax.numpy.asarray(values))
+        tables[cl] = Factor(target, _to_device(values))
     return CliqueVector(domain, cliques, tables)
 
 

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Where an MST or AIM fit's mbi time goes: per model fit, the CPU seconds spent compiling the
+mirror-descent step and running it, with dpsynth's per-program XLA options or XLA's defaults.
+
+    python benchmarks/pgm_compile_profile.py --synthesizer aim --seed 0 [--xla-defaults] [--keep-compiled] \\
+        --data ../shared/data/adult/adult-discrete.csv --domain ../shared/data/adult/adult-discrete-domain.json
+
+Seeded (INSECURE) so that two settings see the same noise. ``--xla-defaults`` compiles with no
+per-program options (XLA's defaults); ``--keep-compiled`` skips AIM's ``forget_compiled`` after each
+round. Run with one thread (OMP/MKL/XLA pinned, as ``mst_adult.py`` does). Prints one JSON object:
+total CPU seconds of the fit, compile and step seconds, peak RSS, the 1/2/3-way workload errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--domain", required=True)
+    ap.add_argument("--synthesizer", default="aim", choices=["mst", "aim"])
+    ap.add_argument("--epsilon", type=float, default=1.0)
+    ap.add_argument("--delta", type=float, default=1e-9)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--xla-defaults", action="store_true")
+    ap.add_argument("--keep-compiled", action="store_true")
+    args = ap.parse_args(argv)
+
+    warnings.simplefilter("ignore")
+    from dpsynth.cli import main as cli
+    from dpsynth.quality import workload_errors
+    from dpsynth.synth import _pgm
+
+    if args.xla_defaults:
+        _pgm.COMPILER_OPTIONS = {}
+    if args.keep_compiled:
+        _pgm.forget_compiled = lambda: None
+    fits: list[dict[str, float]] = []
+    compile_lowered = _pgm.compile_lowered
+
+    def timed_compile(lowered):
+        t = time.process_time()
+        step = compile_lowered(lowered)
+        fit = {"compile_s": time.process_time() - t, "step_s": 0.0, "calls": 0}
+        fits.append(fit)
+
+        def timed_step(*a):
+            t = time.process_time()
+            state = step(*a)
+            state.loss.block_until_ready()
+            fit["step_s"] += time.process_time() - t
+            fit["calls"] += 1
+            return state
+        return timed_step
+
+    _pgm.compile_lowered = timed_compile
+    domain = json.loads(Path(args.domain).read_text())
+    names, sizes = list(domain), [int(v) for v in domain.values()]
+    real = pd.read_csv(args.data)[names].to_numpy(dtype=np.int64)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "synth.csv"
+        start = time.process_time()
+        code = cli(["fit", "--data", args.data, "--schema", args.domain, "--synthesizer", args.synthesizer,
+                    "--epsilon", str(args.epsilon), "--delta", str(args.delta), "--rows", str(len(real)),
+                    "--out", str(out), "--json", "--no-ledger", "--insecure-seed", str(args.seed)])
+        cpu = time.process_time() - start
+        if code:
+            sys.exit(code)
+        synth = pd.read_csv(out)[names].to_numpy(dtype=np.int64)
+    errs = {f"l1_{k}way": round(float(workload_errors(real, synth, sizes, k)[0].mean()), 5) for k in (1, 2, 3)}
+    print(json.dumps({
+        "synthesizer": args.synthesizer, "seed": args.seed, "xla_defaults": args.xla_defaults,
+        "keep_compiled": args.keep_compiled, "fit_cpu_s": round(cpu, 2), "fits": len(fits),
+        "compile_s": round(sum(f["compile_s"] for f in fits), 2), "step_s": round(sum(f["step_s"] for f in fits), 2),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, **errs}))
+
+
+if __name__ == "__main__":
+    main()
