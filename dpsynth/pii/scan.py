@@ -679,6 +679,8 @@ class PIIScanner:
         floor = float(getattr(enhancer, "min_score_with_context_similarity", 0.0))
         _, by_words = self._reachable(profile)
         seen: set[str] = set()
+        matching: list[Any] = []
+        needy: list[tuple[int, int]] = []
         for entity in cands:
             if entity in by_words and tokens is not None and not self._may_hold_word(by_words[entity], tokens):
                 continue  # dropped later whatever the lemmas: no word of the value can lift it
@@ -694,13 +696,34 @@ class PIIScanner:
                 if self._screen_of(recognizer) is None or (
                         kind.enhance_using_context is not EntityRecognizer.enhance_using_context):
                     return True
+                matching.append(recognizer)
                 if not recognizer.context or self._column_supports(profile, recognizer):
                     continue
                 for result in recognizer.analyze(text=text, entities=list(recognizer.supported_entities)):
                     score = float(result.score)
                     if score < 1.0 and min(max(score + factor, floor), 1.0) >= self.threshold:
-                        return True
-        return False
+                        needy.append((int(result.start), int(result.end)))
+        if not needy:
+            return False
+        if profile.allow_list or factor < 0:
+            return True
+        # A result whose score the lemmas can change does not change the answer when a result of a
+        # pattern recognizer that runs on every value of the column, scored 1.0 whatever the context
+        # (a validated e-mail address), strictly contains it: Presidio's de-duplication (same type)
+        # or ``_resolve`` (another type) then drops it and everything inside it, lifted or not (an
+        # e-mail address's domain matched as a URL).
+        solid: list[tuple[int, int]] = []
+        for recognizer in matching:
+            if self._recognizer_words(profile, recognizer) != ():
+                continue
+            lifted = bool(recognizer.context) and self._column_supports(profile, recognizer)
+            for result in recognizer.analyze(text=text, entities=list(recognizer.supported_entities)):
+                score = float(result.score)
+                final = min(max(score + factor, floor), 1.0) if lifted else score
+                if final >= 1.0 and result.entity_type in cands and result.entity_type not in by_words:
+                    solid.append((int(result.start), int(result.end)))
+        return not all(any(a <= start and end <= b and b - a > end - start for a, b in solid)
+                       for start, end in needy)
 
     def _nlp(self, profile: _Profile, todo: list[tuple[str, tuple[str, ...]]]) -> list[Any]:
         """spaCy's artifacts for each text, in order. Every text goes through the tokenizer and NER

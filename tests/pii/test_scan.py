@@ -368,3 +368,27 @@ def test_run_mirrors_analyzer_engine_analyze(engine, planted, ner):
         assert not other._fast_path()
     finally:
         engine.analyzer.context_aware_enhancer = saved
+
+
+def test_lemmas_skipped_only_where_a_validated_match_swallows_the_lifted_one(engine):
+    """An e-mail address's domain also matches as a URL (score 0.5, lifted by context words); the
+    address itself scores 1.0 and contains it, so the URL never reaches the answer and the value
+    needs no lemmas. A bare URL still needs them, and so does every value when an allow-list could
+    remove the address. Either way the answer is Presidio's."""
+    values = ["Send the invoice to ann.lee@example.com before Friday.",
+              "Send the link www.example-shop.com before Friday.",
+              "Write to bo@mail.example.org or see the url www.example.org today"]
+    table = pd.DataFrame({"remarks": values * 2})
+    scanner = PIIScanner(engine=engine)
+    distinct = np.asarray(values, dtype=object)
+    profile, _ = scanner._profile("remarks", table["remarks"], distinct, None)
+    assert profile.ner
+    need = [scanner._needs_lemmas(profile, v, scanner._candidate_entities(profile, v),
+                                  [t.lower_ for t in engine.nlp.nlp["en"].tokenizer(v)]) for v in values]
+    assert need == [False, True, True]
+    fast = scanner._analyse(profile, values)
+    assert {k: sorted(v) for k, v in fast.items()} == _full_answer(engine, scanner, profile, values)
+    assert scanner.lemma_texts == 2
+    allowed = type(profile)(ner=True, context=profile.context, entities=profile.entities,
+                            allow_list=("nobody@example.com",))
+    assert scanner._needs_lemmas(allowed, values[0], scanner._candidate_entities(allowed, values[0]), None)
