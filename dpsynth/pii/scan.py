@@ -254,6 +254,7 @@ class PIIScanner:
         self._probes: dict[str, tuple[frozenset[str], frozenset[str]] | None] = {}
         self._recognizer_reach_cache: dict[tuple[_Profile, str], tuple[str, ...] | None] = {}
         self._by_types: dict[tuple[str, ...], tuple[Any, ...]] = {}
+        self._raw: dict[tuple[str, str], list[Any]] = {}
         self._plans: dict[tuple[_Profile, tuple[str, ...]], tuple[tuple[Any, ...], ...] | None] = {}
         self._mirrors: bool | None = None
         #: Calls of ``AnalyzerEngine.analyze`` and texts sent through spaCy, over this scanner's life.
@@ -505,7 +506,9 @@ class PIIScanner:
             if not recognizer.is_loaded:
                 recognizer.load()
                 recognizer.is_loaded = True
-            current = recognizer.analyze(text=text, entities=entities, nlp_artifacts=artifacts)
+            current = self._raw.pop((recognizer.id, text), None)
+            if current is None:
+                current = recognizer.analyze(text=text, entities=entities, nlp_artifacts=artifacts)
             if current:
                 for result in current:
                     if not result.recognition_metadata:
@@ -699,7 +702,7 @@ class PIIScanner:
                 matching.append(recognizer)
                 if not recognizer.context or self._column_supports(profile, recognizer):
                     continue
-                for result in recognizer.analyze(text=text, entities=list(recognizer.supported_entities)):
+                for result in self._pattern_results(recognizer, text):
                     score = float(result.score)
                     if score < 1.0 and min(max(score + factor, floor), 1.0) >= self.threshold:
                         needy.append((int(result.start), int(result.end)))
@@ -717,13 +720,27 @@ class PIIScanner:
             if self._recognizer_words(profile, recognizer) != ():
                 continue
             lifted = bool(recognizer.context) and self._column_supports(profile, recognizer)
-            for result in recognizer.analyze(text=text, entities=list(recognizer.supported_entities)):
+            for result in self._pattern_results(recognizer, text):
                 score = float(result.score)
                 final = min(max(score + factor, floor), 1.0) if lifted else score
                 if final >= 1.0 and result.entity_type in cands and result.entity_type not in by_words:
                     solid.append((int(result.start), int(result.end)))
         return not all(any(a <= start and end <= b and b - a > end - start for a, b in solid)
                        for start, end in needy)
+
+    def _pattern_results(self, recognizer: Any, text: str) -> list[Any]:
+        """A screened pattern recognizer's raw results for ``text``, kept for :meth:`_run` (Presidio's
+        ``PatternRecognizer.analyze`` reads only the text: not the entity types, not spaCy's output).
+        Read-only here; ``_run`` takes them (and lifts their scores in place)."""
+        key = (recognizer.id, text)
+        found = self._raw.get(key)
+        if found is None:
+            found = recognizer.analyze(text=text, entities=list(recognizer.supported_entities))
+            from presidio_analyzer import PatternRecognizer
+
+            if type(recognizer).analyze is PatternRecognizer.analyze:
+                self._raw[key] = found
+        return found
 
     def _nlp(self, profile: _Profile, todo: list[tuple[str, tuple[str, ...]]]) -> list[Any]:
         """spaCy's artifacts for each text, in order. Every text goes through the tokenizer and NER
@@ -789,6 +806,7 @@ class PIIScanner:
                     text=text, language=LANGUAGE, entities=list(cands), nlp_artifacts=nlp_artifacts,
                     context=context, allow_list=allow, score_threshold=self.threshold)
             out[text] = _resolve(results)
+        self._raw.clear()
         return out
 
     def _column_rule(self, name: str, profile: _Profile, col: Column | None, values: np.ndarray,
