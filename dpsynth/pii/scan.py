@@ -257,7 +257,8 @@ class PIIScanner:
         self._raw: dict[tuple[str, str], list[Any]] = {}
         self._plans: dict[tuple[_Profile, tuple[str, ...]], tuple[tuple[Any, ...], ...] | None] = {}
         self._mirrors: bool | None = None
-        #: Calls of ``AnalyzerEngine.analyze`` and texts sent through spaCy, over this scanner's life.
+        #: Values analysed (``AnalyzerEngine.analyze`` or its mirror ``_run``) and texts sent through
+        #: spaCy, over this scanner's life.
         self.analyze_calls = 0
         self.nlp_texts = 0
         #: Texts whose lemmas were computed (tok2vec, tagger, attribute ruler, lemmatizer).
