@@ -103,6 +103,30 @@ def test_aim_with_the_noise_removed_is_flagged_and_the_real_one_is_not():
     assert not real.violation
 
 
+@pytest.mark.slow
+def test_correct_aim_false_alarm_rate_over_repeated_audits(monkeypatch):
+    """10 independent audits of the correct AIM (10 transcripts per world, secure noise; in 2 spawned
+    processes, one thread each: ~95 CPU-s in all). At 10 per world an audit can show μ up to 0.745,
+    above the claim's μ = 0.4548, so each one could raise an alarm; at most α = 5% may be flagged:
+    the bound allows 2 (P[Binomial(10, 0.05) > 2] = 1.03e-3). The K = 80 run of
+    ``benchmarks/audit_false_alarms.py`` is in ``audits/README.md``."""
+    import concurrent.futures
+    import functools
+    import multiprocessing
+
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(key, "1")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    make = functools.partial(AIM, epsilon=1.0, delta=1e-2, max_rounds=2, estimation_iters=10)  # = make_aim
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(whitebox_audit, make, SCHEMA, ZEROS, WITH_ONES, trials_per_world=10, seed=20 * k,
+                               **CLAIM) for k in range(10)]
+        results = [f.result() for f in futures]
+    assert all(r.details["noise"].startswith("secure") for r in results)
+    assert all(r.conclusive and r.max_provable_mu > r.claimed_mu for r in results)  # an alarm was possible
+    assert sum(r.violation for r in results) <= 2
+
+
 def test_simulated_power_of_the_mu_test_against_sigma_halved():
     """The power table in audits/README.md: the audit's Gaussian score is N(∓V/2, V); with σ halved
     V is four times MST's. 200 simulated audits of 2,000 transcripts per world: all flag σ halved,
