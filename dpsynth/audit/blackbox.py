@@ -81,12 +81,10 @@ from scipy.special import logsumexp
 
 from dpsynth import _validation as check
 from dpsynth.audit.bounds import NOT_DP_NOTICE, AuditResult, threshold_audit
+from dpsynth.audit.transcript import AuditLedger
 from dpsynth.audit.whitebox import AuditError
 from dpsynth.exceptions import DataError, ParameterError
 from dpsynth.mechanisms.noise import NoiseSource, OpenDPNoise, SeededNoise
-from dpsynth.privacy.budgets import ZCDP
-from dpsynth.privacy.events import PrivacyEvent, total_delta, total_rdp, total_rho
-from dpsynth.privacy.ledger import Reservation, _Untracked
 from dpsynth.schema.encode import decode, encode
 from dpsynth.schema.schema import Schema
 
@@ -100,18 +98,6 @@ RARE_COLUMNS = 3
 #: The ROC curve is reported at no more than this many points.
 ROC_POINTS = 101
 _CHUNK_CELLS = 4_000_000
-
-
-class _AuditLedger(_Untracked):
-    """The ledger of an audit fit: records nothing and does not warn (an audit fit is internal
-    evidence, never released; the audit's result says so)."""
-
-    def __repr__(self) -> str:
-        return "dpsynth.audit.blackbox.AuditLedger"
-
-    def reserve(self, dataset: str | None, events: Sequence[PrivacyEvent], **_: Any) -> Reservation:
-        events = list(events)
-        return Reservation(None, None, None, ZCDP(total_rho(events)), total_delta(events), total_rdp(events))
 
 
 @contextlib.contextmanager
@@ -437,7 +423,7 @@ _WORKER: tuple[Any, ...] | None = None
 
 
 def _fit_and_score(make: Callable[[], Any], target: _Target, world: int, fit_seed: int, noise: str,
-                   names: Sequence[str], schema: Schema, ledger: _AuditLedger) -> dict[str, float]:
+                   names: Sequence[str], schema: Schema, ledger: AuditLedger) -> dict[str, float]:
     """One fit in ``world`` for ``target``, sampled once and scored by every attack."""
     data = target.base if world == 0 else pd.concat([target.base, target.row], ignore_index=True)
     source: NoiseSource = OpenDPNoise() if noise == "secure" else SeededNoise(fit_seed, _warn=False)
@@ -492,7 +478,7 @@ def _worker_init(make: Callable[[], Any], targets: list[_Target], schema: Schema
         threadpool_limits(1)
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         pass
-    _WORKER = (make, targets, schema, names, noise, _AuditLedger())
+    _WORKER = (make, targets, schema, names, noise, AuditLedger())
 
 
 def _worker_fit(ti: int, world: int, fit_seed: int) -> tuple[dict[str, float], list[tuple[Any, ...]]]:
@@ -512,7 +498,7 @@ def _run_fits(jobs: list[tuple[int, int, int]], make: Callable[[], Any], targets
     total = len(jobs)
     out: list[dict[str, float] | None] = [None] * total
     if workers <= 1:
-        ledger = _AuditLedger()
+        ledger = AuditLedger()
         for i, (ti, world, fit_seed) in enumerate(jobs):
             out[i] = _fit_and_score(make, targets[ti], world, fit_seed, noise, names, schema, ledger)
             if progress is not None:

@@ -50,7 +50,7 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -58,10 +58,8 @@ import pandas as pd
 
 from dpsynth import _validation as check
 from dpsynth.audit.bounds import AuditResult, one_run_epsilon_lower_bound
+from dpsynth.audit.transcript import AuditLedger
 from dpsynth.exceptions import InsecureNoiseWarning, ParameterError
-from dpsynth.privacy.budgets import ZCDP
-from dpsynth.privacy.events import PrivacyEvent, total_delta, total_rdp, total_rho
-from dpsynth.privacy.ledger import Reservation, _Untracked
 from dpsynth.schema.encode import decode, encode
 from dpsynth.schema.schema import Schema
 
@@ -69,18 +67,6 @@ METHOD = "one_run_snj2023"
 SCORINGS = ("auto", "whitebox", "blackbox")
 #: r as a share of m when ``guesses`` is None (Bonferroni over the rungs).
 GUESS_LADDER = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-
-
-class AuditLedger(_Untracked):
-    """The ledger of an audit fit: records nothing and warns about nothing (the audit's fit is
-    internal evidence, never released, so its privacy loss is not charged anywhere)."""
-
-    def __repr__(self) -> str:
-        return "dpsynth.audit.AuditLedger"
-
-    def reserve(self, dataset: str | None, events: Sequence[PrivacyEvent], **_: Any) -> Reservation:
-        events = list(events)
-        return Reservation(None, None, None, ZCDP(total_rho(events)), total_delta(events), total_rdp(events))
 
 
 # -- data: a public base and the canaries --------------------------------------------------------------

@@ -186,9 +186,20 @@ class _RecordingOdometer(Odometer):
         self._recorder.on_spend(event)
 
 
-class RecordingLedger(_Untracked):
-    """The ledger stand-in of an audit fit: records nothing (an audit fit is never released) and
-    reports every spent event to the recorder."""
+class AuditLedger(_Untracked):
+    """The ledger of an audit fit: records nothing and does not warn (an audit fit is internal
+    evidence, never released or charged; the audit's result says so)."""
+
+    def __repr__(self) -> str:
+        return "dpsynth.audit.AuditLedger"
+
+    def reserve(self, dataset: str | None, events: Sequence[PrivacyEvent], **_: Any) -> Reservation:
+        events = list(events)
+        return Reservation(None, None, None, ZCDP(total_rho(events)), total_delta(events), total_rdp(events))
+
+
+class RecordingLedger(AuditLedger):
+    """An audit ledger that also reports every spent event to the recorder."""
 
     def __init__(self, recorder: RecordingNoise):
         self.recorder = recorder
@@ -199,7 +210,7 @@ class RecordingLedger(_Untracked):
     def reserve(self, dataset: str | None, events: Sequence[PrivacyEvent], **_: Any) -> Reservation:
         events = list(events)
         self.recorder.transcript.planned = events
-        reservation = Reservation(None, None, None, ZCDP(total_rho(events)), total_delta(events), total_rdp(events))
+        reservation = super().reserve(dataset, events)
         reservation.odometer = _RecordingOdometer(
             self.recorder, reservation.reserved, reservation.reserved_delta, reservation.reserved_rdp)
         return reservation
