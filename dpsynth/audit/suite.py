@@ -61,6 +61,15 @@ def _problem(problems: list[str], where: str, message: str) -> None:
 _BLACKBOX_DATASETS = ("adult",)
 
 
+def _check_confidence_and_noise(audit: dict[str, Any], where: str, problems: list[str]) -> None:
+    """``confidence`` (default 0.95) and ``noise`` (default secure) of a white-box or black-box audit."""
+    confidence = audit.setdefault("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        _problem(problems, f"{where}.confidence", f"({confidence!r}) must be in the open interval (0, 1)")
+    if audit.setdefault("noise", "secure") not in ("secure", "seeded"):
+        _problem(problems, f"{where}.noise", f"({audit['noise']!r}) must be 'secure' or 'seeded'")
+
+
 def _check_blackbox(audit: dict[str, Any], where: str, problems: list[str]) -> None:
     """Validate (and fill the defaults of) a ``kind: blackbox`` audit."""
     from dpsynth.audit.blackbox import ATTACKS
@@ -84,11 +93,7 @@ def _check_blackbox(audit: dict[str, Any], where: str, problems: list[str]) -> N
     attacks = audit.setdefault("attacks", list(ATTACKS))
     if not isinstance(attacks, list) or not attacks or any(a not in ATTACKS for a in attacks):
         _problem(problems, f"{where}.attacks", f"must be a non-empty list of {', '.join(ATTACKS)}")
-    confidence = audit.setdefault("confidence", 0.95)
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        _problem(problems, f"{where}.confidence", f"({confidence!r}) must be in the open interval (0, 1)")
-    if audit.setdefault("noise", "secure") not in ("secure", "seeded"):
-        _problem(problems, f"{where}.noise", f"({audit['noise']!r}) must be 'secure' or 'seeded'")
+    _check_confidence_and_noise(audit, where, problems)
     extra = set(audit) - {"kind", "dataset", "fits_per_world", "canaries", "outliers", "reference_rows", "attacks",
                           "confidence", "noise", "seed", "workers"}
     if extra:
@@ -210,11 +215,7 @@ def load_suite(path: str | Path) -> dict[str, Any]:
             trials = audit.get("trials_per_world")
             if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
                 _problem(problems, f"{where}.trials_per_world", f"({trials!r}) must be an integer >= 1")
-            confidence = audit.setdefault("confidence", 0.95)
-            if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-                _problem(problems, f"{where}.confidence", f"({confidence!r}) must be in the open interval (0, 1)")
-            if audit.setdefault("noise", "secure") not in ("secure", "seeded"):
-                _problem(problems, f"{where}.noise", f"({audit['noise']!r}) must be 'secure' or 'seeded'")
+            _check_confidence_and_noise(audit, where, problems)
             if audit.setdefault("threshold", "likelihood_ratio") not in ("likelihood_ratio", "split"):
                 _problem(problems, f"{where}.threshold", f"({audit['threshold']!r}) must be 'likelihood_ratio' or "
                          "'split'")
