@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--peer-reps", type=int, help="runs per ε for the peers (default: --reps)")
     ap.add_argument("--cpu-cap", type=int, help="stop a run after this many CPU seconds and record a time-out")
+    ap.add_argument("--skip-after-timeout", action="store_true",
+                    help="once a peer times out at an ε, record its later runs at that ε as skipped "
+                         "(a run to the same cap would only say again that it takes longer than the cap)")
     ap.add_argument("--no-dpsynth", action="store_true", help="run only the peers")
     ap.add_argument("--synthesizer", default="mst", choices=["mst", "aim"])
     ap.add_argument("--sample-rows", type=int, metavar="N", help="use N rows of --data (sampled with seed 0)")
@@ -174,6 +177,14 @@ def main(argv: list[str] | None = None) -> None:
                 for system, command in systems.items():
                     if system not in envs and rep >= peer_reps:
                         continue
+                    if args.skip_after_timeout and system not in envs and any(
+                            r["system"] == system and r["epsilon"] == eps and r.get("timed_out") for r in runs):
+                        skipped = {"system": system, "rep": rep, "epsilon": eps, "delta": args.delta,
+                                   "skipped_after_timeout": True}
+                        runs.append(skipped)
+                        log.write(json.dumps(skipped) + "\n")
+                        log.flush()
+                        continue
                     synth_path = Path(tmp) / f"synth-{rep}.csv"
                     result = {"system": system, "rep": rep, "epsilon": eps, "delta": args.delta}
                     result.update(timed(command(synth_path, rep, eps), envs.get(system, env), args.cpu_cap))
@@ -187,32 +198,35 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def summary(runs: list[dict], ours: str) -> str:
-    """A Markdown table of medians per ε and system (time-outs counted, not averaged in)."""
+    """A Markdown table of medians per ε and system; time-outs are counted, not averaged in, and
+    runs skipped after a time-out (``--skip-after-timeout``) are counted apart."""
     lines = [f"δ = {runs[0]['delta']}, medians over finished runs (one thread each)", "",
-             "| ε | system | runs (timed out) | wall s | CPU s | peak RSS MB | 1-way L1 | 2-way L1 | 3-way L1 |"
-             " CPU vs dpsynth |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| ε | system | runs (timed out, skipped) | wall s | CPU s (min–max) | peak RSS MB | 1-way L1 | "
+             "2-way L1 | 3-way L1 | wall vs dpsynth | CPU vs dpsynth |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for eps in sorted({r["epsilon"] for r in runs}):
         at = [r for r in runs if r["epsilon"] == eps]
-        finished_ours = [r["cpu_s"] for r in at if r["system"] == ours and not r["timed_out"]]
-        base = statistics.median(finished_ours) if finished_ours else None
+        mine = [r for r in at if r["system"] == ours and not r["timed_out"] and not r.get("skipped_after_timeout")]
+        base = {k: statistics.median(r[k] for r in mine) if mine else None for k in ("wall_s", "cpu_s")}
         for system in dict.fromkeys(r["system"] for r in at):
-            rs = [r for r in at if r["system"] == system]
+            every = [r for r in at if r["system"] == system]
+            rs = [r for r in every if not r.get("skipped_after_timeout")]
             done = [r for r in rs if not r["timed_out"]]
-            n_out = len(rs) - len(done)
+            counts = f"{len(rs)} ({len(rs) - len(done)}, {len(every) - len(rs)})"
             if not done:
-                cap = max(r["cpu_s"] for r in rs)
-                ratio = f"> {cap / base:.1f}×" if base else "—"
-                lines.append(f"| {eps:g} | {system} | {len(rs)} ({n_out}) | > {max(r['wall_s'] for r in rs):.0f} | "
-                             f"> {cap:.0f} (stopped) | {max(r['peak_rss_mb'] for r in rs):.0f} | — | — | — | {ratio} |")
+                wall, cpu = max(r["wall_s"] for r in rs), max(r["cpu_s"] for r in rs)
+                ratios = [f"> {v / b:.1f}×" if b else "—" for v, b in ((wall, base["wall_s"]), (cpu, base["cpu_s"]))]
+                lines.append(f"| {eps:g} | {system} | {counts} | > {wall:.0f} | > {cpu:.0f} (stopped) | "
+                             f"{max(r['peak_rss_mb'] for r in rs):.0f} | — | — | — | {ratios[0]} | {ratios[1]} |")
                 continue
             med = {k: statistics.median(r[k] for r in done)
                    for k in ("wall_s", "cpu_s", "peak_rss_mb", "l1_1way", "l1_2way", "l1_3way")}
-            ratio = f"{med['cpu_s'] / base:.1f}×" if base else "—"
-            lines.append(f"| {eps:g} | {system} | {len(rs)} ({n_out}) | {med['wall_s']:.1f} | {med['cpu_s']:.1f} | "
-                         f"{med['peak_rss_mb']:.0f} | {med['l1_1way']:.3f} | {med['l1_2way']:.3f} | "
-                         f"{med['l1_3way']:.3f} | {ratio} |")
+            lo, hi = min(r["cpu_s"] for r in done), max(r["cpu_s"] for r in done)
+            ratios = [f"{med[k] / base[k]:.1f}×" if base[k] else "—" for k in ("wall_s", "cpu_s")]
+            lines.append(f"| {eps:g} | {system} | {counts} | {med['wall_s']:.1f} | {med['cpu_s']:.1f} "
+                         f"({lo:.0f}–{hi:.0f}) | {med['peak_rss_mb']:.0f} | {med['l1_1way']:.3f} | "
+                         f"{med['l1_2way']:.3f} | {med['l1_3way']:.3f} | {ratios[0]} | {ratios[1]} |")
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     main()

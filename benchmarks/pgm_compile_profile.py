@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--xla-defaults", action="store_true")
     ap.add_argument("--keep-compiled", action="store_true")
+    ap.add_argument("--per-fit", action="store_true", help="also list each model fit's compile and step seconds")
     args = ap.parse_args(argv)
 
     warnings.simplefilter("ignore")
@@ -45,15 +46,16 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.xla_defaults:
         _pgm.COMPILER_OPTIONS = {}
+        _pgm.LARGE_MODEL_OPTIONS = {}
     if args.keep_compiled:
         _pgm.forget_compiled = lambda: None
     fits: list[dict[str, float]] = []
     compile_lowered = _pgm.compile_lowered
 
-    def timed_compile(lowered):
+    def timed_compile(lowered, cells=None):
         t = time.process_time()
-        step = compile_lowered(lowered)
-        fit = {"compile_s": time.process_time() - t, "step_s": 0.0, "calls": 0}
+        step = compile_lowered(lowered, cells)
+        fit = {"compile_s": time.process_time() - t, "step_s": 0.0, "calls": 0, "cells": cells or 0}
         fits.append(fit)
 
         def timed_step(*a):
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         "synthesizer": args.synthesizer, "seed": args.seed, "xla_defaults": args.xla_defaults,
         "keep_compiled": args.keep_compiled, "fit_cpu_s": round(cpu, 2), "fits": len(fits),
         "compile_s": round(sum(f["compile_s"] for f in fits), 2), "step_s": round(sum(f["step_s"] for f in fits), 2),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, **errs}))
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, **errs,
+        **({"per_fit": [{k: round(v, 3) for k, v in f.items()} for f in fits]} if args.per_fit else {})}))
 
 
 if __name__ == "__main__":

@@ -12,14 +12,17 @@ iteration, and reads the marginals from the final state rather than re-running t
 eagerly. If a future mbi changes those hooks it falls back to ``estimate`` (slower, same result);
 ``tests/unit/test_pgm.py`` fails if that happens.
 
-The fused iteration is compiled with cheap per-program XLA options (:data:`COMPILER_OPTIONS`:
-LLVM at optimisation level 0, XLA's older loop emitter instead of its fusion emitters), passed to
-that one compilation only, so no other JAX program in the process is affected. On Adult they cut
-the step's compilation about fourfold (3.6 → 1.0 CPU-s for MST's model) while each iteration runs
-a few times slower, a net gain for the hundreds-to-thousands of iterations a fit runs (figures in
-``benchmarks/RESULTS.md``). An option the user names in ``XLA_FLAGS`` is left to the user's value,
-so ``XLA_FLAGS="--xla_backend_optimization_level=3 --xla_cpu_use_fusion_emitters=true"`` restores
-XLA's defaults.
+The fused iteration is compiled with per-program XLA options, passed to that one compilation only,
+so no other JAX program in the process is affected. Small models (most of AIM's rounds, every MST
+model on Adult) are dominated by compilation: :data:`COMPILER_OPTIONS` (LLVM at optimisation level
+0, XLA's older loop emitter instead of its fusion emitters, no module splitting) compile the step
+about five times faster (4.7 → 0.95 CPU-s for MST's model on Adult) while each iteration runs a few times
+slower. Large models (AIM's later rounds at larger ε, up to its 80 MB limit) are dominated by the
+iterations, so from :data:`LARGE_MODEL_CELLS` junction-tree cells :data:`LARGE_MODEL_OPTIONS`
+(LLVM level 1, fusion emitters) spend about 2 CPU-s more on compiling for iterations 2.5-5 times
+faster. Figures in ``benchmarks/RESULTS.md``. An option the user names in ``XLA_FLAGS`` is left to
+the user's value (``XLA_FLAGS="--xla_backend_optimization_level=3 --xla_cpu_use_fusion_emitters=true"``
+restores XLA's optimisation level and emitters for every model).
 """
 
 from __future__ import annotations
@@ -100,7 +103,8 @@ def estimate_model(
     try:
         loss_fn = marginal_loss.from_linear_measurements(measurements, domain)
         state = _initial_state(est, domain, loss_fn, total, warm_start)
-        step = compile_lowered(est._multi_step.lower(est, state, loss_fn, total, ()))
+        step = compile_lowered(est._multi_step.lower(est, state, loss_fn, total, ()),
+                               model_cells(domain, list(loss_fn.cliques)))
         prev, stalls = math.inf, 0
         for _ in range(math.ceil(iters / estimation.CALLBACK_EVERY)):
             state = step(state, loss_fn, total, ())
@@ -169,19 +173,40 @@ def _expand(warm_start: Any, domain: Any, cliques: list[Clique]) -> Any:
     return CliqueVector(domain, cliques, tables)
 
 
-#: XLA options for the estimation programs (see :func:`compiler_options`).
-COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+#: XLA options for the estimation programs of small models (see :func:`compiler_options`): their
+#: fits are dominated by compilation, so LLVM runs at level 0, XLA's older loop emitter replaces
+#: its fusion emitters, and the module is not split for parallel code generation.
+COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False,
+                                    "xla_cpu_parallel_codegen_split_count": 1}
+#: XLA options for large models, whose fits are dominated by the iterations: LLVM level 1 with the
+#: fusion emitters compiles about 2 CPU-s more and runs each iteration 2.5-5 times faster.
+LARGE_MODEL_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 1,
+                                       "xla_cpu_parallel_codegen_split_count": 1}
+#: A model is large from this many cells in its junction tree (AIM's 0.5 MB at 8 bytes a cell): about
+#: where the faster iterations repay the longer compilation over a warm-started fit's ~15 × 50
+#: iterations (figures in ``benchmarks/RESULTS.md``).
+LARGE_MODEL_CELLS = 2**16
 
 
-def compiler_options() -> dict[str, Any]:
-    """The per-program XLA options, less any the user set in ``XLA_FLAGS`` (theirs win)."""
+def model_cells(domain: Any, cliques: Sequence[Clique]) -> int:
+    """Cells of the junction tree mbi builds for ``cliques`` (what one message-passing sweep touches)."""
+    from mbi import junction_tree
+
+    tree = junction_tree.make_junction_tree(domain, [tuple(c) for c in cliques])[0]
+    return int(sum(domain.size(cl) for cl in junction_tree.maximal_cliques(tree)))
+
+
+def compiler_options(cells: int | None = None) -> dict[str, Any]:
+    """The per-program XLA options for a model of ``cells`` junction-tree cells (small if not
+    given), less any option the user set in ``XLA_FLAGS`` (theirs win)."""
+    chosen = LARGE_MODEL_OPTIONS if cells is not None and cells >= LARGE_MODEL_CELLS else COMPILER_OPTIONS
     user = os.environ.get("XLA_FLAGS", "")
-    return {k: v for k, v in COMPILER_OPTIONS.items() if not re.search(rf"--{k}(=|\s|$)", user)}
+    return {k: v for k, v in chosen.items() if not re.search(rf"--{k}(=|\s|$)", user)}
 
 
-def compile_lowered(lowered: Any) -> Any:
-    """Compile a lowered estimation program with :func:`compiler_options`."""
-    return lowered.compile(compiler_options=compiler_options() or None)
+def compile_lowered(lowered: Any, cells: int | None = None) -> Any:
+    """Compile a lowered estimation program with :func:`compiler_options` for its model size."""
+    return lowered.compile(compiler_options=compiler_options(cells) or None)
 
 
 def forget_compiled() -> None:

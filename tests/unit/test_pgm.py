@@ -72,6 +72,31 @@ def test_estimation_programs_compile_with_dpsynth_options(monkeypatch):
     assert _pgm.COMPILER_OPTIONS["xla_backend_optimization_level"] == 0
 
 
+def test_large_models_compile_with_faster_code(monkeypatch):
+    """From LARGE_MODEL_CELLS junction-tree cells the step is compiled for speed, and the fit is
+    the same up to float rounding."""
+    from jax.stages import Lowered
+
+    seen = []
+    real_compile = Lowered.compile
+
+    def spy(self, compiler_options=None, **kwargs):
+        seen.append(compiler_options)
+        return real_compile(self, compiler_options, **kwargs)
+
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setattr(Lowered, "compile", spy)
+    domain = _pgm.make_domain(["a", "b", "c"], [3, 4, 5])
+    assert _pgm.model_cells(domain, [("a", "b"), ("b", "c")]) == 12 + 20
+    small = _pgm.estimate_model(domain, _measurements(np.random.default_rng(2)), iters=200, tol=None)
+    monkeypatch.setattr(_pgm, "LARGE_MODEL_CELLS", 32)
+    large = _pgm.estimate_model(domain, _measurements(np.random.default_rng(2)), iters=200, tol=None)
+    assert seen == [_pgm.COMPILER_OPTIONS, _pgm.LARGE_MODEL_OPTIONS]
+    assert _pgm.LARGE_MODEL_OPTIONS["xla_backend_optimization_level"] > 0
+    for cl, table in small.marginals.items():
+        np.testing.assert_allclose(large.marginals[cl], table, rtol=1e-4, atol=1e-3)
+
+
 def test_compiler_options_reach_xla(monkeypatch):
     """XLA rejects an unknown option: the options are passed to the compiler, not dropped."""
     import jax
@@ -94,3 +119,9 @@ def test_users_xla_flags_win(monkeypatch):
     assert _pgm.compiler_options() == {"xla_backend_optimization_level": 0}
     monkeypatch.delenv("XLA_FLAGS")
     assert _pgm.compiler_options() == _pgm.COMPILER_OPTIONS
+    large = {"xla_backend_optimization_level": 1, "xla_cpu_parallel_codegen_split_count": 1}
+    monkeypatch.setattr(_pgm, "LARGE_MODEL_OPTIONS", large)
+    assert _pgm.compiler_options(_pgm.LARGE_MODEL_CELLS) == large
+    assert _pgm.compiler_options(_pgm.LARGE_MODEL_CELLS - 1) == options
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=2")
+    assert _pgm.compiler_options(_pgm.LARGE_MODEL_CELLS) == {"xla_cpu_parallel_codegen_split_count": 1}
