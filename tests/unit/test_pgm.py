@@ -54,7 +54,9 @@ def test_expand_matches_mbi():
     assert rng is not None
 
 
-def test_estimation_programs_compile_with_dpsynth_options(monkeypatch):
+@pytest.fixture
+def compiled_options(monkeypatch):
+    """The compiler options of every XLA compilation in the test, in order (no XLA_FLAGS set)."""
     from jax.stages import Lowered
 
     seen = []
@@ -66,32 +68,25 @@ def test_estimation_programs_compile_with_dpsynth_options(monkeypatch):
 
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     monkeypatch.setattr(Lowered, "compile", spy)
+    return seen
+
+
+def test_estimation_programs_compile_with_dpsynth_options(compiled_options):
     domain = _pgm.make_domain(["a", "b", "c"], [3, 4, 5])
     _pgm.estimate_model(domain, _measurements(np.random.default_rng(2)), iters=100, tol=None)
-    assert seen == [_pgm.COMPILER_OPTIONS]
+    assert compiled_options == [_pgm.COMPILER_OPTIONS]
     assert _pgm.COMPILER_OPTIONS["xla_backend_optimization_level"] == 0
 
 
-def test_large_models_compile_with_faster_code(monkeypatch):
+def test_large_models_compile_with_faster_code(compiled_options, monkeypatch):
     """From LARGE_MODEL_CELLS junction-tree cells the step is compiled for speed, and the fit is
     the same up to float rounding."""
-    from jax.stages import Lowered
-
-    seen = []
-    real_compile = Lowered.compile
-
-    def spy(self, compiler_options=None, **kwargs):
-        seen.append(compiler_options)
-        return real_compile(self, compiler_options, **kwargs)
-
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
-    monkeypatch.setattr(Lowered, "compile", spy)
     domain = _pgm.make_domain(["a", "b", "c"], [3, 4, 5])
     assert _pgm.model_cells(domain, [("a", "b"), ("b", "c")]) == 12 + 20
     small = _pgm.estimate_model(domain, _measurements(np.random.default_rng(2)), iters=200, tol=None)
     monkeypatch.setattr(_pgm, "LARGE_MODEL_CELLS", 32)
     large = _pgm.estimate_model(domain, _measurements(np.random.default_rng(2)), iters=200, tol=None)
-    assert seen == [_pgm.COMPILER_OPTIONS, _pgm.LARGE_MODEL_OPTIONS]
+    assert compiled_options == [_pgm.COMPILER_OPTIONS, _pgm.LARGE_MODEL_OPTIONS]
     assert _pgm.LARGE_MODEL_OPTIONS["xla_backend_optimization_level"] > 0
     for cl, table in small.marginals.items():
         np.testing.assert_allclose(large.marginals[cl], table, rtol=1e-4, atol=1e-3)
