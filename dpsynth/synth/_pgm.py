@@ -19,7 +19,7 @@ model on Adult) are dominated by compilation: :data:`COMPILER_OPTIONS` (LLVM at 
 about five times faster (4.7 → 0.95 CPU-s for MST's model on Adult) while each iteration runs a few times
 slower. Large models (AIM's later rounds at larger ε, up to its 80 MB limit) are dominated by the
 iterations, so from :data:`LARGE_MODEL_CELLS` junction-tree cells :data:`LARGE_MODEL_OPTIONS`
-(LLVM level 1, fusion emitters) spend about 2 CPU-s more on compiling for iterations 2.5-5 times
+(LLVM level 1, fusion emitters) spend 2-4.5 CPU-s more on compiling for iterations 2.5-5 times
 faster. Figures in ``benchmarks/RESULTS.md``. An option the user names in ``XLA_FLAGS`` is left to
 the user's value (``XLA_FLAGS="--xla_backend_optimization_level=3 --xla_cpu_use_fusion_emitters=true"``
 restores XLA's optimisation level and emitters for every model).
@@ -179,7 +179,7 @@ def _expand(warm_start: Any, domain: Any, cliques: list[Clique]) -> Any:
 COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False,
                                     "xla_cpu_parallel_codegen_split_count": 1}
 #: XLA options for large models, whose fits are dominated by the iterations: LLVM level 1 with the
-#: fusion emitters compiles about 2 CPU-s more and runs each iteration 2.5-5 times faster.
+#: fusion emitters compiles 2-4.5 CPU-s more and runs each iteration 2.5-5 times faster.
 LARGE_MODEL_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 1,
                                        "xla_cpu_parallel_codegen_split_count": 1}
 #: A model is large from this many cells in its junction tree (AIM's 0.5 MB at 8 bytes a cell): about
