@@ -2,13 +2,15 @@
 """What XLA options cost and buy for mbi's mirror-descent step, by model size.
 
 Builds models of growing junction-tree size on Adult (the 1-way marginals plus random 3-way
-cliques, measured with Gaussian noise of σ = 20), lowers mbi's fused 50-iteration step once per
-model, and for each set of per-program XLA options times its compilation and one call (50
-iterations, median of 3 after a warm-up call), in CPU seconds:
+cliques, measured with Gaussian noise of σ = 20), lowers a fused 50-iteration mirror-descent step
+once per model, and for each set of per-program XLA options times its compilation and one call (50
+iterations, median of 3 after a warm-up call), in CPU seconds. ``--steps`` picks the step:
+dpsynth's (``_pgm._descent_block``, one marginal-oracle call an iteration) and/or mbi's own
+(``MirrorDescent._multi_step``, two), alternating per model and option set:
 
     OMP_NUM_THREADS=1 python benchmarks/pgm_options_by_size.py \\
         --data ../shared/data/adult/adult-discrete.csv --domain ../shared/data/adult/adult-discrete-domain.json \\
-        --sizes-mb 0.15 0.5 2 10 20 50
+        --sizes-mb 0.15 0.5 2 10 20 50 [--steps dpsynth mbi] [--options small large defaults]
 
 ``dpsynth.synth._pgm`` compiles a model below ``LARGE_MODEL_CELLS`` cells with
 ``COMPILER_OPTIONS`` and a larger one with ``LARGE_MODEL_OPTIONS``; this is the measurement the
@@ -32,9 +34,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 SETS = {
-    "small-model options": "COMPILER_OPTIONS",
-    "large-model options": "LARGE_MODEL_OPTIONS",
-    "XLA defaults": None,
+    "small": ("small-model options", "COMPILER_OPTIONS"),
+    "large": ("large-model options", "LARGE_MODEL_OPTIONS"),
+    "defaults": ("XLA defaults", None),
 }
 
 
@@ -45,9 +47,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes-mb", type=float, nargs="+", default=[0.15, 0.5, 2, 10, 20, 50],
                     help="model sizes to build, in AIM's megabytes (8 bytes a junction-tree cell)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", nargs="+", choices=["dpsynth", "mbi"], default=["dpsynth"])
+    ap.add_argument("--options", nargs="+", choices=list(SETS), default=list(SETS))
     args = ap.parse_args(argv)
 
     warnings.simplefilter("ignore")
+    import jax
     from mbi import estimation, marginal_loss
 
     from dpsynth.synth import _jtree, _pgm
@@ -80,23 +85,29 @@ def main(argv: list[str] | None = None) -> None:
         total = float(estimation.minimum_variance_unbiased_total(measurements))
         loss_fn = marginal_loss.from_linear_measurements(measurements, domain)
         cells = _pgm.model_cells(domain, list(loss_fn.cliques))
-        for label, attr in SETS.items():
+        for (label, attr), which in itertools.product([SETS[o] for o in args.options], args.steps):
             options = dict(getattr(_pgm, attr)) if attr else {}
-            state = _pgm._initial_state(est, domain, loss_fn, total, None)
-            lowered = est._multi_step.lower(est, state, loss_fn, total, ())
+            state = _pgm._initial_state(domain, loss_fn, total, None)
+            if which == "mbi":  # mbi's state: current marginals (a placeholder until the first step)
+                mu = jax.tree.map(lambda x: jax.device_put(np.zeros(x.shape, x.dtype)), state.potentials)
+                state = estimation.MirrorDescentState(mu, state.potentials, state.alpha, state.loss)
+                lowered = est._multi_step.lower(est, state, loss_fn, total, ())
+            else:
+                lowered = _pgm._descent_block.lower(state, loss_fn, total)
             t = time.process_time()
             step = lowered.compile(compiler_options=options or None)
             compile_s = time.process_time() - t
-            state = step(state, loss_fn, total, ())
+            state = step(state, loss_fn, total, *(() if which == "dpsynth" else [()]))
             state.loss.block_until_ready()
             calls = []
             for _ in range(3):
                 t = time.process_time()
-                state = step(state, loss_fn, total, ())
+                state = step(state, loss_fn, total, *(() if which == "dpsynth" else [()]))
                 state.loss.block_until_ready()
                 calls.append(time.process_time() - t)
             print(json.dumps({"model_mb": round(size, 2), "cells": cells, "cliques": len(measured), "options": label,
-                              "compile_s": round(compile_s, 3), "call_s": round(statistics.median(calls), 4)}),
+                              "step": which, "compile_s": round(compile_s, 3),
+                              "call_s": round(statistics.median(calls), 4)}),
                   flush=True)
             _pgm.forget_compiled()
 

@@ -37,6 +37,49 @@ def test_fast_path_is_used_and_agrees_with_mbi(monkeypatch):
     assert fit.total == pytest.approx(warm.total)
 
 
+def test_descent_step_is_mbis_mirror_descent():
+    """Our step carries the current marginals instead of recomputing them: the same iterates as
+    mbi's ``MirrorDescent._step``, accepted and rejected steps alike, one oracle call a step."""
+    from mbi import CliqueVector, estimation, marginal_loss
+
+    domain = _pgm.make_domain(["a", "b", "c"], [3, 4, 5])
+    ms = _measurements(np.random.default_rng(3))
+    loss_fn = marginal_loss.from_linear_measurements(ms, domain)
+    total = float(estimation.minimum_variance_unbiased_total(ms))
+    est = estimation.MirrorDescent()
+    oracle = est._oracle(loss_fn.cliques, domain)
+    start = CliqueVector.random(domain, loss_fn.cliques)
+    theirs = est._init(domain, loss_fn, total, warm_start=start)
+    ours = _pgm._initial_state(domain, loss_fn, total, start)
+    ours = _pgm._descent_step(ours, loss_fn, total, oracle)  # computes the start's marginals only
+    assert float(ours.alpha) == pytest.approx(float(theirs.alpha))
+    assert float(ours.loss) == pytest.approx(float(theirs.loss), rel=1e-5)
+    big = 40 * float(theirs.alpha)  # large enough that the line search rejects some steps
+    theirs, ours = theirs._replace(alpha=big), ours._replace(alpha=big)
+    calls = []
+
+    def counting_oracle(*args):
+        calls.append(1)
+        return oracle(*args)
+
+    alphas = []
+    for _ in range(40):
+        theirs = est._step(theirs, loss_fn, total)
+        ours = _pgm._descent_step(ours, loss_fn, total, counting_oracle)
+        alphas.append(float(ours.alpha))
+        assert float(ours.alpha) == pytest.approx(float(theirs.alpha), rel=1e-5)
+        assert float(ours.loss) == pytest.approx(float(theirs.loss), rel=1e-4)
+        for cl in loss_fn.cliques:
+            np.testing.assert_allclose(np.asarray(ours.potentials[cl].values),
+                                       np.asarray(theirs.potentials[cl].values), rtol=1e-4, atol=1e-4)
+    current = oracle(ours.potentials, total)  # the carried marginals are the current potentials'
+    for cl in loss_fn.cliques:
+        np.testing.assert_allclose(np.asarray(ours.mu[cl].values), np.asarray(current[cl].values), rtol=1e-5)
+    assert len(calls) == 40
+    changes = np.diff(alphas)
+    assert (changes < 0).any() and (changes > 0).any()  # steps were rejected and accepted
+
+
 def test_expand_matches_mbi():
     from mbi import CliqueVector
 
