@@ -8,7 +8,8 @@ mirror-descent step and running it, with dpsynth's per-program XLA options or XL
 Seeded (INSECURE) so that two settings see the same noise. ``--xla-defaults`` compiles with no
 per-program options (XLA's defaults); ``--keep-compiled`` skips AIM's ``forget_compiled`` after each
 round. Run with one thread (OMP/MKL/XLA pinned, as ``mst_adult.py`` does). Prints one JSON object:
-total CPU seconds of the fit, compile and step seconds, peak RSS, the 1/2/3-way workload errors.
+total CPU seconds of the fit, compile and step seconds, tracing and lowering the step (trace_lower_s),
+AIM's candidate marginals (estimates_s), peak RSS, the 1/2/3-way workload errors.
 """
 
 from __future__ import annotations
@@ -68,6 +69,29 @@ def main(argv: list[str] | None = None) -> None:
         return timed_step
 
     _pgm.compile_lowered = timed_compile
+    block = _pgm._descent_block
+    traced_s = {"trace_lower_s": 0.0, "estimates_s": 0.0}
+
+    class TimedBlock:  # tracing and lowering of the fused step (Python), timed
+        @staticmethod
+        def lower(*a):
+            t = time.process_time()
+            lowered = block.lower(*a)
+            traced_s["trace_lower_s"] += time.process_time() - t
+            return lowered
+
+    _pgm._descent_block = TimedBlock
+    if args.synthesizer == "aim":
+        from dpsynth.synth.aim import AIM
+        estimates = AIM._estimates
+
+        def timed_estimates(*a):  # the candidates' marginals under the current model (numpy)
+            t = time.process_time()
+            out = estimates(*a)
+            traced_s["estimates_s"] += time.process_time() - t
+            return out
+
+        AIM._estimates = staticmethod(timed_estimates)
     domain = json.loads(Path(args.domain).read_text())
     names, sizes = list(domain), [int(v) for v in domain.values()]
     real = pd.read_csv(args.data)[names].to_numpy(dtype=np.int64)
@@ -86,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         "synthesizer": args.synthesizer, "seed": args.seed, "xla_defaults": args.xla_defaults,
         "keep_compiled": args.keep_compiled, "fit_cpu_s": round(cpu, 2), "fits": len(fits),
         "compile_s": round(sum(f["compile_s"] for f in fits), 2), "step_s": round(sum(f["step_s"] for f in fits), 2),
+        **{k: round(v, 2) for k, v in traced_s.items()},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, **errs,
         **({"per_fit": [{k: round(v, 3) for k, v in f.items()} for f in fits]} if args.per_fit else {})}))
 

@@ -3,9 +3,9 @@
 
 Builds models of growing junction-tree size on Adult (the 1-way marginals plus random 3-way
 cliques, measured with Gaussian noise of σ = 20), lowers a fused 50-iteration mirror-descent step
-once per model, and for each set of per-program XLA options times its compilation and one call (50
-iterations, median of 3 after a warm-up call), in CPU seconds. ``--steps`` picks the step:
-dpsynth's (``_pgm._descent_block``, one marginal-oracle call an iteration) and/or mbi's own
+once per model, and for each set of per-program XLA options times the tracing and lowering, the
+compilation and one call (50 iterations, median of 3 after a warm-up call), in CPU seconds.
+``--steps`` picks the step: dpsynth's (``_pgm._descent_block``, one marginal-oracle call an iteration) and/or mbi's own
 (``MirrorDescent._multi_step``, two), alternating per model and option set:
 
     OMP_NUM_THREADS=1 python benchmarks/pgm_options_by_size.py \\
@@ -88,12 +88,14 @@ def main(argv: list[str] | None = None) -> None:
         for (label, attr), which in itertools.product([SETS[o] for o in args.options], args.steps):
             options = dict(getattr(_pgm, attr)) if attr else {}
             state = _pgm._initial_state(domain, loss_fn, total, None)
+            t = time.process_time()
             if which == "mbi":  # mbi's state: current marginals (a placeholder until the first step)
                 mu = jax.tree.map(lambda x: jax.device_put(np.zeros(x.shape, x.dtype)), state.potentials)
                 state = estimation.MirrorDescentState(mu, state.potentials, state.alpha, state.loss)
                 lowered = est._multi_step.lower(est, state, loss_fn, total, ())
             else:
                 lowered = _pgm._descent_block.lower(state, loss_fn, total)
+            lower_s = time.process_time() - t
             t = time.process_time()
             step = lowered.compile(compiler_options=options or None)
             compile_s = time.process_time() - t
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                 state.loss.block_until_ready()
                 calls.append(time.process_time() - t)
             print(json.dumps({"model_mb": round(size, 2), "cells": cells, "cliques": len(measured), "options": label,
-                              "step": which, "compile_s": round(compile_s, 3),
+                              "step": which, "trace_lower_s": round(lower_s, 3), "compile_s": round(compile_s, 3),
                               "call_s": round(statistics.median(calls), 4)}),
                   flush=True)
             _pgm.forget_compiled()
