@@ -96,15 +96,16 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 lowered = _pgm._descent_block.lower(state, loss_fn, total)
             lower_s = time.process_time() - t
+            call_args = (loss_fn, total) if which == "dpsynth" else (loss_fn, total, ())
             t = time.process_time()
             step = lowered.compile(compiler_options=options or None)
             compile_s = time.process_time() - t
-            state = step(state, loss_fn, total, *(() if which == "dpsynth" else [()]))
+            state = step(state, *call_args)
             state.loss.block_until_ready()
             calls = []
             for _ in range(3):
                 t = time.process_time()
-                state = step(state, loss_fn, total, *(() if which == "dpsynth" else [()]))
+                state = step(state, *call_args)
                 state.loss.block_until_ready()
                 calls.append(time.process_time() - t)
             print(json.dumps({"model_mb": round(size, 2), "cells": cells, "cliques": len(measured), "options": label,

@@ -183,20 +183,18 @@ def loss_and_gradient(loss_fn: Any, mu: Any) -> tuple[Any, Any]:
     loss = 0.0
     residuals: dict[tuple[Clique, Clique], Any] = {}  # (model clique, measured clique) -> Σ (μ_c − y)/σ²
     for m in measurements:
-        parent = m.clique if m.clique in mu.tables else mu.parent(m.clique)
+        parent = mu.parent(m.clique)  # the clique itself when measured whole, as in mbi's project
         marginal = mu[parent].project(m.clique).values
         stddev = jnp.maximum(m.stddev, 1e-12)
         diff = (marginal - jnp.reshape(jnp.asarray(m.noisy_measurement), marginal.shape)) / stddev
         loss += 0.5 * jnp.vdot(diff, diff)
-        key = (parent, m.clique)
-        residuals[key] = residuals[key] + diff / stddev if key in residuals else diff / stddev
+        residuals[(parent, m.clique)] = residuals.get((parent, m.clique), 0.0) + diff / stddev
     grads: dict[Clique, Any] = {}
     for (parent, clique), residual in residuals.items():
         attrs = tuple(mu[parent].domain.attributes)
-        kept = [a for a in attrs if a in clique]
-        table = jnp.transpose(residual, [clique.index(a) for a in kept])
+        table = jnp.transpose(residual, [clique.index(a) for a in attrs if a in clique])
         table = jnp.reshape(table, [mu[parent].domain[a] if a in clique else 1 for a in attrs])
-        grads[parent] = grads[parent] + table if parent in grads else jnp.broadcast_to(table, mu[parent].values.shape)
+        grads[parent] = grads.get(parent, 0.0) + jnp.broadcast_to(table, mu[parent].values.shape)
     from mbi import CliqueVector, Factor
 
     tables = {cl: Factor(mu[cl].domain, grads[cl] if cl in grads else jnp.zeros_like(mu[cl].values))
