@@ -7,7 +7,8 @@ mirror-descent step and running it, with dpsynth's per-program XLA options or XL
 
 Seeded (INSECURE) so that two settings see the same noise. ``--xla-defaults`` compiles with no
 per-program options (XLA's defaults); ``--keep-compiled`` skips AIM's ``forget_compiled`` after each
-round. Run with one thread (OMP/MKL/XLA pinned, as ``mst_adult.py`` does). Prints one JSON object:
+round; ``--large-model-cells N`` moves the size from which the large-model options are used. Run
+with one thread (OMP/MKL/XLA pinned, as ``mst_adult.py`` does). Prints one JSON object:
 total CPU seconds of the fit, compile and step seconds, tracing and lowering the step (trace_lower_s),
 AIM's candidate marginals (estimates_s), peak RSS, the 1/2/3-way workload errors.
 """
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--xla-defaults", action="store_true")
     ap.add_argument("--keep-compiled", action="store_true")
+    ap.add_argument("--large-model-cells", type=int, default=None,
+                    help="compile with the large-model options from this many junction-tree cells "
+                         "(default: _pgm.LARGE_MODEL_CELLS)")
     ap.add_argument("--per-fit", action="store_true", help="also list each model fit's compile and step seconds")
     args = ap.parse_args(argv)
 
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         _pgm.LARGE_MODEL_OPTIONS = {}
     if args.keep_compiled:
         _pgm.forget_compiled = lambda: None
+    if args.large_model_cells is not None:
+        _pgm.LARGE_MODEL_CELLS = args.large_model_cells
     fits: list[dict[str, float]] = []
     compile_lowered = _pgm.compile_lowered
 

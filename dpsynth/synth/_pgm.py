@@ -270,10 +270,11 @@ COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 0, "xla_cp
 #: fusion emitters compiles 2-4.5 CPU-s more and runs each iteration 2.5-5 times faster.
 LARGE_MODEL_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 1,
                                        "xla_cpu_parallel_codegen_split_count": 1}
-#: A model is large from this many cells in its junction tree (AIM's 0.5 MB at 8 bytes a cell): about
-#: where the faster iterations repay the longer compilation over a warm-started fit's ~15 × 50
-#: iterations (figures in ``benchmarks/RESULTS.md``).
-LARGE_MODEL_CELLS = 2**16
+#: A model is large from this many cells in its junction tree (AIM's 1 MB at 8 bytes a cell): about
+#: where the faster iterations repay the longer compilation (~4 CPU-s more in AIM's fits) over a
+#: warm-started fit's 10-20 calls of 50 iterations, with dpsynth's one-oracle step (figures in
+#: ``benchmarks/RESULTS.md``; 2^16 before that step halved the iterations' cost).
+LARGE_MODEL_CELLS = 2**17
 
 
 def model_cells(domain: Any, cliques: Sequence[Clique]) -> int:
