@@ -67,9 +67,11 @@ def timed(cmd: list[str], env: dict[str, str], cpu_cap: int | None = None) -> di
         stdout, stderr = out.read(), err.read()
     code = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    timed_out = bool(cpu_cap) and code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= cpu_cap - 1
+    # SIGXCPU comes only from the soft limit; SIGKILL from the hard one (cap + 5) or from elsewhere.
+    # The rusage a stopped child reports can fall a little short of the limit that stopped it.
+    timed_out = bool(cpu_cap) and (code == -signal.SIGXCPU or (code == -signal.SIGKILL and cpu >= cpu_cap - 1))
     if code != 0 and not timed_out:
-        raise RuntimeError(f"{cmd[:3]} exited {code}: {stderr[-2000:]}")
+        raise RuntimeError(f"{cmd[:3]} exited {code} after {cpu:.1f} CPU-s: {stderr[-2000:]}")
     return {
         "timed_out": timed_out,
         "wall_s": round(wall, 3),
@@ -96,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--delta", type=float, default=1e-9)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--peer-reps", type=int, help="runs per ε for the peers (default: --reps)")
+    ap.add_argument("--first-rep", type=int, default=0,
+                    help="number the repetitions (the peers' seeds) from this one, to split a run over cores")
     ap.add_argument("--cpu-cap", type=int,
                     help="stop a peer's run after this many CPU seconds and record a time-out (dpsynth runs uncapped)")
     ap.add_argument("--skip-after-timeout", action="store_true",
@@ -174,9 +178,9 @@ def main(argv: list[str] | None = None) -> None:
                 envs[versus] = with_flags(f"{args.xla_flags} {args.versus_xla_flags}")
         systems = {**{k: systems[k] for k in envs}, **{k: v for k, v in systems.items() if k not in envs}}
         for eps in args.epsilon:
-            for rep in range(args.reps):
+            for rep in range(args.first_rep, args.first_rep + args.reps):
                 for system, command in systems.items():
-                    if system not in envs and rep >= peer_reps:
+                    if system not in envs and rep >= args.first_rep + peer_reps:
                         continue
                     if args.skip_after_timeout and system not in envs and any(
                             r["system"] == system and r["epsilon"] == eps and r.get("timed_out") for r in runs):
