@@ -175,7 +175,7 @@ def test_suite_validates_the_onerun_kind(tmp_path):
 # A configuration where memorisation is visible: a near-autoencoder (reconstruction weighted 20×
 # against the KL term), 1,000 steps on 100 base rows plus ~250 of 500 canaries.
 #
-# Measured on these machines (75 runs of each test's audit, OMP_NUM_THREADS=1): without noise the
+# Measured on these machines (audits repeated, OMP_NUM_THREADS=1): without noise (75 runs) the
 # bound ranged 2.30–3.91 (median 3.00); the real DP-VAE's 0–0.14 (45 runs, median 0). With 1,000
 # canaries the mutant's bound ranged 1.26–2.34 and fell below 1.5 in 5 of 34 runs, which failed CI
 # once: 1,000 canaries are more than this model memorises, 500 are not.
