@@ -74,17 +74,28 @@ class PartitionSelection:
 
     @classmethod
     def calibrate(cls, rho: float, delta: float, *, max_partitions: int, label: str = "") -> PartitionSelection:
-        """The smallest scale (rounded up) whose ρ is at most ``rho`` for L0 = ``max_partitions``,
-        and the smallest integer threshold whose δ_thr is at most ``delta``."""
-        if max_partitions < 1:
-            raise ValueError("max_partitions must be >= 1")
-        scale = math.sqrt(max_partitions) / math.sqrt(2.0 * rho) * _ROUND_UP
+        """Nearly the smallest scale (rounded up) whose charged ρ is at most ``rho`` for
+        L0 = ``max_partitions``, and the smallest integer threshold whose δ_thr is at most ``delta``.
+
+        σ = √L0 / √(2ρ) · (1 + 1e-9): five correctly rounded operations lose at most a relative
+        5·2⁻⁵³, far below the margin, so the exact ρ = L0/(2σ²) is below ``rho`` and so is its
+        rounding up (as for :meth:`~dpsynth.mechanisms.GaussianCounts.for_rho`).
+        """
+        scale = cls.scale_for(rho, max_partitions=max_partitions)
         return cls(
             scale=scale,
             threshold=threshold_for(scale, max_partitions, delta),
             max_partitions=max_partitions,
             label=label,
         )
+
+    @staticmethod
+    def scale_for(rho: float, *, max_partitions: int) -> float:
+        """The scale :meth:`calibrate` uses: √L0 / √(2ρ) · (1 + 1e-9), whose charged ρ is at most
+        ``rho`` (see :meth:`calibrate`)."""
+        if max_partitions < 1:
+            raise ValueError("max_partitions must be >= 1")
+        return math.sqrt(max_partitions) / math.sqrt(2.0 * rho) * _ROUND_UP
 
     @property
     def event(self) -> PartitionSelectionEvent:

@@ -3,6 +3,11 @@
 A synthesizer's plan is a list of events; the plan is data-independent (it depends only on the
 public schema and the parameters), is reserved in full before any private row is read, and each
 mechanism spends its own event from that reservation at the moment it draws noise.
+
+Every event's ``rho`` is an upper bound of its exact cost: computed in exact rational arithmetic
+from the parameters the mechanism actually uses and rounded up to a float (equal, to the last bit,
+to OpenDP's own privacy map for the Gaussian and for report-noisy-max), and :func:`total_rho` rounds
+the exact sum up.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ class _Event:
 class GaussianEvent(_Event):
     """Discrete Gaussian noise of ``scale`` on a query of L2 sensitivity ``l2_sensitivity``.
 
-    Privacy: (Δ₂² / 2σ²)-zCDP (Canonne, Kamath, Steinke 2020, Theorem 14).
+    Privacy: (Δ₂² / 2σ²)-zCDP (Canonne, Kamath, Steinke 2020, Theorem 14); ``rho`` is that value
+    computed exactly and rounded up (:func:`~dpsynth.privacy.accounting.gaussian_rho`, the same
+    value as OpenDP's privacy map).
     """
 
     scale: float
@@ -52,14 +59,18 @@ class GaussianEvent(_Event):
 
     @property
     def rho(self) -> float:
-        return self.l2_sensitivity**2 / (2.0 * self.scale**2)
+        return accounting.gaussian_rho(self.scale, self.l2_sensitivity)
 
 
 @dataclass(frozen=True)
 class ExponentialEvent(_Event):
-    """One exponential-mechanism selection at ``epsilon`` (scores of sensitivity Δ).
+    """One exponential-mechanism selection at ``epsilon`` (scores of sensitivity Δ), run as
+    report-noisy-max with Gumbel noise of scale :attr:`gumbel_scale` = 2Δ/ε (as a float).
 
-    Privacy: ε-DP and ε-bounded range, hence (ε²/8)-zCDP (Cesar and Rogers 2021).
+    Privacy: ε'-DP and ε'-bounded range, hence (ε'²/8)-zCDP (Cesar and Rogers 2021), where
+    ε' = 2Δ / gumbel_scale is the ε of the noise actually drawn (float rounding of the scale may
+    put it an ulp above ``epsilon``). ``rho`` is that cost, rounded up step by step as OpenDP's
+    map for ``make_noisy_max`` does (:func:`~dpsynth.privacy.accounting.noisy_max_rho`).
     """
 
     epsilon: float
@@ -69,8 +80,15 @@ class ExponentialEvent(_Event):
     kind: ClassVar[str] = "exponential"
 
     @property
+    def gumbel_scale(self) -> float:
+        """The scale of the Gumbel noise that the selection draws: 2Δ/ε (infinite for ε = 0)."""
+        if self.epsilon == 0:
+            return math.inf
+        return 2.0 * self.sensitivity / self.epsilon
+
+    @property
     def rho(self) -> float:
-        return accounting.bounded_range_to_rho(self.epsilon)
+        return accounting.noisy_max_rho(self.gumbel_scale, self.sensitivity)
 
 
 @dataclass(frozen=True)
@@ -106,7 +124,8 @@ class PartitionSelectionEvent(_Event):
     (the noisy counts of keys both neighbours hold; CKS20 Theorem 14, Δ₂ = √L0) and
     δ = L0 · P[1 + Z > τ] = L0 · P[Z ≥ τ] (a key only one neighbour holds has count 1 and is
     released with that probability; union bound over at most L0 such keys), computed from the
-    exact discrete Gaussian tail and rounded up.
+    exact discrete Gaussian tail and rounded up. ρ is computed exactly and rounded up
+    (:func:`~dpsynth.privacy.accounting.gaussian_rho_squared` with Δ₂² = L0).
     """
 
     scale: float
@@ -118,7 +137,7 @@ class PartitionSelectionEvent(_Event):
 
     @property
     def rho(self) -> float:
-        return self.max_partitions / (2.0 * self.scale**2)
+        return accounting.gaussian_rho_squared(self.scale, self.max_partitions)
 
     @property
     def delta(self) -> float:
@@ -171,8 +190,9 @@ PrivacyEvent = GaussianEvent | ExponentialEvent | ZCDPFilterEvent | PartitionSel
 
 
 def total_rho(events: list[PrivacyEvent]) -> float:
-    """ρ of the composition of ``events`` (zCDP composes additively)."""
-    return math.fsum(e.rho for e in events)
+    """ρ of the composition of ``events`` (zCDP composes additively): the exact sum of their ρ,
+    rounded up (:func:`~dpsynth.privacy.accounting.sum_up`), whatever their order."""
+    return accounting.sum_up(e.rho for e in events)
 
 
 def total_delta(events: list[PrivacyEvent]) -> float:

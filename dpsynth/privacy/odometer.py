@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 from dpsynth.exceptions import PrivacyAccountingError
+from dpsynth.privacy.accounting import sum_up
 from dpsynth.privacy.budgets import RDP, ZCDP
 from dpsynth.privacy.events import PrivacyEvent, total_rdp
 
-# Relative slack for float summation of the same numbers in a different order.
+# Relative slack on Rényi-DP curves only (their sums are rounded per order and may be grouped
+# differently from the reservation's). ρ and δ need none: both sides are exact sums rounded up,
+# independent of order, so spending exactly the reserved events reaches exactly the reservation.
 _SLACK = 1e-12
 
 
@@ -19,7 +20,8 @@ class Odometer:
     sum would exceed the reservation (its ρ, its additive δ for thresholding mechanisms, or its
     Rényi-DP curve, order by order, for DP-SGD) the
     mechanism is stopped (that is a dpsynth bug, never a user mistake, so it is not a
-    :class:`~dpsynth.exceptions.DPSynthError`).
+    :class:`~dpsynth.exceptions.DPSynthError`). Sums of ρ and δ are exact and rounded up
+    (:func:`~dpsynth.privacy.accounting.sum_up`) and compared with the reservation without slack.
     """
 
     def __init__(self, reserved: ZCDP, delta: float = 0.0, rdp: RDP | None = None):
@@ -35,23 +37,24 @@ class Odometer:
 
     @property
     def spent(self) -> ZCDP:
-        return ZCDP(math.fsum(e.rho for e in self.events))
+        """ρ spent so far: the exact sum of the events' ρ, rounded up."""
+        return ZCDP(sum_up(e.rho for e in self.events))
 
     @property
     def spent_delta(self) -> float:
-        """Additive δ spent so far (thresholding events)."""
-        return math.fsum(e.delta for e in self.events)
+        """Additive δ spent so far (thresholding events): the exact sum, rounded up."""
+        return sum_up(e.delta for e in self.events)
 
     def spend(self, event: PrivacyEvent) -> None:
-        after = math.fsum([*(e.rho for e in self.events), event.rho])
-        if after > self.reserved.rho * (1.0 + _SLACK):
+        after = sum_up([*(e.rho for e in self.events), event.rho])
+        if after > self.reserved.rho:
             raise PrivacyAccountingError(
                 f"mechanism {event.label or event.kind!r} would spend rho={event.rho:.6g}, "
                 f"bringing the total to {after:.6g} > reserved rho={self.reserved.rho:.6g}"
             )
         if event.delta:
-            after_delta = math.fsum([*(e.delta for e in self.events), event.delta])
-            if after_delta > self.reserved_delta * (1.0 + _SLACK):
+            after_delta = sum_up([*(e.delta for e in self.events), event.delta])
+            if after_delta > self.reserved_delta:
                 raise PrivacyAccountingError(
                     f"mechanism {event.label or event.kind!r} would spend delta={event.delta:.6g}, "
                     f"bringing the total to {after_delta:.6g} > reserved delta={self.reserved_delta:.6g}"

@@ -371,8 +371,8 @@ def test_a_single_event_larger_than_the_reservation_is_refused():
     assert odometer.spent == ZCDP(0.0)
 
 
-def test_odometer_slack_is_only_float_rounding():
-    # 1e-12 relative slack absorbs summation order; 1e-9 over is an overdraft.
+def test_odometer_refuses_any_overdraft():
+    # sums of ρ are exact and rounded up (order-independent): no slack, so 1e-9 over is an overdraft.
     odometer = Odometer(ZCDP(0.1))
     with pytest.raises(PrivacyAccountingError):
         odometer.spend(gaussian_event(0.1 * (1 + 1e-9)))
