@@ -31,16 +31,25 @@ the cap check is ε_total ≤ ε_cap. A dataset with only zCDP releases keeps th
 
 Each entry holds the SHA-256 of its canonical content and of its predecessor's; a head row holds
 the last one. :meth:`Ledger.verify` finds the first entry that was edited, deleted or reordered.
+
+A ledger also keeps a secret of its own (32 random bytes, in its own table, created on first
+need) with which :meth:`Ledger.keyed_fingerprint` turns the plain SHA-256 of a private input (kept
+in the ledger) into an HMAC that may travel with a release: without the secret it cannot be
+linked to the input, so it leaks no fingerprint of the data.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import math
+import os
 import re
+import secrets
 import sqlite3
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +64,7 @@ from dpsynth.privacy.accounting import (
     composed_epsilon_within,
     rho_within,
     rho_within_rdp,
+    sum_up,
     thresholding_delta,
 )
 from dpsynth.privacy.budgets import RDP, ZCDP, ApproxDP
@@ -67,6 +77,9 @@ GENESIS = "0" * 64
 SCHEMA_VERSION = 3
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _UNIT = re.compile(r"^(row|user:[1-9][0-9]*)$")
+_SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
+#: Prefix of a keyed fingerprint (:meth:`Ledger.keyed_fingerprint`).
+FINGERPRINT_PREFIX = "hmac-sha256:"
 UNIT_DESCRIPTIONS = {"row": "add/remove one row"}
 
 
@@ -170,12 +183,12 @@ class DatasetStatement:
 
     @property
     def rho_spent(self) -> float:
-        return math.fsum(r.rho for r in self.reservations)
+        return sum_up(r.rho for r in self.reservations)  # a cost: the exact sum, rounded up
 
     @property
     def delta_spent(self) -> float:
         """Σ of the additive δ of thresholding events (approximate zCDP)."""
-        return math.fsum(r.additive_delta for r in self.reservations)
+        return sum_up(r.additive_delta for r in self.reservations)
 
     @property
     def rho_remaining(self) -> float:
@@ -293,6 +306,11 @@ _TABLES = [
         seq INTEGER NOT NULL,
         hash TEXT NOT NULL,
         version INTEGER NOT NULL)""",
+    # The key of keyed fingerprints: one row (the primary key admits no second), written once on
+    # first need. Not part of the hash chain, never in any statement.
+    """CREATE TABLE IF NOT EXISTS dpsynth_ledger_secret (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        secret TEXT NOT NULL)""",
 ]
 # Run after _TABLES and after a version-1 table has gained its additive_delta column.
 _INDEXES = [
@@ -475,6 +493,7 @@ class Ledger:
         self.url = url
         self._db = _backend(url)
         self._ensure_tables()
+        self._fingerprint_key: bytes | None = None  # read from the database on first need
 
     def __repr__(self) -> str:
         return f"Ledger({_redact(self.url)!r})"
@@ -710,6 +729,48 @@ class Ledger:
         with self._db.write() as cur:
             return self._append(cur, kind, dataset, 0.0, {"reservation": reservation, **detail})
 
+    # -- keyed fingerprints -------------------------------------------------------------------
+    def keyed_fingerprint(self, sha256_hex: str) -> str:
+        """A fingerprint of a private input that may be published: HMAC-SHA256 of its SHA-256.
+
+        Returns ``"hmac-sha256:"`` + HMAC-SHA256(secret, bytes.fromhex(sha256_hex)) in hex, with
+        this ledger's secret: 32 random bytes (``secrets``) stored in the ledger's own table,
+        created on first need (one per ledger, also when several processes ask at once: the
+        table's primary key admits one row and the first writer's is kept). The same input gives
+        the same fingerprint from this ledger, in every process; another ledger gives another.
+        The secret is never printed nor shown in any statement, and the ledger keeps the plain
+        hash (``input_sha256`` of its reservations).
+
+        Privacy: without the secret the fingerprint cannot be tested against guesses of the input
+        (the plain SHA-256 can: whoever knows all rows but one can confirm a guess of the last),
+        so it reveals nothing about the data; whoever holds the ledger can link it to the input.
+
+        Raises:
+            ParameterError: ``sha256_hex`` is not 64 hexadecimal characters (the message does not
+                repeat it).
+        """
+        digest = _sha256_digest(sha256_hex)
+        return FINGERPRINT_PREFIX + hmac.new(self._secret(), digest, hashlib.sha256).hexdigest()
+
+    def _secret(self) -> bytes:
+        """The ledger's fingerprint key, created in its table on first need."""
+        if self._fingerprint_key is None:
+            select = "SELECT secret FROM dpsynth_ledger_secret WHERE id = 1"
+            with self._db.read() as cur:
+                cur.execute(select)
+                row = cur.fetchone()
+            if row is None:
+                with self._db.write() as cur:  # one writer at a time; the primary key keeps one row
+                    cur.execute(self._db.sql("INSERT INTO dpsynth_ledger_secret (id, secret) VALUES (1, ?) "
+                                             "ON CONFLICT (id) DO NOTHING"), (secrets.token_hex(32),))
+                    cur.execute(select)
+                    row = cur.fetchone()
+            key = bytes.fromhex(str(row[0]))
+            if len(key) != 32:
+                raise LedgerError(f"ledger {_redact(self.url)!r} holds a fingerprint secret that is not 32 bytes")
+            self._fingerprint_key = key
+        return self._fingerprint_key
+
     # -- tamper evidence ----------------------------------------------------------------------
     def verify(self) -> VerifyResult:
         """Check the hash chain from the first entry to the head; name the first bad entry."""
@@ -773,6 +834,22 @@ class _Untracked:
     def __repr__(self) -> str:
         return "dpsynth.UNTRACKED"
 
+    def keyed_fingerprint(self, sha256_hex: str) -> str:
+        """Like :meth:`Ledger.keyed_fingerprint`, keyed with a fresh random secret of this process.
+
+        There is no ledger to keep a secret in, so the key is 32 random bytes drawn once per
+        process (again in a forked child) and never stored: the fingerprint is NOT stable (another
+        run gives another for the same input) and nothing can link it to the input or to the
+        plain hash.
+
+        Privacy: reveals nothing about the input (the key is random and discarded).
+
+        Raises:
+            ParameterError: ``sha256_hex`` is not 64 hexadecimal characters.
+        """
+        digest = _sha256_digest(sha256_hex)
+        return FINGERPRINT_PREFIX + hmac.new(_process_secret(), digest, hashlib.sha256).hexdigest()
+
     def reserve(self, dataset: str | None, events: Sequence[PrivacyEvent], **_: Any) -> Reservation:
         warnings.warn(
             "fitting WITHOUT a privacy ledger: this release's privacy loss is recorded nowhere and "
@@ -785,6 +862,26 @@ class _Untracked:
 
 
 UNTRACKED = _Untracked()
+
+_PROCESS_SECRET: tuple[int, bytes] | None = None
+_PROCESS_SECRET_LOCK = threading.Lock()
+
+
+def _process_secret() -> bytes:
+    """32 random bytes drawn once per process (a forked child draws its own)."""
+    global _PROCESS_SECRET
+    with _PROCESS_SECRET_LOCK:
+        if _PROCESS_SECRET is None or _PROCESS_SECRET[0] != os.getpid():
+            _PROCESS_SECRET = (os.getpid(), secrets.token_bytes(32))
+        return _PROCESS_SECRET[1]
+
+
+def _sha256_digest(sha256_hex: object) -> bytes:
+    """The 32 bytes of a SHA-256 given in hex; the value is not repeated in the error (it could be
+    a fingerprint of private data)."""
+    if not isinstance(sha256_hex, str) or not _SHA256_HEX.fullmatch(sha256_hex):
+        raise ParameterError("input_sha256 must be 64 hexadecimal characters")
+    return bytes.fromhex(sha256_hex)
 
 
 def check_ledger_argument(ledger: object, dataset: object, *, doing: str) -> None:

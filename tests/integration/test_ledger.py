@@ -6,9 +6,12 @@ process killed after reserving), tamper evidence, and 8 processes racing for a c
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import multiprocessing
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -431,8 +434,6 @@ def test_cap_change_keeps_the_additive_delta_spent(ledger_url):
 
 def _v1_hash(seq, created_at, kind, dataset, rho, content, prev):
     """The entry hash as dpsynth computed it before entries had an additive δ."""
-    import hashlib
-
     body = canonical({"seq": seq, "created_at": created_at, "kind": kind, "dataset": dataset, "rho": rho,
                       "content": content, "prev_hash": prev})
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
@@ -531,3 +532,142 @@ def test_a_version_2_ledger_gains_the_rdp_column_and_still_verifies(ledger_url):
     assert old.verify().ok
     old.reserve("d", [rdp_event()], synthesizer="dpvae", claimed=ApproxDP(1.0, 1e-6))
     assert Ledger(ledger_url).verify().ok and Ledger(ledger_url).statement("d").composition == "rdp"
+
+
+# -- keyed fingerprints of the input ------------------------------------------------------------
+
+INPUT_SHA = hashlib.sha256(b"a private table").hexdigest()
+OTHER_SHA = hashlib.sha256(b"another private table").hexdigest()
+FINGERPRINT = re.compile(r"hmac-sha256:[0-9a-f]{64}")
+
+
+def raw_query(url: str, statement: str) -> list[tuple]:
+    """Read the database behind the ledger's back."""
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url[len("sqlite:///"):])
+        try:
+            return conn.execute(statement).fetchall()
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(statement).fetchall()
+
+
+FINGERPRINT_IN_A_PROCESS = ("import sys; from dpsynth.privacy.ledger import Ledger; "
+                            "print(Ledger(sys.argv[1]).keyed_fingerprint(sys.argv[2]))")
+
+
+def test_keyed_fingerprint_is_stable_for_a_ledger_and_hides_the_plain_hash(ledger_url, tmp_path):
+    ledger = Ledger(ledger_url)
+    keyed = ledger.keyed_fingerprint(INPUT_SHA)
+    assert FINGERPRINT.fullmatch(keyed)
+    # Stable: the same object, a new object, another process, and upper-case hex of the same bytes.
+    assert ledger.keyed_fingerprint(INPUT_SHA) == keyed
+    assert Ledger(ledger_url).keyed_fingerprint(INPUT_SHA) == keyed
+    assert Ledger(ledger_url).keyed_fingerprint(INPUT_SHA.upper()) == keyed
+    proc = subprocess.run([sys.executable, "-c", FINGERPRINT_IN_A_PROCESS, ledger_url, INPUT_SHA],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == keyed
+    # Not the plain hash, not containing it, and not a plain hash of it either.
+    assert INPUT_SHA not in keyed and keyed.split(":", 1)[1] != INPUT_SHA
+    assert keyed.split(":", 1)[1] != hashlib.sha256(bytes.fromhex(INPUT_SHA)).hexdigest()
+    assert ledger.keyed_fingerprint(OTHER_SHA) != keyed
+    # Another ledger keys the same input differently.
+    other = Ledger(f"sqlite:///{tmp_path / 'other.db'}")
+    assert other.keyed_fingerprint(INPUT_SHA) != keyed
+    # It is the HMAC-SHA256 of the digest's bytes under the ledger's 32-byte secret.
+    (secret,) = raw_query(ledger_url, "SELECT secret FROM dpsynth_ledger_secret")[0]
+    assert len(bytes.fromhex(secret)) == 32
+    assert keyed == "hmac-sha256:" + hmac.new(bytes.fromhex(secret), bytes.fromhex(INPUT_SHA), "sha256").hexdigest()
+    assert raw_query(ledger_url, "SELECT COUNT(*) FROM dpsynth_ledger_secret")[0][0] == 1
+
+
+def test_the_secret_is_in_no_statement_and_the_chain_still_verifies(ledger_url):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
+    ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM, input_sha256=INPUT_SHA).complete(rows=1)
+    entries_before = ledger.verify().entries
+    keyed = ledger.keyed_fingerprint(INPUT_SHA)
+    (secret,) = raw_query(ledger_url, "SELECT secret FROM dpsynth_ledger_secret")[0]
+    # Creating the secret appends no entry and leaves the chain intact.
+    result = ledger.verify()
+    assert result.ok and result.entries == entries_before
+    statement = json.dumps(ledger.statement("d").to_dict())
+    assert INPUT_SHA in statement  # the ledger keeps the plain hash
+    assert secret not in statement and secret.upper() not in statement and keyed not in statement
+    assert secret not in repr(ledger)
+    shown = dpsynth("ledger", "show", "--ledger", ledger_url, "--json")
+    verified = dpsynth("ledger", "verify", "--ledger", ledger_url, "--json")
+    assert shown.returncode == 0 and verified.returncode == 0, (shown.stderr, verified.stdout)
+    for out in (shown.stdout + shown.stderr, verified.stdout + verified.stderr):
+        assert secret not in out and secret.upper() not in out
+    assert dpsynth("ledger", "verify", "--ledger", ledger_url).returncode == 0
+
+
+def test_a_ledger_made_before_the_secret_table_gains_it_and_still_verifies(ledger_url):
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
+    ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM).complete(rows=1)
+    raw_execute(ledger_url, "DROP TABLE dpsynth_ledger_secret")
+    old = Ledger(ledger_url)
+    assert old.verify().ok and old.verify().entries == 3
+    assert FINGERPRINT.fullmatch(old.keyed_fingerprint(INPUT_SHA))
+    assert old.verify().ok
+
+
+@pytest.mark.parametrize("bad", ["", "ab", INPUT_SHA[:-1], INPUT_SHA + "0", "g" * 64, INPUT_SHA + "\n",
+                                 " " + INPUT_SHA[1:], "sha256:" + INPUT_SHA, None, INPUT_SHA.encode(), 42])
+def test_keyed_fingerprint_needs_64_hex_characters_and_never_echoes_them(bad, tmp_path):
+    from dpsynth.privacy.ledger import UNTRACKED
+
+    for target in (Ledger(f"sqlite:///{tmp_path / 'l.db'}"), UNTRACKED):
+        with pytest.raises(ParameterError) as err:
+            target.keyed_fingerprint(bad)
+        assert str(err.value) == "input_sha256 must be 64 hexadecimal characters"
+
+
+def _fingerprint_worker(args):
+    url, start_at = args
+    while time.time() < start_at:
+        time.sleep(0.001)
+    return Ledger(url).keyed_fingerprint(INPUT_SHA)
+
+
+def test_concurrent_first_use_creates_one_secret(ledger_url):
+    import concurrent.futures
+
+    # Processes and threads race to create the secret of a fresh ledger: all get the same one.
+    start_at = time.time() + 2.0
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        outcomes = pool.map(_fingerprint_worker, [(ledger_url, start_at)] * 4)
+    assert len(set(outcomes)) == 1
+    url = ledger_url
+    if url.startswith("sqlite:///"):  # and threads on a second fresh file
+        url = url.replace("ledger.db", "threads.db")
+    else:
+        raw_execute(url, "DELETE FROM dpsynth_ledger_secret")
+    start_at = time.time() + 0.5
+    with concurrent.futures.ThreadPoolExecutor(8) as threads:
+        from_threads = list(threads.map(_fingerprint_worker, [(url, start_at)] * 8))
+    assert len(set(from_threads)) == 1
+    assert raw_query(url, "SELECT COUNT(*) FROM dpsynth_ledger_secret")[0][0] == 1
+    assert raw_query(ledger_url, "SELECT COUNT(*) FROM dpsynth_ledger_secret")[0][0] == 1
+    assert Ledger(url).keyed_fingerprint(INPUT_SHA) == from_threads[0]
+
+
+def test_untracked_fingerprints_are_keyed_by_a_fresh_secret_per_process():
+    from dpsynth.privacy.ledger import UNTRACKED
+
+    keyed = UNTRACKED.keyed_fingerprint(INPUT_SHA)
+    assert FINGERPRINT.fullmatch(keyed) and INPUT_SHA not in keyed
+    assert UNTRACKED.keyed_fingerprint(INPUT_SHA) == keyed  # the same within one process
+    assert UNTRACKED.keyed_fingerprint(OTHER_SHA) != keyed
+    code = "import sys; from dpsynth.privacy.ledger import UNTRACKED; print(UNTRACKED.keyed_fingerprint(sys.argv[1]))"
+    runs = [subprocess.run([sys.executable, "-c", code, INPUT_SHA], capture_output=True, text=True, timeout=120)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    others = {r.stdout.strip() for r in runs}
+    assert len(others) == 2 and keyed not in others  # not stable: a new secret in every process
