@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("--dataset", required=True, help="the private dataset's name in the ledger")
     rel.add_argument("--policy", required=True, help="release policy (YAML), e.g. audits/policies/default.yaml")
     rel.add_argument("--out", required=True, help="a new or empty folder for the artifacts")
-    rel.add_argument("--rows", type=_int, help="synthetic rows (default: as many as the private table)")
+    rel.add_argument("--rows", type=_int, help="synthetic rows, a PUBLIC number (default: the synthesizer's DP "
+                     "estimate of the private row count, never the true count)")
     rel.add_argument("--target", help="column to predict for the utility check (overrides the policy's)")
     rel.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a synthesizer parameter (repeatable; VALUE read as JSON)")
@@ -518,8 +519,12 @@ def _release(args: argparse.Namespace) -> int:
     report = result.report
     if args.json:
         print(json.dumps({"status": result.status, "exit_code": result.exit_code, "reasons": result.reasons,
-                          "out": str(result.out), "artifacts": result.artifacts,
-                          "ledger_entry": report["ledger"]["entry_id"],
+                          "out": str(result.out), "publish": str(result.publish), "artifacts": result.artifacts,
+                          "internal": str(result.internal), "internal_artifacts": result.internal_artifacts,
+                          "ledger_entry": report["ledger"]["entry_id"], "ledger_entries": report["ledger"]["entry_ids"],
+                          "rows": report["release"]["rows"], "rows_source": report["release"]["rows_source"],
+                          "epsilon_total": report["release"]["privacy"]["total"]["epsilon"],
+                          "decision_privacy": report["decision"]["privacy"],
                           "checks": [{k: c[k] for k in ("id", "status", "value", "threshold")}
                                      for c in report["checks"]]}))
         return result.exit_code
@@ -533,8 +538,12 @@ def _release(args: argparse.Namespace) -> int:
               f"{c['threshold'] if not isinstance(c['threshold'], float) else format(c['threshold'], '.4g')})"))
     for reason in result.reasons:
         print(f"  reason: {reason}")
-    print(f"report: {result.out / 'report.html'} (canonical: report.json; hashes: manifest.json)"
-          + ("; synthetic table: " + str(result.out / "synthetic.csv") if result.released else ""))
+    total = report["release"]["privacy"]["total"]["epsilon"]
+    print(f"  epsilon of the table and the decision, composed: {total:.4g} at delta={args.delta:g}; "
+          + report["decision"]["statement"])
+    print(f"publishable: {result.publish} (report.html, report.json, manifest.json"
+          + (", synthetic.csv)" if result.released else ")"))
+    print(f"internal, NOT DP, never publish: {result.internal}")
     return result.exit_code
 
 

@@ -47,6 +47,8 @@ _VERDICTS = {
 }
 _STATUS = {"pass": ("PASS", "pass"), "fail": ("FAIL", "fail"), "error": ("ERROR", "error"),
            "not_run": ("NOT RUN", "notrun")}
+_READS = {"public": "public input / ledger", "dp_output": "DP output only", "private_dp": "private rows, with DP",
+          "private_not_dp": "private rows WITHOUT privacy"}
 _COMPARISON = {"<=": "≤", ">=": "≥", "==": "=", "none_of": "none of", "not_above_baseline": "≤ baseline"}
 
 _CSS = """
@@ -267,13 +269,15 @@ def render_html(report: dict[str, Any]) -> str:
     sections = [
         _section("Privacy claim and budget", "budget", lambda: _privacy(report)),
         _section("Checks", "checks", lambda: _checks(report)),
+        _section("How the decision was reached, by what each check read", "decision", lambda: _decision(report)),
         _section("Fidelity: real against synthetic", "fidelity", lambda: _fidelity(report)),
         _section("Privacy audit", "audit", lambda: _audit(report)),
         _section("PII scan of the synthetic table", "pii", lambda: _pii(report)),
         _section("Replay: copies of real rows", "replay", lambda: _replay(report)),
         _section("Provenance", "provenance", lambda: _provenance(report)),
         _section("Opt-ins", "opt-ins", lambda: _opt_ins_section(report)),
-        _section("Not differentially private", "notice", lambda: _notice(report)),
+        _section("What this report may be shown to" if report.get("scope") == "publishable"
+                 else "Not differentially private", "notice", lambda: _notice(report)),
     ]
     try:
         head = _verdict(report)
@@ -301,8 +305,12 @@ def _verdict(report: dict[str, Any]) -> str:
         reason_html = "<p>No reason was recorded.</p>"
     title = (f"dpsynth release report: {_e(release.get('dataset', '?'))} "
              f"with {_e(release.get('synthesizer', '?'))}")
-    sub = (f"written {_e(report.get('created_at', '?'))} · ε = {_e(_fmt(release.get('epsilon')))}, "
-           f"δ = {_e(_fmt(release.get('delta')))} · report version {_e(report.get('report_version', '?'))}")
+    total = _get(release, "privacy", "total", "epsilon", default=release.get("epsilon"))
+    scope = str(report.get("scope", "internal"))
+    sub = (f"written {_e(report.get('created_at', '?'))} · ε = {_e(_fmt(total))} for the table and the decision "
+           f"(the table's own ε = {_e(_fmt(release.get('epsilon')))}), δ = {_e(_fmt(release.get('delta')))} · "
+           f"report version {_e(report.get('report_version', '?'))} · "
+           f"{'publishable report' if scope == 'publishable' else 'INTERNAL report'}")
     out = [
         f"<header><h1>{title}</h1><p class=sub>{sub}</p>",
         f'<div class="verdict {cls}" id="verdict"><div class="word">{_e(word)}</div>',
@@ -313,6 +321,12 @@ def _verdict(report: dict[str, Any]) -> str:
         out.append(f'<div class="alarm"><strong>Built on {len(opt_ins)} opt-in(s) that weaken the usual '
                    "guarantees:</strong> " + ", ".join(f"<code>{_e(o)}</code>" for o in opt_ins)
                    + " (listed under Opt-ins below).</div>")
+    if decision.get("privacy") == "not_dp":
+        out.append('<div class="alarm"><strong>The decision to release read private data without privacy</strong> '
+                   "(opt-in <code>decision_read_private_data_without_privacy</code>): whether this table exists is "
+                   "not covered by the stated ε.</div>")
+    elif decision.get("statement"):
+        out.append(f'<p class="sub" id="decision-privacy">{_e(decision.get("statement"))}</p>')
     if release.get("secure_noise") is False:
         out.append('<div class="alarm"><strong>Seeded (insecure) noise:</strong> this fit drew reproducible test '
                    "noise. Its privacy claim does not hold; never release it.</div>")
@@ -331,11 +345,15 @@ def _privacy(report: dict[str, Any]) -> str:
     rows: list[tuple[str, Any]] = [
         ("Dataset", release.get("dataset")),
         ("Synthesizer", release.get("synthesizer")),
-        ("Claimed ε", release.get("epsilon")),
+        ("Claimed ε of the table", release.get("epsilon")),
+        ("ρ of the decision's DP checks", _get(release, "privacy", "decision", "rho")),
+        ("ε of the table and the decision (composed)", _get(release, "privacy", "total", "epsilon")),
         ("Claimed δ", release.get("delta")),
         ("Privacy unit", " · ".join(dict.fromkeys(str(u) for u in (release.get("privacy_unit"), _get(
             report, "ledger", "before", "unit_description")) if u is not None)) or None),
         ("Synthetic rows", release.get("rows")),
+        ("Row count from", {"public_input": "public input (--rows)", "dp_estimate": "the synthesizer's DP estimate "
+                            "of the private count"}.get(str(release.get("rows_source")), release.get("rows_source"))),
         ("Secure noise", {True: "yes", False: "NO (seeded test noise)", None: "— (the fit did not run)"}.get(
             release.get("secure_noise"), release.get("secure_noise"))),
     ]
@@ -350,8 +368,8 @@ def _privacy(report: dict[str, Any]) -> str:
     out.append(_kv([
         ("Ledger", ledger.get("url")),
         ("Dataset in the ledger", ledger.get("dataset")),
-        ("Entry of this release", ledger.get("entry_id") if ledger.get("entry_id") is not None
-         else "none (nothing reserved)"),
+        ("Entries of this release", ", ".join(str(i) for i in _list(ledger.get("entry_ids")))
+         or "none (nothing reserved)"),
         ("ε cap", ledger.get("epsilon_cap", _get(before, "cap", "epsilon"))),
         ("ε spent before (tight)", _get(before, "spent", "epsilon_tight")),
         ("ε spent after (tight)", _get(after, "spent", "epsilon_tight") if after else "— (nothing reserved)"),
@@ -457,12 +475,30 @@ def _checks(report: dict[str, Any]) -> str:
             ("html", f'<code class="id">{_e(c.get("id", "?"))}</code>'), c.get("category"), c.get("title"),
             c.get("value"), ("html", f'<span class="nowrap">{_e(_COMPARISON.get(comparison, comparison))}</span>'),
             c.get("threshold"),
-            ("html", f'<span class="badge {cls}">{_e(label)}</span>'), c.get("detail"),
+            ("html", f'<span class="badge {cls}">{_e(label)}</span>'), _READS.get(str(c.get("reads")), c.get("reads")),
+            c.get("detail"),
         ))
     statuses = [str(c.get("status")) for c in checks]
-    table = _table(("check", "category", "what", "value", "rule", "threshold", "status", "detail"), rows,
+    table = _table(("check", "category", "what", "value", "rule", "threshold", "status", "reads", "detail"), rows,
                    numeric=(3, 5), row_class=lambda r: statuses[r] if statuses[r] in ("fail", "error") else "")
     return f"<p>{len(checks)} checks: {_e(summary)}.</p>{table}"
+
+
+def _decision(report: dict[str, Any]) -> str:
+    checks = [_dict(c) for c in _list(report.get("checks"))]
+    counts: dict[str, int] = {}
+    for c in checks:
+        counts[str(c.get("reads"))] = counts.get(str(c.get("reads")), 0) + 1
+    rows = [(_READS.get(k, k), counts.get(k, 0)) for k in _READS]
+    dp_checks = _dict(_get(report, "evidence", "dp_checks"))
+    out = [_table(("what the checks read", "checks"), rows, numeric=(1,))]
+    decision = _dict(_get(report, "release", "privacy", "decision"))
+    if decision.get("events"):
+        out.append(_kv([("ρ of the DP checks", decision.get("rho")),
+                        ("their ε alone at δ", decision.get("epsilon")),
+                        ("DP estimate of the private row count (for the checks)", dp_checks.get("rows"))]))
+    out.append(f"<p>{_e(_get(report, 'decision', 'statement', default=''))}</p>")
+    return "".join(out)
 
 
 # -- fidelity -------------------------------------------------------------------------------------------
@@ -473,7 +509,17 @@ def _fidelity(report: dict[str, Any]) -> str:
     fidelity = evidence.get("fidelity")
     utility = evidence.get("utility") if evidence.get("utility") is not None else _get(fidelity, "utility")
     if not isinstance(fidelity, dict) and not isinstance(utility, dict):
-        return _absent("No fidelity evidence in this report")
+        dp = _dict(evidence.get("dp_checks"))
+        rows = [(f"{key} (DP estimate)", value.get("value") if isinstance(value, dict) else value)
+                for key, value in _dict(dp.get("fidelity")).items()]
+        score = _dict(dp.get("utility"))
+        if score:
+            metric = str(score.get("metric", ""))
+            rows.append((f"train-synthetic-test-real {metric} (DP estimate)", _get(score, "train_synthetic", metric)))
+        if not rows:
+            return _absent("No fidelity evidence in this report")
+        return (_kv(rows) + "<p class=muted>DP estimates, measured with the decision's ρ; the exact figures against "
+                "the private table are in the internal report.</p>")
     fidelity = _dict(fidelity)
     out = []
     summary = [(label, fidelity[key]) for key, label in (
@@ -909,6 +955,10 @@ def _replay_plot(checks: list[dict[str, Any]]) -> str:
 
 def _file(entry: Any) -> str:
     entry = _dict(entry)
+    if "fingerprint" in entry:
+        return (f"<code>{_e(entry.get('name', '?'))}</code><br><span class=mono>{_e(entry.get('fingerprint'))}</span>"
+                "<br><span class=muted>keyed with the ledger's secret: no guess about the data can be tested "
+                "against it</span>")
     return (f"<code>{_e(entry.get('name', '?'))}</code><br><span class=mono>sha256 "
             f"{_e(entry.get('sha256', '?'))}</span>")
 
@@ -946,6 +996,9 @@ def _opt_ins_section(report: dict[str, Any]) -> str:
 
 
 def _notice(report: dict[str, Any]) -> str:
+    if report.get("scope") == "publishable":
+        return (f'<div class="notice">{_e(report.get("notice", ""))}</div><p class=muted>'
+                f'{_e(_get(report, "decision", "statement", default=""))}</p>')
     notice = report.get("notice") or ("This report is computed partly from the private data and is NOT "
                                       "differentially private.")
     return (f'<div class="notice">{_e(notice)}</div><p class=muted>The synthetic table (when released) carries the '

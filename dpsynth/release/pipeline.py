@@ -1,24 +1,29 @@
 """The one road of a release (``docs/release.md``, DESIGN.md): policy and inputs checked, budget
-checked and reserved, fit, sample, evidence (audit, PII scan, replay, fidelity, utility), decision,
-artifacts.
+checked for the fit AND the decision, fit, sample, evidence, decision, artifacts.
 
 Nothing is charged for a release the policy would refuse up front (ε or δ above the caps, seeded
-noise, an opt-in the policy does not allow) or that the ledger cannot pay for. Every check after
-the fit is recorded with its value, threshold and status; a check that could not run is an
-``error`` and blocks. The synthetic table is written only when every check passed.
+noise, an opt-in the policy does not allow) or that the ledger cannot pay for. Every check is
+recorded with its value, threshold, status and what it read (:mod:`dpsynth.release.checks`); a
+check that could not run is an ``error`` and blocks. The synthetic table is written only when every
+check passed.
+
+What leaves is DP (DESIGN.md rule 8): the released row count is ``rows`` (public input) or the
+synthesizer's DP estimate of the private count, never ``len(data)``; the privacy audit runs on the
+synthetic table (post-processing); the checks that read the private rows (replay, fidelity,
+utility) are DP measurements charged to the ledger in the release's plan
+(:mod:`dpsynth.release.dp_checks`), unless the policy names the opt-in
+``decision_read_private_data_without_privacy``. The artifacts are split into ``publish/`` and
+``internal/`` (:mod:`dpsynth.release.artifacts`).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import pickle
 import platform
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,12 +37,12 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.exceptions import BudgetExceededError, ParameterError
-from dpsynth.release.manifest import build_manifest, sha256_bytes, sha256_path
+from dpsynth.release.artifacts import DECISION_DP, DECISION_NOT_DP, INTERNAL, INTERNAL_NOTICE, PUBLISH, write_release
+from dpsynth.release.checks import Checks, first_line
+from dpsynth.release.manifest import sha256_bytes, sha256_path
 from dpsynth.release.policy import Policy, load_policy
 
-NOTICE = ("This report is computed partly from the private data (the audit, the replay checks, fidelity and "
-          "utility against the real table): it is NOT differentially private. It is internal evidence for "
-          "reviewers and contains no row of the private data. Only the synthetic table is a DP release.")
+NOTICE = INTERNAL_NOTICE
 
 #: exit codes of ``dpsynth release``
 EXIT = {"released": 0, "blocked": 1, "refused": 3}
@@ -49,7 +54,8 @@ MAX_PLOT_LEVELS = 12
 
 @dataclass
 class ReleaseResult:
-    """What :func:`release` decided, its report (the content of ``report.json``) and where it is."""
+    """What :func:`release` decided, its full report (``internal/report.json``) and where it is:
+    ``out/publish/`` (may travel with the table) and ``out/internal/`` (stays with the team)."""
 
     status: str
     exit_code: int
@@ -57,67 +63,21 @@ class ReleaseResult:
     report: dict[str, Any]
     out: Path
     artifacts: list[str]
+    internal_artifacts: list[str]
 
     @property
     def released(self) -> bool:
         return self.status == "released"
 
+    @property
+    def publish(self) -> Path:
+        """The folder that may be published with the table."""
+        return self.out / PUBLISH
 
-class _Checks:
-    """The checks of one release, in order."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-
-    def add(self, id: str, category: str, title: str, value: Any, threshold: Any, comparison: str, ok: bool,
-            detail: str = "") -> None:
-        self.items.append({"id": id, "category": category, "title": title, "value": _plain(value),
-                           "threshold": _plain(threshold), "comparison": comparison,
-                           "status": "pass" if ok else "fail", "detail": detail})
-
-    def error(self, id: str, category: str, title: str, threshold: Any, comparison: str, exc: BaseException) -> None:
-        self.items.append({"id": id, "category": category, "title": title, "value": None,
-                           "threshold": _plain(threshold), "comparison": comparison, "status": "error",
-                           "detail": f"could not run: {type(exc).__name__}: {_first_line(exc)}"})
-
-    def not_run(self, id: str, category: str, title: str, threshold: Any, comparison: str, why: str) -> None:
-        self.items.append({"id": id, "category": category, "title": title, "value": None,
-                           "threshold": _plain(threshold), "comparison": comparison, "status": "not_run",
-                           "detail": why})
-
-    def reasons(self) -> list[str]:
-        out = []
-        for c in self.items:
-            if c["status"] == "fail":
-                out.append(f"{c['id']}: {c['title']}: {_show(c['value'])} (must be {c['comparison']} "
-                           f"{_show(c['threshold'])})" + (f"; {c['detail']}" if c["detail"] else ""))
-            elif c["status"] == "error":
-                out.append(f"{c['id']}: {c['title']}: {c['detail']}")
-        return out
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if math.isfinite(v) else str(v)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return "[" + ", ".join(map(str, value)) + "]" if value else "none"
-    return str(value)
+    @property
+    def internal(self) -> Path:
+        """The folder of internal evidence (NOT DP)."""
+        return self.out / INTERNAL
 
 
 # -- progress -------------------------------------------------------------------------------------
@@ -216,7 +176,7 @@ def _ledger_url(ledger: Any) -> str:
     return _redact(ledger.url) if hasattr(ledger, "url") else repr(ledger)
 
 
-def _history(statement: Any, this_entry: int | None) -> list[dict[str, Any]]:
+def _history(statement: Any, this_release: list[int]) -> list[dict[str, Any]]:
     """Cumulative spend after each reservation of the dataset (tight and plain sum)."""
     from dpsynth.privacy.ledger import DatasetStatement
 
@@ -227,7 +187,7 @@ def _history(statement: Any, this_entry: int | None) -> list[dict[str, Any]]:
         out.append({"entry_id": int(r.id), "at": str(r.created_at),
                     "epsilon_spent_tight": float(partial.epsilon_spent_tight),
                     "epsilon_spent_plain_sum": float(partial.epsilon_spent_plain_sum),
-                    "this_release": this_entry is not None and int(r.id) == int(this_entry)})
+                    "this_release": int(r.id) in this_release})
     return out
 
 
@@ -291,16 +251,19 @@ def release(
         schema: its public schema (path or :class:`~dpsynth.schema.Schema`).
         synthesizer: a registered name (``mst``, ``aim``, ``dpctgan``, ``dpvae``) or an import path
             ``package.module:Class`` of a class with the estimator contract.
-        epsilon, delta: the release's privacy target.
+        epsilon, delta: the synthetic table's privacy target. The DP checks of the decision are
+            charged on top (the policy's ``decision.rho``); the report states the composed total.
         ledger: a ledger URL or :class:`~dpsynth.privacy.ledger.Ledger`; ``dataset`` is charged.
         policy: a policy file or a validated :class:`Policy`.
-        out: a new or empty folder for the artifacts.
-        rows: synthetic rows to sample (default: as many as the private table has).
+        out: a new or empty folder for the artifacts (``publish/`` and ``internal/``).
+        rows: synthetic rows to sample: a PUBLIC number. By default the synthesizer's DP estimate of
+            the private row count (MST and AIM: the total of their noisy marginals; DP-SGD: a noisy
+            count planned in the fit's budget); never the private table's length.
         synthesizer_params: the synthesizer's own parameters.
         target: column for the utility check (overrides the policy's ``utility.target``).
         insecure_seed: seed the privacy noise (tests only; a policy requiring secure noise blocks).
-        seed: seed of the audit (targets, subsample and the seeded noise of its fits, which are never released)
-            and of the replay checks' holdout split.
+        seed: seed of the audit (its canaries, subsample and the seeded noise of its fits, which are
+            never released), of the replay checks' baseline split and of the DP checks' sampling.
         progress: show progress on stderr (default: when stderr is a terminal).
         workers: processes for the audit's fits (default: the machine's CPUs, at most 8; 1 fits in
             this process). The audit's figures do not depend on it.
@@ -311,6 +274,10 @@ def release(
     Raises:
         DPSynthError (exit code 2): a bad argument, policy, schema or table; nothing is charged and
             nothing is written.
+
+    Privacy: consumes the synthesizer's planned budget and, when the policy has checks that read
+    the private rows, the DP checks' ρ (a second reservation of the same release); the decision is
+    then DP. Under the policy's opt-in ``decision_read_private_data_without_privacy`` it is not.
     """
     from dpsynth import _validation as check
     from dpsynth.audit.suite import load_suite, load_synthesizer
@@ -338,15 +305,21 @@ def release(
     claimed = probe.budget()
     if not isinstance(dataset, str) or not dataset:
         raise ParameterError(f"dataset ({dataset!r}) must be the private dataset's name in the ledger")
+    if rows is not None:
+        rows = check.positive_int("rows", rows)
+    elif not getattr(cls, "estimates_rows", False):
+        raise ParameterError(f"rows: synthesizer ({synthesizer!r}) offers no DP estimate of the private row count; "
+                             "give the number of rows to release (--rows N), a public number")
     led = Ledger(ledger) if isinstance(ledger, str) else ledger
     statement_before = led.statement(dataset)  # raises LedgerError (exit 2) for an unknown dataset
     target = target if target is not None else (pol.utility.target if pol.utility else None)
     if target is not None and target not in sch.names:
         raise ParameterError(f"target ({target!r}) must be one of the schema's columns: {', '.join(sch.names)}")
-    if pol.utility is not None and (pol.utility.max_gap is not None or pol.utility.min_score is not None) \
-            and target is None:
+    utility_floor = pol.utility is not None and (pol.utility.max_gap is not None or pol.utility.min_score is not None)
+    if utility_floor and target is None:
         raise ParameterError(f"policy {pol.name!r} has a utility floor: give the target column (--target NAME or "
                              "utility.target in the policy)")
+    dp_plan = _plan_decision(pol, sch, target)
     scanner = None
     if pol.pii is not None:
         from dpsynth.pii.scan import PIIScanner
@@ -366,37 +339,41 @@ def release(
         suite = load_suite(suite_path)
     if isinstance(data, pd.DataFrame):
         real = data
-        buffer = data.to_csv(index=False).encode("utf-8")
-        data_file = {"name": "<DataFrame>", "sha256": sha256_bytes(buffer)}
+        input_name, input_sha256 = "<DataFrame>", sha256_bytes(data.to_csv(index=False).encode("utf-8"))
     else:
         real = read_table(data)
-        data_file = {"name": Path(data).name, "sha256": sha256_path(data)}
+        input_name, input_sha256 = Path(data).name, sha256_path(data)
     encode(real, sch)  # a table that does not fit its schema is a user mistake (exit 2), before any charge
-    n_rows = check.positive_int("rows", rows) if rows is not None else len(real)
     workers = min(os.cpu_count() or 1, 8) if workers is None else check.positive_int("workers", workers)
     schema_file = ({"name": schema_path.name, "sha256": sha256_path(schema_path)} if schema_path is not None else
                    {"name": "<Schema>", "sha256": sha256_bytes(json.dumps(sch.to_dict(), sort_keys=True).encode())})
+    check_events = dp_plan.events() if dp_plan is not None else []
+    privacy = _privacy_block(events, check_events, float(epsilon), float(delta))
 
-    checks = _Checks()
+    checks = Checks()
     report: dict[str, Any] = {
-        "report_version": "1",
+        "report_version": "2",
+        "scope": "internal",
         "created_at": "",
         "notice": NOTICE,
         "decision": {},
         "release": {"dataset": dataset, "synthesizer": synthesizer,
                     "synthesizer_params": {k: _jsonable(v) for k, v in params.items()},
-                    "epsilon": float(epsilon), "delta": float(delta), "rows": int(n_rows),
+                    "epsilon": float(epsilon), "delta": float(delta), "rows": int(rows) if rows is not None else None,
+                    "rows_source": "public_input" if rows is not None else "dp_estimate",
+                    "privacy": privacy,
                     "privacy_unit": statement_before.to_dict()["unit_description"], "secure_noise": None,
                     "seconds": timings},
         "versions": _versions(),
-        "inputs": {"data": data_file, "schema": schema_file},
+        "inputs": {"data": {"name": input_name, "fingerprint": led.keyed_fingerprint(input_sha256)},
+                   "schema": schema_file},
         "policy": {"name": pol.name, "description": pol.description,
                    "file": {"name": Path(pol.path).name if pol.path else "<Policy>",
                             "sha256": pol.sha256 or sha256_bytes(json.dumps(pol.rules(), sort_keys=True).encode())},
                    "rules": pol.rules()},
-        "opt_ins": list(sch.opt_ins),
-        "ledger": {"url": _ledger_url(led), "dataset": dataset, "before": statement_before.to_dict(), "after": None,
-                   "entry_id": None, "history": _history(statement_before, None),
+        "opt_ins": list(sch.opt_ins) + list(pol.opt_ins),
+        "ledger": {"url": _ledger_url(led), "dataset": dataset, "before": _statement(led, statement_before),
+                   "after": None, "entry_id": None, "entry_ids": [], "history": _history(statement_before, []),
                    "epsilon_cap": float(statement_before.cap.epsilon)},
         "checks": checks.items,
         "evidence": {},
@@ -404,33 +381,35 @@ def release(
     }
 
     # -- 2. what the policy and the ledger decide before anything is spent -----------------------
-    checks.add("privacy.epsilon", "privacy", "ε of the release", float(epsilon), pol.max_epsilon, "<=",
-               float(epsilon) <= pol.max_epsilon)
+    total_epsilon = privacy["total"]["epsilon"]
+    checks.add("privacy.epsilon", "privacy", "ε of the release (the table and the decision, composed)",
+               total_epsilon, pol.max_epsilon, "<=", total_epsilon <= pol.max_epsilon, reads="public")
     checks.add("privacy.delta", "privacy", "δ of the release", float(delta), pol.max_delta, "<=",
-               float(delta) <= pol.max_delta)
+               float(delta) <= pol.max_delta, reads="public")
     possible, why = _secure_noise_possible(probe)
     if pol.require_secure_noise:
         checks.add("privacy.secure_noise", "privacy", "noise from a cryptographically secure source", possible,
-                   True, "==", possible, why)
+                   True, "==", possible, why, reads="public")
     not_allowed = [o for o in sch.opt_ins if o not in pol.allowed_opt_ins]
     checks.add("privacy.opt_ins", "privacy", "opt-ins the policy does not allow", not_allowed, [], "==",
-               not not_allowed, "named opt-ins of the schema: " + (", ".join(sch.opt_ins) or "none"))
+               not not_allowed, "named opt-ins of the schema: " + (", ".join(sch.opt_ins) or "none"), reads="public")
     refused = False
     try:
-        led.check(dataset, events, claimed=claimed)
-        checks.add("budget.ledger", "budget", "the ledger has the budget", True, True, "==", True,
-                   f"remaining ρ before: {statement_before.rho_remaining:.6g}")
+        led.check(dataset, [*events, *check_events], claimed=claimed)
+        checks.add("budget.ledger", "budget", "the ledger has the budget (the fit and the DP checks)", True, True,
+                   "==", True, f"remaining ρ before: {statement_before.rho_remaining:.6g}", reads="public")
     except BudgetExceededError as exc:
         refused = True
-        checks.add("budget.ledger", "budget", "the ledger has the budget", False, True, "==", False,
-                   _first_line(exc))
-    if any(c["status"] != "pass" for c in checks.items):
-        for cid, cat, title in _LATER:
+        checks.add("budget.ledger", "budget", "the ledger has the budget (the fit and the DP checks)", False, True,
+                   "==", False, first_line(exc), reads="public")
+    if not checks.passed:
+        for cid, cat, title, reads in _LATER:
             checks.not_run(cid, cat, title, None, "==", "not run: the release was stopped before the fit; nothing "
-                           "was charged")
+                           "was charged", reads=reads)
         return _finish(report, checks, out_dir, None, "refused" if refused else "blocked", started)
 
     show = sys.stderr.isatty() if progress is None else bool(progress)
+    synthetic = None
     with _Progress(show) as bar:
         # -- 3. the private computation: reserve, fit, sample ------------------------------------
         t = time.perf_counter()
@@ -439,60 +418,63 @@ def release(
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # recorded in the report instead
-                    synth.fit(real, schema=sch, ledger=led, dataset=dataset, input_sha256=data_file["sha256"])
+                    synth.fit(real, schema=sch, ledger=led, dataset=dataset, input_sha256=input_sha256)
             except BudgetExceededError as exc:  # spent by someone else since the check
-                checks.items[:] = [c for c in checks.items if c["id"] != "budget.ledger"]
-                checks.add("budget.ledger", "budget", "the ledger has the budget", False, True, "==", False,
-                           _first_line(exc))
+                checks.remove("budget.ledger")
+                checks.add("budget.ledger", "budget", "the ledger has the budget (the fit and the DP checks)", False,
+                           True, "==", False, first_line(exc), reads="public")
                 return _finish(report, checks, out_dir, None, "refused", started)
         timings["fit"] = round(time.perf_counter() - t, 3)
         entry = getattr(synth, "ledger_entry_", None)
-        after = led.statement(dataset)
-        report["ledger"].update(after=after.to_dict(), entry_id=entry, history=_history(after, entry))
+        entry_ids = [int(entry)] if entry is not None else []
+        report["ledger"].update(entry_id=entry, entry_ids=entry_ids)
         report["release"]["secure_noise"] = bool(getattr(synth, "secure_noise_", False))
         if pol.require_secure_noise and not report["release"]["secure_noise"]:
             checks.add("privacy.secure_noise_used", "privacy", "the fit drew secure noise", False, True, "==", False,
-                       "the synthesizer reports secure_noise false")
-        t = time.perf_counter()
-        synthetic = synth.sample(n_rows)
-        timings["sample"] = round(time.perf_counter() - t, 3)
-
-        # -- 4. evidence (NOT DP): each check records its value, or an error that blocks ----------
-        if pol.audit is not None:
-            _audit_checks(report, checks, pol, cls, params, real, sch, epsilon, delta, seed, suite,
-                          synthesizer, bar, timings, workers)
-        if scanner is not None:
+                       "the synthesizer reports secure_noise false", reads="dp_output")
+        n_rows = rows if rows is not None else _dp_rows(synth)
+        if n_rows is None:
+            checks.failed("release.rows", "privacy", "a DP estimate of the row count", None, "==",
+                          f"synthesizer {synthesizer!r} set no total_estimate_ after its fit", reads="dp_output")
+        else:
+            report["release"]["rows"] = n_rows
             t = time.perf_counter()
-            with bar.step("PII scan of the synthetic table"):
-                try:
-                    with warnings.catch_warnings():
-                        # Presidio's context enhancer warns that it has no lemmas when NER is off (the
-                        # report says NER is off and what that leaves uncovered).
-                        warnings.filterwarnings("ignore", message="LemmaContextAwareEnhancer cannot use context",
-                                                category=UserWarning)
-                        scan = scanner.scan(synthetic, schema=sch, source="synthetic table")
-                    report["evidence"]["pii"] = scan.to_dict()
-                    found = sorted({f.entity_type for f in scan.findings})
-                    bad = [e for e in found if e in pol.pii.forbidden_entities]
-                    checks.add("pii.forbidden", "pii", "forbidden PII entity types found", bad,
-                               list(pol.pii.forbidden_entities), "none_of", not bad,
-                               "entity types found: " + (", ".join(found) or "none"))
-                except Exception as exc:  # noqa: BLE001 - a check that fails to run blocks, it never passes
-                    checks.error("pii.forbidden", "pii", "forbidden PII entity types found",
-                                 list(pol.pii.forbidden_entities), "none_of", exc)
-            timings["pii"] = round(time.perf_counter() - t, 3)
-        if pol.replay is not None:
-            _replay_checks(report, checks, pol, real, synthetic, sch, seed, bar, timings)
-        _quality_checks(report, checks, pol, real, synthetic, sch, target, bar, timings)
+            synthetic = synth.sample(n_rows)
+            timings["sample"] = round(time.perf_counter() - t, 3)
 
-    status = "released" if all(c["status"] == "pass" for c in checks.items) else "blocked"
+        if synthetic is not None:
+            # -- 4. evidence: each check records its value and what it read -----------------------
+            if pol.audit is not None:
+                _audit_checks(report, checks, pol, cls, params, synthetic, sch, epsilon, delta, seed, suite,
+                              synthesizer, bar, timings, workers)
+            if scanner is not None:
+                _pii_check(report, checks, pol, scanner, synthetic, sch, timings)
+            if dp_plan is not None:
+                _dp_checks(report, checks, pol, dp_plan, led, dataset, real, synthetic, sch, target, seed,
+                           insecure_seed, input_sha256, synth, bar, timings)
+                entry_ids = report["ledger"]["entry_ids"]
+            gate = not pol.decision.dp  # the exact checks gate only under the named opt-in
+            if pol.replay is not None:
+                _replay_checks(report, checks, pol, real, synthetic, sch, seed, bar, timings, gate=gate)
+            _quality_checks(report, checks, pol, real, synthetic, sch, target, bar, timings, gate=gate)
+        after = led.statement(dataset)
+        report["ledger"].update(after=_statement(led, after), history=_history(after, entry_ids))
+
+    status = "released" if checks.passed else "blocked"
     return _finish(report, checks, out_dir, synthetic if status == "released" else None, status, started,
                    na_rep=sch.missing_values[0] if sch.missing_values else "")
 
 
-_LATER = (("audit.violation", "audit", "empirical ε lower bound not above the claimed ε"),
-          ("pii.forbidden", "pii", "forbidden PII entity types found"),
-          ("replay.exact_rows", "replay", "exact copies of real rows"))
+_LATER = (("audit.violation", "audit", "empirical ε lower bound not above the claimed ε", "dp_output"),
+          ("pii.forbidden", "pii", "forbidden PII entity types found", "dp_output"),
+          ("replay.exact_rows", "replay", "exact copies of real rows", "private_dp"))
+_FIDELITY = (("l1_1way", "mean L1 error of the 1-way marginals"),
+             ("l1_2way", "mean L1 error of the 2-way marginals"),
+             ("l1_3way", "mean L1 error of the 3-way marginals"),
+             ("mean_tvd", "mean total-variation distance per column"))
+_REPLAY_TITLES = {"exact_rows": "exact copies of real rows",
+                  "quasi_identifiers": "copies of real rows on the quasi-identifier columns",
+                  "near_copies": "near copies of real rows"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -503,10 +485,91 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
-def _audit_checks(report: dict[str, Any], checks: _Checks, pol: Policy, cls: type, params: dict[str, Any],
-                  real: pd.DataFrame, sch: Any, epsilon: float, delta: float, seed: int,
+def _dp_rows(synth: Any) -> int | None:
+    """The synthesizer's DP estimate of the private row count, rounded (post-processing)."""
+    total = getattr(synth, "total_estimate_", None)
+    if total is None or not np.isfinite(float(total)):
+        return None
+    return max(1, int(round(float(total))))
+
+
+def _plan_decision(pol: Policy, sch: Any, target: str | None) -> Any:
+    """The DP checks of the decision (public: from the policy and the schema), or None."""
+    if not pol.decision.dp or not pol.reads_private_rows:
+        return None
+    from dpsynth.release.dp_checks import plan_dp_checks
+
+    rules = pol.fidelity
+    fidelity = tuple(k for k, _ in _FIDELITY if rules is not None and getattr(rules, f"max_{k}") is not None)
+    replay = tuple(pol.replay.checks) if pol.replay is not None else ()
+    utility = pol.utility is not None and pol.utility.min_score is not None and target is not None
+    if utility and sch.columns[sch.names.index(target)].kind != "categorical":
+        raise ParameterError(f"target ({target!r}): the DP utility check needs a categorical target; a numeric one "
+                             "has no DP form yet (decision.private_checks: without_privacy is the named opt-in)")
+    return plan_dp_checks(rho=pol.decision.rho, fidelity=fidelity, replay=replay, utility=utility)
+
+
+def _privacy_block(events: list[Any], check_events: list[Any], epsilon: float, delta: float) -> dict[str, Any]:
+    """The table's claim, the DP checks' cost and their composition at δ (public: from the plans)."""
+    from dpsynth.privacy import accounting
+    from dpsynth.privacy.events import total_delta, total_rdp, total_rho
+
+    def composed(evs: list[Any]) -> float:
+        if not evs:
+            return 0.0
+        curve = total_rdp(evs)
+        return float(accounting.composed_epsilon_within(total_rho(evs), curve.orders if curve else (),
+                                                        curve.epsilons if curve else None, delta, total_delta(evs)))
+
+    checks_rho = total_rho(check_events)
+    return {"table": {"epsilon": epsilon, "delta": delta, "epsilon_composed": composed(events),
+                      "events": len(events)},
+            "decision": {"rho": checks_rho, "epsilon": composed(check_events), "delta": delta,
+                         "events": [e.to_dict() for e in check_events]},
+            "total": {"epsilon": max(epsilon, composed([*events, *check_events])) if check_events else epsilon,
+                      "delta": delta,
+                      "covers": "the synthetic table, its row count and the decision to release it"}}
+
+
+def _statement(led: Any, statement: Any) -> dict[str, Any]:
+    """A ledger statement for the report: the private input's plain hash becomes its keyed fingerprint."""
+    out = statement.to_dict()
+    for entry in out["entries"]:
+        plain = entry.pop("input_sha256", None)
+        entry["input_fingerprint"] = (led.keyed_fingerprint(plain) if isinstance(plain, str) and len(plain) == 64
+                                      else None)
+    return out
+
+
+def _pii_check(report: dict[str, Any], checks: Checks, pol: Policy, scanner: Any, synthetic: pd.DataFrame,
+               sch: Any, timings: dict[str, float]) -> None:
+    assert pol.pii is not None
+    t = time.perf_counter()
+    title = "forbidden PII entity types found"
+    try:
+        with warnings.catch_warnings():
+            # Presidio's context enhancer warns that it has no lemmas when NER is off (the report says NER
+            # is off and what that leaves uncovered).
+            warnings.filterwarnings("ignore", message="LemmaContextAwareEnhancer cannot use context",
+                                    category=UserWarning)
+            scan = scanner.scan(synthetic, schema=sch, source="synthetic table")
+        report["evidence"]["pii"] = scan.to_dict()
+        found = sorted({f.entity_type for f in scan.findings})
+        bad = [e for e in found if e in pol.pii.forbidden_entities]
+        checks.add("pii.forbidden", "pii", title, bad, list(pol.pii.forbidden_entities), "none_of", not bad,
+                   "entity types found: " + (", ".join(found) or "none"), reads="dp_output")
+    except Exception as exc:  # noqa: BLE001 - a check that fails to run blocks, it never passes
+        checks.error("pii.forbidden", "pii", title, list(pol.pii.forbidden_entities), "none_of", exc,
+                     reads="dp_output")
+    timings["pii"] = round(time.perf_counter() - t, 3)
+
+
+def _audit_checks(report: dict[str, Any], checks: Checks, pol: Policy, cls: type, params: dict[str, Any],
+                  base: pd.DataFrame, sch: Any, epsilon: float, delta: float, seed: int,
                   suite: dict[str, Any] | None, synthesizer: str, bar: _Progress, timings: dict[str, float],
                   workers: int) -> None:
+    """The black-box audit on ``base``, the synthetic table: the audit tests the mechanism, so any
+    table is valid evidence, and this one is DP output (the check is post-processing)."""
     from dpsynth.audit.blackbox import blackbox_audit
 
     rules = pol.audit
@@ -523,33 +586,35 @@ def _audit_checks(report: dict[str, Any], checks: _Checks, pol: Policy, cls: typ
                 except Exception:  # noqa: BLE001 - any pickling failure means: fit in this process
                     workers = 1
             result = blackbox_audit(
-                make, real, sch, claimed_epsilon=epsilon,
+                make, base, sch, claimed_epsilon=epsilon,
                 claimed_delta=delta, fits_per_world=rules.fits_per_world, canaries=rules.canaries,
                 outliers=rules.outliers, reference_rows=rules.reference_rows, attacks=rules.attacks,
-                # The audit's fits are internal evidence, never released: they draw reproducible seeded
-                # noise (same figures when a reviewer re-runs the release), exact like the secure sampler.
+                # The audit's fits are evidence, never released: they draw reproducible seeded noise (same
+                # figures when a reviewer re-runs the release), exact like the secure sampler.
                 confidence=rules.confidence, noise="seeded", seed=seed, progress=update, workers=workers)
             audit = result.to_dict()
+            audit["base"] = ("the synthetic table (DP output): the audit's fits, targets and outliers never read the "
+                             "private rows")
             report["evidence"]["audit"] = audit
             lb = float(audit["epsilon_lower_bound"])
             checks.add("audit.violation", "audit", title, lb, float(epsilon), "<=", not audit["violation"],
                        f"{audit['trials']} trials, {audit['confidence']:.0%} confidence; the most these trials "
                        f"could show is ε = {audit['max_provable_epsilon']:.3g}; a bound above the claim is an "
-                       "implementation defect")
+                       "implementation defect", reads="dp_output")
             if rules.require_conclusive:
                 top = float(audit["max_provable_epsilon"])
                 checks.add("audit.power", "audit", "the audit's trials could refute the claim (max provable ε)", top,
                            float(epsilon), ">=", top > float(epsilon),
-                           "more fits per world or more targets raise it (docs/release.md)")
+                           "more fits per world or more targets raise it (docs/release.md)", reads="public")
             if rules.max_auc is not None:
                 checks.add("audit.auc", "audit", "membership-inference AUC (best attack)", float(audit["auc"]),
-                           rules.max_auc, "<=", float(audit["auc"]) <= rules.max_auc)
+                           rules.max_auc, "<=", float(audit["auc"]) <= rules.max_auc, reads="dp_output")
             if rules.max_tpr_at_1pct_fpr is not None:
                 tpr = float(audit["tpr_at_1pct_fpr"])
                 checks.add("audit.tpr_at_1pct_fpr", "audit", "membership-inference TPR at 1% FPR (best attack)", tpr,
-                           rules.max_tpr_at_1pct_fpr, "<=", tpr <= rules.max_tpr_at_1pct_fpr)
+                           rules.max_tpr_at_1pct_fpr, "<=", tpr <= rules.max_tpr_at_1pct_fpr, reads="dp_output")
         except Exception as exc:  # noqa: BLE001 - a check that fails to run blocks, it never passes
-            checks.error("audit.violation", "audit", title, float(epsilon), "<=", exc)
+            checks.error("audit.violation", "audit", title, float(epsilon), "<=", exc, reads="dp_output")
     if suite is not None:
         from dpsynth.audit.suite import run_suite
 
@@ -560,15 +625,93 @@ def _audit_checks(report: dict[str, Any], checks: _Checks, pol: Policy, cls: typ
                 lb = ref["epsilon_lower_bound"]
                 checks.add("audit.suite", "audit", "reference audit suite finds no violation",
                            lb if lb is not None else "record/replay", float(epsilon), "<=", not ref["violation"],
-                           f"method {ref['method']}")
+                           f"method {ref['method']}", reads="public")
             except Exception as exc:  # noqa: BLE001
                 checks.error("audit.suite", "audit", "reference audit suite finds no violation", float(epsilon),
-                             "<=", exc)
+                             "<=", exc, reads="public")
     timings["audit"] = round(time.perf_counter() - t, 3)
 
 
-def _replay_checks(report: dict[str, Any], checks: _Checks, pol: Policy, real: pd.DataFrame, synthetic: pd.DataFrame,
-                   sch: Any, seed: int, bar: _Progress, timings: dict[str, float]) -> None:
+def _dp_checks(report: dict[str, Any], checks: Checks, pol: Policy, plan: Any, led: Any, dataset: str,
+               real: pd.DataFrame, synthetic: pd.DataFrame, sch: Any, target: str | None, seed: int,
+               insecure_seed: int | None, input_sha256: str, synth: Any, bar: _Progress,
+               timings: dict[str, float]) -> None:
+    """Reserve the DP checks' plan (a second entry of this release), measure, and gate on the
+    noisy values only."""
+    from dpsynth.mechanisms import make_noise
+    from dpsynth.privacy import accounting
+    from dpsynth.privacy.budgets import ApproxDP
+    from dpsynth.release.dp_checks import run_dp_checks
+
+    t = time.perf_counter()
+    ids = _dp_check_ids(plan)
+    delta = float(report["release"]["delta"])
+    claimed = ApproxDP(max(float(accounting.zcdp_epsilon(plan.rho, delta)), 1e-12), delta)
+    try:
+        reservation = led.reserve(dataset, plan.events(), synthesizer="release-checks", claimed=claimed,
+                                  input_sha256=input_sha256, parameters={"policy": pol.name, "rho": plan.rho},
+                                  unit=getattr(synth, "unit", "row"))
+    except BudgetExceededError as exc:
+        for cid, cat, title, threshold, comparison in ids:
+            checks.failed(cid, cat, title, threshold, comparison, "the ledger refused the DP checks' budget after "
+                          f"the fit: {first_line(exc)}", reads="private_dp")
+        return
+    report["ledger"]["entry_ids"] = [*report["ledger"]["entry_ids"], int(reservation.id)]
+    with bar.step("DP checks against the private table"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # seeded test noise warns; the report stamps it
+                noise = make_noise(None if insecure_seed is None else int(insecure_seed) + 1_000_003)
+                result = run_dp_checks(plan, real, synthetic, sch, target=target, noise=noise,
+                                       odometer=reservation.odometer, seed=seed,
+                                       alpha=pol.replay.alpha if pol.replay is not None else 0.01)
+        except Exception as exc:  # noqa: BLE001 - a check that fails to run blocks; the reservation stays spent
+            reservation.fail(type(exc).__name__)
+            for cid, cat, title, threshold, comparison in ids:
+                checks.error(cid, cat, title, threshold, comparison, exc, reads="private_dp")
+            return
+    reservation.complete(seconds=round(time.perf_counter() - t, 3))
+    report["evidence"]["dp_checks"] = result.to_dict()
+    rules = pol.fidelity
+    for key in plan.fidelity:
+        assert rules is not None
+        limit = getattr(rules, f"max_{key}")
+        value = result.fidelity.get(key)
+        if value is None:  # fewer columns than k: nothing to measure (public: from the schema)
+            checks.add(f"fidelity.{key}", "fidelity", dict(_FIDELITY)[key], "not applicable", limit, "<=", True,
+                       "the schema has fewer columns than the marginals' order", reads="public")
+            continue
+        checks.add(f"fidelity.{key}", "fidelity", dict(_FIDELITY)[key] + " (DP estimate)", float(value), limit, "<=",
+                   float(value) <= limit, f"noisy, from the DP checks' ρ = {plan.rho:g}", reads="private_dp")
+    for name in plan.replay:
+        r = result.replay[name]
+        checks.add(f"replay.{name}", "replay", _REPLAY_TITLES[name] + " (DP estimate)", float(r["synthetic_rate"]),
+                   float(r["baseline_rate"]), "not_above_baseline", not r["flagged"],
+                   f"noisy rates of distinct rows found in the real reference, synthetic against a held-out real "
+                   f"baseline; flagged above the baseline by more than the one-sided margin at alpha "
+                   f"{pol.replay.alpha if pol.replay else 0.01:g}", reads="private_dp")
+    if plan.utility:
+        assert pol.utility is not None and pol.utility.min_score is not None
+        utility = result.utility or {}
+        metric = utility.get("metric", "score")
+        score = (utility.get("train_synthetic") or {}).get(metric)
+        checks.add("utility.score", "utility", f"train-synthetic-test-real {metric} (target {target}, DP estimate)",
+                   score, pol.utility.min_score, ">=", score is not None and score >= pol.utility.min_score,
+                   reads="private_dp")
+    timings["dp_checks"] = round(time.perf_counter() - t, 3)
+
+
+def _dp_check_ids(plan: Any) -> list[tuple[str, str, str, Any, str]]:
+    out = [(f"fidelity.{k}", "fidelity", dict(_FIDELITY)[k], None, "<=") for k in plan.fidelity]
+    out += [(f"replay.{n}", "replay", _REPLAY_TITLES[n], "holdout baseline", "not_above_baseline") for n in plan.replay]
+    if plan.utility:
+        out.append(("utility.score", "utility", "train-synthetic-test-real score (DP estimate)", None, ">="))
+    return out
+
+
+def _replay_checks(report: dict[str, Any], checks: Checks, pol: Policy, real: pd.DataFrame, synthetic: pd.DataFrame,
+                   sch: Any, seed: int, bar: _Progress, timings: dict[str, float], *, gate: bool) -> None:
+    """Exact replay figures (NOT DP): internal evidence; they gate only under the named opt-in."""
     from dpsynth.pii.replay import replay_check
 
     rules = pol.replay
@@ -579,35 +722,37 @@ def _replay_checks(report: dict[str, Any], checks: _Checks, pol: Policy, real: p
             rep = replay_check(real, synthetic, sch, alpha=rules.alpha, near_threshold=rules.near_threshold, seed=seed,
                                near="near_copies" in rules.checks)
             report["evidence"]["replay"] = rep.to_dict()
-            for name in rules.checks:
-                title = {"exact_rows": "exact copies of real rows", "quasi_identifiers":
-                         "copies of real rows on the quasi-identifier columns",
-                         "near_copies": f"near copies of real rows (distance <= {rules.near_threshold:g})"}[name]
+            for name in rules.checks if gate else ():
+                title = _REPLAY_TITLES[name] + (f" (distance <= {rules.near_threshold:g})" if name == "near_copies"
+                                                else "")
                 key = _REPLAY_NAMES[name]
                 rate = next((r for r in rep.rates if r.check == key), None)
                 if rate is None:
                     checks.add(f"replay.{name}", "replay", title, "not applicable", "holdout baseline",
-                               "not_above_baseline", True, "the schema marks no column as quasi_identifier")
+                               "not_above_baseline", True, "the schema marks no column as quasi_identifier",
+                               reads="public")
                     continue
                 checks.add(f"replay.{name}", "replay", title, rate.synthetic_rate, rate.baseline_rate,
                            "not_above_baseline", not rate.flagged,
                            f"{rate.synthetic_matches} of {rate.synthetic_rows} synthetic rows vs "
                            f"{rate.baseline_matches} of {rate.baseline_rows} held-out real rows; one-sided Fisher "
-                           f"p = {rate.p_value:.3g} "
-                           f"(flagged below {rules.alpha:g})")
+                           f"p = {rate.p_value:.3g} (flagged below {rules.alpha:g})", reads="private_not_dp")
         except Exception as exc:  # noqa: BLE001 - a check that fails to run blocks
-            for name in rules.checks:
+            report["evidence"]["replay"] = {"error": f"{type(exc).__name__}: {first_line(exc)}"}
+            for name in rules.checks if gate else ():
                 checks.error(f"replay.{name}", "replay", "copies of real rows", "holdout baseline",
-                             "not_above_baseline", exc)
+                             "not_above_baseline", exc, reads="private_not_dp")
     timings["replay"] = round(time.perf_counter() - t, 3)
 
 
-def _quality_checks(report: dict[str, Any], checks: _Checks, pol: Policy, real: pd.DataFrame,
+def _quality_checks(report: dict[str, Any], checks: Checks, pol: Policy, real: pd.DataFrame,
                     synthetic: pd.DataFrame, sch: Any, target: str | None, bar: _Progress,
-                    timings: dict[str, float]) -> None:
+                    timings: dict[str, float], *, gate: bool) -> None:
+    """Exact fidelity and utility (NOT DP): internal evidence; they gate only under the named opt-in."""
     from dpsynth.quality import evaluate
 
     t = time.perf_counter()
+    error: BaseException | None = None
     with bar.step("fidelity and utility"):
         try:
             quality = evaluate(real, synthetic, sch, target=target)
@@ -619,28 +764,30 @@ def _quality_checks(report: dict[str, Any], checks: _Checks, pol: Policy, real: 
             quality, utility = None, None
             error = exc
     timings["quality"] = round(time.perf_counter() - t, 3)
+    if not gate:
+        return
     rules = pol.fidelity
     if rules is not None:
-        for key, title in (("l1_1way", "mean L1 error of the 1-way marginals"),
-                           ("l1_2way", "mean L1 error of the 2-way marginals"),
-                           ("l1_3way", "mean L1 error of the 3-way marginals"),
-                           ("mean_tvd", "mean total-variation distance per column")):
+        for key, title in _FIDELITY:
             limit = getattr(rules, f"max_{key}")
             if limit is None:
                 continue
             if quality is None:
-                checks.error(f"fidelity.{key}", "fidelity", title, limit, "<=", error)
+                assert error is not None
+                checks.error(f"fidelity.{key}", "fidelity", title, limit, "<=", error, reads="private_not_dp")
                 continue
             value = (float(np.mean([c["tvd"] for c in quality["columns"].values() if c.get("tvd") is not None]))
                      if key == "mean_tvd" else float(quality[key]))
-            checks.add(f"fidelity.{key}", "fidelity", title, value, limit, "<=", value <= limit)
+            checks.add(f"fidelity.{key}", "fidelity", title, value, limit, "<=", value <= limit,
+                       reads="private_not_dp")
     urules = pol.utility
     if urules is not None and target is not None:
         if utility is None:
-            exc = error if quality is None else RuntimeError("no utility figures")
+            exc = error if error is not None else RuntimeError("no utility figures")
             for key, comp in (("max_gap", "<="), ("min_score", ">=")):
                 if getattr(urules, key) is not None:
-                    checks.error(f"utility.{key}", "utility", f"utility ({key})", getattr(urules, key), comp, exc)
+                    checks.error(f"utility.{key}", "utility", f"utility ({key})", getattr(urules, key), comp, exc,
+                                 reads="private_not_dp")
             return
         metric = utility["metric"]
         score = utility["train_synthetic"][metric]
@@ -648,47 +795,27 @@ def _quality_checks(report: dict[str, Any], checks: _Checks, pol: Policy, real: 
             gap = utility["gap"]
             checks.add("utility.gap", "utility", f"train-real minus train-synthetic {metric} on held-out real rows "
                        f"(target {target})", gap, urules.max_gap, "<=", gap is not None and gap <= urules.max_gap,
-                       f"train-on-real {utility['train_real'][metric]:.4g}, train-on-synthetic {score:.4g}")
+                       f"train-on-real {utility['train_real'][metric]:.4g}, train-on-synthetic {score:.4g}",
+                       reads="private_not_dp")
         if urules.min_score is not None:
             checks.add("utility.score", "utility", f"train-synthetic-test-real {metric} (target {target})", score,
-                       urules.min_score, ">=", score is not None and score >= urules.min_score)
+                       urules.min_score, ">=", score is not None and score >= urules.min_score,
+                       reads="private_not_dp")
 
 
-def _finish(report: dict[str, Any], checks: _Checks, out_dir: Path, synthetic: pd.DataFrame | None, status: str,
+def _finish(report: dict[str, Any], checks: Checks, out_dir: Path, synthetic: pd.DataFrame | None, status: str,
             started: float, *, na_rep: str = "") -> ReleaseResult:
-    """Decide, validate the report, write the artifacts atomically (a temporary folder renamed)."""
-    from dpsynth.io import write_table
-    from dpsynth.release.html import render_html
-    from dpsynth.release.schema import validate_report
-
+    """Decide, validate both reports, write ``publish/`` and ``internal/`` atomically."""
     reasons = checks.reasons()
-    report["decision"] = {"status": status, "exit_code": EXIT[status], "reasons": reasons}
+    dp = checks.decision_is_dp
+    report["decision"] = {"status": status, "exit_code": EXIT[status], "reasons": reasons,
+                          "privacy": "dp" if dp else "not_dp", "statement": DECISION_DP if dp else DECISION_NOT_DP}
     report["created_at"] = datetime.now(UTC).replace(microsecond=0).isoformat()
     report["release"]["seconds"]["total"] = round(time.perf_counter() - started, 3)
-    artifacts = []
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.resolve().parent))
-    try:
-        if synthetic is not None:
-            write_table(synthetic, tmp / "synthetic.csv", na_rep=na_rep)
-            report["artifacts"]["synthetic"] = "synthetic.csv"
-            artifacts.append("synthetic.csv")
-        validate_report(report)
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n",
-                                         encoding="utf-8")
-        (tmp / "report.html").write_text(render_html(report), encoding="utf-8")
-        artifacts += ["report.json", "report.html"]
-        manifest = build_manifest(tmp, artifacts, report)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if out_dir.exists():
-            out_dir.rmdir()  # checked empty before anything was computed
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp's folder is private to its creator; a release folder is not
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return ReleaseResult(status, EXIT[status], reasons, report, out_dir, artifacts + ["manifest.json"])
+    if synthetic is not None:
+        report["artifacts"]["synthetic"] = "synthetic.csv"
+    published, internal = write_release(out_dir, report, synthetic, na_rep=na_rep)
+    return ReleaseResult(status, EXIT[status], reasons, report, out_dir, published, internal)
 
 
 __all__ = ["EXIT", "NOTICE", "ReleaseResult", "release"]

@@ -22,6 +22,14 @@ from dpsynth.schema.schema import KNOWN_OPT_INS
 ATTACKS = ("counting", "dcr", "domias")
 #: replay checks (dpsynth.pii.replay) a policy can hold against the holdout baseline
 REPLAY_CHECKS = ("exact_rows", "quasi_identifiers", "near_copies")
+#: replay checks with a DP form (dpsynth.release.dp_checks); near copies have none
+DP_REPLAY_CHECKS = ("exact_rows", "quasi_identifiers")
+#: how the checks that read private rows are computed (``decision.private_checks``)
+PRIVATE_CHECKS = ("dp", "without_privacy")
+#: the named opt-in of a policy whose decision reads the private rows without privacy
+DECISION_OPT_IN = "decision_read_private_data_without_privacy"
+#: the checks' default zCDP budget: ρ = 5e-4 adds about 0.017 to ε = 1 at δ = 1e-9 (composed tightly)
+DEFAULT_DECISION_RHO = 5e-4
 
 
 class PolicyError(ParameterError):
@@ -72,6 +80,24 @@ class UtilityRules:
 
 
 @dataclass(frozen=True)
+class DecisionRules:
+    """How the checks that read the private rows (replay, fidelity, utility) are computed.
+
+    ``dp``: each is a DP measurement of the private table given the synthetic one
+    (:mod:`dpsynth.release.dp_checks`), charged to the ledger with the release, so that the
+    decision to release is DP and the report's ε covers it. ``without_privacy``: the exact checks,
+    a named opt-in (:data:`DECISION_OPT_IN`) that every report and the manifest state in words.
+    """
+
+    private_checks: str = "dp"
+    rho: float = DEFAULT_DECISION_RHO
+
+    @property
+    def dp(self) -> bool:
+        return self.private_checks == "dp"
+
+
+@dataclass(frozen=True)
 class Policy:
     """A validated release policy (see ``docs/release.md``)."""
 
@@ -86,6 +112,7 @@ class Policy:
     replay: ReplayRules | None = field(default_factory=ReplayRules)
     fidelity: QualityRules | None = None
     utility: UtilityRules | None = None
+    decision: DecisionRules = field(default_factory=DecisionRules)
     path: str = ""
     sha256: str = ""
 
@@ -106,12 +133,25 @@ class Policy:
             "replay": plain(self.replay),
             "fidelity": plain(self.fidelity),
             "utility": plain(self.utility),
+            "decision": {"private_checks": self.decision.private_checks, "rho": self.decision.rho},
         }
+
+    @property
+    def opt_ins(self) -> tuple[str, ...]:
+        """The named opt-ins of privacy the policy itself makes (the decision read without DP)."""
+        return () if self.decision.dp or not self.reads_private_rows else (DECISION_OPT_IN,)
+
+    @property
+    def reads_private_rows(self) -> bool:
+        """Whether any check of the policy reads the private rows (replay, fidelity, utility)."""
+        fid = self.fidelity is not None and any(v is not None for v in vars(self.fidelity).values())
+        util = self.utility is not None and (self.utility.max_gap is not None or self.utility.min_score is not None)
+        return bool(self.replay is not None and self.replay.checks) or fid or util
 
 
 # -- validation ---------------------------------------------------------------------------------
 
-_SECTIONS = {"version", "name", "description", "privacy", "audit", "pii", "replay", "fidelity", "utility"}
+_SECTIONS = {"version", "name", "description", "privacy", "audit", "pii", "replay", "fidelity", "utility", "decision"}
 
 
 class _Checker:
@@ -272,11 +312,30 @@ def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: 
         utility = UtilityRules(target=target, max_gap=c.number(sec, "utility", "max_gap", None, low=0.0, high=1.0),
                                min_score=c.number(sec, "utility", "min_score", None, low=-1.0, high=1.0))
 
+    decision = DecisionRules()
+    sec = c.section(raw, "decision", {"private_checks", "rho"})
+    if sec is not None:
+        mode = sec.get("private_checks", "dp")
+        if mode not in PRIVATE_CHECKS:
+            c.problem("decision.private_checks", f"({mode!r}) must be one of: {', '.join(PRIVATE_CHECKS)}")
+            mode = "dp"
+        decision = DecisionRules(private_checks=mode,
+                                 rho=c.number(sec, "decision", "rho", DEFAULT_DECISION_RHO, low=0.0, low_open=True,
+                                              high=1.0))
+    if decision.dp:
+        no_dp = " has no DP form: drop it, or set decision.private_checks: without_privacy (a named opt-in)"
+        if replay is not None and "near_copies" in replay.checks:
+            c.problem("replay.checks", "(near_copies)" + no_dp)
+        if utility is not None and utility.max_gap is not None:
+            c.problem("utility.max_gap", "(train-on-real minus train-on-synthetic)" + no_dp
+                      + "; utility.min_score has one")
+
     if c.problems:
         raise PolicyError(f"{where} is invalid: " + "; ".join(c.problems))
     return Policy(name=name.strip(), description=" ".join(description.split()), max_epsilon=max_epsilon,
                   max_delta=max_delta, require_secure_noise=require_secure, allowed_opt_ins=opt_ins, audit=audit,
-                  pii=pii, replay=replay, fidelity=fidelity, utility=utility, path=path, sha256=sha256)
+                  pii=pii, replay=replay, fidelity=fidelity, utility=utility, decision=decision, path=path,
+                  sha256=sha256)
 
 
 def load_policy(path: str | Path) -> Policy:

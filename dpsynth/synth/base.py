@@ -98,6 +98,10 @@ class Synthesizer(ABC):
     #: Whether the model works on binned codes (DP quantile bins are chosen and charged by the fit);
     #: DP-SGD models numeric columns on their public bounds instead.
     uses_bins: ClassVar[bool] = True
+    #: Whether a fit leaves ``total_estimate_``, a DP estimate of the private row count (from the
+    #: fit's own noisy measurements, charged in its plan): the release samples that many rows when
+    #: no public ``rows`` is given, never ``len(data)`` (DESIGN.md rule 8).
+    estimates_rows: ClassVar[bool] = True
 
     def fit(
         self,

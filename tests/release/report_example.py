@@ -217,8 +217,10 @@ def _history(with_this: bool) -> list[dict[str, Any]]:
 
 def _check(cid: str, category: str, title: str, value: Any, comparison: str, threshold: Any, status: str,
            detail: str) -> dict[str, Any]:
+    reads = {"privacy": "public", "budget": "public", "audit": "dp_output", "pii": "dp_output"}.get(category,
+                                                                                                   "private_dp")
     return {"id": cid, "category": category, "title": title, "value": value, "threshold": threshold,
-            "comparison": comparison, "status": status, "detail": detail}
+            "comparison": comparison, "status": status, "detail": detail, "reads": reads}
 
 
 def _checks() -> list[dict[str, Any]]:
@@ -253,18 +255,24 @@ def example_report(status: str = "released") -> dict[str, Any]:
     """A report of the given decision: ``released``, ``blocked`` (audit violation, PII, an errored check)
     or ``refused`` (the ledger refused; no evidence at all)."""
     report: dict[str, Any] = {
-        "report_version": "1",
+        "report_version": "2",
+        "scope": "internal",
         "created_at": "2024-09-02T08:21:44Z",
         "notice": _NOTICE,
-        "decision": {"status": "released", "exit_code": 0, "reasons": []},
+        "decision": {"status": "released", "exit_code": 0, "reasons": [], "privacy": "dp",
+                     "statement": "The decision to release is differentially private."},
         "release": {
             "dataset": "adult-2024", "synthesizer": "mst", "synthesizer_params": {"max_cells": 10000},
-            "epsilon": 1.0, "delta": 1e-6, "rows": 32561, "privacy_unit": "row", "secure_noise": True,
+            "epsilon": 1.0, "delta": 1e-6, "rows": 32548, "rows_source": "dp_estimate", "privacy_unit": "row",
+            "secure_noise": True,
+            "privacy": {"table": {"epsilon": 1.0, "delta": 1e-6, "epsilon_composed": 0.9999, "events": 29},
+                        "decision": {"rho": 5e-4, "epsilon": 0.21, "delta": 1e-6, "events": []},
+                        "total": {"epsilon": 1.02, "delta": 1e-6, "covers": "the table and the decision"}},
             "seconds": {"fit": 14.2, "sample": 0.9, "audit": 61.8, "pii": 4.2, "replay": 3.1, "quality": 6.4},
         },
         "versions": {"dpsynth": "0.1.0", "python": "3.11.2", "numpy": "1.26.4", "opendp": "0.16.1",
                      "presidio-analyzer": "2.2.366", "torch": None},
-        "inputs": {"data": {"name": "adult.csv.gz", "sha256": "3f" * 32},
+        "inputs": {"data": {"name": "adult.csv.gz", "fingerprint": "hmac-sha256:" + "3f" * 32},
                    "schema": {"name": "schema.yaml", "sha256": "a1" * 32}},
         "policy": {"name": "default", "description": "dpsynth's default release policy",
                    "file": {"name": "default.yaml", "sha256": "5c" * 32},
@@ -274,6 +282,7 @@ def example_report(status: str = "released") -> dict[str, Any]:
         "opt_ins": [],
         "ledger": {"url": "sqlite:///var/lib/dpsynth/ledger.db", "dataset": "adult-2024",
                    "before": _statement(1.88, 2.5, 5), "after": _statement(2.46, 3.5, 6), "entry_id": 14,
+                   "entry_ids": [14, 15],
                    "history": _history(True), "epsilon_cap": 4.0},
         "checks": _checks(),
         "evidence": {"audit": _audit(1.0, 0.214), "pii": _pii(), "replay": _replay(), "fidelity": _fidelity(),
@@ -283,7 +292,7 @@ def example_report(status: str = "released") -> dict[str, Any]:
     if status == "released":
         return report
     if status == "blocked":
-        report["decision"] = {"status": "blocked", "exit_code": 1, "reasons": [
+        report["decision"] = {"status": "blocked", "exit_code": 1, "privacy": "dp", "statement": "DP.", "reasons": [
             "audit.epsilon_lower_bound: the audit proves ε ≥ 1.37 > claimed ε = 1 (implementation defect)",
             "pii.forbidden_entities: EMAIL_ADDRESS found in column 'workclass' (3 cells)",
             "utility.gap: could not run: ValueError: the target column has one class in the synthetic table",
@@ -303,10 +312,10 @@ def example_report(status: str = "released") -> dict[str, Any]:
         report["artifacts"]["synthetic"] = None
         return report
     if status == "refused":
-        report["decision"] = {"status": "refused", "exit_code": 3, "reasons": [
+        report["decision"] = {"status": "refused", "exit_code": 3, "privacy": "dp", "statement": "DP.", "reasons": [
             "budget.ledger: requested ε = 3 (tight 4.61 after it) exceeds the cap ε = 4 (spent 1.88)"]}
         report["release"].update(epsilon=3.0, secure_noise=None, seconds={"plan": 0.01})
-        report["ledger"].update(after=None, entry_id=None, history=_history(False))
+        report["ledger"].update(after=None, entry_id=None, entry_ids=[], history=_history(False))
         report["evidence"] = {}
         checks = []
         for c in _checks():

@@ -28,7 +28,7 @@ ALLOWED_TAGS = {
     "span", "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "code", "pre", "strong", "br", "figure",
     "figcaption", "svg", "line", "rect", "circle", "path", "polyline", "text",
 }
-SECTIONS = ["budget", "checks", "fidelity", "audit", "pii", "replay", "provenance", "opt-ins", "notice"]
+SECTIONS = ["budget", "checks", "decision", "fidelity", "audit", "pii", "replay", "provenance", "opt-ins", "notice"]
 
 
 class Page(HTMLParser):
@@ -112,7 +112,7 @@ def test_released_report_structure() -> None:
     assert "@media print" in document
     for name in ("adult.csv.gz", "schema.yaml", "default.yaml"):
         assert name in page.all_text
-    assert report["inputs"]["data"]["sha256"] in page.all_text
+    assert report["inputs"]["data"]["fingerprint"] in page.all_text
     assert "synthetic.csv" in page.all_text
 
 
@@ -177,10 +177,12 @@ def test_refused_report_without_evidence() -> None:
 def minimal_report() -> dict:
     """The least a schema-valid report can hold: no evidence, no history, one check that errored."""
     report = copy.deepcopy(example_report("refused"))
-    report["decision"] = {"status": "blocked", "exit_code": 1, "reasons": ["audit.run: could not run"]}
-    report["ledger"].update(before=None, after=None, entry_id=None, history=[], epsilon_cap=None)
+    report["decision"] = {"status": "blocked", "exit_code": 1, "reasons": ["audit.run: could not run"],
+                          "privacy": "dp", "statement": ""}
+    report["ledger"].update(before=None, after=None, entry_id=None, entry_ids=[], history=[], epsilon_cap=None)
     report["checks"] = [{"id": "audit.run", "category": "audit", "title": "audit ran", "value": None,
-                         "threshold": None, "comparison": "==", "status": "error", "detail": "RuntimeError: boom"}]
+                         "threshold": None, "comparison": "==", "status": "error", "detail": "RuntimeError: boom",
+                         "reads": "dp_output"}]
     report["release"]["synthesizer_params"] = {}
     report["release"]["seconds"] = {}
     report["versions"] = {"dpsynth": "0.1.0", "python": "3.11.7"}

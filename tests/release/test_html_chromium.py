@@ -75,6 +75,20 @@ def test_report_loads_with_visible_verdict_and_no_errors(browser: Chromium, tmp_
     assert probe["svgs"] == expected_plots + (1 if status == "refused" else 0)  # refused: the budget plot only
 
 
+@pytest.mark.parametrize("status", ["released", "blocked"])
+def test_the_publishable_report_loads_and_names_what_each_check_read(browser: Chromium, tmp_path: Path,
+                                                                     status: str) -> None:
+    from dpsynth.release.artifacts import publishable
+
+    report = publishable(example_report(status))
+    page, probe = open_report(browser, report, tmp_path, name="publish.html")
+    assert page.errors == [] and page.requests == [page.url]
+    assert probe["verdict"] == status.upper() and probe["visible"]
+    assert "publishable report" in probe["text"] and "for the table and the decision" in probe["text"]
+    assert "private rows, with DP" in probe["text"] and "DP output only" in probe["text"]
+    assert "Marginals, column by column" not in probe["text"]  # the real table's marginals are internal
+
+
 def test_hostile_names_are_text_in_the_browser(browser: Chromium, tmp_path: Path) -> None:
     page, probe = open_report(browser, hostile_report(), tmp_path)
     assert page.errors == [] and page.requests == [page.url]

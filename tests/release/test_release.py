@@ -77,11 +77,13 @@ BASE_POLICY = {
     "version": 1,
     "name": "test",
     "description": "short audits for tests",
-    "privacy": {"max_epsilon": 2.0, "max_delta": 1e-5, "require_secure_noise": False},
+    "privacy": {"max_epsilon": 3.0, "max_delta": 1e-5, "require_secure_noise": False},
     "audit": {"fits_per_world": 3, "canaries": 1, "outliers": 1, "reference_rows": None},
     "pii": {"forbidden_entities": ["EMAIL_ADDRESS", "CREDIT_CARD"], "ner": False},
     "replay": {"checks": ["exact_rows"], "alpha": 0.01},
     "fidelity": {"max_l1_1way": 0.5, "max_l1_2way": 1.0},
+    # a 400-row table needs more than the shipped policies' ρ for checks this precise
+    "decision": {"private_checks": "dp", "rho": 0.05},
 }
 
 
@@ -131,40 +133,54 @@ def _check(result, cid: str) -> dict:
 
 
 def _no_real_row(folder: Path) -> None:
-    """The planted real outlier's unique value appears in no artifact other than the synthetic table."""
-    for name in ("report.json", "report.html", "manifest.json"):
-        assert str(OUTLIER["spend"]) not in (folder / name).read_text(encoding="utf-8"), name
+    """The planted real outlier's unique value appears in no artifact other than the synthetic table
+    (``folder`` is a release's ``out``: both its publish/ and internal/ folders are read)."""
+    for sub in ("publish", "internal"):
+        for name in ("report.json", "report.html", "manifest.json"):
+            assert str(OUTLIER["spend"]) not in (folder / sub / name).read_text(encoding="utf-8"), (sub, name)
 
 
 def test_a_passing_release_writes_every_artifact_and_charges_once(env):
-    policy = env.policy(utility={"target": "churn", "max_gap": 0.5},
+    policy = env.policy(utility={"target": "churn", "min_score": 0.0},
                         audit={"fits_per_world": 2, "canaries": 1, "outliers": 0})
     result = env.run(target="churn", policy=policy)
     assert result.status == "released" and result.exit_code == 0 and result.reasons == []
-    assert _files(result.out) == {"synthetic.csv", "report.json", "report.html", "manifest.json"}
-    report = json.loads((result.out / "report.json").read_text(encoding="utf-8"))
-    assert report_problems(report) == []
-    assert report["decision"] == {"status": "released", "exit_code": 0, "reasons": []}
+    assert _files(result.out) == {"publish", "internal"}
+    assert _files(result.publish) == {"synthetic.csv", "report.json", "report.html", "manifest.json"}
+    assert _files(result.internal) == {"report.json", "report.html", "manifest.json"}
+    report = json.loads((result.internal / "report.json").read_text(encoding="utf-8"))
+    public = json.loads((result.publish / "report.json").read_text(encoding="utf-8"))
+    assert report_problems(report) == [] and report_problems(public) == []
+    assert (report["scope"], public["scope"]) == ("internal", "publishable")
+    assert report["decision"]["status"] == "released" and report["decision"]["reasons"] == []
+    assert report["decision"]["privacy"] == "dp" and public["decision"] == report["decision"]
     assert {c["status"] for c in report["checks"]} == {"pass"}
     ids = {c["id"] for c in report["checks"]}
     assert {"privacy.epsilon", "privacy.delta", "budget.ledger", "audit.violation", "pii.forbidden",
-            "replay.exact_rows", "fidelity.l1_1way", "fidelity.l1_2way", "utility.gap"} <= ids
-    assert env.releases() == 1
-    assert report["ledger"]["before"]["releases"] == 0 and report["ledger"]["after"]["releases"] == 1
-    assert report["ledger"]["entry_id"] == report["ledger"]["history"][-1]["entry_id"]
+            "replay.exact_rows", "fidelity.l1_1way", "fidelity.l1_2way", "utility.score"} <= ids
+    assert {c["reads"] for c in report["checks"]} <= {"public", "dp_output", "private_dp"}
+    assert env.releases() == 2  # the fit and the DP checks: two reservations of one release
+    assert report["ledger"]["before"]["releases"] == 0 and report["ledger"]["after"]["releases"] == 2
+    assert report["ledger"]["entry_ids"] == [h["entry_id"] for h in report["ledger"]["history"][-2:]]
     assert report["ledger"]["history"][-1]["this_release"] is True
-    assert report["inputs"]["data"]["name"] == "crm.csv" and len(report["inputs"]["data"]["sha256"]) == 64
+    assert report["inputs"]["data"]["name"] == "crm.csv"
+    assert report["inputs"]["data"]["fingerprint"].startswith("hmac-sha256:")
     assert report["evidence"]["audit"]["method"] == "blackbox_membership_inference"
     assert {m["column"] for m in report["evidence"]["fidelity"]["marginals"]} == {c["name"] for c in SCHEMA["columns"]}
-    assert verify_manifest(result.out) == []
-    manifest = json.loads((result.out / "manifest.json").read_text(encoding="utf-8"))
+    assert not {"fidelity", "replay", "utility"} & set(public["evidence"]) and "seconds" not in public["release"]
+    assert verify_manifest(result.publish) == [] and verify_manifest(result.internal) == []
+    manifest = json.loads((result.publish / "manifest.json").read_text(encoding="utf-8"))
     assert set(manifest["artifacts"]) == {"synthetic.csv", "report.json", "report.html"}
-    assert manifest["ledger_entry_id"] == report["ledger"]["entry_id"]
-    assert "RELEASED" in (result.out / "report.html").read_text(encoding="utf-8").upper()
-    assert len(pd.read_csv(result.out / "synthetic.csv")) == 400
+    assert manifest["scope"] == "publishable" and manifest["internal"]["publish"] is False
+    assert manifest["ledger_entry_ids"] == report["ledger"]["entry_ids"]
+    assert manifest["decision_privacy"] == "dp" and "differentially private" in manifest["decision_statement"]
+    assert "RELEASED" in (result.publish / "report.html").read_text(encoding="utf-8").upper()
+    assert len(pd.read_csv(result.publish / "synthetic.csv")) == report["release"]["rows"]
+    assert report["release"]["rows_source"] == "dp_estimate"
     _no_real_row(result.out)
-    (result.out / "report.json").write_text("{}", encoding="utf-8")
-    assert verify_manifest(result.out) == ["report.json: SHA-256 differs from the manifest"]
+    (result.publish / "report.json").write_text("{}", encoding="utf-8")
+    assert verify_manifest(result.publish) == ["report.json: SHA-256 differs from the manifest"]
+    assert verify_manifest(result.internal) == ["../publish/report.json: SHA-256 differs from the manifest"]
 
 
 def test_overdraft_is_refused_with_exit_3_and_nothing_charged(env):
@@ -172,8 +188,8 @@ def test_overdraft_is_refused_with_exit_3_and_nothing_charged(env):
     assert result.status == "refused" and result.exit_code == 3
     assert result.reasons[0].startswith("budget.ledger") and "exceed" in result.reasons[0]
     assert env.releases() == 0
-    assert _files(result.out) == {"report.json", "report.html", "manifest.json"}
-    report = json.loads((result.out / "report.json").read_text(encoding="utf-8"))
+    assert _files(result.publish) == {"report.json", "report.html", "manifest.json"}
+    report = json.loads((result.publish / "report.json").read_text(encoding="utf-8"))
     assert report_problems(report) == [] and report["ledger"]["after"] is None
     assert _check(result, "audit.violation")["status"] == "not_run"
 
@@ -182,7 +198,7 @@ def test_epsilon_above_the_policy_cap_is_blocked_before_anything_is_charged(env)
     result = env.run(epsilon=1.5, policy=env.policy(privacy={"max_epsilon": 1.0}))
     assert result.status == "blocked" and result.exit_code == 1
     assert [r.split(":")[0] for r in result.reasons] == ["privacy.epsilon"]
-    assert env.releases() == 0 and "synthetic.csv" not in _files(result.out)
+    assert env.releases() == 0 and "synthetic.csv" not in _files(result.publish)
 
 
 def test_seeded_noise_is_blocked_when_the_policy_requires_secure_noise(env):
@@ -208,12 +224,12 @@ def test_a_broken_synthesizer_is_blocked_by_the_audit(env):
     """CopiesRows spends its budget honestly but samples its training rows: the black-box audit
     refutes ε = 0.1 and the release is blocked as an implementation defect."""
     policy = env.policy(audit={"fits_per_world": 8, "attacks": ["counting"]}, replay=None, pii=None, fidelity=None)
-    result = env.run(synthesizer="broken_synths:CopiesRows", epsilon=0.1, policy=policy)
+    result = env.run(synthesizer="broken_synths:CopiesRows", epsilon=0.1, policy=policy, rows=400)
     assert result.status == "blocked" and result.exit_code == 1
     check = _check(result, "audit.violation")
     assert check["status"] == "fail" and check["value"] > 0.1
     assert [r.split(":")[0] for r in result.reasons] == ["audit.violation"]
-    assert "synthetic.csv" not in _files(result.out)
+    assert "synthetic.csv" not in _files(result.publish)
     assert env.releases() == 1  # the fit ran and spent: a reservation is final
     _no_real_row(result.out)
 
@@ -228,12 +244,21 @@ def test_an_audit_too_small_to_refute_the_claim_blocks_when_the_policy_requires_
 
 
 def test_replayed_rows_are_blocked(env):
-    result = env.run(synthesizer="broken_synths:CopiesRows", policy=env.policy(audit=None, pii=None, fidelity=None))
+    """The DP form of the copy check (noisy counts at the test policy's ρ) blocks a generator that
+    returns its training rows; so does the exact check under the named opt-in."""
+    result = env.run(synthesizer="broken_synths:CopiesRows", policy=env.policy(audit=None, pii=None, fidelity=None),
+                     rows=400)
     assert result.status == "blocked"
     check = _check(result, "replay.exact_rows")
     # every synthetic row is a real one; the reference is the 80% of real rows outside the baseline
+    assert check["status"] == "fail" and check["reads"] == "private_dp"
+    assert check["value"] > 0.5 and check["threshold"] < 0.3
+    exact = env.run(synthesizer="broken_synths:CopiesRows", rows=400, out="exact", policy=env.policy(
+        "exact", audit=None, pii=None, fidelity=None, decision={"private_checks": "without_privacy"}))
+    check = _check(exact, "replay.exact_rows")
     assert check["status"] == "fail" and check["value"] >= 0.75 and check["threshold"] < 0.05
-    assert "synthetic.csv" not in _files(result.out)
+    assert check["reads"] == "private_not_dp" and exact.report["decision"]["privacy"] == "not_dp"
+    assert "synthetic.csv" not in _files(result.publish)
     _no_real_row(result.out)
 
 
@@ -242,8 +267,9 @@ def test_injected_pii_is_blocked_and_reported_masked(env):
     assert result.status == "blocked"
     check = _check(result, "pii.forbidden")
     assert check["status"] == "fail" and check["value"] == ["EMAIL_ADDRESS"]
-    text = (result.out / "report.json").read_text(encoding="utf-8") + (result.out / "report.html").read_text("utf-8")
-    assert "customer1@example.com" not in text and "@example.com" not in text
+    for folder in (result.publish, result.internal):
+        text = (folder / "report.json").read_text(encoding="utf-8") + (folder / "report.html").read_text("utf-8")
+        assert "customer1@example.com" not in text and "@example.com" not in text
 
 
 def test_a_quality_floor_blocks(env):
@@ -259,7 +285,7 @@ def test_a_check_that_cannot_run_blocks(env, monkeypatch):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(dpsynth.pii.replay, "replay_check", broken)
-    result = env.run(policy=env.policy(audit=None))
+    result = env.run(policy=env.policy(audit=None, decision={"private_checks": "without_privacy"}))
     assert result.status == "blocked"
     check = _check(result, "replay.exact_rows")
     assert check["status"] == "error" and "disk on fire" in check["detail"]
@@ -308,7 +334,7 @@ def test_cli_exit_codes_and_json(env, capsys):
     assert main(base + ["--epsilon", "1", "--policy", policy, "--out", str(env.root / "a")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "released" and out["ledger_entry"] is not None
-    assert "synthetic.csv" in out["artifacts"]
+    assert "synthetic.csv" in out["artifacts"] and out["decision_privacy"] == "dp"
     strict = str(env.policy("capped", audit=None, privacy={"max_epsilon": 0.5}))
     assert main(base + ["--epsilon", "1", "--policy", strict, "--out", str(env.root / "b")]) == 1
     assert json.loads(capsys.readouterr().out)["status"] == "blocked"
