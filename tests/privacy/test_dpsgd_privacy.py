@@ -213,3 +213,66 @@ def test_ledger_composes_dp_sgd_with_zcdp_releases(small_schema, small_data, tmp
     with pytest.raises(BudgetExceededError, match="exceeds the remaining"):
         DPVAE(epsilon=3.0, delta=1e-6, **FAST_VAE).fit(small_data, schema=small_schema, ledger=ledger, dataset="d")
     assert len(ledger.statement("d").reservations) == 2
+
+
+# -- the noisy row count (issue 15: no private count in a released artifact) -----------------------
+
+FAST_CTGAN = {"sample_rate": 0.1, "epochs": 1, "embedding_dim": 8, "generator_dims": (16,),
+              "discriminator_dims": (16,), "generator_batch_size": 32, "device": "cpu"}
+
+
+@pytest.mark.parametrize("cls,extra", [(DPVAE, FAST_VAE), (DPCTGAN, FAST_CTGAN),
+                                       (DPCTGAN, {**FAST_CTGAN, "conditional": "dp_frequencies"})])
+def test_plan_holds_a_noisy_row_count_and_still_fits_the_target(cls, extra, small_schema):
+    """The plan's first event is the row count (discrete Gaussian, L2 sensitivity 1, count_split
+    of ρ, σ of tens of rows at ε = 1), and σ of DP-SGD is calibrated for what it leaves: the whole
+    plan, composed as the ledger composes it (RDP curve + ρα), converts to at most ε at δ.
+    Deterministic."""
+    from dpsynth.privacy.accounting import composed_epsilon
+    from dpsynth.privacy.events import total_rdp, total_rho
+
+    synth = cls(epsilon=1.0, delta=1e-6, **extra)
+    events = synth.plan(small_schema)
+    count = events[0]
+    assert (count.kind, count.label, count.l2_sensitivity) == ("gaussian", "row_count", 1)
+    rho = ApproxDP(1.0, 1e-6).to_zcdp().rho
+    assert count.rho == pytest.approx(synth.count_split * rho, rel=1e-8) and count.rho <= synth.count_split * rho
+    assert 10.0 <= count.scale <= 100.0  # tens of rows at ε = 1 (default count_split 0.01: σ ≈ 45)
+    assert [e.kind for e in events].count("subsampled_gaussian") == 1 and events[-1].kind == "subsampled_gaussian"
+    rdp = total_rdp(events)
+    assert composed_epsilon(total_rho(events), rdp.orders, rdp.epsilons, 1e-6) <= 1.0
+    cal = synth._plan(small_schema).calibration
+    alone = accounting.calibrate(epsilon=1.0, delta=1e-6, sample_rate=cal.sample_rate, steps=cal.steps)
+    assert cal.rho_other == pytest.approx(total_rho(events), rel=1e-12)
+    assert cal.noise_multiplier_rdp > alone.noise_multiplier_rdp  # the count's ρ is paid for by DP-SGD
+    assert cal.noise_multiplier >= alone.noise_multiplier and cal.epsilon_reserved <= 1.0
+
+
+@pytest.mark.parametrize("cls,extra", [(DPVAE, FAST_VAE), (DPCTGAN, {**FAST_CTGAN, "conditional": "dp_frequencies"})])
+def test_total_estimate_is_the_noisy_count_of_the_rows(cls, extra, small_schema, small_data):
+    """``total_estimate_`` is n plus the fit's discrete Gaussian draw (seeded noise: the first
+    draw of SeededNoise(seed)), spent through the fit's odometer as the plan's first event; it is
+    not n. Deterministic (seeded)."""
+    from dpsynth.mechanisms import SeededNoise
+
+    synth = cls(epsilon=1.0, delta=1e-6, insecure_seed=5, **extra)
+    scale = synth.plan(small_schema)[0].scale
+    draw = int(SeededNoise(5, _warn=False).discrete_gaussian(np.zeros(1, dtype=np.int64), scale)[0])
+    assert draw != 0
+    synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    assert isinstance(synth.total_estimate_, float)
+    assert synth.total_estimate_ == float(len(small_data) + draw) != float(len(small_data))
+    assert synth.privacy_events_[0].label == "row_count"
+    assert synth.privacy_statement()["epsilon_rdp"] <= 1.0
+
+
+def test_total_estimate_is_at_least_one(small_schema, small_data):
+    """A noisy count below 1 is reported as 1 (post-processing). Deterministic (seeded; seed 0
+    draws -788 at this σ of about 1,400 rows)."""
+    from dpsynth.mechanisms import SeededNoise
+
+    synth = DPVAE(epsilon=1.0, delta=1e-6, insecure_seed=0, count_split=1e-5, **{**FAST_VAE, "sample_rate": 0.5})
+    scale = synth.plan(small_schema)[0].scale
+    draw = int(SeededNoise(0, _warn=False).discrete_gaussian(np.zeros(1, dtype=np.int64), scale)[0])
+    synth.fit(small_data.iloc[:10], schema=small_schema, ledger=UNTRACKED)
+    assert 10 + draw < 1 and synth.total_estimate_ == 1.0

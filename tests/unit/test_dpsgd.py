@@ -82,6 +82,10 @@ def test_transformer_refuses_what_it_cannot_model():
     ({"conditional": "exact"}, "conditional ('exact') must be one of: uniform, dp_frequencies"),
     ({"condition_on": "all"}, "condition_on ('all') must be one of: categorical, codes"),
     ({"generator_steps": 0}, "generator_steps"),
+    ({"count_split": 0}, "count_split (0) must be a finite number > 0"),
+    ({"count_split": 1.0}, "count_split (1.0) must be in (0, 1)"),
+    ({"count_split": 0.6, "conditional": "dp_frequencies", "split_frequencies": 0.5},
+     "leaves nothing for DP-SGD"),
 ])
 def test_bad_parameters(params, message, small_schema, small_data):
     with pytest.raises(ParameterError) as err:
@@ -159,7 +163,8 @@ def test_dp_frequencies_are_charged_and_used(small_schema, small_data):
     synth = DPCTGAN(epsilon=1.0, delta=1e-6, sample_rate=0.1, epochs=1, embedding_dim=8, device="cpu",
                     conditional="dp_frequencies", insecure_seed=4)
     events = synth.plan(small_schema)
-    assert [e.kind for e in events] == ["gaussian", "gaussian", "subsampled_gaussian"]
+    assert [e.kind for e in events] == ["gaussian", "gaussian", "gaussian", "subsampled_gaussian"]
+    assert [e.label for e in events][:3] == ["row_count", "cond_frequency", "cond_frequency"]
     synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
     assert synth.condition_frequencies_ is not None and len(synth.condition_frequencies_) == 2
     assert synth.privacy_statement()["epsilon_rdp"] <= 1.0
@@ -173,7 +178,7 @@ def test_conditions_on_binned_numeric_codes_are_charged_per_block(small_schema, 
     t = common.TableTransformer(small_schema, max_levels=1000, synthesizer="dpctgan")
     assert len(t.code_spans) > len(t.categorical_spans)
     events = synth.plan(small_schema)
-    assert [e.kind for e in events] == ["gaussian"] * len(t.code_spans) + ["subsampled_gaussian"]
+    assert [e.kind for e in events] == ["gaussian"] * (1 + len(t.code_spans)) + ["subsampled_gaussian"]
     synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
     assert len(synth.condition_frequencies_) == len(synth.condition_spans_) == len(t.code_spans)
     assert synth.privacy_statement()["epsilon_rdp"] <= 1.0
@@ -189,9 +194,11 @@ def test_demo_releases_a_dp_sgd_generator_through_the_gate(tmp_path, monkeypatch
              "decompress_dims": [16], "device": "cpu"}
     monkeypatch.setitem(demo.DEMO_PARAMS, "dpvae", quick)
     assert main(["demo", "--out", str(tmp_path), "--synthesizer", "dpvae", "--policy", "permissive"]) == 0
-    report = json.loads((tmp_path / "release" / "report.json").read_text())
+    report = json.loads((tmp_path / "release" / "publish" / "report.json").read_text())
     assert report["decision"]["status"] == "released" and report["release"]["synthesizer"] == "dpvae"
-    assert report["release"]["rows"] == 32561 and report["release"]["secure_noise"] is False
+    # the row count released is the fit's noisy count (σ ≈ 57 rows at ε = 1, δ = 1e-9), not the private 32,561
+    assert report["release"]["rows_source"] == "dp_estimate" and abs(report["release"]["rows"] - 32561) < 1000
+    assert report["release"]["secure_noise"] is False
     assert report["evidence"]["audit"]["method"] == "blackbox_membership_inference"
     assert "RELEASED" in capsys.readouterr().out
 
@@ -203,7 +210,7 @@ def test_the_default_policy_blocks_a_dp_sgd_demo_without_secure_noise_and_charge
     if secure_rng_available():
         pytest.skip("torchcsprng is installed: secure noise is available")
     assert main(["demo", "--out", str(tmp_path), "--synthesizer", "dpctgan"]) == 1
-    report = json.loads((tmp_path / "release" / "report.json").read_text())
+    report = json.loads((tmp_path / "release" / "publish" / "report.json").read_text())
     assert [r.split(":")[0] for r in report["decision"]["reasons"]] == ["privacy.secure_noise"]
     assert Ledger(f"sqlite:///{tmp_path / 'ledger.db'}").statement("adult").to_dict()["releases"] == 0
     assert "BLOCKED" in capsys.readouterr().out

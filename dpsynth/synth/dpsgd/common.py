@@ -4,15 +4,19 @@ and the estimator plumbing (plan, reservation, post-training accounting).
 Privacy road of a fit (see ``docs/dpsgd.md``):
 
 1. ``plan(schema)`` (public information only): the sample rate q, the planned steps
-   T = ⌈epochs / q⌉, the noise multiplier σ calibrated for the target (ε, δ) (PRV, with the RDP
-   curve that the ledger reserves fitting the target too; :mod:`.accounting`), and any zCDP
-   events (DP frequencies of the conditional vectors).
+   T = ⌈epochs / q⌉, the zCDP events (the noisy row count, ``count_split`` of ρ; DP frequencies
+   of the conditional vectors), and the noise multiplier σ calibrated for the target (ε, δ)
+   given them (PRV, with the RDP curve that the ledger reserves, composed with the zCDP events,
+   fitting the target too; :mod:`.accounting`).
 2. ``fit``: the data is checked against the schema, the whole plan is reserved in the ledger,
-   and only then is the table transformed (with public bounds and levels only) and trained on:
+   and only then is the row count measured with discrete Gaussian noise (``total_estimate_``)
+   and the table transformed (with public bounds and levels only) and trained on:
    Poisson batches (Opacus ``DPDataLoader``), per-sample gradients clipped to ``max_grad_norm``
    (Opacus ``GradSampleModule``), Gaussian noise σ·C on their sum (Opacus ``DPOptimizer``).
    The DP-SGD event is spent from the reservation before the first step, and the loop cannot
-   take more than T steps.
+   take more than T steps. A step's model randomness (latent codes, conditional vectors, fakes)
+   is drawn in fixed-size blocks from per-step seeds (:func:`blocked`, :func:`step_seeds`), so
+   adding a row to a batch adds one per-sample term and changes no other.
 3. After training, Opacus's own ε for the steps actually taken (fresh RDP and PRV accountants)
    is checked against the reserved curve and recorded in the ledger's completion entry.
 
@@ -29,7 +33,7 @@ import math
 import secrets
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,6 +42,7 @@ import pandas as pd
 
 from dpsynth import _validation as check
 from dpsynth.exceptions import InsecureNoiseWarning, ParameterError, PrivacyAccountingError, SchemaError
+from dpsynth.mechanisms import GaussianCounts
 from dpsynth.privacy.accounting import composed_epsilon
 from dpsynth.privacy.events import PrivacyEvent, total_rdp, total_rho
 from dpsynth.privacy.odometer import Odometer
@@ -53,6 +58,8 @@ if TYPE_CHECKING:
 
 #: Used when neither ``sample_rate`` nor ``batch_size`` is given.
 DEFAULT_SAMPLE_RATE = 0.01
+#: Default share of ρ = approx_dp_to_rho(ε, δ) for the noisy row count (σ ≈ 45 rows at ε = 1, δ = 1e-6).
+DEFAULT_COUNT_SPLIT = 0.01
 SUPPORTED_KINDS = ("categorical", "integer", "continuous", "datetime")
 
 
@@ -288,6 +295,49 @@ def latent_noise(shape: tuple[int, ...], generator: torch.Generator, device: tor
     import torch
 
     return torch.randn(shape, generator=generator, device=device)
+
+
+#: Rows per block of a DP step's model randomness (latent codes, conditional vectors, fakes): a
+#: public constant, a multiple of 16 (torch's vectorised normal sampler works in chunks of 16).
+RANDOM_BLOCK_ROWS = 256
+
+
+def blocked(n: int, draw: Callable[[int], Any]) -> list[Any]:
+    """``draw(RANDOM_BLOCK_ROWS)`` for ⌈n / RANDOM_BLOCK_ROWS⌉ blocks (at least one), in order.
+
+    The randomness a DP step needs for its first k row slots is then the same whatever the
+    private batch size n > k: every draw has a public, fixed size (a single draw of size n
+    would not do: torch's normal sampler, for one, redraws the tail of a tensor whose size is
+    not a multiple of 16, and a multinomial draw changes method with its size). The caller
+    keeps the first n rows of the concatenated blocks.
+
+    Privacy: none by itself; it is what makes the coupling of neighbouring batches (row slots
+    1..n identical, one slot added) hold exactly, see ``docs/dpsgd.md``.
+    """
+    blocks = max(1, -(-int(n) // RANDOM_BLOCK_ROWS))
+    return [draw(RANDOM_BLOCK_ROWS) for _ in range(blocks)]
+
+
+def step_seeds(generator: torch.Generator, count: int) -> list[int]:
+    """``count`` seeds for one DP step's model randomness, drawn from the fit's model generator.
+
+    A step draws a fixed number of seeds, whatever its batch size, so the model generator's
+    stream (and everything drawn from it later: the generator steps of DP-CTGAN, the next
+    steps) never depends on a private batch size. Privacy: model randomness, not privacy noise.
+    """
+    import torch
+
+    return [int(s) for s in torch.randint(0, 2**62, (count,), generator=generator, device=generator.device).tolist()]
+
+
+def seeded_generator(seed: int, device: Any) -> torch.Generator:
+    """A fresh torch generator on ``device`` seeded with ``seed`` (see :func:`step_seeds`).
+
+    Privacy: model randomness, not privacy noise (never a DP-SGD noise generator).
+    """
+    import torch
+
+    return torch.Generator(device=device).manual_seed(int(seed))
 
 
 @dataclass
@@ -605,14 +655,21 @@ def poisson_batches(loader: Any, budget: StepBudget) -> Iterator[torch.Tensor]:
 
 @dataclass(frozen=True)
 class DPSGDPlan:
+    """A fit's plan (public information only): the transformer, q, T, σ and the zCDP events.
+
+    Privacy: :meth:`events` is what the ledger reserves: the noisy row count, the model's other
+    zCDP events (DP frequencies), then the DP-SGD run, in the order the fit spends them.
+    """
+
     transformer: TableTransformer
     sample_rate: float
     steps: int
     calibration: accounting.Calibration
     zcdp_events: tuple[PrivacyEvent, ...]
+    count: GaussianCounts  # the noisy row count (``total_estimate_``), L2 sensitivity 1
 
     def events(self) -> list[PrivacyEvent]:
-        return [*self.zcdp_events, self.calibration.event]
+        return [self.count.event, *self.zcdp_events, self.calibration.event]
 
 
 class DPSGDSynthesizer(Synthesizer):
@@ -644,7 +701,14 @@ class DPSGDSynthesizer(Synthesizer):
         numeric_encoding: ``bins`` (default: a numeric column is one-hot over its public bins plus
             the position inside the bin) or ``scaled`` (the value scaled with the bounds); see
             :class:`TableTransformer`. Public either way.
+        count_split: share of ρ = approx_dp_to_rho(ε, δ) for the noisy row count (exact discrete
+            Gaussian, L2 sensitivity 1), the DP estimate ``total_estimate_`` a release samples
+            when it is given no public row count. Default 0.01: σ ≈ 45 rows at ε = 1, δ = 1e-6.
+            σ of DP-SGD is calibrated for what the count (and any other zCDP event) leaves.
         insecure_seed: seed every generator (INSECURE, tests only; warns and is recorded).
+
+    Privacy: a fit spends its plan: the noisy count, the model's zCDP events, and the DP-SGD run,
+    composed (the run's RDP curve plus ρα) to at most the (ε, δ) target.
     """
 
     uses_bins: ClassVar[bool] = False
@@ -655,8 +719,10 @@ class DPSGDSynthesizer(Synthesizer):
         self, *, epsilon: float, delta: float, epochs: float, sample_rate: float | None, batch_size: int | None,
         rows: int | None, max_grad_norm: float, max_noise_multiplier: float, device: str, secure_mode: bool | None,
         max_levels: int, insecure_seed: int | None, clipping: str = "fused", numeric_encoding: str = "bins",
+        count_split: float = DEFAULT_COUNT_SPLIT,
     ):
         super().__init__(epsilon=epsilon, delta=delta, insecure_seed=insecure_seed)
+        self.count_split = count_split
         self.epochs = epochs
         self.sample_rate = sample_rate
         self.batch_size = batch_size
@@ -707,6 +773,15 @@ class DPSGDSynthesizer(Synthesizer):
             raise ParameterError(f"device ({self.device!r}) must be 'auto', 'cpu' or 'cuda'")
         if self.clipping not in CLIPPING:
             raise ParameterError(f"clipping ({self.clipping!r}) must be one of: {', '.join(CLIPPING)}")
+        if check.positive_finite("count_split", self.count_split) >= 1.0:
+            raise ParameterError(f"count_split ({self.count_split!r}) must be in (0, 1)")
+
+    def _count_mechanism(self) -> GaussianCounts:
+        """The noisy row count: ``count_split`` of ρ, L2 sensitivity 1 (one row moves the count by 1).
+
+        Privacy: (count_split · ρ)-zCDP, exact discrete Gaussian (:class:`~dpsynth.mechanisms.GaussianCounts`).
+        """
+        return GaussianCounts.for_rho(self.zcdp_budget().rho * float(self.count_split), label="row_count")
 
     def _zcdp_events(self, transformer: TableTransformer) -> tuple[PrivacyEvent, ...]:
         """zCDP events besides DP-SGD (none by default)."""
@@ -724,12 +799,22 @@ class DPSGDSynthesizer(Synthesizer):
         transformer = TableTransformer(schema, max_levels=int(self.max_levels), synthesizer=self.name,
                                        numeric=str(self.numeric_encoding))
         steps = accounting.steps_for(float(self.epochs), q)
+        count = self._count_mechanism()
         zcdp = self._zcdp_events(transformer)
+        rho_other = total_rho([count.event, *zcdp])
+        rho = self.zcdp_budget().rho
+        if rho_other >= rho:
+            raise ParameterError(
+                f"count_split ({self.count_split!r}) and the model's other zCDP shares take {rho_other / rho:.4g} of "
+                "rho in all, which leaves nothing for DP-SGD; their sum must be below 1"
+            )
+        # σ is calibrated so that the DP-SGD curve composed with the count's (and the other
+        # events') ρα, as the ledger composes them, converts to at most (ε, δ).
         calibration = accounting.calibrate(
-            epsilon=budget.epsilon, delta=budget.delta, sample_rate=q, steps=steps, rho_other=total_rho(list(zcdp)),
+            epsilon=budget.epsilon, delta=budget.delta, sample_rate=q, steps=steps, rho_other=rho_other,
             max_noise_multiplier=float(self.max_noise_multiplier),
         )
-        return DPSGDPlan(transformer, q, steps, calibration, zcdp)
+        return DPSGDPlan(transformer, q, steps, calibration, zcdp, count)
 
     def plan(self, schema: Schema) -> list[PrivacyEvent]:
         return self._plan(schema).events()
@@ -751,6 +836,7 @@ class DPSGDSynthesizer(Synthesizer):
         start = time.perf_counter()
         plan = self._plan(schema)
         device = resolve_device(self.device)
+        self.total_estimate_ = self._noisy_count(plan, len(codes), odometer, noise)
         randomness = make_randomness(device, insecure_seed=self.insecure_seed, secure_mode=self.secure_mode)
         matrix = torch.from_numpy(plan.transformer.transform(data, codes)).to(device)
         timings: dict[str, float] = {"prepare": round(time.perf_counter() - start, 4)}
@@ -764,6 +850,16 @@ class DPSGDSynthesizer(Synthesizer):
         timings["train"] = round(time.perf_counter() - start - timings["prepare"], 4)
         timings["train_cpu"] = round(time.process_time() - cpu, 4)  # this process, all threads
         self._after_training(plan, budget, odometer, randomness, device, timings)
+
+    @staticmethod
+    def _noisy_count(plan: DPSGDPlan, rows: int, odometer: Odometer, noise: NoiseSource) -> float:
+        """The DP estimate of the number of rows measured (at least 1), for ``total_estimate_``.
+
+        Privacy: spends the plan's ``row_count`` event (discrete Gaussian, L2 sensitivity 1)
+        through ``odometer``, drawn from the fit's noise source; the float is post-processing.
+        """
+        noisy = plan.count(np.asarray([rows], dtype=np.int64), noise=noise, odometer=odometer)
+        return max(1.0, float(noisy[0]))
 
     def _spend_dp_sgd(self, plan: DPSGDPlan, odometer: Odometer) -> None:
         """Spend the DP-SGD event from the reservation: called right before the first step."""

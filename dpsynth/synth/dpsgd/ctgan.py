@@ -13,16 +13,26 @@ How it differs from CTGAN, for privacy:
   (``conditional="dp_frequencies"``) — never from exact counts.
 * The discriminator's per-sample unit is a (real row, fake row) pair: its loss on a pair is
   BCE(D(real), 1) + BCE(D(fake), 0), clipped as one per-sample gradient. Adding or removing a row
-  adds or removes one pair, so the clipped sum moves by at most C; the fakes are generated
-  independently of the data. One DP step per iteration (Opacus's GAN example takes two).
-* The discriminator has no batch normalisation (per-sample gradients need it); the generator
-  keeps CTGAN's residual blocks with batch normalisation (it never touches data). The loss is the
-  non-saturating GAN loss (WGAN-GP's gradient penalty needs double backward through per-sample
-  hooks); ``pac`` is 1 (packing several real rows into one sample would let one row move several
-  packs when the rows shift).
+  adds or removes one pair and changes no other, so the clipped sum moves by at most C. For that
+  the fake (and the real row's conditional vector) of pair i must not depend on the batch size
+  n: a step's fakes are drawn in fixed-size public blocks (:func:`~.common.blocked`) from
+  per-step seeds (:func:`~.common.step_seeds`, a fixed number per step), each fake a function of
+  its own latent code and conditional vector and of a public reference block of
+  :data:`REFERENCE_ROWS` fakes drawn first, whose BatchNorm statistics normalise every fake of the
+  step (virtual batch normalisation; before, BatchNorm normalised the fakes with statistics of a
+  batch of n fakes and folded them into the running statistics the released generator keeps, which
+  are now updated by generator steps only, at the public ``generator_batch_size``); the Gumbel and
+  dropout draws of the step come from the global generator reseeded per step. One DP step per
+  iteration (Opacus's GAN example takes two).
+* The discriminator has no batch normalisation (per-sample gradients need it). The loss is the
+  non-saturating GAN loss (WGAN-GP's gradient penalty mixes real and fake rows and needs double
+  backward through per-sample hooks); ``pac`` is 1 (packing several real rows into one sample
+  would let one row move several packs when the rows shift). Losses are sums, never means over
+  the private batch.
 
-Privacy: the planned Poisson-subsampled Gaussian steps (RDP curve reserved in the ledger), plus
-ρ for the DP frequencies when asked for; the generator and sampling are post-processing.
+Privacy: the noisy row count and the planned Poisson-subsampled Gaussian steps (RDP curve reserved
+in the ledger), plus ρ for the DP frequencies when asked for; the generator and sampling are
+post-processing.
 """
 
 from __future__ import annotations
@@ -39,15 +49,19 @@ from dpsynth.privacy.events import PrivacyEvent
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.synth.base import register
 from dpsynth.synth.dpsgd.common import (
+    DEFAULT_COUNT_SPLIT,
     DPSGDPlan,
     DPSGDSynthesizer,
     Randomness,
     StepBudget,
     TableTransformer,
+    blocked,
     dp_backward,
     latent_noise,
     poisson_batches,
     private_parts,
+    seeded_generator,
+    step_seeds,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +70,9 @@ if TYPE_CHECKING:
     from dpsynth.mechanisms import NoiseSource
 
 CONDITIONAL = ("uniform", "dp_frequencies")
+#: Fakes in the public reference block whose BatchNorm statistics normalise a discriminator
+#: step's fakes (fixed: never the private batch size).
+REFERENCE_ROWS = 256
 CONDITION_ON = ("categorical", "codes")
 
 
@@ -63,11 +80,35 @@ def _build_networks(data_dim: int, cond_dim: int, embedding_dim: int, generator_
                     discriminator_dims: tuple[int, ...]) -> tuple[Any, Any]:
     from torch import nn
 
+    class ReferenceBatchNorm(nn.BatchNorm1d):
+        """BatchNorm whose statistics, while ``reference`` > 0, come from the first ``reference``
+        rows of its input only (a fixed-size public block of fakes, as in virtual batch
+        normalisation) and are applied to every row, without touching the running statistics.
+
+        In a discriminator step the generator runs in that mode (:data:`REFERENCE_ROWS`), so a
+        fake depends on its own latent code and conditional vector and on the step's reference
+        block, never on how many fakes the step needs (n, the private batch size). Otherwise it
+        is CTGAN's BatchNorm: train mode in generator steps (a batch of the public
+        ``generator_batch_size``; the only updates of the running statistics), eval mode for
+        sampling (the running statistics).
+        """
+
+        reference: int = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            from torch.nn import functional as F
+
+            if not (self.training and self.reference):
+                return super().forward(x)
+            ref = x[:self.reference]
+            return F.batch_norm(x, ref.mean(0), ref.var(0, unbiased=False), self.weight, self.bias, training=False,
+                                momentum=0.0, eps=self.eps)
+
     class Residual(nn.Module):
         def __init__(self, i: int, o: int):
             super().__init__()
             self.fc = nn.Linear(i, o)
-            self.bn = nn.BatchNorm1d(o)
+            self.bn = ReferenceBatchNorm(o)
             self.relu = nn.ReLU()
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,6 +131,12 @@ def _build_networks(data_dim: int, cond_dim: int, embedding_dim: int, generator_
             import torch
 
             return self.seq(torch.cat([z, cond], dim=1))
+
+        def set_reference(self, rows: int) -> None:
+            """Normalise with the statistics of the first ``rows`` input rows (0: plain BatchNorm)."""
+            for module in self.modules():
+                if isinstance(module, ReferenceBatchNorm):
+                    module.reference = int(rows)
 
     class Discriminator(nn.Module):
         """An MLP on the last dimension: (B, k, d) → (B, k) logits (k = 2 for a real/fake pair)."""
@@ -145,14 +192,19 @@ class _Conditions:
         return cond, chosen, values
 
     def of_rows(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Each real row's cond vector: its own value in one categorical column chosen uniformly."""
+        """Each real row's cond vector: its own value in one categorical column chosen uniformly.
+
+        The choices are drawn in fixed-size blocks (:func:`~.common.blocked`): row i's choice
+        does not depend on how many rows the batch has. Privacy: a function of row i alone
+        (and public randomness), inside its own per-sample gradient.
+        """
         import torch
 
         n = rows.shape[0]
         cond = torch.zeros((n, self.dim), device=self.device)
         if not self.spans or n == 0:
             return cond
-        chosen = self._chosen(n, generator)
+        chosen = torch.cat(blocked(n, lambda size: self._chosen(size, generator)))[:n]
         mask = torch.zeros((n, self.dim), device=self.device)
         for k, (offset, span) in enumerate(zip(self.offsets, self.spans, strict=True)):
             mask[:, offset:offset + span.width] = (chosen == k).unsqueeze(1).float()
@@ -204,9 +256,16 @@ class DPCTGAN(DPSGDSynthesizer):
         generator_batch_size: rows per generator step (no data involved).
         generator_steps: generator steps after each discriminator (DP) step; they read no data,
             so they cost no budget.
+        count_split: share of ρ for the noisy row count (``total_estimate_``); see
+            :class:`~.common.DPSGDSynthesizer`.
 
-    Privacy: DP-SGD on the discriminator for the planned steps (and ρ for the DP frequencies);
-    the generator, its conditional vectors and sampling are post-processing.
+    After ``fit``: ``generator_`` (kept for sampling), ``total_estimate_`` (the noisy row count,
+    at least 1), ``losses_`` (every 50 steps: the discriminator's loss on the generator's fakes
+    and the generator's loss, both post-processing; the discriminator's loss on real rows is a
+    statistic of the private data without noise and is not kept).
+
+    Privacy: the noisy row count, DP-SGD on the discriminator for the planned steps (and ρ for
+    the DP frequencies); the generator, its conditional vectors and sampling are post-processing.
     """
 
     name = "dpctgan"
@@ -220,12 +279,12 @@ class DPCTGAN(DPSGDSynthesizer):
         discriminator_dims: tuple[int, ...] = (256, 256), generator_lr: float = 2e-4,
         discriminator_lr: float = 2e-4, weight_decay: float = 1e-6, generator_batch_size: int = 500,
         clipping: str = "fused", numeric_encoding: str = "bins", insecure_seed: int | None = None,
-        generator_steps: int = 1, condition_on: str = "categorical",
+        generator_steps: int = 1, condition_on: str = "categorical", count_split: float = DEFAULT_COUNT_SPLIT,
     ):
         super().__init__(epsilon=epsilon, delta=delta, epochs=epochs, sample_rate=sample_rate, batch_size=batch_size,
                          rows=rows, max_grad_norm=max_grad_norm, max_noise_multiplier=max_noise_multiplier,
                          device=device, secure_mode=secure_mode, max_levels=max_levels, insecure_seed=insecure_seed,
-                         clipping=clipping, numeric_encoding=numeric_encoding)
+                         clipping=clipping, numeric_encoding=numeric_encoding, count_split=count_split)
         self.conditional = conditional
         self.split_frequencies = split_frequencies
         self.embedding_dim = embedding_dim
@@ -326,18 +385,44 @@ class DPCTGAN(DPSGDSynthesizer):
             raw = generator(latent_noise((n, embedding), gen, device), cond)
             return raw, cond, chosen, values
 
+        def step_fakes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """The n fakes (activated, with their cond vectors) paired with a step's real rows:
+            a public reference block of REFERENCE_ROWS fakes (whose BatchNorm statistics normalise
+            all of them), then fixed-size public blocks, the first n kept, all from a per-step
+            generator. Fake i is the same for every n > i (the Gumbel draws come from the global
+            generator, reseeded by the caller)."""
+            local = seeded_generator(seed, device)
+
+            def draw(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+                cond, _, _ = conditions.sample(size, local)
+                return latent_noise((size, embedding), local, device), cond
+
+            z_ref, cond_ref = draw(REFERENCE_ROWS)
+            parts = []
+            generator.set_reference(REFERENCE_ROWS)
+            try:
+                for z, cond in blocked(n, draw):  # each block with the reference: same shapes, same values
+                    raw = generator(torch.cat([z_ref, z]), torch.cat([cond_ref, cond]))[REFERENCE_ROWS:]
+                    parts.append((_activate(raw, transformer, gumbel=True), cond))
+            finally:
+                generator.set_reference(0)
+            return torch.cat([f for f, _ in parts])[:n], torch.cat([c for _, c in parts])[:n]
+
+        loss_fake = torch.zeros((), device=device)
         self._spend_dp_sgd(plan, odometer)  # the reservation is spent from here on
         for batch in poisson_batches(loader, budget):
             real = batch.to(device)
             n = real.shape[0]
             # -- discriminator: one DP-SGD step on (real, fake) pairs ------------------------------
+            # A fixed number of seeds per step, whatever n: nothing drawn later depends on n.
+            fake_seed, real_seed, gumbel_seed, dropout_seed = step_seeds(gen, 4)
             optimizer_d.zero_grad(set_to_none=True)
-            with torch.no_grad():  # BatchNorm needs 2 rows; extra fakes are dropped (no data in them)
-                raw, cond_fake, _, _ = fakes(max(n, 2))
-                fake = _activate(raw, transformer, gumbel=True)[:n]
-                cond_fake = cond_fake[:n]
-            cond_real = conditions.of_rows(real, gen)
+            with torch.no_grad():  # the fakes read no data; they are the same for every n > i
+                torch.manual_seed(gumbel_seed)
+                fake, cond_fake = step_fakes(n, fake_seed)
+            cond_real = conditions.of_rows(real, seeded_generator(real_seed, device))
             pairs = torch.stack([torch.cat([real, cond_real], dim=1), torch.cat([fake, cond_fake], dim=1)], dim=1)
+            torch.manual_seed(dropout_seed)  # the discriminator's dropout masks, pair by pair in order
             logits = private(pairs)
             # per pair: BCE(D(real), 1) + BCE(D(fake), 0), i.e. softplus(-real) + softplus(fake)
             loss_d = F.softplus(-logits[:, 0]) + F.softplus(logits[:, 1])
@@ -356,10 +441,11 @@ class DPCTGAN(DPSGDSynthesizer):
                         + conditions.loss(raw, chosen, values)
                     loss_g.backward()
                     optimizer_g.step()
+                    loss_fake = F.softplus(judged.detach()).mean()  # BCE(D(fake), 0): no real row
             finally:
                 private.enable_hooks()
             if budget.taken % 50 == 0 or budget.done:
-                losses.append((float(loss_d.detach().sum()) / max(n, 1), float(loss_g.detach())))
+                losses.append((float(loss_fake), float(loss_g.detach())))
         generator.eval()
         self.generator_ = generator.to("cpu")
         self.conditions_measured_ = measured

@@ -4,11 +4,17 @@ whole model (encoder and decoder); only the decoder is kept for sampling.
 Differences from TVAE, for privacy: preprocessing from the public schema only (no mode-specific
 normalisation), a fixed output scale for numeric values (TVAE learns one σ per column as a bare
 parameter, which per-sample gradient hooks do not cover), and the loss is a sum over the Poisson
-batch (no division by a batch size that would depend on the private row count).
+batch (no division by a batch size that would depend on the private row count). No batch
+statistic: no normalisation layer, and each row's loss depends on that row and its own latent
+code only. The latent codes of a step are drawn in fixed-size public blocks from a per-step seed
+(:func:`~.common.blocked`, :func:`~.common.step_seeds`), so row i's code is the same whatever the
+batch size n > i: adding a row adds one per-sample term and changes no other (one draw of size
+n did not: torch's normal sampler redraws the tail of a tensor whose size is not a multiple
+of 16).
 
-Privacy: the planned Poisson-subsampled Gaussian steps (RDP curve reserved in the ledger); every
-parameter is trained with clipped, noised per-sample gradients, so the decoder kept for sampling
-(and the encoder thrown away) are post-processing of DP-SGD.
+Privacy: the noisy row count and the planned Poisson-subsampled Gaussian steps (RDP curve
+reserved in the ledger); every parameter is trained with clipped, noised per-sample gradients, so
+the decoder kept for sampling (and the encoder thrown away) are post-processing of DP-SGD.
 """
 
 from __future__ import annotations
@@ -22,15 +28,19 @@ from dpsynth.exceptions import ParameterError
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.synth.base import register
 from dpsynth.synth.dpsgd.common import (
+    DEFAULT_COUNT_SPLIT,
     DPSGDPlan,
     DPSGDSynthesizer,
     Randomness,
     StepBudget,
     TableTransformer,
+    blocked,
     dp_backward,
     latent_noise,
     poisson_batches,
     private_parts,
+    seeded_generator,
+    step_seeds,
 )
 
 if TYPE_CHECKING:
@@ -103,12 +113,18 @@ class DPVAE(DPSGDSynthesizer):
             bin) on the [-1, 1] scale. 2.0: at 0.1 the positions' squared errors outweigh every
             categorical column, and the latent codes carry positions instead of the dependencies
             between columns (even without DP).
+        count_split: share of ρ for the noisy row count (``total_estimate_``); see
+            :class:`~.common.DPSGDSynthesizer`.
+
+    After ``fit``: ``decoder_`` (kept for sampling) and ``total_estimate_`` (the noisy row count,
+    at least 1). The training loss on real rows is a statistic of the private data without noise
+    and is not kept.
 
     Defaults (epochs 30, ``sample_rate`` 0.1: 300 steps) were chosen on the raw Adult at ε = 1
     and 3 (``benchmarks/RESULTS.md``).
 
-    Privacy: DP-SGD on the whole model for the planned steps; sampling from the decoder is
-    post-processing.
+    Privacy: the noisy row count and DP-SGD on the whole model for the planned steps; sampling
+    from the decoder is post-processing.
     """
 
     name = "dpvae"
@@ -122,12 +138,12 @@ class DPVAE(DPSGDSynthesizer):
         max_levels: int = 1000, embedding_dim: int = 16, compress_dims: tuple[int, ...] = (64, 64),
         decompress_dims: tuple[int, ...] = (64, 64), learning_rate: float = 1e-2, weight_decay: float = 1e-5,
         loss_factor: float = 2.0, numeric_sigma: float = 2.0, clipping: str = "fused",
-        numeric_encoding: str = "bins", insecure_seed: int | None = None,
+        numeric_encoding: str = "bins", insecure_seed: int | None = None, count_split: float = DEFAULT_COUNT_SPLIT,
     ):
         super().__init__(epsilon=epsilon, delta=delta, epochs=epochs, sample_rate=sample_rate, batch_size=batch_size,
                          rows=rows, max_grad_norm=max_grad_norm, max_noise_multiplier=max_noise_multiplier,
                          device=device, secure_mode=secure_mode, max_levels=max_levels, insecure_seed=insecure_seed,
-                         clipping=clipping, numeric_encoding=numeric_encoding)
+                         clipping=clipping, numeric_encoding=numeric_encoding, count_split=count_split)
         self.embedding_dim = embedding_dim
         self.compress_dims = compress_dims
         self.decompress_dims = decompress_dims
@@ -151,6 +167,8 @@ class DPVAE(DPSGDSynthesizer):
 
     def _train(self, plan: DPSGDPlan, matrix: torch.Tensor, codes: np.ndarray, device: Any, randomness: Randomness,
                odometer: Odometer, noise: NoiseSource, budget: StepBudget) -> None:
+        import torch
+
         transformer = plan.transformer
         embedding = int(self.embedding_dim)
         model = _build_vae(transformer.output_dim, tuple(self.compress_dims), embedding,
@@ -162,23 +180,23 @@ class DPVAE(DPSGDSynthesizer):
             max_grad_norm=float(self.max_grad_norm), sample_rate=plan.sample_rate, randomness=randomness,
             clipping=str(self.clipping))
         sigma, factor = float(self.numeric_sigma), float(self.loss_factor)
-        losses: list[float] = []
         self._spend_dp_sgd(plan, odometer)  # the reservation is spent from here on
         for batch in poisson_batches(loader, budget):
             x = batch.to(device)
+            n = x.shape[0]
             optimizer.zero_grad(set_to_none=True)
-            out, mu, logvar = private(x, latent_noise((x.shape[0], embedding), randomness.model, device))
+            # row i's latent code is the same for every batch size n > i (fixed-size blocks)
+            local = seeded_generator(step_seeds(randomness.model, 1)[0], device)
+            eps = torch.cat(blocked(n, lambda size, g=local: latent_noise((size, embedding), g, device)))[:n]
+            out, mu, logvar = private(x, eps)
             kl = -0.5 * (1.0 + logvar - mu * mu - logvar.exp()).sum(dim=1)
-            loss = factor * _reconstruction(out, x, transformer, sigma) + kl  # per sample
+            loss = factor * _reconstruction(out, x, transformer, sigma) + kl  # per sample, summed (never a mean)
             dp_backward(private, optimizer, loss)
             budget.take()
             optimizer.step()
-            if budget.taken % 50 == 0 or budget.done:
-                losses.append(float(loss.detach().sum()) / max(x.shape[0], 1))
         decoder = model.decoder.to("cpu")
         decoder.eval()
         self.decoder_ = decoder
-        self.losses_ = losses
 
     def _sample_matrix(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
         import torch
