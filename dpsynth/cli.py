@@ -507,6 +507,7 @@ def _release(args: argparse.Namespace) -> int:
     """Exit 0 released, 1 blocked by the policy, 2 bad input (nothing charged or written), 3 budget refused."""
     from dpsynth.audit.suite import load_synthesizer
     from dpsynth.release import release
+    from dpsynth.release.artifacts import publishable
 
     if not args.ledger:
         raise ParameterError("release needs --ledger URL (or $DPSYNTH_LEDGER): every release is charged")
@@ -525,13 +526,14 @@ def _release(args: argparse.Namespace) -> int:
                           "rows": report["release"]["rows"], "rows_source": report["release"]["rows_source"],
                           "epsilon_total": report["release"]["privacy"]["total"]["epsilon"],
                           "decision_privacy": report["decision"]["privacy"],
-                          "checks": [{k: c[k] for k in ("id", "status", "value", "threshold")}
-                                     for c in report["checks"]]}))
+                          # the publishable values: a check read without privacy shows its status only
+                          "checks": [{k: c[k] for k in ("id", "status", "value", "threshold", "reads")}
+                                     for c in publishable(report)["checks"]]}))
         return result.exit_code
     verdict = {"released": "RELEASED", "blocked": "BLOCKED by the policy", "refused": "REFUSED: budget"}[result.status]
     print(f"{verdict}: {args.synthesizer} at epsilon={args.epsilon:g}, delta={args.delta:g} on {args.dataset!r} "
           f"(policy {report['policy']['name']!r})")
-    for c in report["checks"]:
+    for c in publishable(report)["checks"]:  # what a CI log may keep: no value read without privacy
         mark = {"pass": "ok  ", "fail": "FAIL", "error": "ERR ", "not_run": "--  "}[c["status"]]
         value = c["value"] if not isinstance(c["value"], float) else f"{c['value']:.4g}"
         print(f"  {mark} {c['id']}: {value}" + ("" if c["threshold"] is None else f" (threshold {c['comparison']} "

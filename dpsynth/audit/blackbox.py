@@ -553,6 +553,7 @@ def blackbox_audit(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    rows_are: str = "real",
 ) -> BlackboxResult:
     """Membership inference on canaries and outliers from the synthetic output only.
 
@@ -575,6 +576,8 @@ def blackbox_audit(
         workers: ``None`` or 1: fit in this process; N > 1: fit in N spawned processes (one thread
             each), with a result identical to the serial one under seeded noise. ``make`` must
             then be picklable (a class, or ``functools.partial(cls, epsilon=..., **params)``).
+        rows_are: what ``real`` is, in the result's words: ``"real"`` (the private table: the result
+            is NOT DP) or e.g. ``"synthetic"`` (a DP output: the audit is post-processing of it).
 
     Raises:
         ParameterError: a bad argument, or a ``make`` that cannot be pickled with workers > 1
@@ -604,22 +607,22 @@ def blackbox_audit(
     if reference_rows is not None and len(real) > reference_rows:
         pool_idx = np.sort(order[:reference_rows])
         held_idx = order[reference_rows:2 * reference_rows]
-        subsample = f"a seeded random {reference_rows:,} of the {len(real):,} real rows (seed {seed})"
+        subsample = f"a seeded random {reference_rows:,} of the {len(real):,} {rows_are} rows (seed {seed})"
     else:
         pool_idx, held_idx = np.arange(len(real)), np.arange(0)
-        subsample = f"all {len(real):,} real rows"
+        subsample = f"all {len(real):,} {rows_are} rows"
     if len(pool_idx) < 2 + outliers:
         raise ParameterError(f"outliers ({outliers}) must leave at least 2 rows of the {len(pool_idx)} audited rows")
     pool, pool_codes = real.iloc[pool_idx].reset_index(drop=True), all_codes[pool_idx]
     sizes = np.asarray(schema.sizes, dtype=np.int64)
     if len(held_idx):
         held_codes = all_codes[held_idx]
-        domias_reference = f"{len(held_idx):,} held-out real rows (not in the audited data)"
+        domias_reference = f"{len(held_idx):,} held-out {rows_are} rows (not in the audited data)"
 
         def log_reference(codes: np.ndarray) -> float:
             return _log_kernel_density(codes, held_codes, sizes)
     else:
-        domias_reference = "the public domain's uniform density (no real rows left to hold out)"
+        domias_reference = f"the public domain's uniform density (no {rows_are} rows left to hold out)"
 
         def log_reference(codes: np.ndarray) -> float:
             return -float(np.log(sizes).sum())
@@ -677,6 +680,9 @@ def blackbox_audit(
         claimed_epsilon=claimed_epsilon, claimed_delta=claimed_delta, confidence=float(confidence),
         attacks=results, targets=[t.describe() for t in targets], fits=total,
         seconds=round(time.perf_counter() - start, 2), reference_rows=reference_rows, details=details,
+        **({} if rows_are == "real" else {
+            "notice": f"audit evidence computed from the {rows_are} table only, never from the private rows "
+                      "(post-processing of a DP output); contains no private row"}),
     )
 
 

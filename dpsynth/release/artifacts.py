@@ -56,6 +56,7 @@ def publishable(report: dict[str, Any]) -> dict[str, Any]:
     out["release"].pop("seconds", None)
     for key in _INTERNAL_EVIDENCE:
         out["evidence"].pop(key, None)
+    _drop_timings(out["evidence"])
     for check in out["checks"]:
         if check["reads"] == "private_not_dp" and check["status"] in ("pass", "fail"):
             check["value"] = None
@@ -66,6 +67,17 @@ def publishable(report: dict[str, Any]) -> dict[str, Any]:
             entry.pop("completed_at", None)
             (entry.get("detail") or {}).pop("seconds", None)
     return out
+
+
+def _drop_timings(obj: Any) -> None:
+    """Remove every ``seconds`` entry: running time is a side channel of the private table's size."""
+    if isinstance(obj, dict):
+        obj.pop("seconds", None)
+        for value in obj.values():
+            _drop_timings(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            _drop_timings(value)
 
 
 def write_release(out_dir: Path, report: dict[str, Any], synthetic: pd.DataFrame | None, *,

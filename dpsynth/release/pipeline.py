@@ -591,7 +591,8 @@ def _audit_checks(report: dict[str, Any], checks: Checks, pol: Policy, cls: type
                 outliers=rules.outliers, reference_rows=rules.reference_rows, attacks=rules.attacks,
                 # The audit's fits are evidence, never released: they draw reproducible seeded noise (same
                 # figures when a reviewer re-runs the release), exact like the secure sampler.
-                confidence=rules.confidence, noise="seeded", seed=seed, progress=update, workers=workers)
+                confidence=rules.confidence, noise="seeded", seed=seed, progress=update, workers=workers,
+                rows_are="synthetic")
             audit = result.to_dict()
             audit["base"] = ("the synthetic table (DP output): the audit's fits, targets and outliers never read the "
                              "private rows")
