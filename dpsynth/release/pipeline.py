@@ -502,11 +502,16 @@ def _plan_decision(pol: Policy, sch: Any, target: str | None) -> Any:
     rules = pol.fidelity
     fidelity = tuple(k for k, _ in _FIDELITY if rules is not None and getattr(rules, f"max_{k}") is not None)
     replay = tuple(pol.replay.checks) if pol.replay is not None else ()
+    if not any(c.quasi_identifier for c in sch.columns):  # nothing to check: "not applicable" (public)
+        replay = tuple(c for c in replay if c != "quasi_identifiers")
     utility = pol.utility is not None and pol.utility.min_score is not None and target is not None
     if utility and sch.columns[sch.names.index(target)].kind != "categorical":
         raise ParameterError(f"target ({target!r}): the DP utility check needs a categorical target; a numeric one "
                              "has no DP form yet (decision.private_checks: without_privacy is the named opt-in)")
-    return plan_dp_checks(rho=pol.decision.rho, fidelity=fidelity, replay=replay, utility=utility)
+    if not (fidelity or replay or utility):
+        return None
+    return plan_dp_checks(rho=pol.decision.rho, fidelity=fidelity, replay=replay, utility=utility, schema=sch,
+                          target=target)
 
 
 def _privacy_block(events: list[Any], check_events: list[Any], epsilon: float, delta: float) -> dict[str, Any]:
@@ -691,6 +696,10 @@ def _dp_checks(report: dict[str, Any], checks: Checks, pol: Policy, plan: Any, l
                    f"noisy rates of distinct rows found in the real reference, synthetic against a held-out real "
                    f"baseline; flagged above the baseline by more than the one-sided margin at alpha "
                    f"{pol.replay.alpha if pol.replay else 0.01:g}", reads="private_dp")
+    for name in pol.replay.checks if pol.replay is not None else ():
+        if name not in plan.replay:
+            checks.add(f"replay.{name}", "replay", _REPLAY_TITLES[name], "not applicable", "holdout baseline",
+                       "not_above_baseline", True, "the schema marks no column as quasi_identifier", reads="public")
     if plan.utility:
         assert pol.utility is not None and pol.utility.min_score is not None
         utility = result.utility or {}

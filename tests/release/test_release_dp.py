@@ -182,3 +182,17 @@ def test_the_shipped_default_and_strict_policies_decide_with_dp(name):
 
     policy = load_policy(shipped_policy(name))
     assert policy.decision.dp and policy.opt_ins == () and policy.reads_private_rows
+
+
+def test_a_quasi_identifier_check_on_a_schema_without_them_is_not_applicable(files):
+    """As with the exact check: nothing to measure, nothing charged for it, the release passes."""
+    root, schema, policy = files
+    spec = yaml.safe_load(policy.read_text(encoding="utf-8"))
+    spec["replay"] = {"checks": ["exact_rows", "quasi_identifiers"], "alpha": 1e-3}
+    both = root / "both.yaml"
+    both.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    result = _release(root, schema, both, make_table(N), "q", 1)
+    check = next(c for c in result.report["checks"] if c["id"] == "replay.quasi_identifiers")
+    assert check["status"] == "pass" and check["value"] == "not applicable" and check["reads"] == "public"
+    labels = [e["label"] for e in result.report["release"]["privacy"]["decision"]["events"]]
+    assert not any("quasi" in label for label in labels) and result.released
