@@ -2,7 +2,7 @@
 """Render a release report to HTML and take a Chromium screenshot of it (docs/release-report.png).
 
     .venv/bin/python scripts/screenshot-report.py                       # the example passing report
-    .venv/bin/python scripts/screenshot-report.py --report dpsynth-demo/report.json
+    .venv/bin/python scripts/screenshot-report.py --report dpsynth-demo/release/publish/report.json
 
 Without ``--report`` the report is the example passing release of ``tests/release/report_example.py``:
 its "real" marginals are those of the bundled public Adult table; its audit, scan, replay and

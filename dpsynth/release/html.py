@@ -374,7 +374,7 @@ def _privacy(report: dict[str, Any]) -> str:
         ("ε spent before (tight)", _get(before, "spent", "epsilon_tight")),
         ("ε spent after (tight)", _get(after, "spent", "epsilon_tight") if after else "— (nothing reserved)"),
         ("ε spent after (plain sum)", _get(after, "spent", "epsilon_plain_sum") if after else None),
-        ("Releases recorded", _get(after or before, "releases")),
+        ("Reservations recorded (a release: the fit and its DP checks)", _get(after or before, "releases")),
     ]))
     out.append("</div></div>")
     out.append(_budget_plot(_list(ledger.get("history")), _float(ledger.get("epsilon_cap"))))
