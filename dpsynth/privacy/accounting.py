@@ -174,13 +174,23 @@ def gaussian_rho_squared(scale: float, l2_squared: float) -> float:
     return _gaussian_rho(_cost_argument("scale", scale), squared)
 
 
-def _gaussian_rho(sigma: Fraction | None, delta2_squared: Fraction | None) -> float:
-    if delta2_squared == 0:
+def _edge_cost(sensitivity: Fraction | None, scale: Fraction | None) -> float | None:
+    """The cost at the edges (None elsewhere): 0 for no sensitivity or infinite noise, infinity
+    for no noise or an unbounded sensitivity."""
+    if sensitivity == 0:
         return 0.0
-    if delta2_squared is None or sigma == 0:
+    if sensitivity is None or scale == 0:
         return math.inf
-    if sigma is None:
+    if scale is None:
         return 0.0
+    return None
+
+
+def _gaussian_rho(sigma: Fraction | None, delta2_squared: Fraction | None) -> float:
+    edge = _edge_cost(delta2_squared, sigma)
+    if edge is not None:
+        return edge
+    assert sigma is not None and delta2_squared is not None
     return round_up(delta2_squared / (2 * sigma * sigma))
 
 
@@ -200,12 +210,10 @@ def noisy_max_rho(scale: float, sensitivity: float) -> float:
     """
     delta = _cost_argument("sensitivity", sensitivity)
     b = _cost_argument("scale", scale)
-    if delta == 0:
-        return 0.0
-    if delta is None or b == 0:
-        return math.inf
-    if b is None:
-        return 0.0
+    edge = _edge_cost(delta, b)
+    if edge is not None:
+        return edge
+    assert delta is not None and b is not None
     range_ = round_up(2 * delta)
     epsilon = round_up(Fraction(range_) / b)
     squared = round_up(Fraction(epsilon) ** 2)
