@@ -2,9 +2,9 @@
 earlier dpsynth tree, alternating, one thread per process: CPU seconds, the released row count and
 the exact 2-way workload error (internal evidence), and the DP checks' own time.
 
-    python benchmarks/release_demo.py --baseline-tree /tmp/old --reps 3 --json
+    python benchmarks/release_demo.py --baseline-tree ../dpsynth-baseline --reps 3 --json
 
-``--baseline-tree`` is a checkout of the earlier commit (``git worktree add /tmp/old COMMIT``); both
+``--baseline-tree`` is a checkout of the earlier commit (``git worktree add ../dpsynth-baseline COMMIT``); both
 trees run with this virtual environment's packages. The report layout changed in issue 15
 (``release/report.json`` then, ``release/internal/report.json`` now); both are read.
 """
