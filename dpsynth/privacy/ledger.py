@@ -50,6 +50,7 @@ import re
 import secrets
 import sqlite3
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -340,6 +341,9 @@ class _Backend:
         yield
 
 
+_SQLITE_BUSY_SECONDS = 60.0  # how long a ledger user waits for another to let go
+
+
 class _SQLite(_Backend):
     def __init__(self, path: Path, url: str):
         self.path = path
@@ -349,14 +353,28 @@ class _SQLite(_Backend):
             raise ParameterError(f"ledger ({url!r}) must be in an existing directory")
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=60000")
-        except sqlite3.Error as exc:
-            raise LedgerError(f"ledger {self.url!r} cannot be opened: {exc}") from None
-        return conn
+        # Switching a fresh file to WAL takes an exclusive lock, and SQLite answers "database is
+        # locked" at once, without its busy handler, when another connection holds the file while it
+        # is being created. Racing first users retry that step for as long as the busy timeout.
+        deadline = time.monotonic() + _SQLITE_BUSY_SECONDS
+        pause = 0.005
+        while True:
+            conn = None
+            try:
+                conn = sqlite3.connect(self.path, timeout=_SQLITE_BUSY_SECONDS, isolation_level=None)
+                conn.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_SECONDS * 1000)}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                return conn
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                busy = isinstance(exc, sqlite3.OperationalError) and (
+                    "locked" in str(exc) or "busy" in str(exc))
+                if not busy or time.monotonic() + pause > deadline:
+                    raise LedgerError(f"ledger {self.url!r} cannot be opened: {exc}") from None
+                time.sleep(pause * (1.0 + secrets.randbelow(1000) / 1000.0))  # jitter, not a mechanism
+                pause = min(pause * 2.0, 0.25)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Cursor]:
