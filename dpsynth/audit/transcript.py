@@ -25,8 +25,7 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.mechanisms.noise import NoiseSource
-from dpsynth.privacy.budgets import ZCDP
-from dpsynth.privacy.events import PrivacyEvent, total_delta, total_rdp, total_rho
+from dpsynth.privacy.events import PrivacyEvent
 from dpsynth.privacy.ledger import Reservation, _Untracked
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.schema.schema import Schema
@@ -194,8 +193,7 @@ class AuditLedger(_Untracked):
         return "dpsynth.audit.AuditLedger"
 
     def reserve(self, dataset: str | None, events: Sequence[PrivacyEvent], **_: Any) -> Reservation:
-        events = list(events)
-        return Reservation(None, None, None, ZCDP(total_rho(events)), total_delta(events), total_rdp(events))
+        return Reservation.unrecorded(list(events))
 
 
 class RecordingLedger(AuditLedger):
@@ -212,7 +210,8 @@ class RecordingLedger(AuditLedger):
         self.recorder.transcript.planned = events
         reservation = super().reserve(dataset, events)
         reservation.odometer = _RecordingOdometer(
-            self.recorder, reservation.reserved, reservation.reserved_delta, reservation.reserved_rdp)
+            self.recorder, reservation.reserved, reservation.reserved_delta, reservation.reserved_rdp,
+            reservation.reserved_epsilon)
         return reservation
 
 

@@ -3,18 +3,21 @@
 from dpsynth.privacy.accounting import approx_dp_to_rho, zcdp_delta, zcdp_epsilon
 from dpsynth.privacy.budgets import ZCDP, ApproxDP
 from dpsynth.privacy.events import (
+    ApproxDPEvent,
     ExponentialEvent,
     GaussianEvent,
     PartitionSelectionEvent,
     PrivacyEvent,
     ZCDPFilterEvent,
     total_delta,
+    total_epsilon,
     total_rho,
 )
 from dpsynth.privacy.odometer import Odometer
 
 __all__ = [
     "ApproxDP",
+    "ApproxDPEvent",
     "ZCDP",
     "ExponentialEvent",
     "GaussianEvent",
@@ -23,6 +26,7 @@ __all__ = [
     "PrivacyEvent",
     "approx_dp_to_rho",
     "total_delta",
+    "total_epsilon",
     "total_rho",
     "zcdp_delta",
     "zcdp_epsilon",

@@ -408,3 +408,57 @@ def rho_within_rdp(
         return 0.0
     lo, _ = _bisect(lambda r: composed_epsilon(r, orders, rdp, rest) > epsilon, 0.0, epsilon + 1.0)
     return lo
+
+
+# -- (ε, δ) claims (basic composition) ----------------------------------------------------------
+
+
+def epsilon_left(cap_epsilon: float, additive_epsilon: float) -> float:
+    """The largest ε' (a float >= 0) with ``additive_epsilon`` + ε' <= ``cap_epsilon`` exactly: the ε
+    that a cap leaves to the zCDP and Rényi-DP part once the additive ε of (ε, δ) claims is taken
+    (0 when the claims alone reach the cap)."""
+    cap, spent = float(cap_epsilon), float(additive_epsilon)
+    if math.isnan(cap) or math.isnan(spent) or spent < 0:
+        raise ValueError("epsilon values must be numbers, the additive epsilon >= 0")
+    if spent == 0:
+        return max(0.0, cap)
+    left = cap - spent
+    while left > 0 and sum_up([spent, left]) > cap:  # the subtraction rounded up: step down
+        left = math.nextafter(left, 0.0)
+    return max(0.0, left)
+
+
+def total_epsilon_within(
+    additive_epsilon: float, rho: float, orders: tuple[float, ...], rdp: tuple[float, ...] | None, delta: float,
+    additive_delta: float,
+) -> float:
+    """ε at ``delta`` of everything: (ε, δ) claims composed with ρ-zCDP, an RDP curve and thresholding.
+
+    The claims compose with the rest by basic composition (Dwork and Roth 2014, Theorem 3.16): their
+    ε add up (``additive_epsilon``) and their δ are part of ``additive_delta``. The result is
+    ``additive_epsilon`` + :func:`composed_epsilon_within` (ρ, curve) at ``delta`` less the part that
+    the additive δ takes, the sum rounded up. The additive δ is converted as thresholding's is
+    (p/(1 − p), :func:`thresholding_delta`), which for the δ of a claim is an upper bound of p, so
+    the result stays valid. With no ρ and no curve there is nothing to convert: the result is the
+    additive ε when the additive δ is at most ``delta`` (the claims alone, by basic composition),
+    infinity otherwise.
+    """
+    epsilon = float(additive_epsilon)
+    if math.isnan(epsilon) or epsilon < 0:
+        raise ValueError("additive epsilon must be >= 0")
+    if rdp is None and rho <= 0:
+        return epsilon if additive_delta <= delta else math.inf
+    return sum_up([epsilon, composed_epsilon_within(rho, orders, rdp, delta, additive_delta)])
+
+
+def rho_within_claims(
+    epsilon: float, delta: float, additive_epsilon: float, additive_delta: float, orders: tuple[float, ...],
+    rdp: tuple[float, ...] | None,
+) -> float:
+    """Largest ρ (rounded down) that fits in (ε, δ) beside (ε, δ) claims of total additive ε
+    ``additive_epsilon``, the additive δ and the RDP curve ``rdp``: :func:`rho_within_rdp` at the ε
+    the claims leave (:func:`epsilon_left`); 0 when nothing more fits."""
+    left = epsilon_left(epsilon, additive_epsilon)
+    if not left > 0:
+        return 0.0
+    return rho_within_rdp(left, delta, additive_delta, orders, rdp)

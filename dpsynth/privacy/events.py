@@ -34,6 +34,11 @@ class _Event:
         """The event's Rényi-DP curve when it is accounted in RDP (DP-SGD); None for zCDP events."""
         return None
 
+    @property
+    def additive_epsilon(self) -> float:
+        """ε that composes by plain addition (an (ε, δ) claim taken as given); 0 for the others."""
+        return 0.0
+
     def to_dict(self) -> dict[str, Any]:
         """The event as stored in reports and the ledger, with its ρ (and its δ when it has one)."""
         out = {"kind": self.kind, **asdict(self), "rho": self.rho}  # type: ignore[call-overload]
@@ -186,7 +191,48 @@ class SubsampledGaussianEvent(_Event):
         return RDP(self.orders, self.rdp_values)
 
 
-PrivacyEvent = GaussianEvent | ExponentialEvent | ZCDPFilterEvent | PartitionSelectionEvent | SubsampledGaussianEvent
+@dataclass(frozen=True)
+class ApproxDPEvent(_Event):
+    """A whole computation whose (``epsilon``, ``epsilon_delta``)-DP is claimed, not derived: a
+    generator dpsynth did not write and that offers no plan of its own (``docs/plugins.md``).
+
+    Privacy: taken as given, it composes with everything else by basic composition (the ε add up,
+    the δ add up; Dwork and Roth 2014, Theorem 3.16): it has no ρ and no Rényi curve, its ε is
+    :attr:`additive_epsilon` and its δ :attr:`delta`. The ledger charges it in full before the
+    generator reads a row; nothing checks the claim but the release's audit.
+    """
+
+    epsilon: float
+    epsilon_delta: float
+    label: str = ""
+
+    kind: ClassVar[str] = "approx_dp"
+
+    def __post_init__(self) -> None:
+        from dpsynth.exceptions import ParameterError
+
+        for name in ("epsilon", "epsilon_delta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ParameterError(f"{name} ({value!r}) of an (ε, δ) claim must be a finite number >= 0")
+        if self.epsilon_delta >= 1:
+            raise ParameterError(f"epsilon_delta ({self.epsilon_delta!r}) of an (ε, δ) claim must be below 1")
+
+    @property
+    def rho(self) -> float:
+        return 0.0
+
+    @property
+    def delta(self) -> float:
+        return float(self.epsilon_delta)
+
+    @property
+    def additive_epsilon(self) -> float:
+        return float(self.epsilon)
+
+
+PrivacyEvent = (GaussianEvent | ExponentialEvent | ZCDPFilterEvent | PartitionSelectionEvent | SubsampledGaussianEvent
+                | ApproxDPEvent)
 
 
 def total_rho(events: list[PrivacyEvent]) -> float:
@@ -199,6 +245,12 @@ def total_delta(events: list[PrivacyEvent]) -> float:
     """Additive δ of the composition of ``events`` (approximate zCDP: the δ add up), rounded up."""
     total = math.fsum(e.delta for e in events)
     return math.nextafter(total, math.inf) if total > 0 else 0.0
+
+
+def total_epsilon(events: list[PrivacyEvent]) -> float:
+    """Additive ε of the composition of ``events`` (the (ε, δ) claims add up): the exact sum
+    rounded up (:func:`~dpsynth.privacy.accounting.sum_up`), so claims that fill a cap exactly fit."""
+    return accounting.sum_up(e.additive_epsilon for e in events)
 
 
 def total_rdp(events: list[PrivacyEvent]) -> RDP | None:

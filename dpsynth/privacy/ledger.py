@@ -29,6 +29,16 @@ Once a dataset has such a curve, its total is the curve Σρ·α + Σ curves, co
 improved RDP conversion (Balle et al. 2020) minimised over the orders, at δ_cap − Σδ_thr/(1 − Σδ_thr);
 the cap check is ε_total ≤ ε_cap. A dataset with only zCDP releases keeps the CKS20 conversion.
 
+A generator dpsynth did not write charges its claim (ε, δ) as one
+:class:`~dpsynth.privacy.events.ApproxDPEvent`, taken as given. Claims compose with everything else
+by basic composition: their ε add up (Σε_claim, the entry's ``additive_epsilon`` column, covered by
+its hash when it is not 0; entries without one hash as before) and their δ join the additive δ.
+The total at the cap's δ is Σε_claim + the conversion of (Σρ, Σ curves) at δ_cap − Σδ/(1 − Σδ)
+(for a claim's δ, p/(1 − p) is an upper bound of p, so the figure stays valid); with no ρ and no
+curve it is Σε_claim, provided Σδ ≤ δ_cap. A charge fits iff that total, with the request, is at
+most ε_cap. Once claims are spent, the ρ the cap still admits is the ρ that fits in
+(ε_cap − Σε_claim, δ_cap) beside the additive δ and the curves.
+
 Each entry holds the SHA-256 of its canonical content and of its predecessor's; a head row holds
 the last one. :meth:`Ledger.verify` finds the first entry that was edited, deleted or reordered.
 
@@ -62,11 +72,11 @@ from dpsynth import _validation as check
 from dpsynth.exceptions import BudgetExceededError, DPSynthError, ParameterError
 from dpsynth.privacy.accounting import (
     approx_dp_to_rho,
-    composed_epsilon_within,
     rho_within,
-    rho_within_rdp,
+    rho_within_claims,
     sum_up,
     thresholding_delta,
+    total_epsilon_within,
 )
 from dpsynth.privacy.budgets import RDP, ZCDP, ApproxDP
 from dpsynth.privacy.events import PrivacyEvent, total_delta, total_rdp, total_rho
@@ -75,7 +85,8 @@ from dpsynth.privacy.odometer import Odometer
 GENESIS = "0" * 64
 # 2: entries carry an additive delta (a column that version-1 ledgers gain on first use).
 # 3: reservations carry a Rényi-DP curve (a column that older ledgers gain on first use).
-SCHEMA_VERSION = 3
+# 4: reservations carry the additive ε of (ε, δ) claims (a column that older ledgers gain on first use).
+SCHEMA_VERSION = 4
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _UNIT = re.compile(r"^(row|user:[1-9][0-9]*)$")
 _SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
@@ -105,7 +116,7 @@ def canonical(obj: Any) -> str:
 
 def _entry_hash(
     seq: int, created_at: str, kind: str, dataset: str, rho: float, content: str, prev: str,
-    additive_delta: float = 0.0, rdp: str = "",
+    additive_delta: float = 0.0, rdp: str = "", additive_epsilon: float = 0.0,
 ) -> str:
     fields: dict[str, Any] = {"seq": seq, "created_at": created_at, "kind": kind, "dataset": dataset, "rho": rho,
                               "content": content, "prev_hash": prev}
@@ -115,6 +126,8 @@ def _entry_hash(
         fields["additive_delta"] = additive_delta
     if rdp:  # likewise for the Rényi-DP curve of a DP-SGD reservation
         fields["rdp"] = rdp
+    if additive_epsilon:  # and for the additive ε of (ε, δ) claims
+        fields["additive_epsilon"] = additive_epsilon
     return hashlib.sha256(canonical(fields).encode("utf-8")).hexdigest()
 
 
@@ -132,6 +145,7 @@ class Entry:
     hash: str
     additive_delta: float = 0.0
     rdp: str = ""
+    additive_epsilon: float = 0.0
 
 
 @dataclass
@@ -150,12 +164,14 @@ class ReservationView:
     input_sha256: str | None
     completed_at: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
-    #: additive δ of thresholding events (0 for pure zCDP releases)
+    #: additive δ of thresholding events and (ε, δ) claims (0 for pure zCDP releases)
     additive_delta: float = 0.0
     #: named opt-ins the release was built on (e.g. a schema read from the data without privacy)
     opt_ins: list[str] = field(default_factory=list)
     #: the Rényi-DP curve of RDP-accounted events ({"orders": [...], "rdp": [...]}), None for zCDP
     rdp: dict[str, list[float]] | None = None
+    #: additive ε of (ε, δ) claims taken as given (ApproxDPEvent; 0 for the others)
+    additive_epsilon: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -178,9 +194,10 @@ class DatasetStatement:
 
     @property
     def rho_cap(self) -> float:
-        """The ρ the cap admits once the additive δ and the Rényi-DP curves already spent are set
-        aside (with no curve: the ρ of the cap at δ less the additive δ)."""
-        return _rho_cap(self.cap, self.delta_spent, self.rdp_spent)
+        """The ρ the cap admits once the additive ε and δ and the Rényi-DP curves already spent are
+        set aside (with no curve and no claim: the ρ of the cap at δ less the additive δ; with
+        claims, the ρ that fits in (ε_cap − Σε_claim, δ_cap) beside the additive δ)."""
+        return _rho_cap(self.cap, self.delta_spent, self.rdp_spent, self.epsilon_additive_spent)
 
     @property
     def rho_spent(self) -> float:
@@ -188,21 +205,35 @@ class DatasetStatement:
 
     @property
     def delta_spent(self) -> float:
-        """Σ of the additive δ of thresholding events (approximate zCDP)."""
+        """Σ of the additive δ of thresholding events (approximate zCDP) and of (ε, δ) claims."""
         return sum_up(r.additive_delta for r in self.reservations)
 
     @property
+    def epsilon_additive_spent(self) -> float:
+        """Σ of the ε of (ε, δ) claims (basic composition), the exact sum rounded up."""
+        return sum_up(r.additive_epsilon for r in self.reservations)
+
+    @property
     def rho_remaining(self) -> float:
+        """The ρ a further zCDP release could still spend: the ρ that fits in (ε_cap − Σε_claim,
+        δ_cap) beside the additive δ and the curves spent, less the ρ spent."""
         if self.rdp_spent is None:
             return max(0.0, self.rho_cap - self.rho_spent)
         # With a curve, the ρ that still fits beside everything spent (curves do not add like ρ).
         curve = self.rdp_spent + RDP.from_zcdp(self.rho_spent, self.rdp_spent.orders)
-        return _rho_cap(self.cap, self.delta_spent, curve)
+        return _rho_cap(self.cap, self.delta_spent, curve, self.epsilon_additive_spent)
 
     @property
     def delta_remaining(self) -> float:
         """Additive δ that could still be spent (with no further ρ)."""
         return max(0.0, self.cap.delta - thresholding_delta(self.delta_spent))
+
+    @property
+    def epsilon_additive_remaining(self) -> float:
+        """Additive ε that a further (ε, 0) claim could still take: ε_cap less the tight ε spent
+        (a claim with a δ of its own leaves the conversion of what is spent less δ, so it may fit
+        less)."""
+        return max(0.0, self.cap.epsilon - self.epsilon_spent_tight)
 
     @property
     def composition(self) -> str:
@@ -213,13 +244,15 @@ class DatasetStatement:
     def epsilon_spent_tight(self) -> float:
         """ε of everything spent, composed (zCDP, or RDP once a release carries a curve) and
         converted at the dataset's δ (less the part of it that the additive δ of thresholding
-        events takes)."""
-        return _spent_epsilon(self.rho_spent, self.rdp_spent, self.cap.delta, self.delta_spent)
+        events and claims takes), plus the additive ε of (ε, δ) claims (basic composition)."""
+        return _spent_epsilon(self.rho_spent, self.rdp_spent, self.cap.delta, self.delta_spent,
+                              self.epsilon_additive_spent)
 
     @property
     def epsilon_spent_plain_sum(self) -> float:
-        """Σ of the releases' own ε (basic composition): what a reviewer can add up by hand."""
-        return math.fsum(r.epsilon for r in self.reservations)
+        """Σ of the releases' own ε (basic composition): what a reviewer can add up by hand. A
+        release's own ε is its claimed ε, and never less than the ε of the claims it charged."""
+        return math.fsum(max(r.epsilon, r.additive_epsilon) for r in self.reservations)
 
     @property
     def delta_spent_plain_sum(self) -> float:
@@ -234,13 +267,15 @@ class DatasetStatement:
             "spent": {
                 "rho": self.rho_spent,
                 "additive_delta": self.delta_spent,
+                "additive_epsilon": self.epsilon_additive_spent,
                 "epsilon_tight": self.epsilon_spent_tight,
                 "delta": self.cap.delta,
                 "composition": self.composition,
                 "epsilon_plain_sum": self.epsilon_spent_plain_sum,
                 "delta_plain_sum": self.delta_spent_plain_sum,
             },
-            "remaining": {"rho": self.rho_remaining, "additive_delta": self.delta_remaining},
+            "remaining": {"rho": self.rho_remaining, "additive_delta": self.delta_remaining,
+                          "additive_epsilon": self.epsilon_additive_remaining},
             "releases": len(self.reservations),
             "not_completed": sum(1 for r in self.reservations if r.status == "reserved"),
             "cap_history": self.cap_history,
@@ -259,23 +294,53 @@ class _Account:
     releases: int
     delta_spent: float = 0.0
     rdp_spent: RDP | None = None
+    #: Σ of the additive ε of (ε, δ) claims
+    epsilon_spent: float = 0.0
 
     @property
     def rho_cap(self) -> float:
-        """The ρ the cap admits once the additive δ and the curves already spent are set aside."""
-        return _rho_cap(self.cap, self.delta_spent, self.rdp_spent)
+        """The ρ the cap admits once the additive ε and δ and the curves already spent are set aside."""
+        return _rho_cap(self.cap, self.delta_spent, self.rdp_spent, self.epsilon_spent)
 
 
-def _rho_cap(cap: ApproxDP, delta_spent: float, rdp: RDP | None) -> float:
-    return rho_within_rdp(cap.epsilon, cap.delta, delta_spent, rdp.orders if rdp else (),
-                          rdp.epsilons if rdp else None)
+def _rho_cap(cap: ApproxDP, delta_spent: float, rdp: RDP | None, epsilon_spent: float = 0.0) -> float:
+    return rho_within_claims(cap.epsilon, cap.delta, epsilon_spent, delta_spent, rdp.orders if rdp else (),
+                             rdp.epsilons if rdp else None)
 
 
-def _spent_epsilon(rho: float, rdp: RDP | None, delta: float, additive_delta: float) -> float:
-    if rdp is None and rho <= 0:
+def _spent_epsilon(rho: float, rdp: RDP | None, delta: float, additive_delta: float,
+                   additive_epsilon: float = 0.0) -> float:
+    """ε at ``delta`` of what was spent: the additive ε of claims + the conversion of (ρ, curve)."""
+    if rdp is None and rho <= 0 and not additive_epsilon:
         return 0.0
-    return composed_epsilon_within(rho, rdp.orders if rdp else (), rdp.epsilons if rdp else None, delta,
-                                   additive_delta)
+    return total_epsilon_within(additive_epsilon, rho, rdp.orders if rdp else (), rdp.epsilons if rdp else None,
+                                delta, additive_delta)
+
+
+def charged_costs(events: Sequence[PrivacyEvent]) -> tuple[float, float, RDP | None, float]:
+    """What ``events`` cost together: (ρ, additive δ, Rényi-DP curve, additive ε).
+
+    ρ and the curve as :func:`~dpsynth.privacy.events.total_rho` and ``total_rdp`` compute them.
+    The additive ε of (ε, δ) claims is their exact sum rounded up (one claim is charged exactly
+    its ε, so a claim equal to the cap fits); the additive δ is ``total_delta`` of the other events
+    plus the claims' δ, the exact sum rounded up (without claims: ``total_delta`` as before).
+
+    Raises:
+        ParameterError: an event with a negative or NaN ε or δ (it would give budget back).
+    """
+    events = list(events)
+    for e in events:
+        eps, delta = e.additive_epsilon, e.delta
+        if not (eps >= 0 and delta >= 0):  # False for NaN too
+            raise ParameterError(f"privacy event {e.label or e.kind!r} must have epsilon >= 0 and delta >= 0 "
+                                 f"(it has epsilon={eps!r}, delta={delta!r})")
+    claims = [e for e in events if e.additive_epsilon or e.kind == "approx_dp"]
+    others = [e for e in events if not (e.additive_epsilon or e.kind == "approx_dp")]
+    epsilon = sum_up(e.additive_epsilon for e in claims)
+    delta = total_delta(others)
+    if claims:
+        delta = sum_up([delta, *(e.delta for e in claims)])
+    return total_rho(events), delta, total_rdp(events), epsilon
 
 
 @dataclass
@@ -301,7 +366,8 @@ _TABLES = [
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL,
         additive_delta DOUBLE PRECISION NOT NULL DEFAULT 0,
-        rdp TEXT NOT NULL DEFAULT '')""",
+        rdp TEXT NOT NULL DEFAULT '',
+        additive_epsilon DOUBLE PRECISION NOT NULL DEFAULT 0)""",
     """CREATE TABLE IF NOT EXISTS dpsynth_ledger_head (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         seq INTEGER NOT NULL,
@@ -313,12 +379,14 @@ _TABLES = [
         id INTEGER PRIMARY KEY CHECK (id = 1),
         secret TEXT NOT NULL)""",
 ]
-# Run after _TABLES and after a version-1 table has gained its additive_delta column.
+# Run after _TABLES and after an older table has gained its additive_delta and additive_epsilon columns.
 _INDEXES = [
     "DROP INDEX IF EXISTS dpsynth_ledger_spending",
-    # Covers the charge's query (Σρ and Σδ of a dataset's reservations) without touching the table.
-    "CREATE INDEX IF NOT EXISTS dpsynth_ledger_spending_v2 ON dpsynth_ledger_entries (dataset, kind, rho, "
-    "additive_delta)",
+    "DROP INDEX IF EXISTS dpsynth_ledger_spending_v2",
+    # Covers the charge's queries (Σρ, the additive δ and ε of a dataset's reservations) without
+    # touching the table.
+    "CREATE INDEX IF NOT EXISTS dpsynth_ledger_spending_v3 ON dpsynth_ledger_entries (dataset, kind, rho, "
+    "additive_delta, additive_epsilon)",
 ]
 
 
@@ -460,15 +528,20 @@ class _Postgres(_Backend):
             cur.execute("SELECT pg_advisory_xact_lock(7366047411)")  # one initialiser at a time
             for statement in _TABLES:
                 cur.execute(statement)
-            # A version-1 ledger gains the column (checked first: ALTER TABLE locks out readers).
+            # An older ledger gains the columns (checked first: ALTER TABLE locks out readers).
             cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-                        "AND table_name = 'dpsynth_ledger_entries' AND column_name IN ('additive_delta', 'rdp')")
+                        "AND table_name = 'dpsynth_ledger_entries' AND column_name IN ('additive_delta', 'rdp', "
+                        "'additive_epsilon')")
             present = {row[0] for row in cur.fetchall()}
             if "rdp" not in present:  # a version-1 or -2 ledger gains the column
                 cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN rdp TEXT NOT NULL DEFAULT ''")
-            if "additive_delta" not in present:
+            if "additive_delta" not in present:  # a version-1 ledger
                 cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN additive_delta "
                             "DOUBLE PRECISION NOT NULL DEFAULT 0")
+            if "additive_epsilon" not in present:  # a version-1, -2 or -3 ledger
+                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN additive_epsilon "
+                            "DOUBLE PRECISION NOT NULL DEFAULT 0")
+            if not {"additive_delta", "additive_epsilon"} <= present:  # the covering index changes
                 for statement in _INDEXES:
                     cur.execute(statement)
             else:
@@ -531,6 +604,9 @@ class Ledger:
                             "DOUBLE PRECISION NOT NULL DEFAULT 0")
             if "rdp" not in columns:  # a version-1 or -2 ledger
                 cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN rdp TEXT NOT NULL DEFAULT ''")
+            if "additive_epsilon" not in columns:  # a version-1, -2 or -3 ledger
+                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN additive_epsilon "
+                            "DOUBLE PRECISION NOT NULL DEFAULT 0")
             for statement in _INDEXES:
                 cur.execute(statement)
             cur.execute(
@@ -543,7 +619,7 @@ class Ledger:
     # -- low level ----------------------------------------------------------------------------
     def _append(
         self, cur: Any, kind: str, dataset: str, rho: float, content: dict[str, Any], additive_delta: float = 0.0,
-        rdp: RDP | None = None,
+        rdp: RDP | None = None, additive_epsilon: float = 0.0,
     ) -> int:
         sql = self._db.sql
         cur.execute(sql("SELECT seq, hash FROM dpsynth_ledger_head WHERE id = 1"))
@@ -552,14 +628,17 @@ class Ledger:
         created_at = datetime.now(UTC).isoformat(timespec="microseconds")
         text = canonical(content)
         curve = canonical(rdp.to_dict()) if rdp is not None else ""
-        digest = _entry_hash(seq, created_at, kind, dataset, float(rho), text, last_hash, float(additive_delta), curve)
+        digest = _entry_hash(seq, created_at, kind, dataset, float(rho), text, last_hash, float(additive_delta), curve,
+                             float(additive_epsilon))
         cur.execute(
             sql(
                 "INSERT INTO dpsynth_ledger_entries "
-                "(seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, rdp) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "(seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, rdp, "
+                "additive_epsilon) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
-            (seq, created_at, kind, dataset, float(rho), text, last_hash, digest, float(additive_delta), curve),
+            (seq, created_at, kind, dataset, float(rho), text, last_hash, digest, float(additive_delta), curve,
+             float(additive_epsilon)),
         )
         cur.execute(sql("UPDATE dpsynth_ledger_head SET seq = ?, hash = ? WHERE id = 1"), (seq, digest))
         return seq
@@ -567,19 +646,20 @@ class Ledger:
     def _dataset_entries(self, cur: Any, dataset: str) -> list[Entry]:
         cur.execute(
             self._db.sql(
-                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, rdp "
-                "FROM dpsynth_ledger_entries WHERE dataset = ? ORDER BY seq"
+                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, rdp, "
+                "additive_epsilon FROM dpsynth_ledger_entries WHERE dataset = ? ORDER BY seq"
             ),
             (dataset,),
         )
         return [
-            Entry(int(s), c, k, d, float(r), json.loads(t), p, h, float(a), v or "")
-            for s, c, k, d, r, t, p, h, a, v in cur.fetchall()
+            Entry(int(s), c, k, d, float(r), json.loads(t), p, h, float(a), v or "", float(ae))
+            for s, c, k, d, r, t, p, h, a, v, ae in cur.fetchall()
         ]
 
     def _account(self, cur: Any, dataset: str) -> _Account:
         """What a charge needs, without reading every entry's content: the current cap, the unit
-        and the ρ and additive δ of every reservation (columns covered by the entry hashes)."""
+        and the ρ, additive δ and additive ε of every reservation (columns covered by the entry
+        hashes)."""
         sql = self._db.sql
         cur.execute(
             sql("SELECT kind, content FROM dpsynth_ledger_entries WHERE dataset = ? AND kind IN ('dataset', 'cap') "
@@ -592,14 +672,23 @@ class Ledger:
         unit = json.loads(caps[0][1])["unit"]
         last = json.loads(caps[-1][1])
         cur.execute(
-            sql("SELECT COALESCE(SUM(rho), 0), COALESCE(SUM(additive_delta), 0), COUNT(*) FROM dpsynth_ledger_entries "
+            sql("SELECT COALESCE(SUM(rho), 0), COUNT(*) FROM dpsynth_ledger_entries "
                 "WHERE dataset = ? AND kind = 'reserve'"),
             (dataset,),
         )
-        total, total_delta_, count = cur.fetchone()
-        # The database adds in floating point: round the sums up by their worst-case error (n ulps).
+        total, count = cur.fetchone()
+        # The database adds in floating point: round the sum up by its worst-case error (n ulps).
         spent = float(total) * (1.0 + int(count) * 2.3e-16)
-        spent_delta = float(total_delta_) * (1.0 + int(count) * 2.3e-16)
+        # The additive δ and ε are added here, exactly and rounded up (only the thresholding and
+        # claim reservations have them), so that claims that fill the cap exactly still fit.
+        cur.execute(
+            sql("SELECT additive_delta, additive_epsilon FROM dpsynth_ledger_entries WHERE dataset = ? "
+                "AND kind = 'reserve' AND (additive_delta <> 0 OR additive_epsilon <> 0)"),
+            (dataset,),
+        )
+        additive = cur.fetchall()
+        spent_delta = sum_up(float(row[0]) for row in additive)
+        spent_epsilon = sum_up(float(row[1]) for row in additive)
         # Curves are added here, order by order, each sum rounded up (RDP.__add__).
         cur.execute(
             sql("SELECT rdp FROM dpsynth_ledger_entries WHERE dataset = ? AND kind = 'reserve' AND rdp <> '' "
@@ -608,7 +697,7 @@ class Ledger:
         )
         curves = [RDP.from_dict(json.loads(row[0])) for row in cur.fetchall()]
         return _Account(dataset, unit, ApproxDP(last["epsilon"], last["delta"]), spent, int(count), spent_delta,
-                        RDP.total(curves))
+                        RDP.total(curves), spent_epsilon)
 
     @staticmethod
     def _statement(dataset: str, entries: list[Entry]) -> DatasetStatement:
@@ -631,7 +720,7 @@ class Ledger:
                     epsilon=c["claimed"]["epsilon"], delta=c["claimed"]["delta"], events=c["events"],
                     status="reserved", dpsynth_version=c["dpsynth_version"], input_sha256=c.get("input_sha256"),
                     additive_delta=e.additive_delta, opt_ins=list(c.get("opt_ins", [])),
-                    rdp=json.loads(e.rdp) if e.rdp else None,
+                    rdp=json.loads(e.rdp) if e.rdp else None, additive_epsilon=e.additive_epsilon,
                 )
             elif e.kind in ("complete", "fail") and c["reservation"] in reservations:
                 view = reservations[c["reservation"]]
@@ -663,14 +752,19 @@ class Ledger:
             raise ParameterError("reason must be given to change a dataset's cap (it is recorded)")
         with self._db.write() as cur:
             statement = self._account(cur, dataset)
-            spent = _spent_epsilon(statement.rho_spent, statement.rdp_spent, budget.delta, statement.delta_spent)
-            if statement.rdp_spent is None:
+            spent = _spent_epsilon(statement.rho_spent, statement.rdp_spent, budget.delta, statement.delta_spent,
+                                   statement.epsilon_spent)
+            if statement.epsilon_spent:  # claims: the total at the new δ must fit the new ε
+                below = spent > budget.epsilon
+            elif statement.rdp_spent is None:
                 new_rho_cap = _rho_cap(budget, statement.delta_spent, None)
                 below = thresholding_delta(statement.delta_spent) >= budget.delta or new_rho_cap < statement.rho_spent
             else:
                 below = thresholding_delta(statement.delta_spent) >= budget.delta or spent > budget.epsilon
             if below:
                 additive = f", additive delta={statement.delta_spent:.6g}" if statement.delta_spent else ""
+                if statement.epsilon_spent:
+                    additive += f", additive epsilon={statement.epsilon_spent:.6g}"
                 raise LedgerError(
                     f"cap (epsilon={budget.epsilon:g}, delta={budget.delta:g}) is below what dataset {dataset!r} "
                     f"has already spent (rho={statement.rho_spent:.6g}{additive}, epsilon={spent:.6g} at that delta)"
@@ -694,8 +788,8 @@ class Ledger:
         """Raise if ``events`` would not fit (without reserving); return the statement."""
         with self._db.read() as cur:
             account = self._account(cur, dataset)
-        events = list(events)
-        _refuse_overdraft(account, total_rho(events), total_delta(events), claimed, total_rdp(events))
+        rho, delta, rdp, epsilon = charged_costs(events)
+        _refuse_overdraft(account, rho, delta, claimed, rdp, epsilon)
         return account
 
     def reserve(
@@ -715,15 +809,18 @@ class Ledger:
         ``opt_ins`` names the loud opt-outs of privacy the release is built on (e.g.
         ``schema_read_from_data_without_privacy``); they are recorded with the reservation.
 
+        An (ε, δ) claim (:class:`~dpsynth.privacy.events.ApproxDPEvent`) is charged in full, its ε
+        in the entry's additive ε and its δ in its additive δ (see the module's docstring).
+
         Raises:
             BudgetExceededError: the dataset's cap would be exceeded (both numbers in the message).
             LedgerError: unknown dataset, or a privacy unit the synthesizer does not provide.
+            ParameterError: an event with a negative or NaN ε or δ.
         """
         from dpsynth import __version__
 
-        rho = total_rho(list(events))
-        delta = total_delta(list(events))
-        rdp = total_rdp(list(events))
+        events = list(events)
+        rho, delta, rdp, epsilon = charged_costs(events)
         with self._db.write() as cur:
             statement = self._account(cur, dataset)
             if statement.unit != unit:
@@ -731,7 +828,7 @@ class Ledger:
                     f"dataset {dataset!r} is registered with privacy unit {statement.unit!r} "
                     f"({describe_unit(statement.unit)}), but {synthesizer} protects {describe_unit(unit)}"
                 )
-            _refuse_overdraft(statement, rho, delta, claimed, rdp)
+            _refuse_overdraft(statement, rho, delta, claimed, rdp, epsilon)
             seq = self._append(cur, "reserve", dataset, rho, {
                 "synthesizer": synthesizer,
                 "claimed": {"epsilon": claimed.epsilon, "delta": claimed.delta},
@@ -740,8 +837,8 @@ class Ledger:
                 "input_sha256": input_sha256,
                 "parameters": parameters or {},
                 "opt_ins": list(opt_ins),
-            }, additive_delta=delta, rdp=rdp)
-        return Reservation(self, dataset, seq, ZCDP(rho), delta, rdp)
+            }, additive_delta=delta, rdp=rdp, additive_epsilon=epsilon)
+        return Reservation(self, dataset, seq, ZCDP(rho), delta, rdp, epsilon)
 
     def _close(self, dataset: str, reservation: int, kind: str, detail: dict[str, Any]) -> int:
         with self._db.write() as cur:
@@ -794,16 +891,15 @@ class Ledger:
         """Check the hash chain from the first entry to the head; name the first bad entry."""
         with self._db.read() as cur:
             cur.execute(
-                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, rdp "
-                "FROM dpsynth_ledger_entries ORDER BY seq"
+                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, rdp, "
+                "additive_epsilon FROM dpsynth_ledger_entries ORDER BY seq"
             )
             rows = cur.fetchall()
             cur.execute("SELECT seq, hash FROM dpsynth_ledger_head WHERE id = 1")
             head = cur.fetchone()
         prev = GENESIS
-        for i, (seq, created_at, kind, dataset, rho, content, prev_hash, digest, additive_delta, rdp) in enumerate(
-            rows, start=1
-        ):
+        for i, (seq, created_at, kind, dataset, rho, content, prev_hash, digest, additive_delta, rdp,
+                additive_epsilon) in enumerate(rows, start=1):
             if int(seq) != i:
                 return VerifyResult(False, len(rows), i, f"entry {i} is missing (the next stored entry is {seq}): "
                                     "deleted or renumbered")
@@ -811,7 +907,7 @@ class Ledger:
                 return VerifyResult(False, len(rows), i, f"entry {i} does not follow entry {i - 1} "
                                     "(its predecessor hash differs): an entry before it was changed, deleted or moved")
             if _entry_hash(int(seq), created_at, kind, dataset, float(rho), content, prev_hash,
-                           float(additive_delta), rdp or "") != digest:
+                           float(additive_delta), rdp or "", float(additive_epsilon)) != digest:
                 return VerifyResult(False, len(rows), i, f"entry {i} ({kind}, dataset {dataset!r}) does not match "
                                     "its hash: it was edited")
             prev = digest
@@ -832,18 +928,34 @@ class Reservation:
     reserved: ZCDP
     reserved_delta: float = 0.0
     reserved_rdp: RDP | None = None
+    #: additive ε of the (ε, δ) claims reserved
+    reserved_epsilon: float = 0.0
     odometer: Odometer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.odometer = Odometer(self.reserved, self.reserved_delta, self.reserved_rdp)
+        self.odometer = Odometer(self.reserved, self.reserved_delta, self.reserved_rdp, self.reserved_epsilon)
+
+    @classmethod
+    def unrecorded(cls, events: Sequence[PrivacyEvent]) -> Reservation:
+        """A reservation of ``events`` that no ledger records (what ``UNTRACKED`` and audit fits
+        hand out): its odometer holds their ρ, additive δ, Rényi-DP curve and additive ε."""
+        rho, delta, rdp, epsilon = charged_costs(events)
+        return cls(None, None, None, ZCDP(rho), delta, rdp, epsilon)
+
+    def _spent(self) -> dict[str, Any]:
+        """What the odometer spent, for the closing entry (with the claims' ε and δ when it reserved any)."""
+        out: dict[str, Any] = {"spent_rho": self.odometer.spent.rho}
+        if self.reserved_epsilon:
+            out.update(spent_epsilon=self.odometer.spent_epsilon, spent_delta=self.odometer.spent_delta)
+        return out
 
     def complete(self, **detail: Any) -> None:
         if self.ledger is not None and self.dataset is not None and self.id is not None:
-            self.ledger._close(self.dataset, self.id, "complete", {"spent_rho": self.odometer.spent.rho, **detail})
+            self.ledger._close(self.dataset, self.id, "complete", {**self._spent(), **detail})
 
     def fail(self, error: str) -> None:
         if self.ledger is not None and self.dataset is not None and self.id is not None:
-            self.ledger._close(self.dataset, self.id, "fail", {"spent_rho": self.odometer.spent.rho, "error": error})
+            self.ledger._close(self.dataset, self.id, "fail", {**self._spent(), "error": error})
 
 
 class _Untracked:
@@ -875,8 +987,7 @@ class _Untracked:
             UntrackedPrivacyWarning,
             stacklevel=3,
         )
-        events = list(events)
-        return Reservation(None, None, None, ZCDP(total_rho(events)), total_delta(events), total_rdp(events))
+        return Reservation.unrecorded(events)
 
 
 UNTRACKED = _Untracked()
@@ -931,17 +1042,23 @@ def _check_cap(budget: object) -> ApproxDP:
 
 
 def _refuse_overdraft(
-    statement: _Account, rho: float, delta: float, claimed: ApproxDP, rdp: RDP | None = None
+    statement: _Account, rho: float, delta: float, claimed: ApproxDP, rdp: RDP | None = None, epsilon: float = 0.0
 ) -> None:
-    """Refuse a request of ``rho``, additive ``delta`` and Rényi-DP curve ``rdp`` that the cap
-    cannot hold, naming both the requested and the remaining numbers.
+    """Refuse a request of ``rho``, additive ``delta``, Rényi-DP curve ``rdp`` and additive
+    ``epsilon`` ((ε, δ) claims) that the cap cannot hold, naming both the requested and the
+    remaining numbers.
 
     With additive δ (thresholding) the cap holds iff Σδ_thr < δ_cap and
     Σρ ≤ approx_dp_to_rho(ε_cap, δ_cap − Σδ_thr/(1 − Σδ_thr)), Σ over what was spent and this request.
     Once a curve is involved (spent or requested), it holds iff Σδ_thr < δ_cap and the curve
     Σρ·α + Σ curves converts to at most ε_cap at δ_cap − Σδ_thr/(1 − Σδ_thr).
+    Once a claim is involved (spent or requested), it holds iff Σε_claim + that conversion is at
+    most ε_cap (with no ρ and no curve: Σε_claim ≤ ε_cap and Σδ ≤ δ_cap).
     """
     cap = statement.cap
+    if epsilon or statement.epsilon_spent:
+        _refuse_claim_overdraft(statement, rho, delta, claimed, rdp, epsilon)
+        return
     if rdp is not None or statement.rdp_spent is not None:
         _refuse_rdp_overdraft(statement, rho, delta, claimed, rdp)
         return
@@ -993,6 +1110,39 @@ def _refuse_rdp_overdraft(statement: _Account, rho: float, delta: float, claimed
         f"epsilon={remaining:.6g} of dataset {statement.dataset!r}: composed in RDP the total would be "
         f"epsilon={total:.6g} > cap epsilon={cap.epsilon:g} at delta={cap.delta:g} (spent epsilon={spent_eps:.6g} "
         f"in {statement.releases} release(s))",
+        requested=requested,
+        remaining=remaining,
+    )
+
+
+def _refuse_claim_overdraft(
+    statement: _Account, rho: float, delta: float, claimed: ApproxDP, rdp: RDP | None, epsilon: float
+) -> None:
+    """The cap check once (ε, δ) claims are involved; the numbers in the message are ε at the cap's δ."""
+    cap = statement.cap
+    spent_eps = _spent_epsilon(statement.rho_spent, statement.rdp_spent, cap.delta, statement.delta_spent,
+                               statement.epsilon_spent)
+    curves = [c for c in (statement.rdp_spent, rdp) if c is not None]
+    delta_after = sum_up([statement.delta_spent, delta])
+    epsilon_after = sum_up([statement.epsilon_spent, epsilon])
+    total = _spent_epsilon(sum_up([statement.rho_spent, rho]), RDP.total(curves), cap.delta, delta_after,
+                           epsilon_after)
+    if total <= cap.epsilon:
+        return
+    requested = _spent_epsilon(rho, rdp, cap.delta, delta, epsilon)
+    remaining = max(0.0, cap.epsilon - spent_eps)
+    parts = ([f"additive epsilon={epsilon:.6g}"] if epsilon else []) + ([f"rho={rho:.6g}"] if rho else []) + (
+        ["a Rényi-DP curve"] if rdp is not None else []) + ([f"additive delta={delta:.6g}"] if delta else [])
+    parts = parts or ["no cost"]
+    spent = [f"additive epsilon={statement.epsilon_spent:.6g}", f"rho={statement.rho_spent:.6g}"] + (
+        [f"additive delta={statement.delta_spent:.6g}"] if statement.delta_spent else [])
+    raise BudgetExceededError(
+        f"requested epsilon={requested:.6g} at delta={cap.delta:g} ({', '.join(parts)}; claimed "
+        f"epsilon={claimed.epsilon:g}, delta={claimed.delta:g}) exceeds the remaining epsilon={remaining:.6g} of "
+        f"dataset {statement.dataset!r}: composed with the (epsilon, delta) claims the total would be "
+        f"epsilon={total:.6g} (additive delta={delta_after:.6g}) > cap epsilon={cap.epsilon:g} at "
+        f"delta={cap.delta:g} (spent epsilon={spent_eps:.6g}: {', '.join(spent)} in {statement.releases} "
+        "release(s))",
         requested=requested,
         remaining=remaining,
     )

@@ -17,17 +17,24 @@ class Odometer:
     """Tracks what the mechanisms of one fit have spent against what was reserved for it.
 
     A mechanism calls :meth:`spend` with its event *before* its noisy value is released; if the
-    sum would exceed the reservation (its ρ, its additive δ for thresholding mechanisms, or its
-    Rényi-DP curve, order by order, for DP-SGD) the
+    sum would exceed the reservation (its ρ, its additive δ for thresholding mechanisms and
+    (ε, δ) claims, its additive ε for (ε, δ) claims, or its Rényi-DP curve, order by order, for
+    DP-SGD) the
     mechanism is stopped (that is a dpsynth bug, never a user mistake, so it is not a
     :class:`~dpsynth.exceptions.DPSynthError`). Sums of ρ and δ are exact and rounded up
-    (:func:`~dpsynth.privacy.accounting.sum_up`) and compared with the reservation without slack.
+    (:func:`~dpsynth.privacy.accounting.sum_up`) and compared with the reservation without slack;
+    so are sums of additive ε.
+
+    An (ε, δ) claim (:class:`~dpsynth.privacy.events.ApproxDPEvent`, a generator dpsynth did not
+    write) is spent whole, once, before the generator is fitted: it has no ρ, and its ε and δ are
+    checked against the reservation's additive ε and δ.
     """
 
-    def __init__(self, reserved: ZCDP, delta: float = 0.0, rdp: RDP | None = None):
+    def __init__(self, reserved: ZCDP, delta: float = 0.0, rdp: RDP | None = None, epsilon: float = 0.0):
         self.reserved = reserved
         self.reserved_delta = float(delta)
         self.reserved_rdp = rdp
+        self.reserved_epsilon = float(epsilon)
         self.events: list[PrivacyEvent] = []
 
     @property
@@ -45,7 +52,17 @@ class Odometer:
         """Additive δ spent so far (thresholding events): the exact sum, rounded up."""
         return sum_up(e.delta for e in self.events)
 
+    @property
+    def spent_epsilon(self) -> float:
+        """Additive ε spent so far ((ε, δ) claims): the exact sum, rounded up."""
+        return sum_up(e.additive_epsilon for e in self.events)
+
     def spend(self, event: PrivacyEvent) -> None:
+        if not (event.additive_epsilon >= 0 and event.delta >= 0):  # False for NaN too: never give budget back
+            raise PrivacyAccountingError(
+                f"mechanism {event.label or event.kind!r} has epsilon={event.additive_epsilon!r}, "
+                f"delta={event.delta!r}: both must be >= 0"
+            )
         after = sum_up([*(e.rho for e in self.events), event.rho])
         if after > self.reserved.rho:
             raise PrivacyAccountingError(
@@ -58,6 +75,13 @@ class Odometer:
                 raise PrivacyAccountingError(
                     f"mechanism {event.label or event.kind!r} would spend delta={event.delta:.6g}, "
                     f"bringing the total to {after_delta:.6g} > reserved delta={self.reserved_delta:.6g}"
+                )
+        if event.additive_epsilon:
+            after_epsilon = sum_up([*(e.additive_epsilon for e in self.events), event.additive_epsilon])
+            if after_epsilon > self.reserved_epsilon:
+                raise PrivacyAccountingError(
+                    f"mechanism {event.label or event.kind!r} would spend epsilon={event.additive_epsilon:.6g}, "
+                    f"bringing the total to {after_epsilon:.6g} > reserved epsilon={self.reserved_epsilon:.6g}"
                 )
         if event.rdp is not None:
             spent = self.spent_rdp

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -185,6 +186,8 @@ TAMPERING = {
         "UPDATE dpsynth_ledger_entries SET seq = seq - 100 WHERE seq > 100", 2, "does not follow entry 1"),
     "give an additive delta": (
         "UPDATE dpsynth_ledger_entries SET additive_delta = 0.5 WHERE seq = 3", 3, "does not match its hash"),
+    "give an additive epsilon": (
+        "UPDATE dpsynth_ledger_entries SET additive_epsilon = 0.5 WHERE seq = 3", 3, "does not match its hash"),
 }
 
 
@@ -446,6 +449,8 @@ def test_a_version_1_ledger_gains_the_column_and_its_entries_still_verify(ledger
     # Turn the database back into a version-1 ledger: no additive_delta column, the old index.
     raw_execute(ledger_url,
                 "DROP INDEX IF EXISTS dpsynth_ledger_spending_v2",
+                "DROP INDEX IF EXISTS dpsynth_ledger_spending_v3",
+                "ALTER TABLE dpsynth_ledger_entries DROP COLUMN additive_epsilon",
                 "ALTER TABLE dpsynth_ledger_entries DROP COLUMN additive_delta",
                 "ALTER TABLE dpsynth_ledger_entries DROP COLUMN rdp",
                 "CREATE INDEX dpsynth_ledger_spending ON dpsynth_ledger_entries (dataset, kind, rho)",
@@ -459,7 +464,7 @@ def test_a_version_1_ledger_gains_the_column_and_its_entries_still_verify(ledger
                     "FROM dpsynth_ledger_entries ORDER BY seq")
         rows = cur.fetchall()
         cur.execute("SELECT version FROM dpsynth_ledger_head")
-        assert cur.fetchone()[0] == 3
+        assert cur.fetchone()[0] == 4
     for seq, created_at, kind, dataset, rho, content, prev, digest, additive in rows:
         assert additive == 0.0 and _v1_hash(int(seq), created_at, kind, dataset, float(rho), content, prev) == digest
     old.reserve("d", [levels_event()], synthesizer="schema_infer", claimed=ApproxDP(1.0, 1e-7))
@@ -532,6 +537,177 @@ def test_a_version_2_ledger_gains_the_rdp_column_and_still_verifies(ledger_url):
     assert old.verify().ok
     old.reserve("d", [rdp_event()], synthesizer="dpvae", claimed=ApproxDP(1.0, 1e-6))
     assert Ledger(ledger_url).verify().ok and Ledger(ledger_url).statement("d").composition == "rdp"
+
+
+# -- (ε, δ) claims of plug-in generators (ApproxDPEvent) ----------------------------------------
+
+
+def cks_epsilon(rho: float, delta: float) -> float:
+    """ε of ρ-zCDP at δ (CKS20 Corollary 13) minimised numerically over α, independently of dpsynth."""
+    from scipy.optimize import minimize_scalar
+
+    def at(t: float) -> float:  # α = 1 + e^t
+        alpha = 1.0 + math.exp(t)
+        return alpha * rho + (math.log(1.0 / delta) - math.log(alpha)) / (alpha - 1.0) + math.log1p(-1.0 / alpha)
+
+    return float(minimize_scalar(at, bounds=(-30.0, 30.0), method="bounded", options={"xatol": 1e-12}).fun)
+
+
+def test_claims_compose_with_zcdp_and_persist(ledger_url):
+    from dpsynth.privacy import ApproxDPEvent
+
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
+    g = GaussianEvent(scale=5.0, l2_sensitivity=1.0)  # ρ = 1/50
+    ledger.reserve("d", [g], synthesizer="mst", claimed=CLAIM).complete()
+    claim = ApproxDPEvent(0.6, 1e-7, label="plugin")
+    reservation = ledger.reserve("d", [claim], synthesizer="plugin", claimed=ApproxDP(0.6, 1e-7))
+    reservation.odometer.spend(claim)
+    reservation.complete(rows=7)
+    ledger.reserve("d", [ApproxDPEvent(0.3, 2e-7), g], synthesizer="plugin", claimed=ApproxDP(0.5, 2e-7))
+    expected = 0.9 + cks_epsilon(0.04, 1e-6 - 3e-7 / (1 - 3e-7))
+    for handle in (ledger, Ledger(ledger_url)):  # persistent: a new handle reads the same account
+        st = handle.statement("d")
+        assert st.rho_spent == pytest.approx(0.04, rel=1e-15) and st.delta_spent == pytest.approx(3e-7, rel=1e-15)
+        assert st.epsilon_additive_spent == pytest.approx(0.9, rel=1e-15)
+        assert st.epsilon_spent_tight == pytest.approx(expected, rel=1e-7)
+        assert st.epsilon_spent_plain_sum == pytest.approx(2.1)
+        assert [r.additive_epsilon for r in st.reservations] == [0.0, 0.6, 0.3]
+        assert st.reservations[1].detail == {"spent_rho": 0.0, "spent_epsilon": 0.6, "spent_delta": 1e-7, "rows": 7}
+        assert st.reservations[1].events == [claim.to_dict()]
+        report = st.to_dict()
+        assert report["spent"]["additive_epsilon"] == pytest.approx(0.9)
+        assert report["remaining"]["additive_epsilon"] == pytest.approx(5.0 - expected, rel=1e-7)
+        assert report["remaining"]["rho"] == pytest.approx(
+            approx_dp_to_rho(5.0 - 0.9, 1e-6 - thresholding_delta(3e-7)) - 0.04, rel=1e-9)
+    assert Ledger(ledger_url).verify().ok and ledger.verify().entries == 6
+    # the charge reads the same figures from the columns
+    with ledger._db.read() as cur:
+        account = ledger._account(cur, "d")
+    assert account.epsilon_spent == pytest.approx(0.9, rel=1e-15) and account.releases == 3
+
+
+def test_a_claim_overdraft_is_refused_with_both_numbers_and_changes_nothing(ledger_url):
+    from dpsynth.privacy import ApproxDPEvent
+
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
+    ledger.reserve("d", [ApproxDPEvent(0.6, 1e-7)], synthesizer="plugin", claimed=ApproxDP(0.6, 1e-7)).complete()
+    before = ledger.verify().entries
+    with pytest.raises(BudgetExceededError) as err:
+        Ledger(ledger_url).reserve("d", [ApproxDPEvent(0.6, 1e-7)], synthesizer="plugin",
+                                   claimed=ApproxDP(0.6, 1e-7))
+    assert "requested epsilon=0.6" in str(err.value) and "remaining epsilon=0.4 of dataset 'd'" in str(err.value)
+    assert err.value.requested == 0.6 and err.value.remaining == pytest.approx(0.4)
+    # an MST release that the remaining ε cannot hold beside the claim is refused too
+    with pytest.raises(BudgetExceededError, match="remaining epsilon=0.4"):
+        ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
+    assert ledger.verify().entries == before and len(ledger.statement("d").reservations) == 1
+    # what fits exactly still fits
+    ledger.reserve("d", [ApproxDPEvent(0.4, 9e-7)], synthesizer="plugin", claimed=ApproxDP(0.4, 9e-7))
+    assert ledger.statement("d").epsilon_spent_tight == 1.0 and ledger.verify().ok
+
+
+@pytest.mark.parametrize("sql,first_bad", [
+    ("UPDATE dpsynth_ledger_entries SET additive_epsilon = 0 WHERE seq = 3", 3),  # hide the claim
+    ("UPDATE dpsynth_ledger_entries SET additive_epsilon = 0.01 WHERE seq = 3", 3),  # shrink it
+    ("UPDATE dpsynth_ledger_entries SET additive_epsilon = 0.5 WHERE seq = 2", 2),  # give an entry one
+])
+def test_editing_an_additive_epsilon_is_found(ledger_url, sql, first_bad):
+    from dpsynth.privacy import ApproxDPEvent
+
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
+    ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
+    ledger.reserve("d", [ApproxDPEvent(0.6, 1e-7)], synthesizer="plugin", claimed=ApproxDP(0.6, 1e-7))
+    assert ledger.verify().ok
+    raw_execute(ledger_url, sql)
+    result = ledger.verify()
+    assert not result.ok and result.first_bad == first_bad and "does not match its hash" in result.problem
+
+
+# The previous dpsynth's table (schema version 3: no additive_epsilon column) and its covering index.
+_V3_TABLES = [
+    """CREATE TABLE dpsynth_ledger_entries (
+        seq INTEGER PRIMARY KEY, created_at TEXT NOT NULL, kind TEXT NOT NULL, dataset TEXT NOT NULL,
+        rho DOUBLE PRECISION NOT NULL, content TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+        additive_delta DOUBLE PRECISION NOT NULL DEFAULT 0, rdp TEXT NOT NULL DEFAULT '')""",
+    """CREATE TABLE dpsynth_ledger_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL, version INTEGER NOT NULL)""",
+    "CREATE INDEX dpsynth_ledger_spending_v2 ON dpsynth_ledger_entries (dataset, kind, rho, additive_delta)",
+]
+
+
+def _v3_hash(seq, created_at, kind, dataset, rho, content, prev, additive_delta=0.0, rdp=""):
+    """The entry hash as the previous dpsynth computed it (additive δ and curve only when present)."""
+    fields = {"seq": seq, "created_at": created_at, "kind": kind, "dataset": dataset, "rho": rho,
+              "content": content, "prev_hash": prev}
+    if additive_delta:
+        fields["additive_delta"] = additive_delta
+    if rdp:
+        fields["rdp"] = rdp
+    return hashlib.sha256(canonical(fields).encode("utf-8")).hexdigest()
+
+
+def test_a_version_3_ledger_made_by_hand_gains_the_additive_epsilon_column(ledger_url):
+    from dpsynth.privacy import ApproxDPEvent
+
+    # Values exact in binary, so that the SQL literals below store exactly the hashed floats.
+    rho, additive_delta = 0.03125, 2.0**-24
+    rows, prev = [], "0" * 64
+    contents = [("dataset", 0.0, 0.0, {"epsilon": 5.0, "delta": 1e-6, "unit": "row", "rho_cap": 0.0}),
+                ("reserve", rho, additive_delta, {
+                    "synthesizer": "schema_infer", "claimed": {"epsilon": 1.0, "delta": 1e-7}, "events": [],
+                    "dpsynth_version": "0.0.old", "input_sha256": None, "parameters": {}, "opt_ins": []}),
+                ("complete", 0.0, 0.0, {"reservation": 2, "spent_rho": rho})]
+    for seq, (kind, r, a, content) in enumerate(contents, start=1):
+        created = f"2024-01-0{seq}T00:00:00.000000+00:00"
+        text = canonical(content)
+        digest = _v3_hash(seq, created, kind, "d", r, text, prev, a)
+        rows.append(f"INSERT INTO dpsynth_ledger_entries (seq, created_at, kind, dataset, rho, content, prev_hash, "
+                    f"hash, additive_delta, rdp) VALUES ({seq}, '{created}', '{kind}', 'd', {r!r}, '{text}', "
+                    f"'{prev}', '{digest}', {a!r}, '')")
+        prev = digest
+    raw_execute(ledger_url, *_V3_TABLES, *rows,
+                f"INSERT INTO dpsynth_ledger_head (id, seq, hash, version) VALUES (1, 3, '{prev}', 3)")
+
+    old = Ledger(ledger_url)  # migrates
+    assert old.verify().ok and old.verify().entries == 3
+    st = old.statement("d")
+    assert st.rho_spent == rho and st.delta_spent == additive_delta and st.epsilon_additive_spent == 0.0
+    assert st.reservations[0].additive_epsilon == 0.0 and st.reservations[0].status == "completed"
+    assert raw_query(ledger_url, "SELECT additive_epsilon FROM dpsynth_ledger_entries ORDER BY seq") == [(0.0,)] * 3
+    assert raw_query(ledger_url, "SELECT version FROM dpsynth_ledger_head") == [(4,)]
+    if ledger_url.startswith("sqlite:///"):
+        indexes = {row[1] for row in raw_query(ledger_url, "PRAGMA index_list(dpsynth_ledger_entries)")}
+    else:
+        indexes = {row[0] for row in raw_query(
+            ledger_url, "SELECT indexname FROM pg_indexes WHERE tablename = 'dpsynth_ledger_entries'")}
+    assert "dpsynth_ledger_spending_v3" in indexes and "dpsynth_ledger_spending_v2" not in indexes
+
+    old.reserve("d", [ApproxDPEvent(0.5, 1e-7)], synthesizer="plugin", claimed=ApproxDP(0.5, 1e-7))
+    again = Ledger(ledger_url)  # opening a migrated ledger changes nothing
+    assert again.verify().ok and again.verify().entries == 4
+    st = again.statement("d")
+    assert st.epsilon_additive_spent == 0.5
+    assert st.epsilon_spent_tight == pytest.approx(0.5 + cks_epsilon(rho, 1e-6 - thresholding_delta(
+        additive_delta + 1e-7)), rel=1e-7)
+
+
+def test_cli_shows_the_claims(ledger_url):
+    from dpsynth.privacy import ApproxDPEvent
+
+    ledger = Ledger(ledger_url)
+    ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
+    ledger.reserve("d", [ApproxDPEvent(0.6, 1e-7)], synthesizer="plugin", claimed=ApproxDP(0.6, 1e-7)).complete()
+    human = dpsynth("ledger", "show", "--ledger", ledger_url, "--dataset", "d")
+    assert human.returncode == 0, human.stderr
+    assert "claim (epsilon, delta)=(0.6, 1e-07)" in human.stdout and "claims epsilon=0.6" in human.stdout
+    shown = json.loads(dpsynth("ledger", "show", "--ledger", ledger_url, "--json").stdout)
+    (d,) = shown["datasets"]
+    assert d["spent"]["additive_epsilon"] == 0.6 and d["spent"]["epsilon_tight"] == 0.6
+    assert d["entries"][0]["additive_epsilon"] == 0.6 and d["entries"][0]["events"][0]["kind"] == "approx_dp"
+    assert dpsynth("ledger", "verify", "--ledger", ledger_url).returncode == 0
 
 
 # -- keyed fingerprints of the input ------------------------------------------------------------
