@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit a synthesizer and write a synthetic table")
     fit.add_argument("--data", required=True, help="private table (.csv, .csv.gz or .parquet)")
     fit.add_argument("--schema", required=True, help="public schema (YAML/JSON) or Private-PGM domain file")
-    fit.add_argument("--synthesizer", default="mst", help="synthesizer name (default: mst)")
+    fit.add_argument("--synthesizer", default="mst",
+                     help="synthesizer name (default: mst), or package.module:Class of a plug-in (docs/plugins.md)")
     fit.add_argument("--epsilon", type=_float, required=True)
     fit.add_argument("--delta", type=_float, required=True)
     fit.add_argument("--rows", type=_int, required=True, help="number of synthetic rows")
@@ -206,16 +207,17 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
     from dpsynth.io import check_writable, read_table, sha256_file, write_table
     from dpsynth.privacy.ledger import UNTRACKED, Ledger
     from dpsynth.schema import load_schema
-    from dpsynth.synth import get_synthesizer
+    from dpsynth.synth.plugin import load_generator
 
     start = time.perf_counter()
     # Everything a user can get wrong is checked before the private data is touched.
-    cls = get_synthesizer(args.synthesizer)
+    cls = load_generator(args.synthesizer)  # a name, or package.module:Class (a plug-in comes back wrapped)
     rows = check.positive_int("rows", args.rows)
     out = check_writable(args.out)
     schema = load_schema(args.schema)
     params = _synth_params(cls, args.param, args.workload)
-    if "device" in inspect.signature(cls.__init__).parameters:  # only synthesizers that train take it
+    plugin = getattr(cls, "plugin", False)
+    if not plugin and "device" in inspect.signature(cls.__init__).parameters:  # only synthesizers that train take it
         params.setdefault("device", args.device)
     synth = cls(epsilon=args.epsilon, delta=args.delta, insecure_seed=args.insecure_seed, **params)
     events = synth.plan(schema)  # validates ε, δ and the synthesizer's parameters
@@ -257,6 +259,8 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
         result["insecure_seed"] = args.insecure_seed
     if hasattr(synth, "dpsgd_"):  # DP-SGD: the accounting of the run (σ, q, steps, Opacus's ε, device)
         result["dpsgd"] = synth.dpsgd_
+    if plugin:  # the claim is the generator's own, charged by dpsynth before its fit
+        result["claim"] = synth.claim_
     result["ledger_entry"] = synth.ledger_entry_
     result["dataset"] = synth.dataset_
     result["opt_ins"] = list(synth.opt_ins_)
@@ -267,7 +271,11 @@ def _synth_params(cls: Any, pairs: list[str], workload: str | None) -> dict[str,
     """Constructor parameters from ``--param NAME=VALUE`` and ``--workload``, checked by name."""
     import inspect
 
-    accepted = {n for n, p in inspect.signature(cls.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    any_name = False
+    if getattr(cls, "plugin", False):  # a plug-in: the parameters of the user's own __init__
+        accepted, any_name = cls.parameters()
+    else:
+        accepted = {n for n, p in inspect.signature(cls.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY}
     reserved = {"epsilon", "delta", "insecure_seed"}
     params: dict[str, Any] = {}
     for pair in pairs:
@@ -275,7 +283,7 @@ def _synth_params(cls: Any, pairs: list[str], workload: str | None) -> dict[str,
         name = name.strip().replace("-", "_")
         if not sep or not name:
             raise ParameterError(f"--param ({pair!r}) must be NAME=VALUE")
-        if name in reserved or name not in accepted:
+        if name in reserved or (name not in accepted and not any_name):
             known = ", ".join(sorted(accepted - reserved)) or "none"
             raise ParameterError(f"--param {name!r} is not a parameter of {cls.name} (its parameters: {known})")
         try:
@@ -414,17 +422,27 @@ def _print_statements(statements: list[dict[str, Any]]) -> None:
     for st in statements:
         cap, spent, remaining = st["cap"], st["spent"], st["remaining"]
         additive = spent["additive_delta"]
+        claimed = spent.get("additive_epsilon") or 0.0  # (ε, δ) claims of plug-in generators, taken as given
         print(f"dataset {st['dataset']!r} ({st['unit_description']})")
+        after = " and claims" if claimed else ""
         print(f"  cap:       epsilon={cap['epsilon']:g}, delta={cap['delta']:g}  (rho={cap['rho']:.6g}"
-              f"{' after the additive delta spent' if additive else ''})")
+              f"{f' after the additive delta{after} spent' if additive or claimed else ''})")
         composed = " in RDP" if spent.get("composition") == "rdp" else ""
-        print(f"  spent:     epsilon={spent['epsilon_tight']:.4g} at delta={spent['delta']:g} (tight{composed}, rho="
-              f"{spent['rho']:.6g}, additive delta={additive:.3g}); plain sum of releases: "
+        claims = f"claims epsilon={claimed:.4g} + " if claimed else ""
+        print(f"  spent:     epsilon={spent['epsilon_tight']:.4g} at delta={spent['delta']:g} (tight{composed}, "
+              f"{claims}rho={spent['rho']:.6g}, additive delta={additive:.3g}); plain sum of releases: "
               f"epsilon={spent['epsilon_plain_sum']:.4g}, delta={spent['delta_plain_sum']:.3g}")
-        print(f"  remaining: rho={remaining['rho']:.6g}, additive delta={remaining['additive_delta']:.3g}   "
+        left = f", claim epsilon={remaining['additive_epsilon']:.4g}" if claimed else ""
+        print(f"  remaining: rho={remaining['rho']:.6g}, additive delta={remaining['additive_delta']:.3g}{left}   "
               f"releases: {st['releases']} ({st['not_completed']} not completed)")
         for e in st["entries"]:
             extra = f" additive delta={e['additive_delta']:.3g}" if e.get("additive_delta") else ""
+            claims = [c for c in e.get("events", []) if c.get("kind") == "approx_dp"]
+            if claims:  # charged as given, before the generator read a row
+                pairs = ", ".join(f"({c.get('epsilon', 0.0):g}, {c.get('epsilon_delta', 0.0):g})" for c in claims)
+                extra += f" claim (epsilon, delta)={pairs}"
+            elif e.get("additive_epsilon"):
+                extra += f" claim epsilon={e['additive_epsilon']:g}"
             opt_ins = f"  opt-ins: {', '.join(e['opt_ins'])}" if e.get("opt_ins") else ""
             print(f"  #{e['id']:<6} {e['created_at'][:19]}  {e['synthesizer']:<6} epsilon={e['epsilon']:g} "
                   f"delta={e['delta']:g} rho={e['rho']:.6g}{extra}  {e['status']:<9} dpsynth "
@@ -496,7 +514,9 @@ def _audit(args: argparse.Namespace) -> int:
                 mu = "" if r.get("mu_lower_bound") is None else (
                     f"; mu >= {r['mu_lower_bound']:.3f} (claim {r['claimed_mu']:.4f}, max provable "
                     f"{r['max_provable_mu']:.3f})")
-                print(f"  {r['method']} ({r['trials']} trials, {r['details']['noise']}, {r['seconds']:g} s): "
+                how = (f"{r['fits']} fits, {r['canaries']} canaries, {r['copy_test']['copies']} verbatim copies"
+                       if "copy_test" in r else f"{r['trials']} trials, {r['details'].get('noise', 'its own noise')}")
+                print(f"  {r['method']} ({how}, {r['seconds']:g} s): "
                       f"epsilon >= {r['epsilon_lower_bound']:.3f} at {r['confidence']:.0%} (max provable "
                       f"{r['max_provable_epsilon']:.3f}){mu}{' -- VIOLATION' if r['violation'] else ''}")
         print("VIOLATION: the claim is refuted" if summary["violation"] else "no violation found")
@@ -505,13 +525,13 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _release(args: argparse.Namespace) -> int:
     """Exit 0 released, 1 blocked by the policy, 2 bad input (nothing charged or written), 3 budget refused."""
-    from dpsynth.audit.suite import load_synthesizer
     from dpsynth.release import release
     from dpsynth.release.artifacts import publishable
+    from dpsynth.synth.plugin import load_generator
 
     if not args.ledger:
         raise ParameterError("release needs --ledger URL (or $DPSYNTH_LEDGER): every release is charged")
-    cls = load_synthesizer(args.synthesizer)
+    cls = load_generator(args.synthesizer)
     params = _synth_params(cls, args.param, None)
     result = release(data=args.data, schema=args.schema, synthesizer=args.synthesizer, epsilon=args.epsilon,
                      delta=args.delta, ledger=args.ledger, dataset=args.dataset, policy=args.policy, out=args.out,

@@ -29,6 +29,14 @@ class DataError(DPSynthError, ValueError):
     """
 
 
+class PluginError(DPSynthError):
+    """A generator dpsynth did not write (``docs/plugins.md``) failed after its claim was charged: its
+    ``fit()`` raised, or its ``sample()`` returned something that is not a table of its schema.
+
+    Messages are one line naming the problem, never a value from the data or from its output.
+    """
+
+
 class NotFittedError(DPSynthError, AttributeError):
     """A synthesizer was asked to sample before ``fit``."""
 

@@ -357,11 +357,23 @@ def _privacy(report: dict[str, Any]) -> str:
         ("Secure noise", {True: "yes", False: "NO (seeded test noise)", None: "— (the fit did not run)"}.get(
             release.get("secure_noise"), release.get("secure_noise"))),
     ]
+    claim = _dict(release.get("claim"))
+    if claim:
+        rows.append(("Whose claim", {"dpsynth": "dpsynth's", "generator": "the generator's own (a plug-in)"}.get(
+            str(claim.get("source")), claim.get("source"))))
+        rows.append(("Plan charged", claim.get("plan")))
+        rows.append(("Verified by dpsynth", claim.get("verified")))
     if isinstance(params, dict) and params:
         rows.append(("Synthesizer parameters", json.dumps(params, sort_keys=True, default=str)))
     if seconds:
         rows.append(("Seconds", ", ".join(f"{k} {_fmt(v, 3)}" for k, v in seconds.items())))
-    out = ['<div class="cols"><div><h3>Claim</h3>', _kv(rows), "</div>"]
+    out = ['<div class="cols"><div><h3>Claim</h3>', _kv(rows)]
+    if claim.get("statement"):
+        text = str(claim["statement"]).rstrip(".")
+        statement = _e(text[:1].upper() + text[1:] + ".")
+        out.append(f'<div class="alarm" id="claim"><strong>Unverified claim:</strong> {statement}</div>'
+                   if claim.get("verified") is False else f'<p class="sub" id="claim">{statement}</p>')
+    out.append("</div>")
 
     before, after = _dict(ledger.get("before")), _dict(ledger.get("after"))
     out.append("<div><h3>Ledger</h3>")
