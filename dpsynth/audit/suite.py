@@ -22,6 +22,9 @@ A suite::
         fits_per_world: 8                          # per target; 1 canary + 1 outlier by default
         reference_rows: 2000                       # seeded subsample the fits run on (null: all)
         workers: 1                                 # fits in N spawned processes (same result)
+      - kind: canary                               # the release gate's canary audit (dpsynth.audit.canary)
+        schema: adult                              # a bundled public schema its tables are drawn from
+        fits: 3                                    # 1 to 3 fits; base_rows: 1000; sample_factor: 5
       - kind: onerun                               # one-run audit of one fit (dpsynth.audit.onerun)
         canaries: 1000                             # m, from data.columns' domain, far from the base
         guesses: null                              # r (even), or null: a fixed ladder with Bonferroni
@@ -35,8 +38,6 @@ data row.
 from __future__ import annotations
 
 import functools
-import importlib
-import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ import yaml
 from dpsynth.audit.bounds import NOT_DP_NOTICE
 from dpsynth.exceptions import ParameterError
 
-_KINDS = {"replay", "whitebox", "blackbox", "onerun"}
+_KINDS = {"replay", "whitebox", "blackbox", "onerun", "canary"}
 _PAIRS = ("constant_plus_outlier", "outlier_removed", "random_plus_row")
 
 
@@ -124,6 +125,46 @@ def _check_onerun(audit: dict[str, Any], where: str, problems: list[str]) -> Non
     extra = set(audit) - {"kind", "canaries", "guesses", "base_rows", "seed", "min_distance", "scoring", "confidence"}
     if extra:
         _problem(problems, where, f"has unknown key(s) {', '.join(sorted(extra))}")
+
+
+def _check_canary(audit: dict[str, Any], where: str, problems: list[str]) -> None:
+    """Validate (and fill the defaults of) a ``kind: canary`` audit (the release gate's)."""
+    def integer(key: str, default: int, low: int, high: int | None = None) -> None:
+        value = audit.setdefault(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            _problem(problems, f"{where}.{key}", f"({value!r}) must be an integer >= {low}"
+                     + (f" and <= {high}" if high is not None else ""))
+
+    if audit.setdefault("schema", "adult") not in _BLACKBOX_DATASETS:
+        _problem(problems, f"{where}.schema", f"({audit['schema']!r}) must be one of {', '.join(_BLACKBOX_DATASETS)} "
+                 "(a bundled public schema; the audit's tables are drawn from it)")
+    integer("fits", 3, 1, 3)
+    integer("base_rows", 1000, 1)
+    integer("sample_factor", 5, 1)
+    integer("seed", 0, 0)
+    confidence = audit.setdefault("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        _problem(problems, f"{where}.confidence", f"({confidence!r}) must be in the open interval (0, 1)")
+    extra = set(audit) - {"kind", "schema", "fits", "base_rows", "sample_factor", "seed", "confidence"}
+    if extra:
+        _problem(problems, where, f"has unknown key(s) {', '.join(sorted(extra))}")
+
+
+def _run_canary(make: Any, audit: dict[str, Any], *, epsilon: float, delta: float) -> dict[str, Any]:
+    """The release gate's canary audit on tables drawn from a bundled public schema."""
+    from dpsynth.audit.canary import METHOD, canary_audit
+    from dpsynth.audit.whitebox import AuditError
+    from dpsynth.datasets import load_adult
+
+    _, schema = load_adult()
+    try:
+        out = canary_audit(make, schema, claimed_epsilon=epsilon, claimed_delta=delta, fits=audit["fits"],
+                           base_rows=audit["base_rows"], sample_factor=audit["sample_factor"],
+                           confidence=float(audit["confidence"]), seed=int(audit["seed"])).to_dict()
+    except AuditError as exc:
+        return {"method": METHOD, "violation": True, "error": str(exc), "notice": NOT_DP_NOTICE}
+    out["schema"] = f"{audit['schema']} (bundled public schema; no data row is read)"
+    return out
 
 
 def _run_onerun(make: Any, schema: Any, audit: dict[str, Any], *, epsilon: float, delta: float) -> dict[str, Any]:
@@ -206,6 +247,9 @@ def load_suite(path: str | Path) -> dict[str, Any]:
         if audit["kind"] == "onerun":
             _check_onerun(audit, where, problems)
             continue
+        if audit["kind"] == "canary":
+            _check_canary(audit, where, problems)
+            continue
         if audit["kind"] == "replay":
             pairs = audit.setdefault("pairs", list(_PAIRS))
             if not isinstance(pairs, list) or not pairs or any(p not in _PAIRS for p in pairs):
@@ -227,45 +271,17 @@ def load_suite(path: str | Path) -> dict[str, Any]:
     return suite
 
 
-def load_synthesizer(spec: str) -> type:
-    """A registered synthesizer by name, or a user's class by import path ``package.module:Class``;
-    checks the estimator contract (raises :class:`ParameterError` naming what is missing)."""
-    if ":" not in spec:
-        import dpsynth.synth  # noqa: F401 - registers the built-in synthesizers
-        from dpsynth.synth.base import get_synthesizer
+def load_synthesizer(spec: str) -> Any:
+    """A registered synthesizer by name, or a user's class by import path ``package.module:Class``
+    (a plug-in with the plain contract comes back wrapped); raises :class:`ParameterError` naming
+    what is missing. Kept for existing imports: see :func:`dpsynth.synth.plugin.load_generator`."""
+    from dpsynth.synth.plugin import load_generator
 
-        return get_synthesizer(spec)
-    module_name, _, class_name = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ParameterError(f"synthesizer ({spec!r}): cannot import module {module_name!r} ({exc})") from None
-    cls = getattr(module, class_name, None)
-    if not inspect.isclass(cls):
-        raise ParameterError(f"synthesizer ({spec!r}): module {module_name!r} has no class {class_name!r}")
-    problems = []
-    for method in ("plan", "fit", "sample"):
-        if not callable(getattr(cls, method, None)):
-            problems.append(f"no {method}() method")
-    try:
-        init = inspect.signature(cls)
-        for name in ("epsilon", "delta"):
-            param = init.parameters.get(name)
-            if param is None and not any(p.kind is p.VAR_KEYWORD for p in init.parameters.values()):
-                problems.append(f"__init__ does not take {name}=")
-    except (TypeError, ValueError):
-        problems.append("__init__ has no inspectable signature")
-    fit = getattr(cls, "fit", None)
-    if callable(fit):
-        try:
-            params = inspect.signature(fit).parameters
-            if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-                problems += [f"fit() does not take {k}=" for k in ("schema", "ledger") if k not in params]
-        except (TypeError, ValueError):
-            problems.append("fit() has no inspectable signature")
-    if problems:
-        raise ParameterError(f"synthesizer ({spec!r}) does not follow the estimator contract: " + "; ".join(problems))
-    return cls
+    return load_generator(spec)
+
+
+#: the audit kinds a plug-in (a generator dpsynth did not write) can run: the others need dpsynth's mechanisms
+PLUGIN_KINDS = ("canary", "blackbox", "onerun")
 
 
 def _check_plan(synthesizer: Any, schema: Any, spec: str) -> None:
@@ -290,6 +306,12 @@ def run_suite(spec: str, *, epsilon: float, delta: float, suite: dict[str, Any])
     from dpsynth.schema.schema import Schema
 
     cls = load_synthesizer(spec)
+    if getattr(cls, "plugin", False):  # refused before any fit: these audits read dpsynth's own mechanisms
+        refused = [k for k in ("whitebox", "replay") if any(a["kind"] == k for a in suite["audits"])]
+        if refused:
+            raise ParameterError(f"synthesizer ({spec!r}) is a plug-in generator: the audit kind(s) "
+                                 f"{', '.join(refused)} need dpsynth's own mechanisms; a plug-in can run the audit "
+                                 f"kinds {', '.join(PLUGIN_KINDS)}")
     params = dict(suite.get("synthesizer_params") or {})
     schema = Schema.from_domain(dict(suite["data"]["columns"]))
 
@@ -307,6 +329,8 @@ def run_suite(spec: str, *, epsilon: float, delta: float, suite: dict[str, Any])
         start = time.perf_counter()
         if audit["kind"] == "blackbox":
             out = _run_blackbox(make, audit, epsilon=epsilon, delta=delta)
+        elif audit["kind"] == "canary":
+            out = _run_canary(make, audit, epsilon=epsilon, delta=delta)
         elif audit["kind"] == "onerun":
             out = _run_onerun(make, schema, audit, epsilon=epsilon, delta=delta)
         elif audit["kind"] == "replay":

@@ -18,10 +18,8 @@ utility) are DP measurements charged to the ledger in the release's plan
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import pickle
 import platform
 import sys
 import time
@@ -36,8 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dpsynth.exceptions import BudgetExceededError, ParameterError
+from dpsynth.exceptions import BudgetExceededError, ParameterError, PluginError
 from dpsynth.release.artifacts import DECISION_DP, DECISION_NOT_DP, INTERNAL, INTERNAL_NOTICE, PUBLISH, write_release
+from dpsynth.release.audit_checks import audit_checks, canary_checks
 from dpsynth.release.checks import Checks, first_line
 from dpsynth.release.manifest import sha256_bytes, sha256_path
 from dpsynth.release.policy import Policy, load_policy
@@ -159,6 +158,8 @@ def _check_out_dir(out: str | Path) -> Path:
 def _secure_noise_possible(synth: Any) -> tuple[bool, str]:
     if getattr(synth, "insecure_seed", None) is not None:
         return False, "the noise is seeded (insecure_seed): for tests only"
+    if getattr(synth, "plugin", False):
+        return True, "the generator reports secure_noise_ after its fit (its own claim, unverified)"
     if hasattr(synth, "secure_mode"):
         from dpsynth.synth.dpsgd.common import secure_rng_available
 
@@ -280,11 +281,12 @@ def release(
     then DP. Under the policy's opt-in ``decision_read_private_data_without_privacy`` it is not.
     """
     from dpsynth import _validation as check
-    from dpsynth.audit.suite import load_suite, load_synthesizer
+    from dpsynth.audit.suite import load_suite
     from dpsynth.io import read_table
     from dpsynth.privacy.ledger import Ledger
     from dpsynth.schema import load_schema
     from dpsynth.schema.encode import encode
+    from dpsynth.synth.plugin import claim_of, load_generator
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -293,7 +295,7 @@ def release(
     out_dir = _check_out_dir(out)
     schema_path = None if not isinstance(schema, (str, Path)) else Path(schema)
     sch = load_schema(schema_path) if schema_path is not None else schema
-    cls = load_synthesizer(synthesizer)
+    cls = load_generator(synthesizer)  # a plug-in (plain contract) comes back wrapped: dpsynth charges its claim
     params = dict(synthesizer_params or {})
     if insecure_seed is not None:
         params["insecure_seed"] = insecure_seed
@@ -361,7 +363,7 @@ def release(
                     "synthesizer_params": {k: _jsonable(v) for k, v in params.items()},
                     "epsilon": float(epsilon), "delta": float(delta), "rows": int(rows) if rows is not None else None,
                     "rows_source": "public_input" if rows is not None else "dp_estimate",
-                    "privacy": privacy,
+                    "privacy": privacy, "claim": claim_of(probe),
                     "privacy_unit": statement_before.to_dict()["unit_description"], "secure_noise": None,
                     "seconds": timings},
         "versions": _versions(),
@@ -384,8 +386,9 @@ def release(
     total_epsilon = privacy["total"]["epsilon"]
     checks.add("privacy.epsilon", "privacy", "ε of the release (the table and the decision, composed)",
                total_epsilon, pol.max_epsilon, "<=", total_epsilon <= pol.max_epsilon, reads="public")
-    checks.add("privacy.delta", "privacy", "δ of the release", float(delta), pol.max_delta, "<=",
-               float(delta) <= pol.max_delta, reads="public")
+    total_delta = privacy["total"]["delta"]
+    checks.add("privacy.delta", "privacy", "δ of the release (the table and the decision, composed)", total_delta,
+               pol.max_delta, "<=", total_delta <= pol.max_delta, reads="public")
     possible, why = _secure_noise_possible(probe)
     if pol.require_secure_noise:
         checks.add("privacy.secure_noise", "privacy", "noise from a cryptographically secure source", possible,
@@ -402,18 +405,27 @@ def release(
         refused = True
         checks.add("budget.ledger", "budget", "the ledger has the budget (the fit and the DP checks)", False, True,
                    "==", False, first_line(exc), reads="public")
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    if checks.passed and pol.audit is not None and pol.audit.method == "canary":
+        # data-independent: run before the charge, so that a generator it refutes spends nothing
+        with _Progress(show) as bar:
+            canary_checks(report, checks, pol, cls, params, sch, float(epsilon), float(delta), seed, bar, timings)
     if not checks.passed:
+        ran = {c["id"] for c in checks.items}
         for cid, cat, title, reads in _LATER:
-            checks.not_run(cid, cat, title, None, "==", "not run: the release was stopped before the fit; nothing "
-                           "was charged", reads=reads)
+            if cid not in ran:
+                if cid.startswith("audit.") and pol.audit is not None and pol.audit.method == "canary":
+                    reads = "public"  # the canary audit reads no row
+                checks.not_run(cid, cat, title, None, "==", "not run: the release was stopped before the fit; "
+                               "nothing was charged", reads=reads)
         return _finish(report, checks, out_dir, None, "refused" if refused else "blocked", started)
 
-    show = sys.stderr.isatty() if progress is None else bool(progress)
     synthetic = None
     with _Progress(show) as bar:
         # -- 3. the private computation: reserve, fit, sample ------------------------------------
         t = time.perf_counter()
         synth = cls(epsilon=epsilon, delta=delta, **params)
+        failed: PluginError | None = None  # a plug-in that failed after its charge: blocked, never a traceback
         with bar.step(f"fitting {synthesizer} (ε = {epsilon:g})"):
             try:
                 with warnings.catch_warnings():
@@ -424,28 +436,39 @@ def release(
                 checks.add("budget.ledger", "budget", "the ledger has the budget (the fit and the DP checks)", False,
                            True, "==", False, first_line(exc), reads="public")
                 return _finish(report, checks, out_dir, None, "refused", started)
+            except PluginError as exc:  # its reservation is marked failed and stays spent
+                failed = exc
+                checks.failed("release.fit", "privacy", "the generator's fit ran", None, "==", first_line(exc),
+                              reads="dp_output")
         timings["fit"] = round(time.perf_counter() - t, 3)
-        entry = getattr(synth, "ledger_entry_", None)
+        entry = getattr(synth, "ledger_entry_", None) if failed is None else _failed_entry(led, dataset,
+                                                                                            statement_before, synth)
         entry_ids = [int(entry)] if entry is not None else []
         report["ledger"].update(entry_id=entry, entry_ids=entry_ids)
-        report["release"]["secure_noise"] = bool(getattr(synth, "secure_noise_", False))
-        if pol.require_secure_noise and not report["release"]["secure_noise"]:
+        if failed is None:
+            report["release"]["secure_noise"] = bool(getattr(synth, "secure_noise_", False))
+            report["release"]["claim"] = claim_of(synth)
+        if failed is None and pol.require_secure_noise and not report["release"]["secure_noise"]:
             checks.add("privacy.secure_noise_used", "privacy", "the fit drew secure noise", False, True, "==", False,
                        "the synthesizer reports secure_noise false", reads="dp_output")
         n_rows = rows if rows is not None else _dp_rows(synth)
-        if n_rows is None:
+        if failed is None and n_rows is None:
             checks.failed("release.rows", "privacy", "a DP estimate of the row count", None, "==",
                           f"synthesizer {synthesizer!r} set no total_estimate_ after its fit", reads="dp_output")
-        else:
+        elif failed is None:
             report["release"]["rows"] = n_rows
             t = time.perf_counter()
-            synthetic = synth.sample(n_rows)
+            try:
+                synthetic = synth.sample(n_rows)
+            except PluginError as exc:  # post-processing of the fitted generator: blocked, nothing written
+                checks.failed("release.sample", "privacy", "the generator's sample is a table of the schema", None,
+                              "==", first_line(exc), reads="dp_output")
             timings["sample"] = round(time.perf_counter() - t, 3)
 
         if synthetic is not None:
             # -- 4. evidence: each check records its value and what it read -----------------------
             if pol.audit is not None:
-                _audit_checks(report, checks, pol, cls, params, synthetic, sch, epsilon, delta, seed, suite,
+                audit_checks(report, checks, pol, cls, params, synthetic, sch, epsilon, delta, seed, suite,
                               synthesizer, bar, timings, workers)
             if scanner is not None:
                 _pii_check(report, checks, pol, scanner, synthetic, sch, timings)
@@ -485,6 +508,14 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
+def _failed_entry(led: Any, dataset: str, before: Any, synth: Any) -> int | None:
+    """The reservation of a plug-in whose fit failed after the charge (marked failed; it stays spent)."""
+    known = {int(r.id) for r in before.reservations}
+    mine = [int(r.id) for r in led.statement(dataset).reservations
+            if int(r.id) not in known and r.synthesizer == getattr(synth, "name", None) and r.status == "failed"]
+    return mine[-1] if mine else None
+
+
 def _dp_rows(synth: Any) -> int | None:
     """The synthesizer's DP estimate of the private row count, rounded (post-processing)."""
     total = getattr(synth, "total_estimate_", None)
@@ -515,24 +546,35 @@ def _plan_decision(pol: Policy, sch: Any, target: str | None) -> Any:
 
 
 def _privacy_block(events: list[Any], check_events: list[Any], epsilon: float, delta: float) -> dict[str, Any]:
-    """The table's claim, the DP checks' cost and their composition at δ (public: from the plans)."""
-    from dpsynth.privacy import accounting
-    from dpsynth.privacy.events import total_delta, total_rdp, total_rho
+    """The table's claim, the DP checks' cost and their composition at δ (public: from the plans).
 
-    def composed(evs: list[Any]) -> float:
+    (ε, δ) claims (a plug-in generator's ApproxDPEvent) compose with the rest by basic composition:
+    their ε add to the conversion of (ρ, Rényi curves) at δ less the additive δ, as the ledger does.
+    """
+    from dpsynth.privacy import accounting
+    from dpsynth.privacy.events import total_rho
+    from dpsynth.privacy.ledger import charged_costs
+
+    def composed(evs: list[Any], at: float) -> float:
         if not evs:
             return 0.0
-        curve = total_rdp(evs)
-        return float(accounting.composed_epsilon_within(total_rho(evs), curve.orders if curve else (),
-                                                        curve.epsilons if curve else None, delta, total_delta(evs)))
+        rho, additive_delta, curve, additive_epsilon = charged_costs(evs)
+        return float(accounting.total_epsilon_within(additive_epsilon, rho, curve.orders if curve else (),
+                                                     curve.epsilons if curve else None, at, additive_delta))
 
     checks_rho = total_rho(check_events)
-    return {"table": {"epsilon": epsilon, "delta": delta, "epsilon_composed": composed(events),
+    # A plug-in's (ε, δ) claim takes its own δ (the whole release δ, as a rule): the DP checks then
+    # keep the release's δ for their conversion, and the total is (ε_claims + ε_checks(δ), δ + δ_claims)
+    # by basic composition.
+    claims_delta = accounting.sum_up(e.delta for e in events if e.additive_epsilon > 0)
+    total_delta = accounting.sum_up([delta, claims_delta]) if claims_delta and check_events else delta
+    return {"table": {"epsilon": epsilon, "delta": delta, "epsilon_composed": composed(events, delta),
                       "events": len(events)},
-            "decision": {"rho": checks_rho, "epsilon": composed(check_events), "delta": delta,
+            "decision": {"rho": checks_rho, "epsilon": composed(check_events, delta), "delta": delta,
                          "events": [e.to_dict() for e in check_events]},
-            "total": {"epsilon": max(epsilon, composed([*events, *check_events])) if check_events else epsilon,
-                      "delta": delta,
+            "total": {"epsilon": max(epsilon, composed([*events, *check_events], total_delta)) if check_events
+                      else epsilon,
+                      "delta": total_delta,
                       "covers": "the synthetic table, its row count and the decision to release it"}}
 
 
@@ -567,75 +609,6 @@ def _pii_check(report: dict[str, Any], checks: Checks, pol: Policy, scanner: Any
         checks.error("pii.forbidden", "pii", title, list(pol.pii.forbidden_entities), "none_of", exc,
                      reads="dp_output")
     timings["pii"] = round(time.perf_counter() - t, 3)
-
-
-def _audit_checks(report: dict[str, Any], checks: Checks, pol: Policy, cls: type, params: dict[str, Any],
-                  base: pd.DataFrame, sch: Any, epsilon: float, delta: float, seed: int,
-                  suite: dict[str, Any] | None, synthesizer: str, bar: _Progress, timings: dict[str, float],
-                  workers: int) -> None:
-    """The black-box audit on ``base``, the synthetic table: the audit tests the mechanism, so any
-    table is valid evidence, and this one is DP output (the check is post-processing)."""
-    from dpsynth.audit.blackbox import blackbox_audit
-
-    rules = pol.audit
-    assert rules is not None
-    t = time.perf_counter()
-    title = "empirical ε lower bound not above the claimed ε"
-    total = 2 * rules.fits_per_world * (rules.canaries + rules.outliers)
-    with bar.step("membership-inference audit (fits)", total=total) as update:
-        try:
-            make = functools.partial(cls, epsilon=epsilon, delta=delta, **params)
-            if workers > 1:  # a class the worker processes cannot import fits here instead (recorded)
-                try:
-                    pickle.dumps(make)
-                except Exception:  # noqa: BLE001 - any pickling failure means: fit in this process
-                    workers = 1
-            result = blackbox_audit(
-                make, base, sch, claimed_epsilon=epsilon,
-                claimed_delta=delta, fits_per_world=rules.fits_per_world, canaries=rules.canaries,
-                outliers=rules.outliers, reference_rows=rules.reference_rows, attacks=rules.attacks,
-                # The audit's fits are evidence, never released: they draw reproducible seeded noise (same
-                # figures when a reviewer re-runs the release), exact like the secure sampler.
-                confidence=rules.confidence, noise="seeded", seed=seed, progress=update, workers=workers,
-                rows_are="synthetic")
-            audit = result.to_dict()
-            audit["base"] = ("the synthetic table (DP output): the audit's fits, targets and outliers never read the "
-                             "private rows")
-            report["evidence"]["audit"] = audit
-            lb = float(audit["epsilon_lower_bound"])
-            checks.add("audit.violation", "audit", title, lb, float(epsilon), "<=", not audit["violation"],
-                       f"{audit['trials']} trials, {audit['confidence']:.0%} confidence; the most these trials "
-                       f"could show is ε = {audit['max_provable_epsilon']:.3g}; a bound above the claim is an "
-                       "implementation defect", reads="dp_output")
-            if rules.require_conclusive:
-                top = float(audit["max_provable_epsilon"])
-                checks.add("audit.power", "audit", "the audit's trials could refute the claim (max provable ε)", top,
-                           float(epsilon), ">=", top > float(epsilon),
-                           "more fits per world or more targets raise it (docs/release.md)", reads="public")
-            if rules.max_auc is not None:
-                checks.add("audit.auc", "audit", "membership-inference AUC (best attack)", float(audit["auc"]),
-                           rules.max_auc, "<=", float(audit["auc"]) <= rules.max_auc, reads="dp_output")
-            if rules.max_tpr_at_1pct_fpr is not None:
-                tpr = float(audit["tpr_at_1pct_fpr"])
-                checks.add("audit.tpr_at_1pct_fpr", "audit", "membership-inference TPR at 1% FPR (best attack)", tpr,
-                           rules.max_tpr_at_1pct_fpr, "<=", tpr <= rules.max_tpr_at_1pct_fpr, reads="dp_output")
-        except Exception as exc:  # noqa: BLE001 - a check that fails to run blocks, it never passes
-            checks.error("audit.violation", "audit", title, float(epsilon), "<=", exc, reads="dp_output")
-    if suite is not None:
-        from dpsynth.audit.suite import run_suite
-
-        with bar.step("reference audit suite"):
-            try:
-                ref = run_suite(synthesizer, epsilon=epsilon, delta=delta, suite=suite)
-                report["evidence"].setdefault("audit", {})["suite"] = ref
-                lb = ref["epsilon_lower_bound"]
-                checks.add("audit.suite", "audit", "reference audit suite finds no violation",
-                           lb if lb is not None else "record/replay", float(epsilon), "<=", not ref["violation"],
-                           f"method {ref['method']}", reads="public")
-            except Exception as exc:  # noqa: BLE001
-                checks.error("audit.suite", "audit", "reference audit suite finds no violation", float(epsilon),
-                             "<=", exc, reads="public")
-    timings["audit"] = round(time.perf_counter() - t, 3)
 
 
 def _dp_checks(report: dict[str, Any], checks: Checks, pol: Policy, plan: Any, led: Any, dataset: str,

@@ -36,8 +36,19 @@ class PolicyError(ParameterError):
     """A policy file is unreadable or invalid."""
 
 
+#: how the release audit works (``audit.method``): the canary audit (dpsynth.audit.canary, data-
+#: independent, a few fits) or the multi-fit membership inference (dpsynth.audit.blackbox)
+AUDIT_METHODS = ("canary", "multi_fit")
+_CANARY_KEYS = {"fits", "base_rows", "sample_factor"}
+_MULTI_FIT_KEYS = {"fits_per_world", "canaries", "outliers", "reference_rows", "attacks", "max_tpr_at_1pct_fpr"}
+
+
 @dataclass(frozen=True)
 class AuditRules:
+    method: str = "canary"
+    fits: int = 3
+    base_rows: int = 1000
+    sample_factor: int = 5
     fits_per_world: int = 8
     canaries: int = 1
     outliers: int = 1
@@ -47,7 +58,7 @@ class AuditRules:
     max_auc: float | None = None
     max_tpr_at_1pct_fpr: float | None = None
     suite: str | None = None
-    require_conclusive: bool = False
+    require_conclusive: bool = True
 
 
 @dataclass(frozen=True)
@@ -253,15 +264,29 @@ def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: 
     opt_ins = c.names(privacy, "privacy", "allowed_opt_ins", (), tuple(KNOWN_OPT_INS))
 
     audit = None
-    sec = c.section(raw, "audit", {"fits_per_world", "canaries", "outliers", "reference_rows", "attacks", "confidence",
-                                   "max_auc", "max_tpr_at_1pct_fpr", "suite", "require_conclusive"})
+    sec = c.section(raw, "audit", {"method", *_CANARY_KEYS, *_MULTI_FIT_KEYS, "confidence", "max_auc", "suite",
+                                   "require_conclusive"})
     if sec is not None:
         d = AuditRules()
+        method = sec.get("method", d.method)
+        if method not in AUDIT_METHODS:
+            c.problem("audit.method", f"({method!r}) must be one of: {', '.join(AUDIT_METHODS)}")
+            method = d.method
+        for k in sorted(set(sec) & (_MULTI_FIT_KEYS if method == "canary" else _CANARY_KEYS)):
+            c.problem(f"audit.{k}", f"belongs to audit.method {'multi_fit' if method == 'canary' else 'canary'}, "
+                                    f"not {method!r}")
         suite = sec.get("suite")
         if suite is not None and not isinstance(suite, str):
             c.problem("audit.suite", f"({suite!r}) must be a path to an audit suite or null")
             suite = None
+        fits = c.integer(sec, "audit", "fits", d.fits, low=1)
+        if fits > 3:
+            c.problem("audit.fits", f"({fits!r}) must be at most 3 (the canary audit's fits beyond the release's own)")
+            fits = d.fits
         audit = AuditRules(
+            method=method, fits=fits,
+            base_rows=c.integer(sec, "audit", "base_rows", d.base_rows, low=20),
+            sample_factor=c.integer(sec, "audit", "sample_factor", d.sample_factor, low=1),
             fits_per_world=c.integer(sec, "audit", "fits_per_world", d.fits_per_world, low=2),
             canaries=c.integer(sec, "audit", "canaries", d.canaries, low=0),
             outliers=c.integer(sec, "audit", "outliers", d.outliers, low=0),
@@ -271,9 +296,10 @@ def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: 
             max_auc=c.number(sec, "audit", "max_auc", None, low=0.5, high=1.0),
             max_tpr_at_1pct_fpr=c.number(sec, "audit", "max_tpr_at_1pct_fpr", None, low=0.0, high=1.0),
             suite=suite,
-            require_conclusive=c.boolean(sec, "audit", "require_conclusive", False),
+            # the canary audit is conclusive at usual claims; the multi-fit one rarely is (opt in)
+            require_conclusive=c.boolean(sec, "audit", "require_conclusive", method == "canary"),
         )
-        if audit.canaries + audit.outliers == 0:
+        if method == "multi_fit" and audit.canaries + audit.outliers == 0:
             c.problem("audit", "needs at least one canary or outlier target (canaries + outliers >= 1)")
         if not audit.attacks:
             c.problem("audit.attacks", "must name at least one attack")

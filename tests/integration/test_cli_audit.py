@@ -90,7 +90,7 @@ def test_user_class_by_import_path_is_audited_and_a_violation_exits_1(suite, tmp
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("user_synths:NotASynthesizer", "does not follow the estimator contract: no plan() method; no fit() method"),
+    ("user_synths:NotASynthesizer", "does not follow the estimator contract: no fit() method; no sample() method"),
     ("user_synths:Missing", "has no class 'Missing'"),
     ("no_such_module_xyz:Cls", "cannot import module 'no_such_module_xyz'"),
     ("nosuchname", "must be one of"),
@@ -117,3 +117,55 @@ def test_bad_suite_lists_every_problem(tmp_path):
 def test_shipped_suites_are_valid(name):
     suite = load_suite(ROOT / "audits" / "suites" / f"{name}.yaml")
     assert {a["kind"] for a in suite["audits"]} == {"replay", "whitebox"}
+
+
+def test_the_plugin_suite_is_valid_and_holds_the_gates_canary_audit():
+    suite = load_suite(ROOT / "audits" / "suites" / "plugin.yaml")
+    assert [a["kind"] for a in suite["audits"]] == ["canary"]
+    assert suite["audits"][0]["fits"] == 3 and suite["audits"][0]["schema"] == "adult"
+
+
+def test_a_plain_plugin_runs_the_canary_suite_and_a_copier_is_refuted(tmp_path):
+    (tmp_path / "plain_gens.py").write_text('''
+import numpy as np
+import pandas as pd
+
+
+class Uniform:
+    """Ignores its data: samples the public domain uniformly (0-DP)."""
+
+    def __init__(self, *, epsilon, delta):
+        self.epsilon, self.delta = epsilon, delta
+
+    def fit(self, data, *, schema):
+        self.data, self.schema = data.reset_index(drop=True), schema
+        return self
+
+    def sample(self, n_rows):
+        from dpsynth.schema.encode import decode
+
+        rng = np.random.default_rng()
+        codes = np.stack([rng.integers(0, c.n_values, n_rows) for c in self.schema.columns], axis=1)
+        return decode(codes, self.schema, rng)
+
+
+class Copier(Uniform):
+    def sample(self, n_rows):
+        return self.data.iloc[np.arange(n_rows) % len(self.data)].reset_index(drop=True)
+''')
+    suite = tmp_path / "canary.yaml"
+    suite.write_text("version: 1\ndata: {generator: worst_case_pair, columns: {a: 2, b: 2}, rows: 10}\n"
+                     "audits:\n  - kind: canary\n    fits: 1\n    base_rows: 200\n")
+    ok = run("--synthesizer", "plain_gens:Uniform", "--epsilon", "1", "--delta", "1e-6", "--suite", str(suite),
+             "--json", cwd=tmp_path, extra_path=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["audits"][0]["method"] == "canary_one_run_blackbox"
+    bad = run("--synthesizer", "plain_gens:Copier", "--epsilon", "1", "--delta", "1e-6", "--suite", str(suite),
+              cwd=tmp_path, extra_path=tmp_path)
+    assert bad.returncode == 1 and "VIOLATION" in bad.stdout, bad.stderr
+    whitebox = tmp_path / "whitebox.yaml"
+    whitebox.write_text(SMALL_SUITE)
+    refused = run("--synthesizer", "plain_gens:Uniform", "--epsilon", "1", "--delta", "1e-6", "--suite",
+                  str(whitebox), cwd=tmp_path, extra_path=tmp_path)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "canary, blackbox, onerun" in refused.stderr

@@ -78,7 +78,9 @@ BASE_POLICY = {
     "name": "test",
     "description": "short audits for tests",
     "privacy": {"max_epsilon": 3.0, "max_delta": 1e-5, "require_secure_noise": False},
-    "audit": {"fits_per_world": 3, "canaries": 1, "outliers": 1, "reference_rows": None},
+    # the multi-fit audit: a 5-column table is too small for the canary audit to be conclusive
+    # (tests/release/test_release_mutants.py runs the default canary audit on Adult)
+    "audit": {"method": "multi_fit", "fits_per_world": 3, "canaries": 1, "outliers": 1, "reference_rows": None},
     "pii": {"forbidden_entities": ["EMAIL_ADDRESS", "CREDIT_CARD"], "ner": False},
     "replay": {"checks": ["exact_rows"], "alpha": 0.01},
     "fidelity": {"max_l1_1way": 0.5, "max_l1_2way": 1.0},
@@ -360,17 +362,20 @@ def test_shipped_policies_are_valid_and_commented():
         assert (root / f"{name}.yaml").read_text(encoding="utf-8").count("#") >= 5
     strict, default, permissive = (load_policy(root / f"{n}.yaml") for n in ("strict", "default", "permissive"))
     assert strict.max_epsilon <= default.max_epsilon <= permissive.max_epsilon
-    assert strict.audit.fits_per_world >= default.audit.fits_per_world >= permissive.audit.fits_per_world
+    assert {p.audit.method for p in (strict, default, permissive)} == {"canary"}
+    assert strict.audit.fits >= default.audit.fits >= permissive.audit.fits
+    assert strict.audit.require_conclusive and default.audit.require_conclusive
 
 
 def test_policy_errors_name_every_problem(tmp_path):
     from dpsynth.release import parse_policy
 
     with pytest.raises(PolicyError) as info:
-        parse_policy({"version": 2, "name": "", "privacy": {"max_epsilon": -1}, "audit": {"attacks": ["psychic"]},
-                      "colour": 1})
+        parse_policy({"version": 2, "name": "", "privacy": {"max_epsilon": -1},
+                      "audit": {"method": "multi_fit", "attacks": ["psychic"], "fits": 2}, "colour": 1})
     message = str(info.value)
-    for words in ("version", "name", "privacy.max_epsilon", "privacy.max_delta", "audit.attacks", "colour"):
+    for words in ("version", "name", "privacy.max_epsilon", "privacy.max_delta", "audit.attacks", "colour",
+                  "audit.fits: belongs to audit.method canary"):
         assert words in message
     assert "\n" not in message
     bad = tmp_path / "broken.yaml"
@@ -396,3 +401,19 @@ def test_release_modules_do_not_import_the_cli():
     source = Path(__file__).resolve().parents[2] / "dpsynth" / "release"
     for path in source.glob("*.py"):
         assert "dpsynth.cli" not in path.read_text(encoding="utf-8"), path.name
+
+
+def test_canary_audit_policy_keys_are_checked():
+    from dpsynth.release import parse_policy
+
+    base = {"version": 1, "name": "p", "privacy": {"max_epsilon": 1, "max_delta": 1e-6}}
+    with pytest.raises(PolicyError) as info:
+        parse_policy({**base, "audit": {"fits_per_world": 8, "fits": 4, "method": "canary"}})
+    assert "audit.fits_per_world: belongs to audit.method multi_fit" in str(info.value)
+    assert "audit.fits: (4) must be at most 3" in str(info.value)
+    with pytest.raises(PolicyError, match="audit.method"):
+        parse_policy({**base, "audit": {"method": "psychic"}})
+    rules = parse_policy({**base, "audit": {}}).audit
+    assert (rules.method, rules.fits, rules.base_rows, rules.sample_factor, rules.require_conclusive) == (
+        "canary", 3, 1000, 5, True)
+    assert not parse_policy({**base, "audit": {"method": "multi_fit"}}).audit.require_conclusive
