@@ -13,8 +13,8 @@ and never reads a private row: every table it fits is generated from the public 
 * one *key canary* per reserved value (its key): that value in its column, the other columns drawn
   as a base row's. A reserved value appears in no other row of the table, so the key canary is the
   only record that can put it into the output. A schema with fewer than ``MIN_KEYS`` reserved values
-  adds canaries keyed by pairs of reserved values (then a value is shared by several canaries and
-  only its pair is a canary's own);
+  adds canaries keyed by pairs, then triples, of reserved values (then a value is shared by several
+  canaries and only its combination is a canary's own);
 * every key canary is included with probability ½ (an independent, seeded coin); the base rows
   always are. The table is shuffled.
 
@@ -175,14 +175,17 @@ def _reserve(schema: Schema, rng: np.random.Generator) -> list[np.ndarray]:
 
 
 def _keys(reserved: list[np.ndarray], rng: np.random.Generator) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    singles = [((j,), (int(v),)) for j, r in enumerate(reserved) for v in r]
-    keys = list(singles)
-    if len(keys) < MIN_KEYS:
-        cols = [j for j, r in enumerate(reserved) if len(r)]
-        pairs = [((a, b), (int(u), int(w))) for a, b in itertools.combinations(cols, 2)
-                 for u in reserved[a] for w in reserved[b]]
-        order = rng.permutation(len(pairs))
-        keys += [pairs[i] for i in order[: MAX_KEYS - len(keys)]]
+    """Single reserved values; then, while fewer than MIN_KEYS, pairs and triples of them (random
+    order, at most MAX_KEYS in all)."""
+    keys = [((j,), (int(v),)) for j, r in enumerate(reserved) for v in r]
+    cols = [j for j, r in enumerate(reserved) if len(r)]
+    for size in (2, 3):
+        if len(keys) >= MIN_KEYS:
+            break
+        combos = [(group, tuple(int(v) for v in values)) for group in itertools.combinations(cols, size)
+                  for values in itertools.product(*(reserved[j] for j in group))]
+        order = rng.permutation(len(combos))
+        keys += [combos[i] for i in order[: MAX_KEYS - len(keys)]]
     return keys[:MAX_KEYS]
 
 
@@ -423,7 +426,7 @@ def canary_audit(
         "base_rows_per_fit": base_rows,
         "key_canaries_per_fit": keys,
         "keys": "single reserved values" if all(len(k) == 1 for r in runs for k, _ in r.keys) else
-                "single reserved values, then pairs of them (few reserved values)",
+                "single reserved values, then pairs and triples of them (few reserved values)",
         "included": int(included.sum()),
         "training_rows_per_fit": [len(r.table) for r in runs],
         "synthetic_rows_per_fit": [sample_factor * len(r.table) for r in runs],

@@ -692,13 +692,16 @@ def _one_audit(name: str, result: dict[str, Any], *, multiple: bool) -> str:
                    f"most ε = {_e(_fmt(result.get('max_provable_epsilon')))}, not above the claimed ε = "
                    f"{_e(_fmt(claimed))}: it could not have caught a violation. More trials are needed for a "
                    "stronger test.</div>")
-    skip = {"attacks", "targets", "notice", "details", "pairs", "roc", "audits", "failures"}
+    skip = {"attacks", "targets", "notice", "details", "pairs", "roc", "audits", "failures", "scores", "tests"}
     labels = {"method": "Method", "claimed_epsilon": "Claimed ε", "claimed_delta": "Claimed δ",
               "epsilon_lower_bound": "ε lower bound (proved)", "max_provable_epsilon": "Max provable ε (these trials)",
               "confidence": "Confidence", "trials": "Trials", "violation": "Violation", "conclusive": "Conclusive",
               "auc": "Attack AUC (best)", "tpr_at_1pct_fpr": "TPR at 1% FPR (best)", "fits": "Fits",
               "seconds": "Seconds", "strongest_attack": "Strongest attack", "reference_rows": "Reference rows",
-              "synthesizer": "Synthesizer", "passed": "Passed", "noise": "Noise", "error": "Error"}
+              "synthesizer": "Synthesizer", "passed": "Passed", "noise": "Noise", "error": "Error",
+              "canaries": "Canaries", "caught_by": "Caught by", "base": "Tables", "copies": "Verbatim copies",
+              "p_value_bound": "P[a copy] under the claim (at most)", "rows_checked": "Rows checked",
+              "refutes_claim": "Refutes the claim"}
     rows = [(labels.get(k, k), v) for k, v in result.items()
             if k not in skip and not isinstance(v, (dict, list))]
     out.append(_kv(rows))
@@ -712,6 +715,13 @@ def _one_audit(name: str, result: dict[str, Any], *, multiple: bool) -> str:
                             a.get("trials"), a.get("violation"), a.get("seconds"),
                             a.get("error") or "; ".join(str(f) for f in _list(a.get("failures")))) for a in audits],
                           numeric=(1, 2, 3, 5), row_class=lambda r: "fail" if audits[r].get("violation") else ""))
+    scores = {str(k): _dict(v) for k, v in _dict(result.get("scores")).items()}
+    if scores:  # the canary audit: its one-run bound per score
+        out.append(_table(("score", "AUC (canaries in vs out)", "ε lower bound", "max provable ε", "best guesses"),
+                          [(k, a.get("auc"), a.get("epsilon_lower_bound"), a.get("max_provable_epsilon"),
+                            "{guesses} ({mode}), {correct} correct".format(**_dict(a.get("best")))
+                            if {"guesses", "mode", "correct"} <= set(_dict(a.get("best"))) else "")
+                           for k, a in scores.items()], numeric=(1, 2, 3)))
     attacks = {str(k): _dict(v) for k, v in _dict(result.get("attacks")).items()}
     bound = _bound_plot(name, result, attacks)
     roc = _roc_plots(attacks)

@@ -84,11 +84,15 @@ def test_reserved_values_appear_only_in_their_key_canary():
         assert holders == ({int(run.canary[i])} if run.included[i] else set())
 
 
-def test_pairs_key_the_canaries_of_a_schema_with_few_reserved_values():
+def test_pairs_and_triples_key_the_canaries_of_a_schema_with_few_reserved_values():
     run = _make_run(SMALL, 100, np.random.default_rng(0))
-    assert [len(cols) for cols, _ in run.keys].count(1) == 3 + 1  # a: 3 of 6 values, n: 1 of 3 bins
-    pairs = [(c, v) for c, v in run.keys if len(c) == 2]
-    assert len(pairs) == 3 and len(set(pairs)) == 3  # a × n: 3 × 1
+    sizes = [len(cols) for cols, _ in run.keys]
+    assert sizes.count(1) == 3 + 1  # a: 3 of 6 values, n: 1 of 3 bins
+    assert sizes.count(2) == 3 and sizes.count(3) == 0  # a × n: 3 × 1; no third column to reserve in
+    assert len(set(run.keys)) == len(run.keys)
+    wider = Schema.from_domain({"p": 4, "q": 4, "r": 4})
+    sizes = [len(cols) for cols, _ in _make_run(wider, 50, np.random.default_rng(0)).keys]
+    assert (sizes.count(1), sizes.count(2), sizes.count(3)) == (6, 12, 8)  # 2 of 4 reserved per column
 
 
 def test_row_probabilities_of_bound_2_are_exact():

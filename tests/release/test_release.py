@@ -52,6 +52,15 @@ class CopiesRows(MST):
         return self.rows_.copy()
 
 
+class DoubledMST(MST):
+    """Broken on purpose: counts every row twice (its declared sensitivity 1 is half the real one)."""
+
+    def _fit_codes(self, codes, schema, odometer, noise):
+        import numpy as np
+
+        return super()._fit_codes(np.concatenate([codes, codes]), schema, odometer, noise)
+
+
 class LeaksEmails(MST):
     """Broken on purpose: its output carries a column of e-mail addresses."""
 
@@ -417,3 +426,21 @@ def test_canary_audit_policy_keys_are_checked():
     assert (rules.method, rules.fits, rules.base_rows, rules.sample_factor, rules.require_conclusive) == (
         "canary", 3, 1000, 5, True)
     assert not parse_policy({**base, "audit": {"method": "multi_fit"}}).audit.require_conclusive
+
+
+def test_the_gate_replays_dpsynths_own_mechanisms_before_the_charge(env):
+    """dpsynth's record/replay checks run in the gate for its marginal synthesizers (cheap: ten-row
+    tables of a public domain): a halved sensitivity blocks before anything is charged."""
+    spec = json.loads(json.dumps(BASE_POLICY))
+    spec["audit"] = {"method": "canary", "fits": 1, "base_rows": 100, "require_conclusive": False}
+    spec.update(pii=None, replay=None, fidelity=None)
+    path = env.root / "canary.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    ok = env.run(policy=path, out="ok")
+    assert _check(ok, "audit.replay")["status"] == "pass" and _check(ok, "audit.replay")["reads"] == "public"
+    assert ok.report["evidence"]["audit"]["replay"]["passed"] is True
+    bad = env.run(policy=path, out="bad", synthesizer="broken_synths:DoubledMST")
+    assert bad.status == "blocked" and _check(bad, "audit.replay")["status"] == "fail"
+    assert "sensitivity" in _check(bad, "audit.replay")["detail"]
+    assert env.releases() == 1  # only the passing release was charged
+

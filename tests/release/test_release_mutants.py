@@ -55,7 +55,8 @@ def _release(tmp_path, ledger, cls, out):
 def test_a_broken_plugin_is_blocked_by_the_audit_before_any_charge(tmp_path, ledger, cls, caught_by):
     result = _release(tmp_path, ledger, cls, "out")
     assert result.status == "blocked" and result.exit_code == 1
-    assert [r.split(":")[0] for r in result.reasons] == ["audit.violation"]
+    reasons = [r.split(":")[0] for r in result.reasons]
+    assert reasons[0] == "audit.violation" and set(reasons) <= {"audit.violation", "audit.auc"}
     check = next(c for c in result.report["checks"] if c["id"] == "audit.violation")
     assert check["status"] == "fail" and check["value"] > 1.0 and check["reads"] == "public"
     audit = result.report["evidence"]["audit"]
@@ -65,6 +66,8 @@ def test_a_broken_plugin_is_blocked_by_the_audit_before_any_charge(tmp_path, led
     assert Ledger(ledger).statement("adult").to_dict()["releases"] == 0  # blocked before the charge
     publish = json.loads((result.publish / "report.json").read_text())
     assert publish["decision"]["status"] == "blocked" and publish["decision"]["privacy"] == "dp"
+    page = (result.publish / "report.html").read_text(encoding="utf-8")
+    assert "Caught by" in page and "Violation" in page
 
 
 def test_a_correct_plugin_is_released_with_its_claim_marked_as_its_own(tmp_path, ledger):

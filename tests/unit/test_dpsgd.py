@@ -199,7 +199,7 @@ def test_demo_releases_a_dp_sgd_generator_through_the_gate(tmp_path, monkeypatch
     # the row count released is the fit's noisy count (σ ≈ 57 rows at ε = 1, δ = 1e-9), not the private 32,561
     assert report["release"]["rows_source"] == "dp_estimate" and abs(report["release"]["rows"] - 32561) < 1000
     assert report["release"]["secure_noise"] is False
-    assert report["evidence"]["audit"]["method"] == "blackbox_membership_inference"
+    assert report["evidence"]["audit"]["method"] == "canary_one_run_blackbox"  # the gate's default audit
     assert "RELEASED" in capsys.readouterr().out
 
 
