@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--delta", type=_float, required=True)
     fit.add_argument("--rows", type=_int, required=True, help="number of synthetic rows")
     fit.add_argument("--out", required=True, help="synthetic table to write (.csv or .parquet)")
+    fit.add_argument("--overwrite", action="store_true",
+                     help="replace --out if it exists (never allowed when --out is the --data file)")
     fit.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     fit.add_argument("--ledger", help="privacy ledger URL: sqlite:///PATH or postgresql://… (default: $DPSYNTH_LEDGER)")
     fit.add_argument("--dataset", help="the private dataset's name in the ledger")
@@ -204,17 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _fit(args: argparse.Namespace) -> dict[str, Any]:
     from dpsynth import _validation as check
-    from dpsynth.io import check_writable, read_table, sha256_file, write_table
+    from dpsynth.io import check_writable, read_table, sha256_file
     from dpsynth.privacy.ledger import UNTRACKED, Ledger
     from dpsynth.schema import load_schema
     from dpsynth.synth.plugin import load_generator
+    from dpsynth.synth.streaming import check_rows_on_disk, write_sampled
 
     start = time.perf_counter()
     # Everything a user can get wrong is checked before the private data is touched.
     cls = load_generator(args.synthesizer)  # a name, or package.module:Class (a plug-in comes back wrapped)
     rows = check.positive_int("rows", args.rows)
     out = check_writable(args.out)
+    _check_fit_out(out, Path(args.data), overwrite=args.overwrite)
     schema = load_schema(args.schema)
+    na_rep = schema.missing_values[0] if schema.missing_values else ""
+    check_rows_on_disk(rows, schema, out, na_rep=na_rep)  # what the output's folder can hold, before any charge
     params = _synth_params(cls, args.param, args.workload)
     plugin = getattr(cls, "plugin", False)
     if not plugin and "device" in inspect.signature(cls.__init__).parameters:  # only synthesizers that train take it
@@ -238,12 +244,10 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
     fingerprint = sha256_file(args.data) if not args.no_ledger else None
     synth.fit(data, schema=schema, ledger=ledger, dataset=None if args.no_ledger else args.dataset,
               input_sha256=fingerprint)
-    fitted = time.perf_counter()
-    synthetic = synth.sample(rows)
-    sampled = time.perf_counter()
-    write_table(synthetic, out, na_rep=schema.missing_values[0] if schema.missing_values else "")
-    timings = {**getattr(synth, "timings_", {}), "sample": round(sampled - fitted, 4),
-               "write": round(time.perf_counter() - sampled, 4)}
+    phases: dict[str, float] = {}
+    write_sampled(synth, rows, out, na_rep=na_rep, timings=phases)  # in chunks (post-processing), renamed at the end
+    timings = {**getattr(synth, "timings_", {}), "sample": round(phases["sample"], 4),
+               "write": round(phases["write"], 4)}
     result: dict[str, Any] = {
         "synthesizer": cls.name,
         "epsilon": float(args.epsilon),
@@ -265,6 +269,20 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
     result["dataset"] = synth.dataset_
     result["opt_ins"] = list(synth.opt_ins_)
     return result
+
+
+def _check_fit_out(out: Path, data: Path, *, overwrite: bool) -> None:
+    """Refuse, before anything is charged, an --out that is the input, or an existing file without --overwrite."""
+    same = out.resolve() == data.resolve()
+    if not same and out.exists() and data.exists():
+        try:
+            same = os.path.samefile(out, data)
+        except OSError:
+            same = False
+    if same:
+        raise ParameterError(f"--out ({str(out)!r}) must not be the --data file: it would replace the private table")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ParameterError(f"--out ({str(out)!r}) already exists: give --overwrite to replace it, or another path")
 
 
 def _synth_params(cls: Any, pairs: list[str], workload: str | None) -> dict[str, Any]:
@@ -300,14 +318,11 @@ def _synth_params(cls: Any, pairs: list[str], workload: str | None) -> dict[str,
 def _read_workload(text: str) -> list[list[str]]:
     path = Path(text)
     if path.suffix.lower() in {".yaml", ".yml", ".json"}:
-        import yaml
+        from dpsynth.io import read_config
 
         if not path.is_file():
             raise ParameterError(f"--workload file {text!r} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ParameterError(f"--workload file {text!r} is not valid YAML/JSON: {exc}") from None
+        loaded, _ = read_config(path, what="--workload file", error=ParameterError, fmt="yaml")
         if not isinstance(loaded, list) or not all(isinstance(m, list) for m in loaded):
             raise ParameterError(f"--workload file {text!r} must hold a list of column lists")
         return [[str(c) for c in m] for m in loaded]

@@ -42,8 +42,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dpsynth.audit.bounds import NOT_DP_NOTICE
 from dpsynth.exceptions import ParameterError
 
@@ -204,16 +202,17 @@ def load_suite(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SuiteError(f"suite file {str(path)!r} does not exist")
-    try:
-        suite = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"suite file {str(path)!r} is not valid YAML: {exc}") from None
+    from dpsynth.io import read_config
+
+    suite, _ = read_config(path, what="suite file", error=SuiteError, fmt="yaml")
     if not isinstance(suite, dict):
         raise SuiteError(f"suite file {str(path)!r} must hold a mapping with version, data and audits")
     problems: list[str] = []
     unknown = set(suite) - {"version", "synthesizer_params", "data", "audits", "description"}
     if unknown:
-        _problem(problems, "suite", f"has unknown key(s) {', '.join(sorted(unknown))}")
+        from dpsynth.io import key_names
+
+        _problem(problems, "suite", f"has unknown key(s) {key_names(unknown)}")
     if suite.get("version") != 1:
         _problem(problems, "version", f"({suite.get('version')!r}) must be 1")
     params = suite.setdefault("synthesizer_params", {})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -122,9 +123,17 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri '
 # -- small helpers --------------------------------------------------------------------------------
 
 
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def _e(value: Any) -> str:
-    """Escape any value for HTML text or a quoted attribute (also inside SVG)."""
-    return html.escape(str(value), quote=True)
+    """Escape any value for HTML text or a quoted attribute (also inside SVG).
+
+    Bidirectional control characters (which would reorder the text around them, e.g. a column name
+    that reads backwards) are shown as their code point, ``<U+202E>``, instead of acting.
+    """
+    text = html.escape(str(value), quote=True)
+    return _BIDI.sub(lambda m: f"&lt;U+{ord(m.group()):04X}&gt;", text)
 
 
 def _get(obj: Any, *keys: Any, default: Any = None) -> Any:

@@ -146,6 +146,9 @@ def _versions() -> dict[str, str | None]:
 
 def _check_out_dir(out: str | Path) -> Path:
     path = Path(out)
+    if path.is_symlink():  # the release is built beside it and renamed into place, which a link refuses
+        raise ParameterError(f"--out ({str(out)!r}) must be a new or empty folder, not a symbolic link "
+                             "(give the folder it points to)")
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise ParameterError(f"--out ({str(out)!r}) must be a new or empty folder: a release never mixes its "
                              "artifacts with other files")
@@ -287,6 +290,7 @@ def release(
     from dpsynth.schema import load_schema
     from dpsynth.schema.encode import encode
     from dpsynth.synth.plugin import claim_of, load_generator
+    from dpsynth.synth.streaming import check_rows_in_memory
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -309,6 +313,7 @@ def release(
         raise ParameterError(f"dataset ({dataset!r}) must be the private dataset's name in the ledger")
     if rows is not None:
         rows = check.positive_int("rows", rows)
+        check_rows_in_memory(rows, sch)  # the whole synthetic table is held for the checks: bound it before any charge
     elif not getattr(cls, "estimates_rows", False):
         raise ParameterError(f"rows: synthesizer ({synthesizer!r}) offers no DP estimate of the private row count; "
                              "give the number of rows to release (--rows N), a public number")
@@ -455,6 +460,10 @@ def release(
         if failed is None and n_rows is None:
             checks.failed("release.rows", "privacy", "a DP estimate of the row count", None, "==",
                           f"synthesizer {synthesizer!r} set no total_estimate_ after its fit", reads="dp_output")
+        elif failed is None and rows is None and _rows_too_many(n_rows, sch) is not None:
+            # a DP estimate is bounded like a public count (the whole table is held in memory for the checks)
+            checks.failed("release.rows", "privacy", "a DP estimate of the row count", None, "==",
+                          _rows_too_many(n_rows, sch), reads="dp_output")
         elif failed is None:
             report["release"]["rows"] = n_rows
             t = time.perf_counter()
@@ -514,6 +523,17 @@ def _failed_entry(led: Any, dataset: str, before: Any, synth: Any) -> int | None
     mine = [int(r.id) for r in led.statement(dataset).reservations
             if int(r.id) not in known and r.synthesizer == getattr(synth, "name", None) and r.status == "failed"]
     return mine[-1] if mine else None
+
+
+def _rows_too_many(n_rows: int, sch: Any) -> str | None:
+    """Why a DP estimate of the row count is more rows than this machine can hold, or None."""
+    from dpsynth.synth.streaming import check_rows_in_memory
+
+    try:
+        check_rows_in_memory(n_rows, sch, name="the DP estimate of the row count")
+    except ParameterError as exc:
+        return str(exc)
+    return None
 
 
 def _dp_rows(synth: Any) -> int | None:

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dpsynth.exceptions import ParameterError
 from dpsynth.schema.schema import KNOWN_OPT_INS
 
@@ -241,8 +239,11 @@ def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: 
     c = _Checker(where)
     if not isinstance(raw, dict):
         raise PolicyError(f"{where}: must be a YAML mapping with the keys {', '.join(sorted(_SECTIONS))}")
-    for k in sorted(set(raw) - _SECTIONS):
-        c.problem(str(k), f"unknown key (known: {', '.join(sorted(_SECTIONS))})")
+    unknown = set(raw) - _SECTIONS
+    if unknown:
+        from dpsynth.io import key_names
+
+        c.problem("policy", f"has unknown key(s) {key_names(unknown)} (known: {', '.join(sorted(_SECTIONS))})")
     if raw.get("version") != 1:
         c.problem("version", f"({raw.get('version')!r}) must be 1")
     name = raw.get("name")
@@ -369,12 +370,9 @@ def load_policy(path: str | Path) -> Policy:
     p = Path(path)
     if not p.is_file():
         raise PolicyError(f"policy file {str(path)!r} does not exist")
-    try:
-        data = p.read_bytes()
-        raw = yaml.safe_load(data.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PolicyError(f"policy file {str(path)!r} is not readable YAML: {first}") from None
+    from dpsynth.io import read_config
+
+    raw, data = read_config(p, what="policy file", error=PolicyError, fmt="yaml")
     return parse_policy(raw, where=f"policy file {str(path)!r}", path=str(p), sha256=hashlib.sha256(data).hexdigest())
 
 

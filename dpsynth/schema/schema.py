@@ -16,7 +16,6 @@ Nothing here reads private data: every level, bound and bin edge is declared (by
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import re
@@ -257,7 +256,10 @@ class Schema:
         problems: list[str] = []
         unknown = set(spec) - {"version", "name", "missing_values", "columns", "description", "provenance"}
         if unknown:
-            problems.append(f"unknown top-level key(s) {sorted(unknown)}")
+            from dpsynth.io import key_names
+
+            shown = key_names(unknown, listed=True)
+            problems.append(f"unknown top-level key(s) {shown}")
         version = spec.get("version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
             problems.append(f"version ({version!r}) must be {SCHEMA_VERSION}")
@@ -536,28 +538,10 @@ def _integer_bin(edges: Sequence[float], b: int, high: float) -> tuple[int, int]
 
 def read_spec(path: str | Path, *, what: str = "schema file") -> Mapping[str, Any]:
     """The parsed content (a non-empty mapping) of a YAML or JSON schema file, or a SchemaError."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SchemaError(f"{what} {str(p)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SchemaError(f"{what} {str(p)!r} cannot be read: {exc.__class__.__name__}") from None
-    spec: object
-    if p.suffix.lower() == ".json":
-        try:
-            spec = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{what} {str(p)!r} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    else:
-        import yaml
+    from dpsynth.io import read_config
 
-        try:
-            spec = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark is not None else ""
-            raise SchemaError(f"{what} {str(p)!r} is not valid YAML{at}") from None
+    p = Path(path)
+    spec, _ = read_config(p, what=what, error=SchemaError)
     if not isinstance(spec, Mapping) or not spec:
         raise SchemaError(f"{what} {str(p)!r} must hold a mapping (a dpsynth schema or a domain file)")
     return spec

@@ -389,7 +389,7 @@ def test_policy_errors_name_every_problem(tmp_path):
     assert "\n" not in message
     bad = tmp_path / "broken.yaml"
     bad.write_text("privacy: [unclosed", encoding="utf-8")
-    with pytest.raises(PolicyError, match="not readable YAML"):
+    with pytest.raises(PolicyError, match="not valid YAML at line 1"):
         from dpsynth.release import load_policy
 
         load_policy(bad)
