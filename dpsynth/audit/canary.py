@@ -69,6 +69,7 @@ import pandas as pd
 
 from dpsynth import _validation as check
 from dpsynth.audit.bounds import one_run_epsilon_lower_bound
+from dpsynth.audit.onerun import _ladder as one_run_ladder
 from dpsynth.audit.transcript import AuditLedger
 from dpsynth.audit.whitebox import AuditError
 from dpsynth.exceptions import DataError, ParameterError
@@ -77,8 +78,6 @@ from dpsynth.schema.schema import Schema
 
 METHOD = "canary_one_run_blackbox"
 SCORES = ("key", "nearest")
-#: r as a share of the canaries (Bonferroni over the rungs, the modes and the scores).
-GUESS_LADDER = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 MODES = ("in", "both")
 #: Below this many reserved values per fit, canaries keyed by pairs of reserved values are added.
 MIN_KEYS = 60
@@ -290,7 +289,9 @@ def _copies(run: _Run, synthetic: pd.DataFrame, schema: Schema) -> tuple[int, in
 
 
 def _ladder(m: int) -> list[int]:
-    return sorted({r for r in (max(2, 2 * int(m * f / 2)) for f in GUESS_LADDER) if r <= m})
+    """The one-run audit's fixed ladder of guess counts (2 % … 100 % of the canaries;
+    :data:`dpsynth.audit.onerun.GUESS_LADDER`)."""
+    return one_run_ladder(m, None)
 
 
 def _one_run(score: np.ndarray, included: np.ndarray, *, epsilon: float, delta: float, level: float,
