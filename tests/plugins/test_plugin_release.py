@@ -158,7 +158,8 @@ def test_dpsynth_fit_of_a_plugin(files, capsys):
     code = main([*base, "--synthesizer", f"{MODULE}:SampleList", "--out", str(files.root / "third.csv")])
     captured = capsys.readouterr()
     assert code == 2 and "not a pandas DataFrame" in captured.err and len(captured.err.strip().splitlines()) == 1
-    code = main([*base, "--synthesizer", f"{MODULE}:Uniform", "--param", "nosuch=1", "--out", str(out)])
+    code = main([*base, "--synthesizer", f"{MODULE}:Uniform", "--param", "nosuch=1", "--out",
+                 str(files.root / "fourth.csv")])  # a new path: an existing --out needs --overwrite
     assert code == 2 and "is not a parameter of" in capsys.readouterr().err
 
 
