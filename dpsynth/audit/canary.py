@@ -278,11 +278,11 @@ def _scores(run: _Run, synthetic: pd.DataFrame, schema: Schema) -> dict[str, np.
     return {"key": key, "nearest": nearest}
 
 
-def _copies(run: _Run, synthetic: pd.DataFrame, schema: Schema) -> tuple[int, int, np.ndarray]:
-    """Rows of the fitted table found verbatim in the output; distinct output rows; log Q per row."""
+def _copies(run: _Run, synthetic: pd.DataFrame, schema: Schema) -> tuple[int, int]:
+    """Rows of the fitted table found verbatim in the output, and the output's distinct rows."""
     out = set(_value_keys(synthetic, schema).tolist())
     mine = _value_keys(run.table, schema)
-    return int(sum(k in out for k in mine)), len(out), run.log_q
+    return int(sum(k in out for k in mine)), len(out)
 
 
 # -- bounds -----------------------------------------------------------------------------------------
@@ -404,7 +404,7 @@ def canary_audit(
         synthetic = synthetic.iloc[: sample_factor * len(run.table)]
         for name, values in _scores(run, synthetic, schema).items():
             all_scores[name].append(values)
-        c, n_distinct, _ = _copies(run, synthetic, schema)
+        c, n_distinct = _copies(run, synthetic, schema)
         copies += c
         distinct.append(n_distinct)
         if progress is not None:

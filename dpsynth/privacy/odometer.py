@@ -57,6 +57,18 @@ class Odometer:
         """Additive ε spent so far ((ε, δ) claims): the exact sum, rounded up."""
         return sum_up(e.additive_epsilon for e in self.events)
 
+    def _check_additive(self, event: PrivacyEvent, name: str, attribute: str, reserved: float) -> None:
+        """Refuse ``event`` if its additive ``name`` (δ, or ε of a claim) takes the total past ``reserved``."""
+        cost = getattr(event, attribute)
+        if not cost:
+            return
+        after = sum_up([*(getattr(e, attribute) for e in self.events), cost])
+        if after > reserved:
+            raise PrivacyAccountingError(
+                f"mechanism {event.label or event.kind!r} would spend {name}={cost:.6g}, "
+                f"bringing the total to {after:.6g} > reserved {name}={reserved:.6g}"
+            )
+
     def spend(self, event: PrivacyEvent) -> None:
         if not (event.additive_epsilon >= 0 and event.delta >= 0):  # False for NaN too: never give budget back
             raise PrivacyAccountingError(
@@ -69,20 +81,8 @@ class Odometer:
                 f"mechanism {event.label or event.kind!r} would spend rho={event.rho:.6g}, "
                 f"bringing the total to {after:.6g} > reserved rho={self.reserved.rho:.6g}"
             )
-        if event.delta:
-            after_delta = sum_up([*(e.delta for e in self.events), event.delta])
-            if after_delta > self.reserved_delta:
-                raise PrivacyAccountingError(
-                    f"mechanism {event.label or event.kind!r} would spend delta={event.delta:.6g}, "
-                    f"bringing the total to {after_delta:.6g} > reserved delta={self.reserved_delta:.6g}"
-                )
-        if event.additive_epsilon:
-            after_epsilon = sum_up([*(e.additive_epsilon for e in self.events), event.additive_epsilon])
-            if after_epsilon > self.reserved_epsilon:
-                raise PrivacyAccountingError(
-                    f"mechanism {event.label or event.kind!r} would spend epsilon={event.additive_epsilon:.6g}, "
-                    f"bringing the total to {after_epsilon:.6g} > reserved epsilon={self.reserved_epsilon:.6g}"
-                )
+        self._check_additive(event, "delta", "delta", self.reserved_delta)
+        self._check_additive(event, "epsilon", "additive_epsilon", self.reserved_epsilon)
         if event.rdp is not None:
             spent = self.spent_rdp
             after_rdp = event.rdp if spent is None else spent + event.rdp

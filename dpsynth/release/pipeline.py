@@ -460,10 +460,10 @@ def release(
         if failed is None and n_rows is None:
             checks.failed("release.rows", "privacy", "a DP estimate of the row count", None, "==",
                           f"synthesizer {synthesizer!r} set no total_estimate_ after its fit", reads="dp_output")
-        elif failed is None and rows is None and _rows_too_many(n_rows, sch) is not None:
+        elif failed is None and rows is None and (too_many := _rows_too_many(n_rows, sch)) is not None:
             # a DP estimate is bounded like a public count (the whole table is held in memory for the checks)
-            checks.failed("release.rows", "privacy", "a DP estimate of the row count", None, "==",
-                          _rows_too_many(n_rows, sch), reads="dp_output")
+            checks.failed("release.rows", "privacy", "a DP estimate of the row count", None, "==", too_many,
+                          reads="dp_output")
         elif failed is None:
             report["release"]["rows"] = n_rows
             t = time.perf_counter()

@@ -139,15 +139,19 @@ def _takes_positional(params: list[inspect.Parameter]) -> bool:
     return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
 
 
+def _init_problems(cls: type) -> list[str]:
+    """What ``__init__`` lacks of ``epsilon=`` and ``delta=`` (both contracts need them)."""
+    init = _signature(cls)
+    if init is None:
+        return ["__init__ has no inspectable signature"]
+    params = list(init.parameters.values())
+    return [f"__init__ does not take {k}=" for k in ("epsilon", "delta") if not _takes(params, k)]
+
+
 def _check_dpsynth_contract(cls: type, spec: str) -> None:
     """dpsynth's own contract, for a subclass of Synthesizer: plan/fit/sample, ε and δ, fit(ledger=)."""
     problems = [f"no {m}() method" for m in ("plan", "fit", "sample") if not callable(getattr(cls, m, None))]
-    init = _signature(cls)
-    if init is None:
-        problems.append("__init__ has no inspectable signature")
-    else:
-        params = list(init.parameters.values())
-        problems += [f"__init__ does not take {k}=" for k in ("epsilon", "delta") if not _takes(params, k)]
+    problems += _init_problems(cls)
     if callable(getattr(cls, "fit", None)):
         fit = _method_parameters(cls, "fit")
         if fit is None:
@@ -161,13 +165,7 @@ def _check_dpsynth_contract(cls: type, spec: str) -> None:
 def _check_plain_contract(cls: type, spec: str) -> None:
     """The plain contract: ``__init__(epsilon=, delta=)``, ``fit(data, schema=)``, ``sample(n_rows)``;
     and the optional extras, when present, of the right shape."""
-    problems: list[str] = []
-    init = _signature(cls)
-    if init is None:
-        problems.append("__init__ has no inspectable signature")
-    else:
-        params = list(init.parameters.values())
-        problems += [f"__init__ does not take {k}=" for k in ("epsilon", "delta") if not _takes(params, k)]
+    problems = _init_problems(cls)
     if not callable(getattr(cls, "fit", None)):
         problems.append("no fit() method")
     else:
