@@ -56,7 +56,7 @@ def worker_fit(args: argparse.Namespace) -> dict:
     data, schema = load_adult()
     warnings.simplefilter("ignore")  # the insecure-RNG warning is recorded in the output instead
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = Ledger(f"sqlite:///{tmp}/ledger.db")
+        ledger = Ledger(f"sqlite:///{tmp}/ledger.db", create=True)
         ledger.create_dataset("adult", ApproxDP(1000.0, 1e-3))
         t, c = time.perf_counter(), time.process_time()
         if args.worker == "mst":

@@ -41,7 +41,7 @@ def run(url: str, entries: int, ops: int) -> dict[str, float]:
     schema = load_schema(adult_schema_path())
     synth = MST(epsilon=0.01, delta=1e-12)
     events, claimed = synth.plan(schema), synth.budget()
-    ledger = Ledger(url)
+    ledger = Ledger(url, create=True)
     ledger.create_dataset("adult", ApproxDP(1000.0, 1e-6))
     start = time.perf_counter()
     while (n := _count(ledger)) < entries:

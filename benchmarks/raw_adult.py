@@ -45,7 +45,7 @@ def main() -> None:
     test = read_test_split(args.test, list(data.columns))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = Ledger(f"sqlite:///{tmp}/ledger.db")
+        ledger = Ledger(f"sqlite:///{tmp}/ledger.db", create=True)
         ledger.create_dataset("adult", ApproxDP(1000.0, 1e-6))
         for _ in range(args.reps):
             start = time.perf_counter()

@@ -57,8 +57,27 @@ def postgres_server():
 
 
 @pytest.fixture
-def postgres_url(postgres_server, request) -> str:
-    """URL of a brand-new, empty database on `postgres_server` (named after the test), dropped afterwards."""
+def postgres_url(postgres_server, request, tmp_path, monkeypatch) -> str:
+    """URL of a brand-new, empty database on `postgres_server` (named after the test), dropped afterwards.
+
+    Its ledger key goes to a file of the test's own ($DPSYNTH_LEDGER_KEY_FILE, inherited by the CLI
+    the test runs): a database of the same name in a later run is a new ledger with a new key."""
+    monkeypatch.setenv("DPSYNTH_LEDGER_KEY_FILE", str(tmp_path / "postgres-ledger.key"))
     url = postgres_server.new_database(label=request.node.name)
     yield url
     postgres_server.drop_database(url)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _keys_stay_in_the_test_tree(tmp_path_factory):
+    """Ledger keys made without a path of their own (XDG_CONFIG_HOME) land in a temporary folder,
+    never in the home folder of whoever runs the tests."""
+    import os
+
+    previous = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = previous

@@ -40,7 +40,15 @@ most ε_cap. Once claims are spent, the ρ the cap still admits is the ρ that f
 (ε_cap − Σε_claim, δ_cap) beside the additive δ and the curves.
 
 Each entry holds the SHA-256 of its canonical content and of its predecessor's; a head row holds
-the last one. :meth:`Ledger.verify` finds the first entry that was edited, deleted or reordered.
+the last one. A ledger is also *sealed* (:mod:`~dpsynth.privacy.ledger_seal`): a key kept outside
+the database puts a keyed MAC on every entry and on the head, so that nobody without the key can
+rebuild the chain, delete the newest entries and set the head back, or empty the ledger unseen.
+:meth:`Ledger.verify` checks all of it and names the first entry that was edited, deleted or
+reordered; every write first checks the head, the newest entry and (a charge) every entry of its
+dataset (:func:`~dpsynth.privacy.ledger_verify.check_before_charge`) and refuses a damaged ledger.
+A ledger URL that does not exist is an error unless it is being created (``create=True``); the
+storage is in :mod:`~dpsynth.privacy.ledger_store`, the cap check in
+:mod:`~dpsynth.privacy.overdraft`.
 
 A ledger also keeps a secret of its own (32 random bytes, in its own table, created on first
 need) with which :meth:`Ledger.keyed_fingerprint` turns the plain SHA-256 of a private input (kept
@@ -50,7 +58,6 @@ linked to the input, so it leaks no fingerprint of the data.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -58,45 +65,56 @@ import math
 import os
 import re
 import secrets
-import sqlite3
 import threading
-import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from dpsynth import _validation as check
-from dpsynth.exceptions import BudgetExceededError, DPSynthError, ParameterError
-from dpsynth.privacy.accounting import (
-    approx_dp_to_rho,
-    rho_within,
-    rho_within_claims,
-    sum_up,
-    thresholding_delta,
-    total_epsilon_within,
-)
+from dpsynth.exceptions import ParameterError
+from dpsynth.privacy.accounting import approx_dp_to_rho, sum_up, thresholding_delta
 from dpsynth.privacy.budgets import RDP, ZCDP, ApproxDP
 from dpsynth.privacy.events import PrivacyEvent, total_delta, total_rdp, total_rho
+from dpsynth.privacy.ledger_seal import (
+    KeySource,
+    LedgerTamperedError,
+    entry_mac,
+    head_mac,
+    key_id,
+    key_source,
+    make_key,
+    read_key,
+)
+from dpsynth.privacy.ledger_store import GENESIS, SCHEMA_VERSION, LedgerError, backend, open_tables, redact
+from dpsynth.privacy.ledger_verify import (
+    ROW_COLUMNS,
+    VerifyResult,
+    canonical,
+    check_before_charge,
+    check_key,
+    entry_hash,
+    verify_rows,
+)
 from dpsynth.privacy.odometer import Odometer
+from dpsynth.privacy.overdraft import Account, refuse_overdraft, rho_cap, spent_epsilon
 
-GENESIS = "0" * 64
-# 2: entries carry an additive delta (a column that version-1 ledgers gain on first use).
-# 3: reservations carry a Rényi-DP curve (a column that older ledgers gain on first use).
-# 4: reservations carry the additive ε of (ε, δ) claims (a column that older ledgers gain on first use).
-SCHEMA_VERSION = 4
+__all__ = ["GENESIS", "SCHEMA_VERSION", "UNTRACKED", "DatasetStatement", "Entry", "Ledger", "LedgerError",
+           "LedgerTamperedError", "Reservation", "ReservationView", "UntrackedPrivacyWarning", "VerifyResult",
+           "canonical", "charged_costs", "check_ledger_argument", "describe_unit"]
+
+# The names older code and tests import from here.
+_redact = redact
+_entry_hash = entry_hash
+_backend = backend
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _UNIT = re.compile(r"^(row|user:[1-9][0-9]*)$")
 _SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
 #: Prefix of a keyed fingerprint (:meth:`Ledger.keyed_fingerprint`).
 FINGERPRINT_PREFIX = "hmac-sha256:"
 UNIT_DESCRIPTIONS = {"row": "add/remove one row"}
-
-
-class LedgerError(DPSynthError):
-    """The ledger cannot be used as asked (unknown dataset, bad URL, unreachable server …)."""
 
 
 class UntrackedPrivacyWarning(UserWarning):
@@ -107,28 +125,6 @@ def describe_unit(unit: str) -> str:
     if unit == "row":
         return UNIT_DESCRIPTIONS["row"]
     return f"add/remove one user with at most {unit.split(':', 1)[1]} rows"
-
-
-def canonical(obj: Any) -> str:
-    """The canonical JSON text that entry hashes are computed over."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _entry_hash(
-    seq: int, created_at: str, kind: str, dataset: str, rho: float, content: str, prev: str,
-    additive_delta: float = 0.0, rdp: str = "", additive_epsilon: float = 0.0,
-) -> str:
-    fields: dict[str, Any] = {"seq": seq, "created_at": created_at, "kind": kind, "dataset": dataset, "rho": rho,
-                              "content": content, "prev_hash": prev}
-    # An entry without an additive δ hashes exactly as before the column existed, so old chains
-    # still verify; one with a δ covers it, so setting it to 0 (or giving an old entry one) shows.
-    if additive_delta:
-        fields["additive_delta"] = additive_delta
-    if rdp:  # likewise for the Rényi-DP curve of a DP-SGD reservation
-        fields["rdp"] = rdp
-    if additive_epsilon:  # and for the additive ε of (ε, δ) claims
-        fields["additive_epsilon"] = additive_epsilon
-    return hashlib.sha256(canonical(fields).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -197,7 +193,7 @@ class DatasetStatement:
         """The ρ the cap admits once the additive ε and δ and the Rényi-DP curves already spent are
         set aside (with no curve and no claim: the ρ of the cap at δ less the additive δ; with
         claims, the ρ that fits in (ε_cap − Σε_claim, δ_cap) beside the additive δ)."""
-        return _rho_cap(self.cap, self.delta_spent, self.rdp_spent, self.epsilon_additive_spent)
+        return rho_cap(self.cap, self.delta_spent, self.rdp_spent, self.epsilon_additive_spent)
 
     @property
     def rho_spent(self) -> float:
@@ -221,7 +217,7 @@ class DatasetStatement:
             return max(0.0, self.rho_cap - self.rho_spent)
         # With a curve, the ρ that still fits beside everything spent (curves do not add like ρ).
         curve = self.rdp_spent + RDP.from_zcdp(self.rho_spent, self.rdp_spent.orders)
-        return _rho_cap(self.cap, self.delta_spent, curve, self.epsilon_additive_spent)
+        return rho_cap(self.cap, self.delta_spent, curve, self.epsilon_additive_spent)
 
     @property
     def delta_remaining(self) -> float:
@@ -245,7 +241,7 @@ class DatasetStatement:
         """ε of everything spent, composed (zCDP, or RDP once a release carries a curve) and
         converted at the dataset's δ (less the part of it that the additive δ of thresholding
         events and claims takes), plus the additive ε of (ε, δ) claims (basic composition)."""
-        return _spent_epsilon(self.rho_spent, self.rdp_spent, self.cap.delta, self.delta_spent,
+        return spent_epsilon(self.rho_spent, self.rdp_spent, self.cap.delta, self.delta_spent,
                               self.epsilon_additive_spent)
 
     @property
@@ -283,40 +279,6 @@ class DatasetStatement:
         }
 
 
-@dataclass(frozen=True)
-class _Account:
-    """The part of a dataset's statement that a charge needs."""
-
-    dataset: str
-    unit: str
-    cap: ApproxDP
-    rho_spent: float
-    releases: int
-    delta_spent: float = 0.0
-    rdp_spent: RDP | None = None
-    #: Σ of the additive ε of (ε, δ) claims
-    epsilon_spent: float = 0.0
-
-    @property
-    def rho_cap(self) -> float:
-        """The ρ the cap admits once the additive ε and δ and the curves already spent are set aside."""
-        return _rho_cap(self.cap, self.delta_spent, self.rdp_spent, self.epsilon_spent)
-
-
-def _rho_cap(cap: ApproxDP, delta_spent: float, rdp: RDP | None, epsilon_spent: float = 0.0) -> float:
-    return rho_within_claims(cap.epsilon, cap.delta, epsilon_spent, delta_spent, rdp.orders if rdp else (),
-                             rdp.epsilons if rdp else None)
-
-
-def _spent_epsilon(rho: float, rdp: RDP | None, delta: float, additive_delta: float,
-                   additive_epsilon: float = 0.0) -> float:
-    """ε at ``delta`` of what was spent: the additive ε of claims + the conversion of (ρ, curve)."""
-    if rdp is None and rho <= 0 and not additive_epsilon:
-        return 0.0
-    return total_epsilon_within(additive_epsilon, rho, rdp.orders if rdp else (), rdp.epsilons if rdp else None,
-                                delta, additive_delta)
-
-
 def charged_costs(events: Sequence[PrivacyEvent]) -> tuple[float, float, RDP | None, float]:
     """What ``events`` cost together: (ρ, additive δ, Rényi-DP curve, additive ε).
 
@@ -343,233 +305,7 @@ def charged_costs(events: Sequence[PrivacyEvent]) -> tuple[float, float, RDP | N
     return total_rho(events), delta, total_rdp(events), epsilon
 
 
-@dataclass
-class VerifyResult:
-    ok: bool
-    entries: int
-    first_bad: int | None = None
-    problem: str = ""
 
-
-# ---------------------------------------------------------------------------------------------
-# storage backends
-# ---------------------------------------------------------------------------------------------
-
-_TABLES = [
-    """CREATE TABLE IF NOT EXISTS dpsynth_ledger_entries (
-        seq INTEGER PRIMARY KEY,
-        created_at TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        dataset TEXT NOT NULL,
-        rho DOUBLE PRECISION NOT NULL,
-        content TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        additive_delta DOUBLE PRECISION NOT NULL DEFAULT 0,
-        rdp TEXT NOT NULL DEFAULT '',
-        additive_epsilon DOUBLE PRECISION NOT NULL DEFAULT 0)""",
-    """CREATE TABLE IF NOT EXISTS dpsynth_ledger_head (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        seq INTEGER NOT NULL,
-        hash TEXT NOT NULL,
-        version INTEGER NOT NULL)""",
-    # The key of keyed fingerprints: one row (the primary key admits no second), written once on
-    # first need. Not part of the hash chain, never in any statement.
-    """CREATE TABLE IF NOT EXISTS dpsynth_ledger_secret (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        secret TEXT NOT NULL)""",
-]
-# Run after _TABLES and after an older table has gained its additive_delta and additive_epsilon columns.
-_INDEXES = [
-    "DROP INDEX IF EXISTS dpsynth_ledger_spending",
-    "DROP INDEX IF EXISTS dpsynth_ledger_spending_v2",
-    # Covers the charge's queries (Σρ, the additive δ and ε of a dataset's reservations) without
-    # touching the table.
-    "CREATE INDEX IF NOT EXISTS dpsynth_ledger_spending_v3 ON dpsynth_ledger_entries (dataset, kind, rho, "
-    "additive_delta, additive_epsilon)",
-]
-
-
-class _Backend:
-    """A DB-API connection factory plus the two transaction shapes the ledger needs."""
-
-    placeholder = "?"
-
-    def sql(self, text: str) -> str:
-        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
-        yield
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
-        yield
-
-
-_SQLITE_BUSY_SECONDS = 60.0  # how long a ledger user waits for another to let go
-
-
-class _SQLite(_Backend):
-    def __init__(self, path: Path, url: str):
-        self.path = path
-        self.url = url
-        parent = path.parent if str(path.parent) else Path(".")
-        if not parent.is_dir():
-            raise ParameterError(f"ledger ({url!r}) must be in an existing directory")
-
-    def _connect(self) -> sqlite3.Connection:
-        # Switching a fresh file to WAL takes an exclusive lock, and SQLite answers "database is
-        # locked" at once, without its busy handler, when another connection holds the file while it
-        # is being created. Racing first users retry that step for as long as the busy timeout.
-        deadline = time.monotonic() + _SQLITE_BUSY_SECONDS
-        pause = 0.005
-        while True:
-            conn = None
-            try:
-                conn = sqlite3.connect(self.path, timeout=_SQLITE_BUSY_SECONDS, isolation_level=None)
-                conn.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_SECONDS * 1000)}")
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                return conn
-            except sqlite3.Error as exc:
-                if conn is not None:
-                    conn.close()
-                busy = isinstance(exc, sqlite3.OperationalError) and (
-                    "locked" in str(exc) or "busy" in str(exc))
-                if not busy or time.monotonic() + pause > deadline:
-                    raise LedgerError(f"ledger {self.url!r} cannot be opened: {exc}") from None
-                time.sleep(pause * (1.0 + secrets.randbelow(1000) / 1000.0))  # jitter, not a mechanism
-                pause = min(pause * 2.0, 0.25)
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Cursor]:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
-            cur = conn.cursor()
-            try:
-                yield cur
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[sqlite3.Cursor]:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN")
-            yield conn.cursor()
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-
-
-class _Postgres(_Backend):
-    placeholder = "%s"
-
-    def __init__(self, url: str):
-        try:
-            import psycopg
-        except ImportError:  # pragma: no cover - depends on the install
-            raise LedgerError(
-                "a postgresql:// ledger needs psycopg: pip install 'dpsynth[postgres]'"
-            ) from None
-        self._psycopg = psycopg
-        self.url = url
-        self._conn: Any = None
-
-    def _connect(self) -> Any:
-        """One connection per Ledger object, opened on first use and reopened if it broke."""
-        if self._conn is not None and not self._conn.closed and not self._conn.broken:
-            return self._conn
-        try:
-            self._conn = self._psycopg.connect(self.url, connect_timeout=10, autocommit=True)
-        except self._psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            raise LedgerError(f"cannot connect to ledger {_redact(self.url)!r}: {reason}") from None
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Any]:
-        conn = self._connect()
-        with conn.transaction():
-            cur = conn.cursor()
-            # Serialise writers on the head row (created by init).
-            cur.execute("SELECT seq FROM dpsynth_ledger_head WHERE id = 1 FOR UPDATE")
-            yield cur
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[Any]:
-        conn = self._connect()
-        with conn.transaction():
-            cur = conn.cursor()
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            yield cur
-
-    def init(self) -> None:
-        conn = self._connect()
-        with conn.transaction():
-            cur = conn.cursor()
-            cur.execute("SELECT pg_advisory_xact_lock(7366047411)")  # one initialiser at a time
-            for statement in _TABLES:
-                cur.execute(statement)
-            # An older ledger gains the columns (checked first: ALTER TABLE locks out readers).
-            cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-                        "AND table_name = 'dpsynth_ledger_entries' AND column_name IN ('additive_delta', 'rdp', "
-                        "'additive_epsilon')")
-            present = {row[0] for row in cur.fetchall()}
-            if "rdp" not in present:  # a version-1 or -2 ledger gains the column
-                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN rdp TEXT NOT NULL DEFAULT ''")
-            if "additive_delta" not in present:  # a version-1 ledger
-                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN additive_delta "
-                            "DOUBLE PRECISION NOT NULL DEFAULT 0")
-            if "additive_epsilon" not in present:  # a version-1, -2 or -3 ledger
-                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN additive_epsilon "
-                            "DOUBLE PRECISION NOT NULL DEFAULT 0")
-            if not {"additive_delta", "additive_epsilon"} <= present:  # the covering index changes
-                for statement in _INDEXES:
-                    cur.execute(statement)
-            else:
-                cur.execute(_INDEXES[-1])
-            cur.execute(
-                "INSERT INTO dpsynth_ledger_head (id, seq, hash, version) VALUES (1, 0, %s, %s) "
-                "ON CONFLICT (id) DO NOTHING",
-                (GENESIS, SCHEMA_VERSION),
-            )
-            cur.execute("UPDATE dpsynth_ledger_head SET version = %s WHERE id = 1 AND version < %s",
-                        (SCHEMA_VERSION, SCHEMA_VERSION))
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
-def _backend(url: str) -> _Backend:
-    if not isinstance(url, str) or not url:
-        raise ParameterError(f"ledger ({url!r}) must be sqlite:///PATH or postgresql://…")
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
-        if not path or path.endswith("/"):
-            raise ParameterError(f"ledger ({url!r}) must name a file: sqlite:///PATH")
-        return _SQLite(Path(path), url)
-    if url.startswith(("postgresql://", "postgres://")):
-        return _Postgres(url)
-    raise ParameterError(f"ledger ({_redact(url)!r}) must be sqlite:///PATH or postgresql://…")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,67 +316,147 @@ def _backend(url: str) -> _Backend:
 class Ledger:
     """A persistent privacy-budget ledger at ``url`` (``sqlite:///PATH`` or ``postgresql://…``)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, create: bool = False, key_file: str | os.PathLike[str] | None = None):
+        """Open the ledger at ``url``; with ``create``, make it first if it does not exist.
+
+        A new ledger is sealed at once (``dpsynth.privacy.ledger_seal``): its key is taken from
+        ``key_file``, ``$DPSYNTH_LEDGER_KEY``, ``$DPSYNTH_LEDGER_KEY_FILE``, or made as the ledger's
+        own key file (``PATH.key`` beside a SQLite ledger). The key is read when first needed.
+
+        Raises:
+            LedgerError: the ledger does not exist (and ``create`` is false), or it does not but its
+                own key file does (deleted or moved), or it cannot be opened.
+            ParameterError: a malformed URL.
+        """
         self.url = url
-        self._db = _backend(url)
-        self._ensure_tables()
+        self._db = backend(url)
+        self._key_source: KeySource = key_source(url, key_file)
+        self._key: bytes | None = None
+        own = self._key_source
+        if own.own and own.path is not None and own.path.exists() and not self._db.exists():
+            raise LedgerError(f"ledger {redact(url)!r} does not exist, but its key file {str(own.path)!r} does: the "
+                              "ledger was deleted or moved (restore it, or remove the key file to start a new ledger)")
+        open_tables(self._db, create=create, on_create=self._seal_new)
         self._fingerprint_key: bytes | None = None  # read from the database on first need
 
     def __repr__(self) -> str:
-        return f"Ledger({_redact(self.url)!r})"
+        return f"Ledger({redact(self.url)!r})"
 
-    # -- set-up -------------------------------------------------------------------------------
-    def _ensure_tables(self) -> None:
-        if isinstance(self._db, _Postgres):
-            self._db.init()
-            return
+    @property
+    def read_only(self) -> bool:
+        """Opened read-only (a file this process may not write): shown and verified, never charged."""
+        return self._db.read_only
+
+    # -- the seal -----------------------------------------------------------------------------
+    def _seal_new(self, cur: Any) -> None:
+        """Seal a ledger being created (in its creating transaction): its key, and the head's MAC."""
+        key = make_key(self._key_source)
+        kid = key_id(key)
+        cur.execute(self._db.sql("UPDATE dpsynth_ledger_head SET key_id = ?, mac = ? WHERE id = 1"),
+                    (kid, head_mac(key, 0, GENESIS, kid)))
+        self._key = key
+
+    def _head(self, cur: Any) -> tuple[Any, ...] | None:
+        cur.execute("SELECT seq, hash, key_id, mac FROM dpsynth_ledger_head WHERE id = 1")
+        row = cur.fetchone()
+        return None if row is None else tuple(row)
+
+    def _own_key_exists(self) -> bool:
+        src = self._key_source
+        return src.own and src.path is not None and src.path.exists()
+
+    def _ledger_key(self, head: Sequence[Any]) -> bytes:
+        """The key of this (sealed) ledger, checked against the head's key id."""
+        if self._key is None:
+            key = read_key(self._key_source)
+            if key is None:
+                raise LedgerError(
+                    f"the key of ledger {redact(self.url)!r} was not found ({self._key_source.describe()}): give it "
+                    "with $DPSYNTH_LEDGER_KEY_FILE or $DPSYNTH_LEDGER_KEY")
+            check_key(head, key, self._key_source.describe(), redact(self.url))
+            self._key = key
+        return self._key
+
+    def _guard(self, cur: Any, dataset: str | None) -> tuple[Any, ...]:
+        """What every write does first: refuse an unsealed or damaged ledger; return its head."""
+        head = self._head(cur)
+        if head is None:
+            raise LedgerTamperedError(f"ledger {redact(self.url)!r} is damaged: its head row is missing; nothing "
+                                      "was charged or changed")
+        if not head[2]:
+            if self._own_key_exists():
+                raise LedgerTamperedError(
+                    f"ledger {redact(self.url)!r} is damaged: it has no seal, but its key file exists (its seal was "
+                    "removed); nothing was charged or changed")
+            raise LedgerError(f"ledger {redact(self.url)!r} was made by an older dpsynth and is not sealed: run "
+                              "'dpsynth ledger seal' once (it checks the chain and keys every entry)")
+        check_before_charge(cur, self._db.sql, self._ledger_key(head), head, redact(self.url), dataset)
+        return head
+
+    def seal(self) -> int:
+        """Seal a ledger made before ledgers were sealed: check its hash chain, make its key and put
+        a keyed MAC on every entry and on the head. Returns the number of entries sealed.
+
+        Raises:
+            LedgerError: it is sealed already, or read-only.
+            LedgerTamperedError: its chain does not verify, or its own key file exists already
+                (a sealed ledger whose seal was removed, or an interrupted seal).
+        """
         with self._db.write() as cur:
-            for statement in _TABLES:
-                cur.execute(statement)
-            cur.execute("PRAGMA table_info(dpsynth_ledger_entries)")
-            columns = {row[1] for row in cur.fetchall()}
-            if "additive_delta" not in columns:  # a version-1 ledger
-                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN additive_delta "
-                            "DOUBLE PRECISION NOT NULL DEFAULT 0")
-            if "rdp" not in columns:  # a version-1 or -2 ledger
-                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN rdp TEXT NOT NULL DEFAULT ''")
-            if "additive_epsilon" not in columns:  # a version-1, -2 or -3 ledger
-                cur.execute("ALTER TABLE dpsynth_ledger_entries ADD COLUMN additive_epsilon "
-                            "DOUBLE PRECISION NOT NULL DEFAULT 0")
-            for statement in _INDEXES:
-                cur.execute(statement)
-            cur.execute(
-                "INSERT OR IGNORE INTO dpsynth_ledger_head (id, seq, hash, version) VALUES (1, 0, ?, ?)",
-                (GENESIS, SCHEMA_VERSION),
-            )
-            cur.execute("UPDATE dpsynth_ledger_head SET version = ? WHERE id = 1 AND version < ?",
-                        (SCHEMA_VERSION, SCHEMA_VERSION))
+            head = self._head(cur)
+            if head is not None and head[2]:
+                raise LedgerError(f"ledger {redact(self.url)!r} is sealed already")
+            cur.execute(f"SELECT {ROW_COLUMNS} FROM dpsynth_ledger_entries ORDER BY seq")
+            rows = cur.fetchall()
+            result = verify_rows(rows, head, None)
+            if not result.ok:
+                raise LedgerTamperedError(f"ledger {redact(self.url)!r} cannot be sealed: {result.problem}")
+            if self._own_key_exists():
+                raise LedgerTamperedError(
+                    f"ledger {redact(self.url)!r} has no seal, but its key file exists: its seal was removed (or an "
+                    "earlier seal was interrupted); remove the key file to seal it again")
+            key = make_key(self._key_source)
+            sql = self._db.sql
+            for row in rows:
+                cur.execute(sql("UPDATE dpsynth_ledger_entries SET mac = ? WHERE seq = ?"), (
+                    entry_mac(key, int(row[0]), row[2], row[3], float(row[4]), float(row[8]), float(row[10]),
+                              row[9] or "", row[7]), int(row[0])))
+            assert head is not None  # verify_rows refused a missing head
+            kid = key_id(key)
+            cur.execute(sql("UPDATE dpsynth_ledger_head SET key_id = ?, mac = ? WHERE id = 1"),
+                        (kid, head_mac(key, int(head[0]), head[1], kid)))
+        self._key = key
+        return len(rows)
 
     # -- low level ----------------------------------------------------------------------------
     def _append(
-        self, cur: Any, kind: str, dataset: str, rho: float, content: dict[str, Any], additive_delta: float = 0.0,
-        rdp: RDP | None = None, additive_epsilon: float = 0.0,
+        self, cur: Any, head: Sequence[Any], kind: str, dataset: str, rho: float, content: dict[str, Any],
+        additive_delta: float = 0.0, rdp: RDP | None = None, additive_epsilon: float = 0.0,
     ) -> int:
+        """Append one entry after ``head`` (what :meth:`_guard` returned in this transaction)."""
         sql = self._db.sql
-        cur.execute(sql("SELECT seq, hash FROM dpsynth_ledger_head WHERE id = 1"))
-        last_seq, last_hash = cur.fetchone()
-        seq = int(last_seq) + 1
+        key = self._ledger_key(head)
+        last_seq, last_hash = int(head[0]), head[1]
+        seq = last_seq + 1
         created_at = datetime.now(UTC).isoformat(timespec="microseconds")
         text = canonical(content)
         curve = canonical(rdp.to_dict()) if rdp is not None else ""
-        digest = _entry_hash(seq, created_at, kind, dataset, float(rho), text, last_hash, float(additive_delta), curve,
-                             float(additive_epsilon))
+        digest = entry_hash(seq, created_at, kind, dataset, float(rho), text, last_hash, float(additive_delta), curve,
+                            float(additive_epsilon))
+        mac = entry_mac(key, seq, kind, dataset, float(rho), float(additive_delta), float(additive_epsilon), curve,
+                        digest)
         cur.execute(
             sql(
                 "INSERT INTO dpsynth_ledger_entries "
                 "(seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, rdp, "
-                "additive_epsilon) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "additive_epsilon, mac) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             (seq, created_at, kind, dataset, float(rho), text, last_hash, digest, float(additive_delta), curve,
-             float(additive_epsilon)),
+             float(additive_epsilon), mac),
         )
-        cur.execute(sql("UPDATE dpsynth_ledger_head SET seq = ?, hash = ? WHERE id = 1"), (seq, digest))
+        cur.execute(sql("UPDATE dpsynth_ledger_head SET seq = ?, hash = ?, mac = ? WHERE id = 1"),
+                    (seq, digest, head_mac(key, seq, digest, head[2])))
         return seq
 
     def _dataset_entries(self, cur: Any, dataset: str) -> list[Entry]:
@@ -656,7 +472,7 @@ class Ledger:
             for s, c, k, d, r, t, p, h, a, v, ae in cur.fetchall()
         ]
 
-    def _account(self, cur: Any, dataset: str) -> _Account:
+    def _account(self, cur: Any, dataset: str) -> Account:
         """What a charge needs, without reading every entry's content: the current cap, the unit
         and the ρ, additive δ and additive ε of every reservation (columns covered by the entry
         hashes)."""
@@ -696,7 +512,7 @@ class Ledger:
             (dataset,),
         )
         curves = [RDP.from_dict(json.loads(row[0])) for row in cur.fetchall()]
-        return _Account(dataset, unit, ApproxDP(last["epsilon"], last["delta"]), spent, int(count), spent_delta,
+        return Account(dataset, unit, ApproxDP(last["epsilon"], last["delta"]), spent, int(count), spent_delta,
                         RDP.total(curves), spent_epsilon)
 
     @staticmethod
@@ -737,11 +553,12 @@ class Ledger:
         if not isinstance(unit, str) or not _UNIT.match(unit):
             raise ParameterError(f"unit ({unit!r}) must be 'row' or 'user:K' (at most K rows per user)")
         with self._db.write() as cur:
+            head = self._guard(cur, None)
             cur.execute(self._db.sql("SELECT 1 FROM dpsynth_ledger_entries WHERE dataset = ? AND kind = 'dataset'"),
                         (dataset,))
             if cur.fetchone() is not None:
                 raise LedgerError(f"dataset {dataset!r} is already registered in this ledger")
-            return self._append(cur, "dataset", dataset, 0.0, {
+            return self._append(cur, head, "dataset", dataset, 0.0, {
                 "epsilon": budget.epsilon, "delta": budget.delta, "unit": unit, "rho_cap":
                 approx_dp_to_rho(budget.epsilon, budget.delta)})
 
@@ -751,13 +568,14 @@ class Ledger:
         if not isinstance(reason, str) or not reason.strip():
             raise ParameterError("reason must be given to change a dataset's cap (it is recorded)")
         with self._db.write() as cur:
+            head = self._guard(cur, dataset)
             statement = self._account(cur, dataset)
-            spent = _spent_epsilon(statement.rho_spent, statement.rdp_spent, budget.delta, statement.delta_spent,
+            spent = spent_epsilon(statement.rho_spent, statement.rdp_spent, budget.delta, statement.delta_spent,
                                    statement.epsilon_spent)
             if statement.epsilon_spent:  # claims: the total at the new δ must fit the new ε
                 below = spent > budget.epsilon
             elif statement.rdp_spent is None:
-                new_rho_cap = _rho_cap(budget, statement.delta_spent, None)
+                new_rho_cap = rho_cap(budget, statement.delta_spent, None)
                 below = thresholding_delta(statement.delta_spent) >= budget.delta or new_rho_cap < statement.rho_spent
             else:
                 below = thresholding_delta(statement.delta_spent) >= budget.delta or spent > budget.epsilon
@@ -769,7 +587,7 @@ class Ledger:
                     f"cap (epsilon={budget.epsilon:g}, delta={budget.delta:g}) is below what dataset {dataset!r} "
                     f"has already spent (rho={statement.rho_spent:.6g}{additive}, epsilon={spent:.6g} at that delta)"
                 )
-            return self._append(cur, "cap", dataset, 0.0, {
+            return self._append(cur, head, "cap", dataset, 0.0, {
                 "epsilon": budget.epsilon, "delta": budget.delta, "reason": reason.strip(),
                 "previous": {"epsilon": statement.cap.epsilon, "delta": statement.cap.delta}})
 
@@ -784,12 +602,27 @@ class Ledger:
             return self._statement(dataset, self._dataset_entries(cur, dataset))
 
     # -- charging -----------------------------------------------------------------------------
-    def check(self, dataset: str, events: Sequence[PrivacyEvent], *, claimed: ApproxDP) -> _Account:
-        """Raise if ``events`` would not fit (without reserving); return the statement."""
+    def check_integrity(self, dataset: str | None = None) -> None:
+        """What every charge checks first (see :func:`~dpsynth.privacy.ledger_verify.check_before_charge`),
+        without charging: the seal, the head and the newest entry, and ``dataset``'s entries.
+
+        Raises:
+            LedgerTamperedError: the ledger was changed behind dpsynth's back (the damage named).
+            LedgerError: it is read-only or not sealed, or its key is missing or another ledger's.
+        """
+        self._db.refuse_write()  # a charge writes: a read-only ledger is refused first
         with self._db.read() as cur:
+            self._guard(cur, dataset)
+
+
+    def check(self, dataset: str, events: Sequence[PrivacyEvent], *, claimed: ApproxDP) -> Account:
+        """Raise if ``events`` would not fit (without reserving); return the statement."""
+        self._db.refuse_write()
+        with self._db.read() as cur:
+            self._guard(cur, dataset)
             account = self._account(cur, dataset)
         rho, delta, rdp, epsilon = charged_costs(events)
-        _refuse_overdraft(account, rho, delta, claimed, rdp, epsilon)
+        refuse_overdraft(account, rho, delta, claimed, rdp, epsilon)
         return account
 
     def reserve(
@@ -822,14 +655,15 @@ class Ledger:
         events = list(events)
         rho, delta, rdp, epsilon = charged_costs(events)
         with self._db.write() as cur:
+            head = self._guard(cur, dataset)
             statement = self._account(cur, dataset)
             if statement.unit != unit:
                 raise LedgerError(
                     f"dataset {dataset!r} is registered with privacy unit {statement.unit!r} "
                     f"({describe_unit(statement.unit)}), but {synthesizer} protects {describe_unit(unit)}"
                 )
-            _refuse_overdraft(statement, rho, delta, claimed, rdp, epsilon)
-            seq = self._append(cur, "reserve", dataset, rho, {
+            refuse_overdraft(statement, rho, delta, claimed, rdp, epsilon)
+            seq = self._append(cur, head, "reserve", dataset, rho, {
                 "synthesizer": synthesizer,
                 "claimed": {"epsilon": claimed.epsilon, "delta": claimed.delta},
                 "events": [e.to_dict() for e in events],
@@ -842,7 +676,8 @@ class Ledger:
 
     def _close(self, dataset: str, reservation: int, kind: str, detail: dict[str, Any]) -> int:
         with self._db.write() as cur:
-            return self._append(cur, kind, dataset, 0.0, {"reservation": reservation, **detail})
+            head = self._guard(cur, None)
+            return self._append(cur, head, kind, dataset, 0.0, {"reservation": reservation, **detail})
 
     # -- keyed fingerprints -------------------------------------------------------------------
     def keyed_fingerprint(self, sha256_hex: str) -> str:
@@ -887,35 +722,24 @@ class Ledger:
         return self._fingerprint_key
 
     # -- tamper evidence ----------------------------------------------------------------------
-    def verify(self) -> VerifyResult:
-        """Check the hash chain from the first entry to the head; name the first bad entry."""
+    def verify(self, anchor: tuple[int, str] | None = None) -> VerifyResult:
+        """Check the whole ledger: the hash chain from the first entry to the head, and, sealed, every
+        entry's and the head's keyed MAC; name the first bad entry. ``anchor`` (an entry's number and
+        hash, as :attr:`VerifyResult.head` gave them earlier) must still be in the chain.
+
+        Raises:
+            LedgerError: the ledger is sealed and its key is missing or not this ledger's.
+        """
         with self._db.read() as cur:
-            cur.execute(
-                "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, rdp, "
-                "additive_epsilon FROM dpsynth_ledger_entries ORDER BY seq"
-            )
+            cur.execute(f"SELECT {ROW_COLUMNS} FROM dpsynth_ledger_entries ORDER BY seq")
             rows = cur.fetchall()
-            cur.execute("SELECT seq, hash FROM dpsynth_ledger_head WHERE id = 1")
-            head = cur.fetchone()
-        prev = GENESIS
-        for i, (seq, created_at, kind, dataset, rho, content, prev_hash, digest, additive_delta, rdp,
-                additive_epsilon) in enumerate(rows, start=1):
-            if int(seq) != i:
-                return VerifyResult(False, len(rows), i, f"entry {i} is missing (the next stored entry is {seq}): "
-                                    "deleted or renumbered")
-            if prev_hash != prev:
-                return VerifyResult(False, len(rows), i, f"entry {i} does not follow entry {i - 1} "
-                                    "(its predecessor hash differs): an entry before it was changed, deleted or moved")
-            if _entry_hash(int(seq), created_at, kind, dataset, float(rho), content, prev_hash,
-                           float(additive_delta), rdp or "", float(additive_epsilon)) != digest:
-                return VerifyResult(False, len(rows), i, f"entry {i} ({kind}, dataset {dataset!r}) does not match "
-                                    "its hash: it was edited")
-            prev = digest
-        if head is None or int(head[0]) != len(rows) or head[1] != prev:
-            n = len(rows)
-            return VerifyResult(False, n, n + 1, f"the ledger head records entry {head[0] if head else '?'} but "
-                                f"{n} entries remain: entries after {n} were deleted")
-        return VerifyResult(True, len(rows))
+            head = self._head(cur)
+        key = self._ledger_key(head) if head is not None and head[2] else None
+        result = verify_rows(rows, head, key, anchor)
+        if result.ok and not result.sealed and self._own_key_exists():
+            return VerifyResult(False, result.entries, result.entries + 1, "the ledger has no seal, but its key file "
+                                "exists: its seal was removed", False, result.head, result.anchor)
+        return result
 
 
 @dataclass
@@ -1041,108 +865,3 @@ def _check_cap(budget: object) -> ApproxDP:
     return budget
 
 
-def _refuse_overdraft(
-    statement: _Account, rho: float, delta: float, claimed: ApproxDP, rdp: RDP | None = None, epsilon: float = 0.0
-) -> None:
-    """Refuse a request of ``rho``, additive ``delta``, Rényi-DP curve ``rdp`` and additive
-    ``epsilon`` ((ε, δ) claims) that the cap cannot hold, naming both the requested and the
-    remaining numbers.
-
-    With additive δ (thresholding) the cap holds iff Σδ_thr < δ_cap and
-    Σρ ≤ approx_dp_to_rho(ε_cap, δ_cap − Σδ_thr/(1 − Σδ_thr)), Σ over what was spent and this request.
-    Once a curve is involved (spent or requested), it holds iff Σδ_thr < δ_cap and the curve
-    Σρ·α + Σ curves converts to at most ε_cap at δ_cap − Σδ_thr/(1 − Σδ_thr).
-    Once a claim is involved (spent or requested), it holds iff Σε_claim + that conversion is at
-    most ε_cap (with no ρ and no curve: Σε_claim ≤ ε_cap and Σδ ≤ δ_cap).
-    """
-    cap = statement.cap
-    if epsilon or statement.epsilon_spent:
-        _refuse_claim_overdraft(statement, rho, delta, claimed, rdp, epsilon)
-        return
-    if rdp is not None or statement.rdp_spent is not None:
-        _refuse_rdp_overdraft(statement, rho, delta, claimed, rdp)
-        return
-    if not delta and not statement.delta_spent:
-        remaining = statement.rho_cap - statement.rho_spent
-        if rho > remaining:
-            raise BudgetExceededError(
-                f"requested rho={rho:.6g} (epsilon={claimed.epsilon:g}, delta={claimed.delta:g}) exceeds the "
-                f"remaining rho={max(remaining, 0.0):.6g} of dataset {statement.dataset!r} (cap "
-                f"epsilon={cap.epsilon:g}, delta={cap.delta:g}; spent rho={statement.rho_spent:.6g} in "
-                f"{statement.releases} release(s))",
-                requested=rho,
-                remaining=max(remaining, 0.0),
-            )
-        return
-    delta_after = statement.delta_spent + delta
-    remaining_delta = max(0.0, cap.delta - thresholding_delta(statement.delta_spent))
-    # The ρ left if this request's additive δ is taken as well (0 when the δ alone does not fit).
-    remaining = rho_within(cap.epsilon, cap.delta, delta_after) - statement.rho_spent
-    if thresholding_delta(delta_after) >= cap.delta or rho > remaining:
-        raise BudgetExceededError(
-            f"requested rho={rho:.6g} and additive delta={delta:.6g} (epsilon={claimed.epsilon:g}, "
-            f"delta={claimed.delta:g}) exceeds the remaining rho={max(remaining, 0.0):.6g} (with this additive delta "
-            f"taken) and additive delta={remaining_delta:.6g} of dataset {statement.dataset!r} (cap "
-            f"epsilon={cap.epsilon:g}, delta={cap.delta:g}; spent rho={statement.rho_spent:.6g}, additive "
-            f"delta={statement.delta_spent:.6g} in {statement.releases} release(s))",
-            requested=rho,
-            remaining=max(remaining, 0.0),
-        )
-
-
-def _refuse_rdp_overdraft(statement: _Account, rho: float, delta: float, claimed: ApproxDP, rdp: RDP | None) -> None:
-    cap = statement.cap
-    spent_eps = _spent_epsilon(statement.rho_spent, statement.rdp_spent, cap.delta, statement.delta_spent)
-    curves = [c for c in (statement.rdp_spent, rdp) if c is not None]
-    after_curve = RDP.total(curves)
-    assert after_curve is not None
-    delta_after = statement.delta_spent + delta
-    total = _spent_epsilon(statement.rho_spent + rho, after_curve, cap.delta, delta_after)
-    if thresholding_delta(delta_after) < cap.delta and total <= cap.epsilon:
-        return
-    alone_curve = rdp if rdp is not None else RDP.zero(after_curve.orders)
-    requested = _spent_epsilon(rho, alone_curve, cap.delta, delta)
-    remaining = max(0.0, cap.epsilon - spent_eps)
-    additive = f" and additive delta={delta:.6g}" if delta else ""
-    raise BudgetExceededError(
-        f"requested epsilon={requested:.6g}{additive} at delta={cap.delta:g} (rho={rho:.6g} with a Rényi-DP "
-        f"curve; claimed epsilon={claimed.epsilon:g}, delta={claimed.delta:g}) exceeds the remaining "
-        f"epsilon={remaining:.6g} of dataset {statement.dataset!r}: composed in RDP the total would be "
-        f"epsilon={total:.6g} > cap epsilon={cap.epsilon:g} at delta={cap.delta:g} (spent epsilon={spent_eps:.6g} "
-        f"in {statement.releases} release(s))",
-        requested=requested,
-        remaining=remaining,
-    )
-
-
-def _refuse_claim_overdraft(
-    statement: _Account, rho: float, delta: float, claimed: ApproxDP, rdp: RDP | None, epsilon: float
-) -> None:
-    """The cap check once (ε, δ) claims are involved; the numbers in the message are ε at the cap's δ."""
-    cap = statement.cap
-    spent_eps = _spent_epsilon(statement.rho_spent, statement.rdp_spent, cap.delta, statement.delta_spent,
-                               statement.epsilon_spent)
-    curves = [c for c in (statement.rdp_spent, rdp) if c is not None]
-    delta_after = sum_up([statement.delta_spent, delta])
-    epsilon_after = sum_up([statement.epsilon_spent, epsilon])
-    total = _spent_epsilon(sum_up([statement.rho_spent, rho]), RDP.total(curves), cap.delta, delta_after,
-                           epsilon_after)
-    if total <= cap.epsilon:
-        return
-    requested = _spent_epsilon(rho, rdp, cap.delta, delta, epsilon)
-    remaining = max(0.0, cap.epsilon - spent_eps)
-    parts = ([f"additive epsilon={epsilon:.6g}"] if epsilon else []) + ([f"rho={rho:.6g}"] if rho else []) + (
-        ["a Rényi-DP curve"] if rdp is not None else []) + ([f"additive delta={delta:.6g}"] if delta else [])
-    parts = parts or ["no cost"]
-    spent = [f"additive epsilon={statement.epsilon_spent:.6g}", f"rho={statement.rho_spent:.6g}"] + (
-        [f"additive delta={statement.delta_spent:.6g}"] if statement.delta_spent else [])
-    raise BudgetExceededError(
-        f"requested epsilon={requested:.6g} at delta={cap.delta:g} ({', '.join(parts)}; claimed "
-        f"epsilon={claimed.epsilon:g}, delta={claimed.delta:g}) exceeds the remaining epsilon={remaining:.6g} of "
-        f"dataset {statement.dataset!r}: composed with the (epsilon, delta) claims the total would be "
-        f"epsilon={total:.6g} (additive delta={delta_after:.6g}) > cap epsilon={cap.epsilon:g} at "
-        f"delta={cap.delta:g} (spent epsilon={spent_eps:.6g}: {', '.join(spent)} in {statement.releases} "
-        "release(s))",
-        requested=requested,
-        remaining=remaining,
-    )

@@ -162,7 +162,7 @@ def test_fit_charges_the_ledger_exactly_the_plan(name, small_schema, small_data,
     from dpsynth.privacy import ApproxDP
     from dpsynth.privacy.ledger import Ledger
 
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
     synth = make(name, insecure_seed=8).fit(small_data, schema=small_schema, ledger=ledger, dataset="d")
     (entry,) = ledger.statement("d").reservations
@@ -185,7 +185,7 @@ def test_a_schema_read_without_privacy_is_carried_by_every_report(name, small_sc
     public = dataclasses.replace(
         small_schema, provenance={"method": "public", "opt_in": "schema_read_from_data_without_privacy"}
     )
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
     with pytest.warns(SchemaWithoutPrivacyWarning, match="schema_read_from_data_without_privacy"):
         synth = make(name, insecure_seed=8).fit(small_data, schema=public, ledger=ledger, dataset="d")
@@ -202,7 +202,7 @@ def test_overdraft_is_refused_before_anything_is_fitted(name, small_schema, smal
     from dpsynth.privacy import ApproxDP
     from dpsynth.privacy.ledger import Ledger
 
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(0.01, 1e-6))
     synth = make(name, epsilon=1.0)
     with pytest.raises(BudgetExceededError, match="exceeds the remaining"):
@@ -254,7 +254,7 @@ def test_dp_preprocessing_is_planned_reserved_and_spent(name, raw_schema, tmp_pa
     quantiles = [e for e in plan if e.label == "dp_quantile"]
     if name in BINNING:
         assert len(quantiles) == 3  # K − 1 inner edges, each an exponential-mechanism quantile
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
     synth = make(name, insecure_seed=5).fit(raw_table(1), schema=raw_schema, ledger=ledger, dataset="d")
     (entry,) = ledger.statement("d").reservations

@@ -61,7 +61,7 @@ def env(tmp_path: Path):
     (tmp_path / "private.yaml").write_text(PRIVATE_CSV, encoding="utf-8")
     (tmp_path / "binary.yaml").write_bytes(NOT_UTF8)
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    Ledger(url).create_dataset("crm", ApproxDP(4.0, 1e-5))
+    Ledger(url, create=True).create_dataset("crm", ApproxDP(4.0, 1e-5))
     return tmp_path, url
 
 

@@ -56,7 +56,7 @@ def raw(tmp_path: Path) -> Path:
 @pytest.fixture
 def ledger_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    Ledger(url).create_dataset("people", ApproxDP(4.0, 1e-6))
+    Ledger(url, create=True).create_dataset("people", ApproxDP(4.0, 1e-6))
     return url
 
 
@@ -129,7 +129,7 @@ def test_dp_schema_then_mst_fit_compose_within_the_cap(tmp_path, raw, ledger_url
     ages = pd.to_numeric(synthetic["age"], errors="coerce")  # a nullable column: "?" where missing
     assert ages.dropna().between(low, high).all() and ages.notna().mean() > 0.9
 
-    st = Ledger(ledger_url).statement("people")
+    st = Ledger(ledger_url, create=True).statement("people")
     infer_entry, fit_entry = st.reservations
     assert infer_entry.synthesizer == "schema_infer" and fit_entry.synthesizer == "mst"
     assert st.rho_spent == pytest.approx(result["rho"] + fitted["rho"], rel=1e-9)
@@ -156,7 +156,7 @@ def test_public_schema_is_a_loud_opt_in_that_the_fit_reports(tmp_path, raw, ledg
     assert SECRET in schema["job"].levels  # the leak the opt-in names
     table = pd.read_csv(raw)
     assert schema["age"].bounds == (table["age"].min(), table["age"].max())
-    assert Ledger(ledger_url).statement("people").reservations == []  # nothing charged, no ledger needed
+    assert Ledger(ledger_url, create=True).statement("people").reservations == []  # nothing charged, no ledger needed
 
     fit = dpsynth(
         "fit",
@@ -181,7 +181,7 @@ def test_public_schema_is_a_loud_opt_in_that_the_fit_reports(tmp_path, raw, ledg
     assert fit.returncode == 0, fit.stderr
     assert json.loads(fit.stdout)["opt_ins"] == [OPT_IN]
     assert f"WARNING: this release is built on a schema with the opt-in {OPT_IN}" in fit.stderr
-    (entry,) = Ledger(ledger_url).statement("people").reservations
+    (entry,) = Ledger(ledger_url, create=True).statement("people").reservations
     assert entry.opt_ins == [OPT_IN] and entry.detail["opt_ins"] == [OPT_IN]
     assert f"opt-ins: {OPT_IN}" in dpsynth("ledger", "show", "--ledger", ledger_url).stdout
 
@@ -221,5 +221,5 @@ def test_bad_input_exits_2_charges_nothing_and_writes_nothing(tmp_path, raw, led
     # an overdraft: exit 3, both numbers, nothing charged
     assert_bad_input(dpsynth(*infer_args(raw, out, ledger_url, "--epsilon", "30")), "exceeds the remaining rho=", 3)
     assert not out.exists() and not list(tmp_path.glob("*.yaml.*"))
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     assert ledger.statement("people").reservations == [] and ledger.verify().entries == 1

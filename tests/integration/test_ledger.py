@@ -27,7 +27,7 @@ from dpsynth.exceptions import BudgetExceededError, ParameterError
 from dpsynth.mechanisms import PartitionSelection
 from dpsynth.privacy import ApproxDP, GaussianEvent, approx_dp_to_rho, total_delta, zcdp_epsilon
 from dpsynth.privacy.accounting import thresholding_delta
-from dpsynth.privacy.ledger import Ledger, LedgerError, canonical
+from dpsynth.privacy.ledger import SCHEMA_VERSION, Ledger, LedgerError, canonical
 from dpsynth.schema import Schema
 from dpsynth.synth import MST
 
@@ -65,7 +65,7 @@ def mst_events():
 
 
 def test_ten_releases_compose_tightly(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("adult", ApproxDP(5.0, 1e-6))
     events = mst_events()
     rho = sum(e.rho for e in events)
@@ -83,11 +83,11 @@ def test_ten_releases_compose_tightly(ledger_url):
     report = st.to_dict()
     assert report["remaining"]["rho"] == pytest.approx(approx_dp_to_rho(5.0, 1e-6) - 10 * rho)
     assert report["releases"] == 10 and report["not_completed"] == 0
-    assert Ledger(ledger_url).verify().ok  # persistent: a new handle sees the same chain
+    assert Ledger(ledger_url, create=True).verify().ok  # persistent: a new handle sees the same chain
 
 
 def test_overdraft_is_refused_with_both_numbers_and_changes_nothing(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     events = mst_events()
     rho = sum(e.rho for e in events)
     # A cap whose ρ admits exactly two releases.
@@ -106,7 +106,7 @@ def test_overdraft_is_refused_with_both_numbers_and_changes_nothing(ledger_url):
 
 
 def test_reservations_are_final_and_their_status_shown(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
     a = ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM, input_sha256="ab" * 32)
     b = ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
@@ -122,7 +122,7 @@ def test_reservations_are_final_and_their_status_shown(ledger_url):
 
 
 def test_caps_change_only_with_a_reason_and_never_below_spending(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
     ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
     with pytest.raises(ParameterError, match="reason"):
@@ -136,7 +136,7 @@ def test_caps_change_only_with_a_reason_and_never_below_spending(ledger_url):
 
 
 def test_bad_requests(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     with pytest.raises(LedgerError, match="dataset 'nope' is not registered"):
         ledger.statement("nope")
     with pytest.raises(LedgerError, match="not registered"):
@@ -164,13 +164,13 @@ def test_bad_requests(ledger_url):
 ])
 def test_malformed_urls(url, message):
     with pytest.raises(ParameterError, match=message):
-        Ledger(url)
+        Ledger(url, create=True)
 
 
 def test_unreachable_server():
     start = time.perf_counter()
     with pytest.raises(LedgerError, match="cannot connect to ledger 'postgresql://dpsynth:\\*\\*\\*@127.0.0.1:1/x'"):
-        Ledger("postgresql://dpsynth:secret@127.0.0.1:1/x")
+        Ledger("postgresql://dpsynth:secret@127.0.0.1:1/x", create=True)
     assert time.perf_counter() - start < 15
 
 
@@ -193,7 +193,7 @@ TAMPERING = {
 
 @pytest.mark.parametrize("how", list(TAMPERING))
 def test_tampering_is_found_at_the_first_bad_entry(ledger_url, how):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
     for _ in range(4):
         ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
@@ -211,7 +211,7 @@ def _race_worker(args):
     while time.time() < start_at:
         time.sleep(0.001)
     try:
-        Ledger(url).reserve("race", [GaussianEvent(scale=1.0, l2_sensitivity=1.0)], synthesizer="mst",
+        Ledger(url, create=True).reserve("race", [GaussianEvent(scale=1.0, l2_sensitivity=1.0)], synthesizer="mst",
                             claimed=ApproxDP(1.0, 1e-6))
         return "reserved"
     except BudgetExceededError:
@@ -219,7 +219,7 @@ def _race_worker(args):
 
 
 def test_eight_processes_race_for_a_cap_that_admits_three(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     # Each reservation is ρ = 0.5; a cap of ρ = 1.75 admits exactly three.
     ledger.create_dataset("race", ApproxDP(zcdp_epsilon(1.75, 1e-6), 1e-6))
     start_at = time.time() + 2.0
@@ -245,12 +245,12 @@ CRASH = textwrap.dedent("""
     pgm.estimate_marginals = die
     data = pd.DataFrame({"a": ["0", "1", "2"] * 20, "b": ["1", "2", "3"] * 20, "c": ["0", "1", "1"] * 20})
     MST(epsilon=1.0, delta=1e-9).fit(data, schema=Schema.from_domain({"a": 3, "b": 4, "c": 2}),
-                                     ledger=Ledger(sys.argv[1]), dataset="d")
+                                     ledger=Ledger(sys.argv[1], create=True), dataset="d")
 """)
 
 
 def test_a_process_killed_after_reserving_leaves_the_budget_spent(ledger_url, tmp_path):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
     script = tmp_path / "crash.py"
     script.write_text(CRASH)
@@ -342,9 +342,9 @@ def test_cli_bad_ledger_input_exits_2_and_changes_nothing(tmp_path, coded):
     proc = dpsynth("ledger", "set-cap", "--ledger", url, "--dataset", "d", "--epsilon", "0.01", "--delta", "1e-6",
                    "--reason", "tighten")
     assert proc.returncode == 2 and "below what dataset 'd' has already spent" in proc.stderr
-    st = Ledger(url).statement("d")
+    st = Ledger(url, create=True).statement("d")
     assert st.cap == ApproxDP(1.0, 1e-6) and len(st.reservations) == 1
-    assert Ledger(url).verify().entries == 3  # create, reserve, complete: nothing else was written
+    assert Ledger(url, create=True).verify().entries == 3  # create, reserve, complete: nothing else was written
 
 
 def test_cli_no_ledger_warns_loudly(tmp_path, coded):
@@ -363,7 +363,7 @@ def levels_event(delta: float = 1e-7, rho: float = 0.01):
 
 
 def test_additive_delta_composes_and_is_shown(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     levels, gauss = levels_event(), GaussianEvent(scale=5.0, l2_sensitivity=1.0)
     assert 0 < levels.delta <= 1e-7
@@ -384,11 +384,11 @@ def test_additive_delta_composes_and_is_shown(ledger_url):
     assert report["remaining"]["rho"] == pytest.approx(approx_dp_to_rho(5.0, rest) - rho)
     assert report["remaining"]["additive_delta"] == pytest.approx(1e-6 - 3 * levels.delta, rel=1e-6)
     assert report["entries"][0]["events"][1]["delta"] == levels.delta
-    assert ledger.verify().ok and Ledger(ledger_url).verify().entries == 9
+    assert ledger.verify().ok and Ledger(ledger_url, create=True).verify().entries == 9
 
 
 def test_additive_delta_overdraft_is_refused_with_both_numbers(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     levels = levels_event(delta=4e-7)
     cap_delta = 2.5 * levels.delta  # admits two of them
     ledger.create_dataset("d", ApproxDP(10.0, cap_delta))
@@ -408,7 +408,7 @@ def test_additive_delta_overdraft_is_refused_with_both_numbers(ledger_url):
 
 
 def test_additive_delta_leaves_less_rho(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     big = levels_event(delta=9e-7, rho=0.05)
     # A cap whose ρ admits the request at δ = 1e-6 but not once 9e-7 of it goes to thresholding.
     epsilon = zcdp_epsilon(big.rho, 5e-7)
@@ -426,7 +426,7 @@ def test_additive_delta_leaves_less_rho(ledger_url):
 
 
 def test_cap_change_keeps_the_additive_delta_spent(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     ledger.reserve("d", [levels_event(delta=5e-7)], synthesizer="schema_infer", claimed=ApproxDP(1.0, 1e-6))
     with pytest.raises(LedgerError, match="additive delta="):
@@ -443,7 +443,7 @@ def _v1_hash(seq, created_at, kind, dataset, rho, content, prev):
 
 
 def test_a_version_1_ledger_gains_the_column_and_its_entries_still_verify(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM).complete(rows=1)
     # Turn the database back into a version-1 ledger: no additive_delta column, the old index.
@@ -455,7 +455,7 @@ def test_a_version_1_ledger_gains_the_column_and_its_entries_still_verify(ledger
                 "ALTER TABLE dpsynth_ledger_entries DROP COLUMN rdp",
                 "CREATE INDEX dpsynth_ledger_spending ON dpsynth_ledger_entries (dataset, kind, rho)",
                 "UPDATE dpsynth_ledger_head SET version = 1")
-    old = Ledger(ledger_url)  # migrates
+    old = Ledger(ledger_url, create=True)  # migrates
     assert old.verify().ok and old.verify().entries == 3
     entries = old.statement("d")
     assert entries.delta_spent == 0.0 and len(entries.reservations) == 1
@@ -464,15 +464,15 @@ def test_a_version_1_ledger_gains_the_column_and_its_entries_still_verify(ledger
                     "FROM dpsynth_ledger_entries ORDER BY seq")
         rows = cur.fetchall()
         cur.execute("SELECT version FROM dpsynth_ledger_head")
-        assert cur.fetchone()[0] == 4
+        assert cur.fetchone()[0] == SCHEMA_VERSION
     for seq, created_at, kind, dataset, rho, content, prev, digest, additive in rows:
         assert additive == 0.0 and _v1_hash(int(seq), created_at, kind, dataset, float(rho), content, prev) == digest
     old.reserve("d", [levels_event()], synthesizer="schema_infer", claimed=ApproxDP(1.0, 1e-7))
-    assert Ledger(ledger_url).verify().ok
+    assert Ledger(ledger_url, create=True).verify().ok
 
 
 def test_removing_an_additive_delta_is_found(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     ledger.reserve("d", [levels_event()], synthesizer="schema_infer", claimed=ApproxDP(1.0, 1e-7))
     ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
@@ -497,7 +497,7 @@ def rdp_event(epsilon_scale: float = 1.0):
 def test_rdp_curves_compose_with_zcdp_and_are_refused_over_the_cap(ledger_url):
     from dpsynth.privacy.accounting import zcdp_epsilon
 
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(3.0, 1e-6))
     ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM).complete()
     before = ledger.statement("d")
@@ -518,7 +518,7 @@ def test_rdp_curves_compose_with_zcdp_and_are_refused_over_the_cap(ledger_url):
 
 
 def test_editing_or_removing_an_rdp_curve_is_found(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     ledger.reserve("d", [rdp_event()], synthesizer="dpvae", claimed=ApproxDP(1.0, 1e-6))
     assert ledger.verify().ok
@@ -528,12 +528,12 @@ def test_editing_or_removing_an_rdp_curve_is_found(ledger_url):
 
 
 def test_a_version_2_ledger_gains_the_rdp_column_and_still_verifies(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM).complete(rows=1)
     raw_execute(ledger_url, "ALTER TABLE dpsynth_ledger_entries DROP COLUMN rdp",
                 "UPDATE dpsynth_ledger_head SET version = 2")
-    old = Ledger(ledger_url)  # migrates
+    old = Ledger(ledger_url, create=True)  # migrates
     assert old.verify().ok
     old.reserve("d", [rdp_event()], synthesizer="dpvae", claimed=ApproxDP(1.0, 1e-6))
     assert Ledger(ledger_url).verify().ok and Ledger(ledger_url).statement("d").composition == "rdp"
@@ -556,7 +556,7 @@ def cks_epsilon(rho: float, delta: float) -> float:
 def test_claims_compose_with_zcdp_and_persist(ledger_url):
     from dpsynth.privacy import ApproxDPEvent
 
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     g = GaussianEvent(scale=5.0, l2_sensitivity=1.0)  # ρ = 1/50
     ledger.reserve("d", [g], synthesizer="mst", claimed=CLAIM).complete()
@@ -566,7 +566,7 @@ def test_claims_compose_with_zcdp_and_persist(ledger_url):
     reservation.complete(rows=7)
     ledger.reserve("d", [ApproxDPEvent(0.3, 2e-7), g], synthesizer="plugin", claimed=ApproxDP(0.5, 2e-7))
     expected = 0.9 + cks_epsilon(0.04, 1e-6 - 3e-7 / (1 - 3e-7))
-    for handle in (ledger, Ledger(ledger_url)):  # persistent: a new handle reads the same account
+    for handle in (ledger, Ledger(ledger_url, create=True)):  # persistent: a new handle reads the same account
         st = handle.statement("d")
         assert st.rho_spent == pytest.approx(0.04, rel=1e-15) and st.delta_spent == pytest.approx(3e-7, rel=1e-15)
         assert st.epsilon_additive_spent == pytest.approx(0.9, rel=1e-15)
@@ -580,7 +580,7 @@ def test_claims_compose_with_zcdp_and_persist(ledger_url):
         assert report["remaining"]["additive_epsilon"] == pytest.approx(5.0 - expected, rel=1e-7)
         assert report["remaining"]["rho"] == pytest.approx(
             approx_dp_to_rho(5.0 - 0.9, 1e-6 - thresholding_delta(3e-7)) - 0.04, rel=1e-9)
-    assert Ledger(ledger_url).verify().ok and ledger.verify().entries == 6
+    assert Ledger(ledger_url, create=True).verify().ok and ledger.verify().entries == 6
     # the charge reads the same figures from the columns
     with ledger._db.read() as cur:
         account = ledger._account(cur, "d")
@@ -590,12 +590,12 @@ def test_claims_compose_with_zcdp_and_persist(ledger_url):
 def test_a_claim_overdraft_is_refused_with_both_numbers_and_changes_nothing(ledger_url):
     from dpsynth.privacy import ApproxDPEvent
 
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
     ledger.reserve("d", [ApproxDPEvent(0.6, 1e-7)], synthesizer="plugin", claimed=ApproxDP(0.6, 1e-7)).complete()
     before = ledger.verify().entries
     with pytest.raises(BudgetExceededError) as err:
-        Ledger(ledger_url).reserve("d", [ApproxDPEvent(0.6, 1e-7)], synthesizer="plugin",
+        Ledger(ledger_url, create=True).reserve("d", [ApproxDPEvent(0.6, 1e-7)], synthesizer="plugin",
                                    claimed=ApproxDP(0.6, 1e-7))
     assert "requested epsilon=0.6" in str(err.value) and "remaining epsilon=0.4 of dataset 'd'" in str(err.value)
     assert err.value.requested == 0.6 and err.value.remaining == pytest.approx(0.4)
@@ -616,7 +616,7 @@ def test_a_claim_overdraft_is_refused_with_both_numbers_and_changes_nothing(ledg
 def test_editing_an_additive_epsilon_is_found(ledger_url, sql, first_bad):
     from dpsynth.privacy import ApproxDPEvent
 
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM)
     ledger.reserve("d", [ApproxDPEvent(0.6, 1e-7)], synthesizer="plugin", claimed=ApproxDP(0.6, 1e-7))
@@ -671,13 +671,13 @@ def test_a_version_3_ledger_made_by_hand_gains_the_additive_epsilon_column(ledge
     raw_execute(ledger_url, *_V3_TABLES, *rows,
                 f"INSERT INTO dpsynth_ledger_head (id, seq, hash, version) VALUES (1, 3, '{prev}', 3)")
 
-    old = Ledger(ledger_url)  # migrates
+    old = Ledger(ledger_url, create=True)  # migrates
     assert old.verify().ok and old.verify().entries == 3
     st = old.statement("d")
     assert st.rho_spent == rho and st.delta_spent == additive_delta and st.epsilon_additive_spent == 0.0
     assert st.reservations[0].additive_epsilon == 0.0 and st.reservations[0].status == "completed"
     assert raw_query(ledger_url, "SELECT additive_epsilon FROM dpsynth_ledger_entries ORDER BY seq") == [(0.0,)] * 3
-    assert raw_query(ledger_url, "SELECT version FROM dpsynth_ledger_head") == [(4,)]
+    assert raw_query(ledger_url, "SELECT version FROM dpsynth_ledger_head") == [(SCHEMA_VERSION,)]
     if ledger_url.startswith("sqlite:///"):
         indexes = {row[1] for row in raw_query(ledger_url, "PRAGMA index_list(dpsynth_ledger_entries)")}
     else:
@@ -685,8 +685,12 @@ def test_a_version_3_ledger_made_by_hand_gains_the_additive_epsilon_column(ledge
             ledger_url, "SELECT indexname FROM pg_indexes WHERE tablename = 'dpsynth_ledger_entries'")}
     assert "dpsynth_ledger_spending_v3" in indexes and "dpsynth_ledger_spending_v2" not in indexes
 
+    # An old ledger has no seal: nothing is charged on it until it is sealed (its chain checked first).
+    with pytest.raises(LedgerError, match="not sealed: run 'dpsynth ledger seal'"):
+        old.reserve("d", [ApproxDPEvent(0.5, 1e-7)], synthesizer="plugin", claimed=ApproxDP(0.5, 1e-7))
+    assert old.seal() == 3 and old.verify().sealed
     old.reserve("d", [ApproxDPEvent(0.5, 1e-7)], synthesizer="plugin", claimed=ApproxDP(0.5, 1e-7))
-    again = Ledger(ledger_url)  # opening a migrated ledger changes nothing
+    again = Ledger(ledger_url, create=True)  # opening a migrated ledger changes nothing
     assert again.verify().ok and again.verify().entries == 4
     st = again.statement("d")
     assert st.epsilon_additive_spent == 0.5
@@ -697,7 +701,7 @@ def test_a_version_3_ledger_made_by_hand_gains_the_additive_epsilon_column(ledge
 def test_cli_shows_the_claims(ledger_url):
     from dpsynth.privacy import ApproxDPEvent
 
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
     ledger.reserve("d", [ApproxDPEvent(0.6, 1e-7)], synthesizer="plugin", claimed=ApproxDP(0.6, 1e-7)).complete()
     human = dpsynth("ledger", "show", "--ledger", ledger_url, "--dataset", "d")
@@ -732,17 +736,17 @@ def raw_query(url: str, statement: str) -> list[tuple]:
 
 
 FINGERPRINT_IN_A_PROCESS = ("import sys; from dpsynth.privacy.ledger import Ledger; "
-                            "print(Ledger(sys.argv[1]).keyed_fingerprint(sys.argv[2]))")
+                            "print(Ledger(sys.argv[1], create=True).keyed_fingerprint(sys.argv[2]))")
 
 
 def test_keyed_fingerprint_is_stable_for_a_ledger_and_hides_the_plain_hash(ledger_url, tmp_path):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     keyed = ledger.keyed_fingerprint(INPUT_SHA)
     assert FINGERPRINT.fullmatch(keyed)
     # Stable: the same object, a new object, another process, and upper-case hex of the same bytes.
     assert ledger.keyed_fingerprint(INPUT_SHA) == keyed
-    assert Ledger(ledger_url).keyed_fingerprint(INPUT_SHA) == keyed
-    assert Ledger(ledger_url).keyed_fingerprint(INPUT_SHA.upper()) == keyed
+    assert Ledger(ledger_url, create=True).keyed_fingerprint(INPUT_SHA) == keyed
+    assert Ledger(ledger_url, create=True).keyed_fingerprint(INPUT_SHA.upper()) == keyed
     proc = subprocess.run([sys.executable, "-c", FINGERPRINT_IN_A_PROCESS, ledger_url, INPUT_SHA],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -752,7 +756,7 @@ def test_keyed_fingerprint_is_stable_for_a_ledger_and_hides_the_plain_hash(ledge
     assert keyed.split(":", 1)[1] != hashlib.sha256(bytes.fromhex(INPUT_SHA)).hexdigest()
     assert ledger.keyed_fingerprint(OTHER_SHA) != keyed
     # Another ledger keys the same input differently.
-    other = Ledger(f"sqlite:///{tmp_path / 'other.db'}")
+    other = Ledger(f"sqlite:///{tmp_path / 'other.db'}", create=True)
     assert other.keyed_fingerprint(INPUT_SHA) != keyed
     # It is the HMAC-SHA256 of the digest's bytes under the ledger's 32-byte secret.
     (secret,) = raw_query(ledger_url, "SELECT secret FROM dpsynth_ledger_secret")[0]
@@ -762,7 +766,7 @@ def test_keyed_fingerprint_is_stable_for_a_ledger_and_hides_the_plain_hash(ledge
 
 
 def test_the_secret_is_in_no_statement_and_the_chain_still_verifies(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM, input_sha256=INPUT_SHA).complete(rows=1)
     entries_before = ledger.verify().entries
@@ -784,11 +788,11 @@ def test_the_secret_is_in_no_statement_and_the_chain_still_verifies(ledger_url):
 
 
 def test_a_ledger_made_before_the_secret_table_gains_it_and_still_verifies(ledger_url):
-    ledger = Ledger(ledger_url)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     ledger.reserve("d", mst_events(), synthesizer="mst", claimed=CLAIM).complete(rows=1)
     raw_execute(ledger_url, "DROP TABLE dpsynth_ledger_secret")
-    old = Ledger(ledger_url)
+    old = Ledger(ledger_url, create=True)
     assert old.verify().ok and old.verify().entries == 3
     assert FINGERPRINT.fullmatch(old.keyed_fingerprint(INPUT_SHA))
     assert old.verify().ok
@@ -799,7 +803,7 @@ def test_a_ledger_made_before_the_secret_table_gains_it_and_still_verifies(ledge
 def test_keyed_fingerprint_needs_64_hex_characters_and_never_echoes_them(bad, tmp_path):
     from dpsynth.privacy.ledger import UNTRACKED
 
-    for target in (Ledger(f"sqlite:///{tmp_path / 'l.db'}"), UNTRACKED):
+    for target in (Ledger(f"sqlite:///{tmp_path / 'l.db'}", create=True), UNTRACKED):
         with pytest.raises(ParameterError) as err:
             target.keyed_fingerprint(bad)
         assert str(err.value) == "input_sha256 must be 64 hexadecimal characters"
@@ -809,7 +813,7 @@ def _fingerprint_worker(args):
     url, start_at = args
     while time.time() < start_at:
         time.sleep(0.001)
-    return Ledger(url).keyed_fingerprint(INPUT_SHA)
+    return Ledger(url, create=True).keyed_fingerprint(INPUT_SHA)
 
 
 def test_concurrent_first_use_creates_one_secret(ledger_url):
@@ -831,7 +835,7 @@ def test_concurrent_first_use_creates_one_secret(ledger_url):
     assert len(set(from_threads)) == 1
     assert raw_query(url, "SELECT COUNT(*) FROM dpsynth_ledger_secret")[0][0] == 1
     assert raw_query(ledger_url, "SELECT COUNT(*) FROM dpsynth_ledger_secret")[0][0] == 1
-    assert Ledger(url).keyed_fingerprint(INPUT_SHA) == from_threads[0]
+    assert Ledger(url, create=True).keyed_fingerprint(INPUT_SHA) == from_threads[0]
 
 
 def test_untracked_fingerprints_are_keyed_by_a_fresh_secret_per_process():

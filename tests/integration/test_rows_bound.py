@@ -59,7 +59,7 @@ def env(tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump(BASE_POLICY), encoding="utf-8")
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    Ledger(url).create_dataset("crm", ApproxDP(4.0, 1e-5))
+    Ledger(url, create=True).create_dataset("crm", ApproxDP(4.0, 1e-5))
 
     class Env:
         root = tmp_path
@@ -79,7 +79,7 @@ def env(tmp_path):
 
         @staticmethod
         def statement() -> dict:
-            return Ledger(url).statement("crm").to_dict()
+            return Ledger(url, create=True).statement("crm").to_dict()
 
     Env.data, Env.schema, Env.policy, Env.url = data, schema, policy, url
     return Env()

@@ -106,7 +106,7 @@ class ChecksReservation(Uniform):
     def fit(self, data, *, schema):
         from dpsynth.privacy.ledger import Ledger
 
-        reservations = Ledger(os.environ["PLUGIN_LEDGER"]).statement("crm").reservations
+        reservations = Ledger(os.environ["PLUGIN_LEDGER"], create=True).statement("crm").reservations
         last = reservations[-1]
         assert last.status == "reserved", last.status
         record("reserved_before_fit", events=last.events, synthesizer=last.synthesizer)
@@ -212,7 +212,7 @@ class Files:
         self.calls_file = root / "calls.jsonl"
         self.calls_file.touch()
         self.url = f"sqlite:///{root / 'ledger.db'}"
-        Ledger(self.url).create_dataset("crm", ApproxDP(4.0, 1e-5))
+        Ledger(self.url, create=True).create_dataset("crm", ApproxDP(4.0, 1e-5))
         monkeypatch.syspath_prepend(str(root))
         monkeypatch.delitem(sys.modules, MODULE, raising=False)  # each test imports its own copy
         monkeypatch.setenv("PLUGIN_CALLS", str(self.calls_file))
@@ -231,7 +231,7 @@ class Files:
         return [c for c in lines if what is None or c["call"] == what]
 
     def ledger(self) -> Ledger:
-        return Ledger(self.url)
+        return Ledger(self.url, create=True)
 
     def reservations(self) -> list:
         return self.ledger().statement("crm").reservations

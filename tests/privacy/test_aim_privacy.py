@@ -131,7 +131,7 @@ def test_aim_plans_reserves_and_spends_dp_bins(tmp_path):
     rng = np.random.default_rng(5)
     data = pd.DataFrame({"income": rng.lognormal(10.5, 0.6, 600).clip(0, 200000).round(2).astype(str),
                          "city": rng.choice(["a", "b", "c"], 600), "n": rng.integers(0, 5, 600).astype(str)})
-    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     synth = AIM(epsilon=1.0, delta=1e-6, max_rounds=6, estimation_iters=200, insecure_seed=3)
     planned = synth.plan(schema)

@@ -64,7 +64,7 @@ def gaussian(rho: float, label: str = "g") -> GaussianEvent:
 
 @pytest.fixture
 def ledger(tmp_path) -> Ledger:
-    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", create=True)
 
 
 def test_the_event_costs_its_claim_and_nothing_else():

@@ -100,7 +100,7 @@ def test_mst_charges_the_quantiles_and_fits_on_dp_edges(tmp_path):
     rng = np.random.default_rng(2)
     data = pd.DataFrame({"income": rng.lognormal(10.5, 0.6, 800).clip(0, 200000).round(2).astype(str),
                          "age": rng.integers(18, 90, 800).astype(str), "city": rng.choice(["a", "b"], 800)})
-    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     synth = MST(epsilon=1.0, delta=1e-6, insecure_seed=4)
     planned = synth.plan(SCHEMA)

@@ -185,7 +185,7 @@ def test_fit_takes_exactly_the_planned_steps_and_checks_opacus(small_schema, sma
 @pytest.mark.parametrize("cls,extra", [(DPVAE, FAST_VAE), (DPCTGAN, {"sample_rate": 0.1, "epochs": 1,
                                                                     "embedding_dim": 8, "device": "cpu"})])
 def test_over_the_cap_is_refused_before_training(cls, extra, small_schema, small_data, tmp_path, monkeypatch):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(0.5, 1e-6))
     steps = []
     monkeypatch.setattr(common.StepBudget, "take", lambda self: steps.append(1))
@@ -198,7 +198,7 @@ def test_over_the_cap_is_refused_before_training(cls, extra, small_schema, small
 def test_ledger_composes_dp_sgd_with_zcdp_releases(small_schema, small_data, tmp_path):
     from dpsynth.synth import MST
 
-    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(3.0, 1e-6))
     DPVAE(epsilon=1.0, delta=1e-6, insecure_seed=2, **FAST_VAE).fit(
         small_data, schema=small_schema, ledger=ledger, dataset="d")

@@ -108,7 +108,7 @@ def env(tmp_path, monkeypatch):
     (tmp_path / "broken_synths.py").write_text(BROKEN, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    Ledger(url).create_dataset("crm", ApproxDP(4.0, 1e-5))
+    Ledger(url, create=True).create_dataset("crm", ApproxDP(4.0, 1e-5))
 
     class Env:
         root = tmp_path
@@ -129,7 +129,7 @@ def env(tmp_path, monkeypatch):
             return release(**args)
 
         def releases(self) -> int:
-            return Ledger(url).statement("crm").to_dict()["releases"]
+            return Ledger(url, create=True).statement("crm").to_dict()["releases"]
 
     Env.data, Env.schema, Env.url = data, schema, url
     return Env()

@@ -60,7 +60,7 @@ def _release(root: Path, schema: Path, policy: Path, table: pd.DataFrame, name: 
     table.to_csv(data, index=False)
     url = f"sqlite:///{root / (name + '.db')}"
     if not (root / f"{name}.db").exists():
-        Ledger(url).create_dataset("crm", ApproxDP(50.0, 1e-5))
+        Ledger(url, create=True).create_dataset("crm", ApproxDP(50.0, 1e-5))
     return release(data=data, schema=schema, synthesizer="mst", epsilon=1.0, delta=1e-6, ledger=url, dataset="crm",
                    policy=policy, out=root / f"{name}-out-{seed}", insecure_seed=seed, progress=False, workers=1,
                    synthesizer_params={"estimation_iters": 50}, **kwargs)
@@ -101,11 +101,11 @@ def test_a_synthesizer_without_a_dp_row_count_needs_rows_before_anything_is_char
     data = root / "t.csv"
     make_table(N).to_csv(data, index=False)
     url = f"sqlite:///{root / 't.db'}"
-    Ledger(url).create_dataset("crm", ApproxDP(4.0, 1e-5))
+    Ledger(url, create=True).create_dataset("crm", ApproxDP(4.0, 1e-5))
     with pytest.raises(ParameterError, match="no DP estimate of the private row count"):
         release(data=data, schema=schema, synthesizer="plugin_synths:NoRowEstimate", epsilon=1.0, delta=1e-6,
                 ledger=url, dataset="crm", policy=policy, out=root / "t-out", insecure_seed=1, progress=False)
-    assert Ledger(url).statement("crm").to_dict()["releases"] == 0 and not (root / "t-out").exists()
+    assert Ledger(url, create=True).statement("crm").to_dict()["releases"] == 0 and not (root / "t-out").exists()
 
 
 def test_the_default_decision_is_dp_and_the_epsilon_covers_it(files):
@@ -119,7 +119,7 @@ def test_the_default_decision_is_dp_and_the_epsilon_covers_it(files):
     assert 0.05 * (1 - 1e-8) <= privacy["decision"]["rho"] <= 0.05  # the plan never overspends its ρ
     assert privacy["total"]["epsilon"] > privacy["table"]["epsilon"] == 1.0
     # the ledger charged both reservations of the release; its tight total is the report's total
-    after = Ledger(f"sqlite:///{root / 'e.db'}").statement("crm")
+    after = Ledger(f"sqlite:///{root / 'e.db'}", create=True).statement("crm")
     assert after.to_dict()["releases"] == 2 and len(report["ledger"]["entry_ids"]) == 2
     assert after.rho_spent == pytest.approx(sum(e["rho"] for r in after.to_dict()["entries"] for e in r["events"]))
     from dpsynth.privacy.accounting import zcdp_epsilon
@@ -159,9 +159,9 @@ def test_no_plain_hash_of_the_private_input_leaves(files):
         if path.is_file() and path.suffix != ".csv":
             assert plain not in path.read_text(encoding="utf-8"), path
     fingerprint = result.report["inputs"]["data"]["fingerprint"]
-    assert fingerprint == Ledger(f"sqlite:///{root / 'h.db'}").keyed_fingerprint(plain)
+    assert fingerprint == Ledger(f"sqlite:///{root / 'h.db'}", create=True).keyed_fingerprint(plain)
     # the ledger itself keeps the plain hash
-    entries = Ledger(f"sqlite:///{root / 'h.db'}").statement("crm").to_dict()["entries"]
+    entries = Ledger(f"sqlite:///{root / 'h.db'}", create=True).statement("crm").to_dict()["entries"]
     assert {e["input_sha256"] for e in entries} == {plain}
 
 

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def ledger(tmp_path):
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    Ledger(url).create_dataset("adult", ApproxDP(10.0, 1e-6))
+    Ledger(url, create=True).create_dataset("adult", ApproxDP(10.0, 1e-6))
     return url
 
 
@@ -63,7 +63,7 @@ def test_a_broken_plugin_is_blocked_by_the_audit_before_any_charge(tmp_path, led
     assert audit["method"] == "canary_one_run_blackbox" and audit["caught_by"] == caught_by
     assert audit["max_provable_epsilon"] > 1.0  # conclusive: it could refute the claim, and did
     assert not (result.publish / "synthetic.csv").exists()
-    assert Ledger(ledger).statement("adult").to_dict()["releases"] == 0  # blocked before the charge
+    assert Ledger(ledger, create=True).statement("adult").to_dict()["releases"] == 0  # blocked before the charge
     publish = json.loads((result.publish / "report.json").read_text())
     assert publish["decision"]["status"] == "blocked" and publish["decision"]["privacy"] == "dp"
     page = (result.publish / "report.html").read_text(encoding="utf-8")
@@ -78,7 +78,7 @@ def test_a_correct_plugin_is_released_with_its_claim_marked_as_its_own(tmp_path,
     audit = result.report["evidence"]["audit"]
     assert not audit["violation"] and audit["conclusive"] and audit["max_provable_epsilon"] > 1.0
     assert (result.publish / "synthetic.csv").exists()
-    assert Ledger(ledger).statement("adult").to_dict()["releases"] >= 1
+    assert Ledger(ledger, create=True).statement("adult").to_dict()["releases"] >= 1
 
 
 def test_the_cli_blocks_a_broken_plugin_with_exit_1(tmp_path, ledger):

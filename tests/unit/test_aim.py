@@ -43,7 +43,7 @@ def test_aim_learns_a_three_way_rule_that_mst_cannot():
 
 
 def test_budget_is_used_in_rounds_and_recorded(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     aim = AIM(epsilon=1.0, delta=1e-6, insecure_seed=2).fit(xor_table(500, 1), schema=XOR, ledger=ledger,
                                                               dataset="d")

@@ -94,7 +94,7 @@ def test_bad_parameters(params, message, small_schema, small_data):
 
 
 def test_batch_larger_than_the_data_is_refused_before_anything_is_charged(small_schema, small_data, tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
     with pytest.raises(ParameterError, match=r"batch_size \(300\) must be at most the number of rows of the data"):
         DPVAE(epsilon=1.0, delta=1e-6, batch_size=300, rows=1000).fit(
@@ -114,7 +114,7 @@ def _cli_fit(tmp_path, small_schema, small_data, *extra, synthesizer="dpvae", ep
     code = main(["fit", "--data", str(data), "--schema", str(schema), "--synthesizer", synthesizer,
                  "--epsilon", epsilon, "--delta", "1e-6", "--rows", "50", "--out", str(tmp_path / "out.csv"),
                  "--ledger", ledger, "--dataset", "d", "--json", *extra])
-    return code, Ledger(ledger)
+    return code, Ledger(ledger, create=True)
 
 
 @pytest.mark.parametrize("extra,epsilon,message", [
@@ -212,5 +212,5 @@ def test_the_default_policy_blocks_a_dp_sgd_demo_without_secure_noise_and_charge
     assert main(["demo", "--out", str(tmp_path), "--synthesizer", "dpctgan"]) == 1
     report = json.loads((tmp_path / "release" / "publish" / "report.json").read_text())
     assert [r.split(":")[0] for r in report["decision"]["reasons"]] == ["privacy.secure_noise"]
-    assert Ledger(f"sqlite:///{tmp_path / 'ledger.db'}").statement("adult").to_dict()["releases"] == 0
+    assert Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", create=True).statement("adult").to_dict()["releases"] == 0
     assert "BLOCKED" in capsys.readouterr().out

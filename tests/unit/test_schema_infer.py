@@ -41,7 +41,7 @@ def raw_table(n: int = 4000, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture
 def ledger(tmp_path) -> Ledger:
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(10.0, 1e-6))
     return ledger
 
