@@ -17,7 +17,6 @@ import gzip
 import inspect
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -183,12 +182,11 @@ def write_sampled(synth: Any, rows: int, out: str | Path, *, na_rep: str = "",
     """
     start = time.perf_counter()
     phases: dict[str, float] = {"sample": 0.0}
+    from dpsynth.io import staged_file
+
     p = Path(out)
-    parent = p.parent if str(p.parent) else Path(".")
     lowered = p.name.lower()
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".partial", dir=parent)
-    os.close(fd)
-    try:
+    with staged_file(p) as tmp:  # removed on any failure (SIGTERM included); a killed run's, by the next write
         if lowered.endswith(".parquet"):
             _write_parquet(sample_chunks(synth, rows, chunk_rows=chunk_rows, timings=phases), tmp)
         else:
@@ -196,10 +194,6 @@ def write_sampled(synth: Any, rows: int, out: str | Path, *, na_rep: str = "",
             with opener(tmp, "wt", encoding="utf-8", newline="") as fh:
                 for i, frame in enumerate(sample_chunks(synth, rows, chunk_rows=chunk_rows, timings=phases)):
                     frame.to_csv(fh, index=False, header=i == 0, na_rep=na_rep)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     if timings is not None:
         timings.update(sample=phases["sample"], write=time.perf_counter() - start - phases["sample"])
     return p
