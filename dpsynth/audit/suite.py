@@ -200,11 +200,10 @@ def _run_blackbox(make: Any, audit: dict[str, Any], *, epsilon: float, delta: fl
 def load_suite(path: str | Path) -> dict[str, Any]:
     """Read and validate a suite file; raises :class:`SuiteError` listing every problem."""
     path = Path(path)
-    if not path.is_file():
-        raise SuiteError(f"suite file {str(path)!r} does not exist")
     from dpsynth.io import read_config
 
-    suite, _ = read_config(path, what="suite file", error=SuiteError, fmt="yaml")
+    suite, _ = read_config(  # one line for a missing, unreadable, too large or non-UTF-8 file, or a directory
+        path, what="suite file", error=SuiteError, fmt="yaml")
     if not isinstance(suite, dict):
         raise SuiteError(f"suite file {str(path)!r} must hold a mapping with version, data and audits")
     problems: list[str] = []

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from dpsynth.marginals.numpy_backend import DENSE_CELLS
 from dpsynth.schema.encode import numeric_values
 from dpsynth.schema.schema import Schema
 
@@ -41,12 +42,30 @@ def column_distances(
 
 
 def _cramers_v(x: np.ndarray, y: np.ndarray, kx: int, ky: int) -> float:
+    if kx * ky > DENSE_CELLS:  # too many cells for a dense table: the same statistic from the occupied cells
+        return _cramers_v_sparse(x, y)
     table = np.bincount(x * ky + y, minlength=kx * ky).reshape(kx, ky).astype(float)
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
     if min(table.shape) < 2:
         return 0.0
     chi2 = stats.chi2_contingency(table, correction=False)[0]
     return float(math.sqrt(chi2 / (table.sum() * (min(table.shape) - 1))))
+
+
+def _cramers_v_sparse(x: np.ndarray, y: np.ndarray) -> float:
+    """Cramér's V from the occupied cells only: χ² = n·(Σ O²/(r·c)) − n over the cells with O > 0 (the
+    expected counts r·c/n of the empty cells add up to what the full sum subtracts), on the rows and
+    columns that occur (as the dense version keeps)."""
+    xs, xi = np.unique(x, return_inverse=True)
+    ys, yi = np.unique(y, return_inverse=True)
+    if min(len(xs), len(ys)) < 2:
+        return 0.0
+    n = float(len(x))
+    cells, counts = np.unique(xi.astype(np.int64) * len(ys) + yi, return_counts=True)
+    rows = np.bincount(xi, minlength=len(xs)).astype(float)[cells // len(ys)]
+    cols = np.bincount(yi, minlength=len(ys)).astype(float)[cells % len(ys)]
+    chi2 = max(0.0, n * float(np.sum(counts.astype(float) ** 2 / (rows * cols))) - n)
+    return float(math.sqrt(chi2 / (n * (min(len(xs), len(ys)) - 1))))
 
 
 def _correlation_ratio(codes: np.ndarray, values: np.ndarray, k: int) -> float:

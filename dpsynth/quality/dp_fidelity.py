@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dpsynth.marginals import marginal_counts
+from dpsynth.marginals import paired_counts
 from dpsynth.quality.fidelity import MAX_MARGINALS, SAMPLE_SEED, _marginal_sets
 
 #: SCALE of the released integer g_k = ⌊SCALE·f_k + ½⌋ (an integer, so that Δ = 2·SCALE is one).
@@ -87,8 +87,7 @@ def workload_statistic(real_codes: np.ndarray, synthetic_codes: np.ndarray, size
     exact_int64 = 2 * max(n, 1) * m_s < 2**62
     total = 0
     for cols in sets:
-        c = marginal_counts(real_codes, cols, sizes)
-        s = marginal_counts(synthetic_codes, cols, sizes)
+        c, s = paired_counts(real_codes, synthetic_codes, cols, sizes)  # sparse for a marginal too big for memory
         if exact_int64:
             total += int(np.abs(m_s * c - n * s).sum())
         else:

@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from dpsynth import _validation as check
+from dpsynth._limits import MAX_LEVELS
 from dpsynth.exceptions import DataError, ParameterError, SchemaError, SchemaWithoutPrivacyWarning
 from dpsynth.mechanisms import GaussianCounts, NoiseSource, PartitionSelection, make_noise
 from dpsynth.privacy.accounting import rho_within
@@ -520,7 +521,10 @@ def _run(
         if task.declared is not None:
             columns.append(dict(task.declared))
         elif kinds[task.name] == "categorical":
-            columns.append(_categorical_column(task, released[task.name], task.keep.get("other", other)))
+            # Post-processing of the released levels: past the schema's limit (docs/limits.md), the first
+            # in sorted order are kept and every other value encodes to the other level.
+            kept = sorted(released[task.name])[: MAX_LEVELS - 1]
+            columns.append(_categorical_column(task, kept, task.keep.get("other", other)))
         else:
             columns.append(_numeric_column(task, kinds[task.name], *bounds[task.name], default_bins))
     origin = {t.name: ("declared" if t.declared is not None else "dp") for t in hints.tasks}

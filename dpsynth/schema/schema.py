@@ -19,13 +19,14 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from dpsynth._limits import MAX_BINS, MAX_DP_QUANTILE_BINS, MAX_LEVELS, MAX_SCHEMA_VALUES
 from dpsynth.exceptions import SchemaError
 
 SCHEMA_VERSION = 1
@@ -247,6 +248,10 @@ class Schema:
                 raise SchemaError(
                     f"domain file: column {col!r} has {k!r} levels; expected an integer >= 1"
                 )
+            if k > MAX_LEVELS:  # before the levels are made
+                raise SchemaError(f"domain file: column {col!r}: {_too_many(int(k), 'levels', MAX_LEVELS)}")
+        _check_total(int(k) for k in domain.values())
+        for col, k in domain.items():
             cols.append(Column(name=str(col), kind="categorical", levels=tuple(range(int(k)))))
         return cls(columns=tuple(cols), source="private-pgm-domain", name=name)
 
@@ -281,6 +286,7 @@ class Schema:
                 cols.append(col)
         if problems:
             raise SchemaError("; ".join(problems))
+        _check_total(c.size for c in cols)
         return cls(
             columns=tuple(cols),
             missing_values=tuple(missing),
@@ -288,6 +294,18 @@ class Schema:
             name=str(spec.get("name", name) or name),
             provenance=provenance,
         )
+
+
+def _too_many(n: int, what: str, limit: int) -> str:
+    return f"{n:,} {what}, more than the limit of {limit:,} (docs/limits.md)"
+
+
+def _check_total(sizes: Iterable[int]) -> None:
+    """Refuse a schema whose columns have more codes together than ``MAX_SCHEMA_VALUES``."""
+    total = sum(sizes)
+    if total > MAX_SCHEMA_VALUES:
+        what = "values (levels and bins) together"
+        raise SchemaError(f"the columns have {_too_many(total, what, MAX_SCHEMA_VALUES)}")
 
 
 def _parse_provenance(raw: object) -> tuple[dict[str, Any] | None, list[str]]:
@@ -397,6 +415,9 @@ def _parse_column_kind(raw: object, i: int) -> tuple[Column | None, list[str]]:
         if not isinstance(levels, list) or (not levels and other is None):
             errs.append(f"{where}: a categorical column needs a non-empty list of levels (or an other level)")
             return None, errs
+        if len(levels) + (other is not None) > MAX_LEVELS:
+            errs.append(f"{where}: {_too_many(len(levels) + (other is not None), 'levels', MAX_LEVELS)}")
+            return None, errs
         if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in levels):
             errs.append(f"{where}: levels must be strings or integers")
             return None, errs
@@ -418,11 +439,17 @@ def _parse_column_kind(raw: object, i: int) -> tuple[Column | None, list[str]]:
         if key in raw:
             errs.append(f"{where}: a numeric column takes bounds and bins or edges, not {key}")
     edges_raw, bins, bounds_raw = raw.get("edges"), raw.get("bins"), raw.get("bounds")
+    if isinstance(edges_raw, list) and len(edges_raw) - 1 > MAX_BINS:
+        errs.append(f"{where}: {_too_many(len(edges_raw) - 1, 'bins', MAX_BINS)}")
+        return None, errs
     dp_quantiles = None
     if isinstance(bins, Mapping):
         k = bins.get("dp_quantiles")
         if set(bins) != {"dp_quantiles"} or isinstance(k, bool) or not isinstance(k, int) or k < 2:
             errs.append(f"{where}: bins ({dict(bins)!r}) must be a number of bins or {{dp_quantiles: K}} with K >= 2")
+            return None, errs
+        if k > MAX_DP_QUANTILE_BINS:
+            errs.append(f"{where}: {_too_many(k, 'DP quantile bins', MAX_DP_QUANTILE_BINS)}")
             return None, errs
         if kind == "datetime":
             errs.append(f"{where}: DP quantile bins are not available for datetime columns yet")
@@ -501,6 +528,9 @@ def _parse_column_kind(raw: object, i: int) -> tuple[Column | None, list[str]]:
         elif isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
             errs.append(f"{where}: bins ({bins!r}) must be an integer >= 1")
             return None, errs
+        elif bins > MAX_BINS:  # before the edges are made
+            errs.append(f"{where}: {_too_many(bins, 'bins', MAX_BINS)}")
+            return None, errs
         else:
             edges = [float(e) for e in np.linspace(lo, hi, bins + 1)]
             if kind == "datetime":  # whole units, so that edges print as dates
@@ -554,7 +584,10 @@ def load_schema(path: str | Path) -> Schema:
     if "columns" not in spec and all(
         isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in spec.values()
     ):
-        return Schema.from_domain(spec, name=p.stem)
+        try:
+            return Schema.from_domain(spec, name=p.stem)
+        except SchemaError as exc:
+            raise SchemaError(f"schema file {str(p)!r}: {exc}") from None
     try:
         return Schema.from_dict(spec, name=p.stem)
     except SchemaError as exc:
