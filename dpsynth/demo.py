@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from dpsynth._threads import check_threads
 from dpsynth.datasets import adult_path, adult_schema_path
 from dpsynth.privacy import ApproxDP
 from dpsynth.privacy.ledger import Ledger
@@ -30,22 +31,25 @@ DEMO_CAP = ApproxDP(4.0, 1e-6)
 
 
 def run_demo(out_dir: Path, *, epsilon: float = 1.0, delta: float = 1e-9, synthesizer: str = "mst",
-             policy: str = "default", progress: bool | None = None) -> ReleaseResult:
+             policy: str = "default", progress: bool | None = None, threads: int | None = None) -> ReleaseResult:
     """Release the bundled Adult table with ``synthesizer`` under ``policy`` (a shipped policy's
-    name or a path) into ``out_dir/release/``, charging a fresh demo ledger in ``out_dir``."""
+    name or a path) into ``out_dir/release/``, charging a fresh demo ledger in ``out_dir``
+    (``threads``: of the fit, default automatic; see ``Synthesizer.fit``)."""
     policy_path = Path(policy) if Path(policy).suffix in (".yaml", ".yml") else shipped_policy(policy)
     load_policy(policy_path)  # a bad policy is reported before anything is removed or charged
+    if threads is not None:
+        check_threads(threads)  # so is a bad thread count
     out_dir.mkdir(parents=True, exist_ok=True)
     # The demo owns these paths in its folder: start afresh each time.
-    for stale in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):
+    for stale in ("ledger.db", "ledger.db-wal", "ledger.db-shm", "ledger.db.key"):
         (out_dir / stale).unlink(missing_ok=True)
     shutil.rmtree(out_dir / "release", ignore_errors=True)
     ledger_url = f"sqlite:///{out_dir / 'ledger.db'}"
-    Ledger(ledger_url).create_dataset("adult", DEMO_CAP)
+    Ledger(ledger_url, create=True).create_dataset("adult", DEMO_CAP)
     result = release(
         data=adult_path(), schema=adult_schema_path(), synthesizer=synthesizer, epsilon=epsilon, delta=delta,
         ledger=ledger_url, dataset="adult", policy=policy_path, out=out_dir / "release", target="income",
-        synthesizer_params=dict(DEMO_PARAMS.get(synthesizer, {})), progress=progress,
+        synthesizer_params=dict(DEMO_PARAMS.get(synthesizer, {})), progress=progress, threads=threads,
     )
     report = result.report
     verdict = {"released": "RELEASED", "blocked": "BLOCKED by the policy", "refused": "REFUSED: budget"}[result.status]

@@ -111,6 +111,7 @@ class Synthesizer(ABC):
         ledger: Ledger | _Untracked | None = None,
         dataset: str | None = None,
         input_sha256: str | None = None,
+        threads: int | None = None,
     ) -> Synthesizer:
         """Learn a DP model of ``data``; returns ``self``.
 
@@ -128,12 +129,21 @@ class Synthesizer(ABC):
             dataset: the dataset's name in the ledger.
             input_sha256: fingerprint of the input file for the ledger; by default the SHA-256 of
                 the encoded table.
+            threads: threads of the math libraries (PyTorch, BLAS, OpenMP) during the fit. None
+                (default): automatic, from the CPUs this process may use, the machine's load and
+                the size of the work (see :mod:`dpsynth._threads`); ``OMP_NUM_THREADS`` in the
+                environment is then respected. The pools are restored after the fit. It changes
+                neither the privacy plan nor the results beyond floating-point rounding; what
+                was chosen is in ``threads_``.
 
         Privacy: consumes the planned budget (``self.privacy_spent_``).
         """
+        from dpsynth import _threads
         from dpsynth.privacy.ledger import Ledger, check_ledger_argument
         from dpsynth.schema.encode import encode
 
+        if threads is not None:
+            threads = _threads.check_threads(threads)  # a user mistake costs nothing
         events = self.plan(schema)
         opt_ins = list(schema.opt_ins)
         check_ledger_argument(ledger, dataset, doing="fit")
@@ -155,16 +165,19 @@ class Synthesizer(ABC):
         start = time.perf_counter()
         noise = make_noise(self.insecure_seed)
         try:
-            fit_schema = schema
-            if self.uses_bins and dp_bins.dp_binned(schema):  # DP-chosen bin edges: spent from the same reservation
-                fit_schema = dp_bins.resolve(data, schema, self._preprocess_mechanisms(schema), noise=noise,
-                                             odometer=reservation.odometer)
-                codes = encode(data, fit_schema)
-            self._fit_table(data, codes, fit_schema, reservation.odometer, noise)
+            choice = _threads.choose(threads, work=self._thread_work(schema))  # public sizes, never the data
+            with _threads.limited(choice):
+                fit_schema = schema
+                if self.uses_bins and dp_bins.dp_binned(schema):  # DP-chosen bin edges: from the same reservation
+                    fit_schema = dp_bins.resolve(data, schema, self._preprocess_mechanisms(schema), noise=noise,
+                                                 odometer=reservation.odometer)
+                    codes = encode(data, fit_schema)
+                self._fit_table(data, codes, fit_schema, reservation.odometer, noise)
         except BaseException as exc:
             reservation.fail(type(exc).__name__)  # the budget stays spent: noise may have been drawn
             raise
         self.ledger_entry_ = reservation.id
+        self.threads_ = {"threads": choice.threads, "source": choice.source, "reason": choice.reason}
         self.dataset_ = dataset
         self.opt_ins_ = opt_ins
         reservation.complete(seconds=round(time.perf_counter() - start, 3), opt_ins=opt_ins, **self._ledger_detail())
@@ -187,6 +200,11 @@ class Synthesizer(ABC):
     def _ledger_detail(self) -> dict[str, Any]:
         """What the ledger's completion entry records about the run (never data)."""
         return {"events_run": len(getattr(self, "privacy_events_", []))}
+
+    def _thread_work(self, schema: Schema) -> float | None:
+        """Multiply-adds of the fit's largest matrix product, from public sizes only (parameters,
+        schema; never the private data), for the automatic thread count; None: unknown."""
+        return None
 
     def _check_data(self, data: pd.DataFrame, codes: np.ndarray, schema: Schema) -> None:
         """Refuse data the synthesizer cannot fit, before anything is reserved (none by default)."""

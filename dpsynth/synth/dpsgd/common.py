@@ -819,6 +819,25 @@ class DPSGDSynthesizer(Synthesizer):
     def plan(self, schema: Schema) -> list[PrivacyEvent]:
         return self._plan(schema).events()
 
+    # -- threads (public sizes only) -----------------------------------------------------------
+    def _thread_work(self, schema: Schema) -> float | None:
+        """Multiply-adds of the largest matrix product of a training step (see :mod:`dpsynth._threads`)."""
+        transformer = TableTransformer(schema, max_levels=int(self.max_levels), synthesizer=self.name,
+                                       numeric=str(self.numeric_encoding))
+        products = self._products(transformer, self._public_batch_rows())
+        return float(max(rows * i * o for rows, i, o in products)) if products else None
+
+    def _public_batch_rows(self) -> int:
+        """Rows of a Poisson batch as far as public sizes tell: q times the public ``rows`` when
+        given, else one block of model randomness (the private row count is never read)."""
+        if self.rows is not None:
+            return max(1, round(self._sample_rate() * int(self.rows)))
+        return RANDOM_BLOCK_ROWS
+
+    def _products(self, transformer: TableTransformer, batch_rows: int) -> list[tuple[int, int, int]]:
+        """(rows, inputs, outputs) of the linear layers' products in a training step (subclasses)."""
+        return []
+
     def _check_data(self, data: pd.DataFrame, codes: np.ndarray, schema: Schema) -> None:
         """Refuse, before anything is charged, data that cannot make one batch."""
         if self.batch_size is not None and len(codes) < int(self.batch_size):

@@ -50,6 +50,7 @@ from dpsynth.privacy.odometer import Odometer
 from dpsynth.synth.base import register
 from dpsynth.synth.dpsgd.common import (
     DEFAULT_COUNT_SPLIT,
+    RANDOM_BLOCK_ROWS,
     DPSGDPlan,
     DPSGDSynthesizer,
     Randomness,
@@ -319,6 +320,24 @@ class DPCTGAN(DPSGDSynthesizer):
             split = check.positive_finite("split_frequencies", self.split_frequencies)
             if split >= 1.0:
                 raise ParameterError(f"split_frequencies ({self.split_frequencies!r}) must be in (0, 1)")
+
+    def _products(self, transformer: TableTransformer, batch_rows: int) -> list[tuple[int, int, int]]:
+        """The generator on a generator step's batch or a discriminator step's block (with its
+        reference block), the discriminator on the (real, fake) pairs or a generator step's fakes."""
+        cond = sum(s.width for s in self._condition_spans(transformer))
+        data = transformer.output_dim
+        out = []
+        rows = max(int(self.generator_batch_size), REFERENCE_ROWS + RANDOM_BLOCK_ROWS)
+        dim = int(self.embedding_dim) + cond
+        for width in self.generator_dims:
+            out.append((rows, dim, int(width)))
+            dim += int(width)
+        out.append((rows, dim, data))
+        rows, dim = max(2 * batch_rows, int(self.generator_batch_size)), data + cond
+        for width in (*self.discriminator_dims, 1):
+            out.append((rows, dim, int(width)))
+            dim = int(width)
+        return out
 
     def _condition_spans(self, transformer: TableTransformer) -> tuple[Any, ...]:
         """The one-hot blocks conditional vectors choose from (public: the schema decides them)."""

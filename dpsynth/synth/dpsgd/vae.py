@@ -165,6 +165,20 @@ class DPVAE(DPSGDSynthesizer):
         check.positive_finite("loss_factor", self.loss_factor)
         check.positive_finite("numeric_sigma", self.numeric_sigma)
 
+    def _products(self, transformer: TableTransformer, batch_rows: int) -> list[tuple[int, int, int]]:
+        """Encoder, latent heads and decoder on a Poisson batch."""
+        out = []
+        dim = transformer.output_dim
+        for width in self.compress_dims:
+            out.append((batch_rows, dim, int(width)))
+            dim = int(width)
+        out += [(batch_rows, dim, int(self.embedding_dim))] * 2
+        dim = int(self.embedding_dim)
+        for width in (*self.decompress_dims, transformer.output_dim):
+            out.append((batch_rows, dim, int(width)))
+            dim = int(width)
+        return out
+
     def _train(self, plan: DPSGDPlan, matrix: torch.Tensor, codes: np.ndarray, device: Any, randomness: Randomness,
                odometer: Odometer, noise: NoiseSource, budget: StepBudget) -> None:
         import torch
