@@ -1,6 +1,7 @@
 """``dpsynth`` command line: parses, calls the library, prints. Nothing imports this module.
 
 Exit codes: 0 success; 2 bad input (one line on stderr, nothing written); 3 budget refused;
+4 a release failed after its charge (one line on stderr saying where what it had is kept);
 1 anything else (a bug in dpsynth: the traceback is kept).
 """
 
@@ -49,6 +50,10 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
+_THREADS_HELP = ("threads of PyTorch and the BLAS/OpenMP pools during the fit, 1 to 1024 (default: automatic, from "
+                 "the usable CPUs, the machine's load and the work; OMP_NUM_THREADS is respected)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dpsynth", description="Differentially private synthetic data.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -75,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "default), cpu or cuda; ignored by synthesizers that do not train")
     fit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a synthesizer parameter, e.g. max_model_size=20 (repeatable; VALUE read as JSON)")
+    fit.add_argument("--threads", type=_int, default=None, help=_THREADS_HELP)
     fit.add_argument(
         "--insecure-seed",
         type=_int,
@@ -131,13 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--delta", type=_float, required=True)
     create.add_argument("--unit", default="row", help="privacy unit: row (default) or user:K")
     setcap.add_argument("--reason", required=True, help="why the cap changes (recorded in the ledger)")
-    show = lsub.add_parser("show", help="caps, spending and entries per dataset")
-    verify = lsub.add_parser("verify", help="check the hash chain; exit 1 at the first bad entry")
-    for p in (show, verify):
+    show = lsub.add_parser("show", help="caps, spending and entries per dataset, and whether the ledger verifies")
+    verify = lsub.add_parser("verify", help="check the hash chain and the seal; print the head to copy aside; "
+                                            "exit 1 at the first bad entry")
+    seal = lsub.add_parser("seal", help="seal a ledger made by an older dpsynth: check its chain, make its key, "
+                                        "key every entry")
+    for p in (show, verify, seal):
         p.add_argument("--ledger", required=os.environ.get("DPSYNTH_LEDGER") is None,
                        default=os.environ.get("DPSYNTH_LEDGER"))
+    for p in (show, verify):
         p.add_argument("--json", action="store_true")
     show.add_argument("--dataset")
+    verify.add_argument("--anchor", metavar="SEQ:HASH",
+                        help="an earlier head (from ledger verify) that must still be in the chain: finds a ledger "
+                             "put back to an earlier copy or replaced")
 
     demo = sub.add_parser("demo", help="a full release of the bundled raw Adult table (MST at epsilon=1, default "
                                        "policy) into ./dpsynth-demo/release/")
@@ -150,9 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--policy", default="default",
                       help="a shipped policy (default, strict, permissive) or a policy file; the DP-SGD generators "
                            "need one that does not require secure noise (torchcsprng is not installable here)")
+    demo.add_argument("--threads", type=_int, default=None, help=_THREADS_HELP)
 
     rel = sub.add_parser("release", help="the release gate: fit, audit, scan, check against a policy, write the "
-                                         "report (exit 0 released, 1 blocked, 2 bad input, 3 budget refused)")
+                                         "report (exit 0 released, 1 blocked, 2 bad input, 3 budget refused, "
+                                         "4 failed after the charge: kept in OUT.failed-TIMESTAMP)")
     rel.add_argument("--data", required=True, help="private table (.csv, .csv.gz or .parquet)")
     rel.add_argument("--schema", required=True, help="public schema (YAML/JSON)")
     rel.add_argument("--synthesizer", required=True,
@@ -172,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("--insecure-seed", type=_int, default=None,
                      help="seed the privacy noise: INSECURE, for tests only; a policy requiring secure noise blocks")
     rel.add_argument("--workers", type=_int, help="processes for the audit's fits (default: the CPUs, at most 8)")
+    rel.add_argument("--threads", type=_int, default=None, help=_THREADS_HELP)
     rel.add_argument("--json", action="store_true", help="print the decision as one JSON object (no progress)")
 
     audit = sub.add_parser("audit", help="empirical privacy audit of a synthesizer (NOT DP: internal evidence)")
@@ -201,11 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Gower distance at or below which a row is a near copy (default 0.02)")
     replay.add_argument("--alpha", type=_float, default=0.01, help="level of the test against the baseline (0.01)")
     replay.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    vm = sub.add_parser("verify-manifest", help="re-hash a release folder against its manifest.json (exit 0 all "
+                                                "match, 1 a file differs or is missing, 2 a malformed manifest)")
+    vm.add_argument("folder", help="a release's publish/ or internal/ folder")
+    vm.add_argument("--json", action="store_true", help="print the problems as JSON")
     return parser
 
 
 def _fit(args: argparse.Namespace) -> dict[str, Any]:
     from dpsynth import _validation as check
+    from dpsynth._threads import check_threads
     from dpsynth.io import check_writable, read_table, sha256_file
     from dpsynth.privacy.ledger import UNTRACKED, Ledger
     from dpsynth.schema import load_schema
@@ -216,6 +238,7 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
     # Everything a user can get wrong is checked before the private data is touched.
     cls = load_generator(args.synthesizer)  # a name, or package.module:Class (a plug-in comes back wrapped)
     rows = check.positive_int("rows", args.rows)
+    threads = None if args.threads is None else check_threads(args.threads)
     out = check_writable(args.out)
     _check_fit_out(out, Path(args.data), overwrite=args.overwrite)
     schema = load_schema(args.schema)
@@ -243,7 +266,7 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
     data = read_table(args.data)
     fingerprint = sha256_file(args.data) if not args.no_ledger else None
     synth.fit(data, schema=schema, ledger=ledger, dataset=None if args.no_ledger else args.dataset,
-              input_sha256=fingerprint)
+              input_sha256=fingerprint, threads=threads)
     phases: dict[str, float] = {}
     write_sampled(synth, rows, out, na_rep=na_rep, timings=phases)  # in chunks (post-processing), renamed at the end
     timings = {**getattr(synth, "timings_", {}), "sample": round(phases["sample"], 4),
@@ -258,6 +281,7 @@ def _fit(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - start, 3),
         "secure_noise": synth.secure_noise_,
         "timings": timings,
+        "threads": synth.threads_,
     }
     if args.insecure_seed is not None:
         result["insecure_seed"] = args.insecure_seed
@@ -394,16 +418,30 @@ def _schema_infer(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _anchor(text: str | None) -> tuple[int, str] | None:
+    import re
+
+    if text is None:
+        return None
+    match = re.fullmatch(r"([1-9][0-9]{0,17}):([0-9a-fA-F]{64})", text.strip())
+    if match is None:
+        raise ParameterError("--anchor must be SEQ:HASH, an entry number and its 64-hex-digit hash as "
+                             "'ledger verify' prints them")
+    return int(match.group(1)), match.group(2).lower()
+
+
 def _ledger(args: argparse.Namespace) -> int:
     from dpsynth.privacy.budgets import ApproxDP
-    from dpsynth.privacy.ledger import Ledger, _redact
+    from dpsynth.privacy.ledger import Ledger, LedgerError, _redact
 
-    ledger = Ledger(args.ledger)
     cmd = args.ledger_command
+    anchor = _anchor(args.anchor) if cmd == "verify" else None  # bad input first, before opening anything
     if cmd in ("create", "set-cap"):
         from dpsynth import _validation as check
 
         budget = ApproxDP(check.positive_finite("epsilon", args.epsilon), check.open_unit("delta", args.delta))
+    ledger = Ledger(args.ledger, create=cmd == "create")
+    if cmd in ("create", "set-cap"):
         if cmd == "create":
             entry = ledger.create_dataset(args.dataset, budget, unit=args.unit)
             print(f"registered dataset {args.dataset!r}: cap epsilon={budget.epsilon:g}, delta={budget.delta:g}, "
@@ -413,22 +451,46 @@ def _ledger(args: argparse.Namespace) -> int:
             print(f"cap of dataset {args.dataset!r} is now epsilon={budget.epsilon:g}, delta={budget.delta:g} "
                   f"(entry {entry})")
         return 0
+    if cmd == "seal":
+        entries = ledger.seal()
+        head = ledger.verify().head
+        print(f"ledger sealed: {entries} entries keyed; head {head['seq']}:{head['hash']}")
+        return 0
     if cmd == "verify":
-        result = ledger.verify()
+        result = ledger.verify(anchor)
+        head = f"{result.head['seq']}:{result.head['hash']}" if result.head else "none"
         if args.json:
             print(json.dumps(vars(result)))
         elif result.ok:
-            print(f"ledger intact: {result.entries} entries, hash chain verified")
+            seal = "hash chain and seal verified" if result.sealed else \
+                "hash chain verified; NOT sealed (made by an older dpsynth: dpsynth ledger seal)"
+            also = f"; anchor {anchor[0]} found" if anchor else ""
+            print(f"ledger intact: {result.entries} entries, {seal}{also}")
+            print(f"head (copy it aside; check later with --anchor): {head}")
         else:
             print(f"ledger TAMPERED: {result.problem}")
         return 0 if result.ok else 1
     names = [args.dataset] if args.dataset else ledger.datasets()
     statements = [ledger.statement(name).to_dict() for name in names]
+    try:
+        result = ledger.verify()
+        integrity: dict[str, Any] = {"checked": True, "ok": result.ok, "sealed": result.sealed,
+                                     "problem": result.problem, "head": result.head}
+    except LedgerError as exc:  # a sealed ledger whose key is not here: still shown, said unchecked
+        integrity = {"checked": False, "reason": str(exc)}
     if args.json:
-        print(json.dumps({"ledger": _redact(args.ledger), "datasets": statements}))
+        print(json.dumps({"ledger": _redact(args.ledger), "integrity": integrity, "datasets": statements}))
     else:
         _print_statements(statements)
-    return 0
+        if not integrity["checked"]:
+            print(f"integrity NOT checked: {integrity['reason']}")
+        elif not integrity["ok"]:
+            print(f"integrity: TAMPERED: {integrity['problem']} (these figures cannot be trusted)")
+        else:
+            print(f"integrity: verified ({'sealed' if integrity['sealed'] else 'NOT sealed'}); head "
+                  f"{integrity['head']['seq'] if integrity['head'] else 0}:"
+                  f"{integrity['head']['hash'] if integrity['head'] else ''}")
+    return 1 if integrity["checked"] and not integrity["ok"] else 0
 
 
 def _print_statements(statements: list[dict[str, Any]]) -> None:
@@ -551,7 +613,7 @@ def _release(args: argparse.Namespace) -> int:
     result = release(data=args.data, schema=args.schema, synthesizer=args.synthesizer, epsilon=args.epsilon,
                      delta=args.delta, ledger=args.ledger, dataset=args.dataset, policy=args.policy, out=args.out,
                      rows=args.rows, synthesizer_params=params, target=args.target, insecure_seed=args.insecure_seed,
-                     progress=False if args.json else None, workers=args.workers)
+                     progress=False if args.json else None, workers=args.workers, threads=args.threads)
     report = result.report
     if args.json:
         print(json.dumps({"status": result.status, "exit_code": result.exit_code, "reasons": result.reasons,
@@ -641,6 +703,22 @@ def _replay(args: argparse.Namespace) -> int:
     return 1 if report.flagged else 0
 
 
+def _verify_manifest(args: argparse.Namespace) -> int:
+    """Exit 0 when every listed artifact matches, 1 when one differs or is missing, 2 for a malformed manifest."""
+    from dpsynth.release.manifest import verify_manifest
+
+    problems = verify_manifest(args.folder)
+    if args.json:
+        print(json.dumps({"folder": args.folder, "ok": not problems, "problems": problems}))
+    elif problems:
+        for problem in problems:
+            print(f"  {problem}")
+        print(f"manifest of {args.folder}: {len(problems)} problem(s)")
+    else:
+        print(f"manifest of {args.folder}: every artifact matches")
+    return 1 if problems else 0
+
+
 _LOUD = (UntrackedPrivacyWarning, InsecureNoiseWarning, SchemaWithoutPrivacyWarning)
 
 
@@ -674,11 +752,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _release(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "verify-manifest":
+        return _verify_manifest(args)
     if args.command == "demo":
         from dpsynth.demo import run_demo
 
         return run_demo(Path(args.out), epsilon=args.epsilon, delta=args.delta, synthesizer=args.synthesizer,
-                        policy=args.policy).exit_code
+                        policy=args.policy, threads=args.threads).exit_code
     if args.command == "eval":
         report = _eval(args)
         print(json.dumps(report)) if args.json else _print_eval(report)

@@ -18,6 +18,7 @@ utility) are DP measurements charged to the ledger in the release's plan
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +37,18 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.exceptions import BudgetExceededError, ParameterError, PluginError
-from dpsynth.release.artifacts import DECISION_DP, DECISION_NOT_DP, INTERNAL, INTERNAL_NOTICE, PUBLISH, write_release
+from dpsynth.io import terminate_as_exit
+from dpsynth.release.artifacts import (
+    DECISION_DP,
+    DECISION_NOT_DP,
+    INTERNAL,
+    INTERNAL_NOTICE,
+    PUBLISH,
+    ReleaseFailed,
+    failed_message,
+    keep_failed,
+    write_release,
+)
 from dpsynth.release.audit_checks import audit_checks, canary_checks
 from dpsynth.release.checks import Checks, first_line
 from dpsynth.release.manifest import sha256_bytes, sha256_path
@@ -229,6 +242,56 @@ def _labels(col: Any) -> list[str]:
 # -- the road -------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Kept:
+    """What a release has so far, kept when a step after the charge fails (:func:`_keeps_what_it_has`)."""
+
+    out_dir: Path | None = None
+    report: dict[str, Any] | None = None
+    synthetic: pd.DataFrame | None = None  # set only once every check passed (released)
+    charged: bool = False
+    stage: str = "fitting"
+    na_rep: str = ""
+
+
+_KEPT: ContextVar[_Kept] = ContextVar("dpsynth_release_kept")
+
+
+def _keeps_what_it_has(road: Callable[..., ReleaseResult]) -> Callable[..., ReleaseResult]:
+    """A failure once the budget may have been charged never discards the run: the report as far as it
+    got and the synthetic table (only when every check passed: an unchecked table from a broken
+    generator may hold real rows) are kept beside ``out`` (``OUT.failed-TIMESTAMP``,
+    :func:`~dpsynth.release.artifacts.keep_failed`) and :class:`ReleaseFailed` (exit code 4) says where
+    in one line. An interruption (Ctrl-C, SIGTERM) keeps them too, says where on stderr and goes on
+    stopping the process. Before the charge, errors pass as they are (bad input: nothing written)."""
+
+    @functools.wraps(road)
+    def release(**kwargs: Any) -> ReleaseResult:
+        kept = _Kept()
+        token = _KEPT.set(kept)
+        try:
+            with terminate_as_exit():
+                return road(**kwargs)
+        except ReleaseFailed:
+            raise
+        except BaseException as exc:
+            if not kept.charged or kept.report is None or kept.out_dir is None:
+                raise
+            folder, problem = keep_failed(kept.out_dir, kept.report, kept.synthetic, exc, kept.stage,
+                                          na_rep=kept.na_rep)
+            message = failed_message(kept.report, exc, kept.stage, folder, problem=problem)
+            if isinstance(exc, Exception):
+                raise ReleaseFailed(message, kept=folder,
+                                    entry_ids=list(kept.report["ledger"]["entry_ids"])) from exc
+            sys.stderr.write(f"dpsynth release: {message}\n")
+            raise
+        finally:
+            _KEPT.reset(token)
+
+    return release
+
+
+@_keeps_what_it_has
 def release(
     *,
     data: str | Path | pd.DataFrame,
@@ -247,6 +310,7 @@ def release(
     seed: int = 0,
     progress: bool | None = None,
     workers: int | None = None,
+    threads: int | None = None,
 ) -> ReleaseResult:
     """Take a private table through the release road and write the artifacts to ``out``.
 
@@ -271,6 +335,7 @@ def release(
         progress: show progress on stderr (default: when stderr is a terminal).
         workers: processes for the audit's fits (default: the machine's CPUs, at most 8; 1 fits in
             this process). The audit's figures do not depend on it.
+        threads: threads of the synthesizer's fit (``Synthesizer.fit(threads=)``; default automatic).
 
     Returns:
         :class:`ReleaseResult`: ``status`` released / blocked / refused, ``exit_code`` 0 / 1 / 3.
@@ -278,12 +343,16 @@ def release(
     Raises:
         DPSynthError (exit code 2): a bad argument, policy, schema or table; nothing is charged and
             nothing is written.
+        ReleaseFailed (exit code 4): a step failed once the budget could be charged (or the complete
+            artifacts could not be moved into ``out``); what the release had is kept in
+            ``OUT.failed-TIMESTAMP`` beside ``out`` (``.kept``), its ``failure.json`` says what failed.
 
     Privacy: consumes the synthesizer's planned budget and, when the policy has checks that read
     the private rows, the DP checks' ρ (a second reservation of the same release); the decision is
     then DP. Under the policy's opt-in ``decision_read_private_data_without_privacy`` it is not.
     """
     from dpsynth import _validation as check
+    from dpsynth._threads import check_threads
     from dpsynth.audit.suite import load_suite
     from dpsynth.io import read_table
     from dpsynth.privacy.ledger import Ledger
@@ -318,6 +387,7 @@ def release(
         raise ParameterError(f"rows: synthesizer ({synthesizer!r}) offers no DP estimate of the private row count; "
                              "give the number of rows to release (--rows N), a public number")
     led = Ledger(ledger) if isinstance(ledger, str) else ledger
+    led.check_integrity(dataset)  # a damaged ledger is refused (exit 2) before anything is read or charged
     statement_before = led.statement(dataset)  # raises LedgerError (exit 2) for an unknown dataset
     target = target if target is not None else (pol.utility.target if pol.utility else None)
     if target is not None and target not in sch.names:
@@ -352,6 +422,7 @@ def release(
         input_name, input_sha256 = Path(data).name, sha256_path(data)
     encode(real, sch)  # a table that does not fit its schema is a user mistake (exit 2), before any charge
     workers = min(os.cpu_count() or 1, 8) if workers is None else check.positive_int("workers", workers)
+    threads = None if threads is None else check_threads(threads)
     schema_file = ({"name": schema_path.name, "sha256": sha256_path(schema_path)} if schema_path is not None else
                    {"name": "<Schema>", "sha256": sha256_bytes(json.dumps(sch.to_dict(), sort_keys=True).encode())})
     check_events = dp_plan.events() if dp_plan is not None else []
@@ -386,6 +457,9 @@ def release(
         "evidence": {},
         "artifacts": {"synthetic": None},
     }
+    kept = _KEPT.get(_Kept())  # what a failure after the charge keeps (_keeps_what_it_has)
+    kept.out_dir, kept.report = out_dir, report
+    kept.na_rep = sch.missing_values[0] if sch.missing_values else ""
 
     # -- 2. what the policy and the ledger decide before anything is spent -----------------------
     total_epsilon = privacy["total"]["epsilon"]
@@ -429,13 +503,15 @@ def release(
     with _Progress(show) as bar:
         # -- 3. the private computation: reserve, fit, sample ------------------------------------
         t = time.perf_counter()
+        kept.charged, kept.stage = True, "fitting"  # from here on the budget may be spent: a failure keeps the run
         synth = cls(epsilon=epsilon, delta=delta, **params)
         failed: PluginError | None = None  # a plug-in that failed after its charge: blocked, never a traceback
         with bar.step(f"fitting {synthesizer} (ε = {epsilon:g})"):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # recorded in the report instead
-                    synth.fit(real, schema=sch, ledger=led, dataset=dataset, input_sha256=input_sha256)
+                    synth.fit(real, schema=sch, ledger=led, dataset=dataset, input_sha256=input_sha256,
+                              threads=threads)
             except BudgetExceededError as exc:  # spent by someone else since the check
                 checks.remove("budget.ledger")
                 checks.add("budget.ledger", "budget", "the ledger has the budget (the fit and the DP checks)", False,
@@ -473,6 +549,7 @@ def release(
                 checks.failed("release.sample", "privacy", "the generator's sample is a table of the schema", None,
                               "==", first_line(exc), reads="dp_output")
             timings["sample"] = round(time.perf_counter() - t, 3)
+        kept.stage = "running the checks"
 
         if synthetic is not None:
             # -- 4. evidence: each check records its value and what it read -----------------------
@@ -669,6 +746,9 @@ def _dp_checks(report: dict[str, Any], checks: Checks, pol: Policy, plan: Any, l
             for cid, cat, title, threshold, comparison in ids:
                 checks.error(cid, cat, title, threshold, comparison, exc, reads="private_dp")
             return
+        except BaseException as exc:  # interrupted (Ctrl-C, SIGTERM): marked failed, it stays spent
+            reservation.fail(type(exc).__name__)
+            raise
     reservation.complete(seconds=round(time.perf_counter() - t, 3))
     report["evidence"]["dp_checks"] = result.to_dict()
     rules = pol.fidelity
@@ -817,6 +897,9 @@ def _finish(report: dict[str, Any], checks: Checks, out_dir: Path, synthetic: pd
     report["release"]["seconds"]["total"] = round(time.perf_counter() - started, 3)
     if synthetic is not None:
         report["artifacts"]["synthetic"] = "synthetic.csv"
+    kept = _KEPT.get(_Kept())
+    # only a table every check approved is kept on a failure: an unchecked one may copy real rows
+    kept.stage, kept.synthetic = "writing the artifacts", synthetic
     published, internal = write_release(out_dir, report, synthetic, na_rep=na_rep)
     return ReleaseResult(status, EXIT[status], reasons, report, out_dir, published, internal)
 
