@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import gzip
 import inspect
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from dpsynth._limits import available_memory  # the one reading of free memory (patched in tests here)
 from dpsynth.exceptions import ParameterError, PluginError
 
 #: The most synthetic rows any command samples, whatever the machine (documented in docs/release.md).
@@ -34,33 +34,6 @@ NUMERIC_CELL_BYTES = 8
 MEMORY_COPIES = 4
 #: Printed width of a float (``repr`` of a double: sign, 17 digits, point, exponent).
 FLOAT_WIDTH = 24
-
-
-def available_memory() -> int | None:
-    """Bytes of memory this process may still use: MemAvailable (or free pages), and a cgroup limit."""
-    avail: int | None = None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
-        avail = None
-    if avail is None:
-        try:
-            avail = int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-        except (ValueError, OSError, AttributeError):
-            avail = None
-    try:  # a cgroup v2 memory limit (a container) is tighter than the machine's free memory
-        limit = Path("/sys/fs/cgroup/memory.max").read_text(encoding="ascii").strip()
-        used = Path("/sys/fs/cgroup/memory.current").read_text(encoding="ascii").strip()
-        if limit.isdigit() and used.isdigit():
-            left = max(0, int(limit) - int(used))
-            avail = left if avail is None else min(avail, left)
-    except OSError:
-        pass
-    return avail
 
 
 def memory_row_bytes(schema: Any) -> int:
