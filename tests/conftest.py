@@ -68,6 +68,14 @@ def postgres_url(postgres_server, request, tmp_path, monkeypatch) -> str:
     postgres_server.drop_database(url)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_url(request, tmp_path):
+    """A fresh ledger URL on each backend: a SQLite file, and a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _keys_stay_in_the_test_tree(tmp_path_factory):
     """Ledger keys made without a path of their own (XDG_CONFIG_HOME) land in a temporary folder,

@@ -360,9 +360,10 @@ def open_tables(db: Backend, *, create: bool, on_create: Any = None) -> None:
     """
     missing = f"ledger {redact(db.url)!r} does not exist (dpsynth ledger create makes one; in Python, " \
               "Ledger(url, create=True))"
-    if not create and not db.exists():
+    exists = db.exists()
+    if not create and not exists:
         raise LedgerError(missing)
-    if db.exists():
+    if exists:
         with db.read() as cur:
             state = _state(db, cur)
         if state == "current":

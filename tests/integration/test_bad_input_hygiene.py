@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from cli_inputs import POLICY, SCHEMA
 
 from dpsynth.privacy import ApproxDP
 from dpsynth.privacy.ledger import Ledger
@@ -24,20 +25,6 @@ SECRET = "Alice Smith: SSN 123-45-6789"
 PRIVATE_CSV = f"name,note\n{SECRET},x\nBob Jones,y\n"
 NOT_UTF8 = b"name,note\n\xff\xfe" + SECRET.encode() + b",x\n"
 
-SCHEMA = {
-    "version": 1,
-    "columns": [
-        {"name": "region", "kind": "categorical", "levels": ["north", "south", "east"]},
-        {"name": "plan", "kind": "categorical", "levels": ["basic", "plus"]},
-        {"name": "age", "kind": "integer", "bounds": [0, 100], "edges": [0, 30, 60, 100]},
-    ],
-}
-POLICY = {
-    "version": 1, "name": "test", "description": "no audit",
-    "privacy": {"max_epsilon": 3.0, "max_delta": 1e-5, "require_secure_noise": False},
-    "audit": None, "pii": None, "replay": None, "fidelity": None,
-    "decision": {"private_checks": "dp", "rho": 0.05},
-}
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:

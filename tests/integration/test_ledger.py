@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ledger_sql import raw_execute, raw_query
 
 from dpsynth.exceptions import BudgetExceededError, ParameterError
 from dpsynth.mechanisms import PartitionSelection
@@ -33,31 +33,6 @@ from dpsynth.synth import MST
 
 SCHEMA = Schema.from_domain({"a": 3, "b": 4, "c": 2})
 CLAIM = ApproxDP(1.0, 1e-9)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
-def raw_execute(url: str, *statements: str) -> None:
-    """Edit the database behind the ledger's back (what an attacker or a careless admin does)."""
-    if url.startswith("sqlite:///"):
-        conn = sqlite3.connect(url[len("sqlite:///"):])
-        try:
-            for statement in statements:
-                conn.execute(statement)
-            conn.commit()
-        finally:
-            conn.close()
-        return
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)
 
 
 def mst_events():
@@ -719,20 +694,6 @@ def test_cli_shows_the_claims(ledger_url):
 INPUT_SHA = hashlib.sha256(b"a private table").hexdigest()
 OTHER_SHA = hashlib.sha256(b"another private table").hexdigest()
 FINGERPRINT = re.compile(r"hmac-sha256:[0-9a-f]{64}")
-
-
-def raw_query(url: str, statement: str) -> list[tuple]:
-    """Read the database behind the ledger's back."""
-    if url.startswith("sqlite:///"):
-        conn = sqlite3.connect(url[len("sqlite:///"):])
-        try:
-            return conn.execute(statement).fetchall()
-        finally:
-            conn.close()
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(statement).fetchall()
 
 
 FINGERPRINT_IN_A_PROCESS = ("import sys; from dpsynth.privacy.ledger import Ledger; "

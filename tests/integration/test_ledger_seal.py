@@ -14,7 +14,6 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -22,24 +21,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from cli_inputs import POLICY
+from cli_inputs import SCHEMA as BASE_SCHEMA
+from ledger_sql import raw_execute, raw_query
 
 from dpsynth.privacy import ApproxDP
 from dpsynth.privacy.ledger import GENESIS, Ledger, LedgerError, LedgerTamperedError, canonical
 from dpsynth.privacy.ledger_verify import entry_hash
 
-SCHEMA = {
-    "version": 1,
-    "columns": [
-        {"name": "region", "kind": "categorical", "levels": ["north", "south", "east"]},
-        {"name": "plan", "kind": "categorical", "levels": ["basic", "plus"]},
-    ],
-}
-POLICY = {
-    "version": 1, "name": "test", "description": "no audit",
-    "privacy": {"max_epsilon": 3.0, "max_delta": 1e-5, "require_secure_noise": False},
-    "audit": None, "pii": None, "replay": None, "fidelity": None,
-    "decision": {"private_checks": "dp", "rho": 0.05},
-}
+SCHEMA = {"version": 1, "columns": BASE_SCHEMA["columns"][:2]}  # region × plan
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -63,22 +53,12 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 
 def sql(db: Path, *statements: str) -> None:
     """Edit the database behind the ledger's back, as an attacker with plain SQL does."""
-    conn = sqlite3.connect(db)
-    try:
-        for statement in statements:
-            conn.execute(statement)
-        conn.commit()
-    finally:
-        conn.close()
+    raw_execute(f"sqlite:///{db}", *statements)
 
 
 def rows(db: Path) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, additive_delta, "
-                            "rdp, additive_epsilon FROM dpsynth_ledger_entries ORDER BY seq").fetchall()
-    finally:
-        conn.close()
+    return raw_query(f"sqlite:///{db}", "SELECT seq, created_at, kind, dataset, rho, content, prev_hash, hash, "
+                     "additive_delta, rdp, additive_epsilon FROM dpsynth_ledger_entries ORDER BY seq")
 
 
 def rebuild_chain(db: Path) -> None:
@@ -363,29 +343,11 @@ def test_the_cli_in_its_own_process_says_the_same(env):
     assert not (root / "synthetic.csv").exists()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'ledger.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
-def _raw(url: str, *statements: str) -> None:
-    if url.startswith("sqlite:///"):
-        sql(Path(url[len("sqlite:///"):]), *statements)
-        return
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)
-
-
 @pytest.mark.parametrize("attack", ["head set back", "emptied", "cap raised", "seal removed"])
-def test_both_backends_refuse_a_charge_on_a_damaged_ledger(any_url, attack):
+def test_both_backends_refuse_a_charge_on_a_damaged_ledger(ledger_url, attack):
     from dpsynth.privacy import GaussianEvent
 
-    ledger = Ledger(any_url, create=True)
+    ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
     events = [GaussianEvent(20.0, 1.0)]
     ledger.reserve("d", events, synthesizer="t", claimed=ApproxDP(0.1, 1e-6)).complete()
@@ -399,8 +361,8 @@ def test_both_backends_refuse_a_charge_on_a_damaged_ledger(any_url, attack):
                        "'\"epsilon\":50.0') WHERE seq = 1"],
         "seal removed": ["UPDATE dpsynth_ledger_head SET key_id = '', mac = ''"],
     }[attack]
-    _raw(any_url, *statements)
-    again = Ledger(any_url)
+    raw_execute(ledger_url, *statements)
+    again = Ledger(ledger_url)
     result = again.verify()
     # Without a seal, a ledger whose key is its own file (SQLite here) says its seal was removed; one
     # with a key named elsewhere (PostgreSQL here) is an unsealed one, and charges nothing either.

@@ -27,6 +27,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from cli_inputs import POLICY as BASE_POLICY
+from cli_inputs import SCHEMA
 
 from dpsynth import io
 from dpsynth.cli import main
@@ -39,20 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "Alice Smith 123-45-6789"
 #: a value of the private table that must never reach a message or failure.json
 PLANTED = 87
-SCHEMA = {
-    "version": 1,
-    "columns": [
-        {"name": "region", "kind": "categorical", "levels": ["north", "south", "east"]},
-        {"name": "plan", "kind": "categorical", "levels": ["basic", "plus"]},
-        {"name": "age", "kind": "integer", "bounds": [0, 100], "edges": [0, 30, 60, 100]},
-    ],
-}
-POLICY = {
-    "version": 1, "name": "test", "description": "no audit, one DP fidelity check (a second reservation)",
-    "privacy": {"max_epsilon": 3.0, "max_delta": 1e-5, "require_secure_noise": False},
-    "audit": None, "pii": None, "replay": None, "fidelity": {"max_l1_1way": 2.0},
-    "decision": {"private_checks": "dp", "rho": 0.05},
-}
+POLICY = {**BASE_POLICY, "description": "no audit, one DP fidelity check (a second reservation)",
+          "fidelity": {"max_l1_1way": 2.0}}
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -17,26 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from cli_inputs import POLICY, SCHEMA
 
 from dpsynth import _limits
 from dpsynth.exceptions import ParameterError, SchemaError
 
 SECRET = "Alice Smith: SSN 123-45-6789"
 SECRETS = ("Alice", "123-45-6789")
-SCHEMA = {
-    "version": 1,
-    "columns": [
-        {"name": "region", "kind": "categorical", "levels": ["north", "south", "east"]},
-        {"name": "plan", "kind": "categorical", "levels": ["basic", "plus"]},
-        {"name": "age", "kind": "integer", "bounds": [0, 100], "edges": [0, 30, 60, 100]},
-    ],
-}
-POLICY = {
-    "version": 1, "name": "test", "description": "no audit",
-    "privacy": {"max_epsilon": 3.0, "max_delta": 1e-5, "require_secure_noise": False},
-    "audit": None, "pii": None, "replay": None, "fidelity": None,
-    "decision": {"private_checks": "dp", "rho": 0.05},
-}
 LIMIT_ENV = (_limits.INPUT_ENV, _limits.LINE_ENV, _limits.CONFIG_ENV)
 
 
