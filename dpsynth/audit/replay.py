@@ -41,8 +41,9 @@ from dpsynth.schema.schema import Schema
 
 #: Relative slack for float scores (AIM's and MST's scores are sums of floats).
 _FLOAT_SLACK = 1e-9
-#: Learned attributes that legitimately differ between two fits (wall times, ledger bookkeeping).
-_IGNORED_STATE = {"timings_", "ledger_entry_", "dataset_"}
+#: Learned attributes that legitimately differ between two fits (wall times, the thread count
+#: chosen from the machine's load when each fit started, ledger bookkeeping).
+_IGNORED_STATE = {"timings_", "threads_", "ledger_entry_", "dataset_"}
 
 
 @dataclass(frozen=True)
