@@ -48,11 +48,13 @@ _IGNORED_STATE = {"timings_", "threads_", "ledger_entry_", "dataset_"}
 
 @dataclass(frozen=True)
 class Finding:
+    """One check's outcome on one neighbouring pair."""
     check: str
     passed: bool
     message: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The finding as JSON-ready values."""
         return {"check": self.check, "passed": self.passed, "message": self.message}
 
 
@@ -67,12 +69,15 @@ class ReplayReport:
 
     @property
     def passed(self) -> bool:
+        """Whether some pair was checked and every check of every pair passed."""
         return bool(self.pairs) and all(f.passed for findings in self.pairs.values() for f in findings)
 
     def failures(self) -> list[str]:
+        """Every failed check, one line each (``pair: check: message``)."""
         return [f"{pair}: {f.check}: {f.message}" for pair, fs in self.pairs.items() for f in fs if not f.passed]
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready values (holds no data row)."""
         return {
             "method": "record_replay",
             "synthesizer": self.synthesizer,
@@ -150,7 +155,7 @@ def _learned_state(model: Any) -> dict[str, Any]:
             if k.endswith("_") and not k.startswith("_") and k not in _IGNORED_STATE}
 
 
-def _event_signature(transcript: Transcript) -> list[dict[str, Any]]:
+def _event_signature(transcript: Transcript) -> list[dict[str, Any] | str]:
     return [e.to_dict() if hasattr(e, "to_dict") else repr(e) for e in transcript.events]
 
 
@@ -180,6 +185,29 @@ def _check_transcript(name: str, t: Transcript) -> list[Finding]:
     return findings
 
 
+def _sensitivity_finding(a: Transcript, b: Transcript) -> Finding:
+    """Whether every compared input moved by at most its declared sensitivity (L2 or L∞)."""
+    worst: list[str] = []
+    checked = 0
+    for i, (ca, cb) in enumerate(zip(a.calls, b.calls, strict=False)):
+        if ca.input.shape != cb.input.shape or ca.declared_sensitivity is None:
+            continue
+        checked += 1
+        diff = cb.input.astype(float) - ca.input.astype(float)
+        if ca.kind == GAUSSIAN:
+            moved, bound, norm = float(np.sqrt(np.sum(diff**2))), ca.declared_sensitivity, "L2"
+        else:
+            moved, bound, norm = float(np.max(np.abs(diff), initial=0.0)), ca.declared_sensitivity, "L∞"
+        if moved > bound * (1 + _FLOAT_SLACK) + _FLOAT_SLACK:
+            label = ca.event.label if ca.event is not None else ca.kind
+            worst.append(f"call {i} ({label}) input moved by {moved:.6g} in {norm} > declared sensitivity {bound:.6g}")
+    if worst:
+        return Finding("sensitivity", False, f"{len(worst)} call(s) exceed their sensitivity; first: {worst[0]}")
+    if checked == 0:
+        return Finding("sensitivity", False, "no noise call could be compared between the datasets")
+    return Finding("sensitivity", True, f"{checked} calls within their declared sensitivity")
+
+
 def compare_transcripts(a: Transcript, b: Transcript, model_a: Any = None, model_b: Any = None) -> list[Finding]:
     """The checks of one recorded fit (``a``) against its replay on the neighbour (``b``)."""
     findings = _check_transcript("dataset A", a)
@@ -199,28 +227,7 @@ def compare_transcripts(a: Transcript, b: Transcript, model_a: Any = None, model
                                 f"{len(b.calls)} times" + (f" ({b.error or a.error})" if (b.error or a.error) else "")))
     else:
         findings.append(Finding("same_queries", True, "every measurement of the same size on both datasets"))
-    # sensitivity
-    worst: list[str] = []
-    checked = 0
-    for i, (ca, cb) in enumerate(zip(a.calls, b.calls, strict=False)):
-        if ca.input.shape != cb.input.shape or ca.declared_sensitivity is None:
-            continue
-        checked += 1
-        diff = cb.input.astype(float) - ca.input.astype(float)
-        if ca.kind == GAUSSIAN:
-            moved, bound, norm = float(np.sqrt(np.sum(diff**2))), ca.declared_sensitivity, "L2"
-        else:
-            moved, bound, norm = float(np.max(np.abs(diff), initial=0.0)), ca.declared_sensitivity, "L∞"
-        if moved > bound * (1 + _FLOAT_SLACK) + _FLOAT_SLACK:
-            label = ca.event.label if ca.event is not None else ca.kind
-            worst.append(f"call {i} ({label}) input moved by {moved:.6g} in {norm} > declared sensitivity {bound:.6g}")
-    if worst:
-        findings.append(Finding("sensitivity", False,
-                                f"{len(worst)} call(s) exceed their sensitivity; first: {worst[0]}"))
-    elif checked == 0:
-        findings.append(Finding("sensitivity", False, "no noise call could be compared between the datasets"))
-    else:
-        findings.append(Finding("sensitivity", True, f"{checked} calls within their declared sensitivity"))
+    findings.append(_sensitivity_finding(a, b))
     # the fitted models
     if a.complete and b.complete and model_a is not None and model_b is not None:
         state_a, state_b = _learned_state(model_a), _learned_state(model_b)
@@ -262,11 +269,13 @@ def replay_check(
         noise: builds the noise source of the recorded fit from a seed; default seeded noise
             (:class:`~dpsynth.mechanisms.SeededNoise`, insecure and fine here: the checks do not
             depend on the noise values and nothing is released).
+        seed: seeds the default pairs and the noise (pair k draws from ``seed + k``).
+        name: the synthesizer's name in the report; default its ``name`` attribute (or class name).
     """
     pairs = neighbouring_pairs(schema, seed=seed) if pairs is None else pairs
     make_noise = noise or (lambda s: SeededNoise(s, _warn=False))
     first = make_synthesizer()
-    report = ReplayReport(synthesizer=name or getattr(first, "name", type(first).__name__))
+    report = ReplayReport(synthesizer=str(name or getattr(first, "name", type(first).__name__)))
     for k, (pair, (data_a, data_b)) in enumerate(pairs.items()):
         model_a = first if k == 0 else make_synthesizer()
         source = make_noise(seed + k)

@@ -1,9 +1,10 @@
 """Recording the privacy transcript of a fit: every noise call with its input, declared scale and
 output, paired with the privacy event the mechanism spent for it.
 
-The hook needs no change to the synthesizers: :func:`record_fit` substitutes a
-:class:`RecordingNoise` for the noise source a fit obtains from ``dpsynth.synth.base.make_noise``,
-and passes a ledger stand-in (:class:`RecordingLedger`) whose odometer reports every spent event.
+The hook needs no change to the synthesizers: :func:`record_fit` injects a :class:`RecordingNoise`
+as the noise source a fit obtains from :func:`~dpsynth.mechanisms.make_noise` (with
+:func:`~dpsynth.mechanisms.noise_source`: in the recording thread only), and passes a ledger
+stand-in (:class:`RecordingLedger`) whose odometer reports every spent event.
 A recorder can also *replay* another transcript: it returns that transcript's outputs (the same
 noisy counts, the same selected indices) instead of drawing, so that a second fit on a
 neighbouring dataset sees exactly the same released values and everything computed from them
@@ -16,7 +17,6 @@ differentially private.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dpsynth.mechanisms.noise import NoiseSource
+from dpsynth.mechanisms.noise import NoiseSource, noise_source
 from dpsynth.privacy.events import PrivacyEvent
-from dpsynth.privacy.ledger import Reservation, _Untracked
+from dpsynth.privacy.ledger import Reservation, Untracked
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.schema.schema import Schema
 
@@ -68,6 +68,7 @@ class NoiseCall:
 
     @property
     def declared_sensitivity(self) -> float | None:
+        """The sensitivity the paired event declares (L2 of a Gaussian, Δ of a selection)."""
         if self.event is None:
             return None
         name = "l2_sensitivity" if self.kind == GAUSSIAN else "sensitivity"
@@ -91,9 +92,11 @@ class Transcript:
     secure_noise: bool = False
 
     def gaussian(self) -> list[NoiseCall]:
+        """The Gaussian measurements, in order."""
         return [c for c in self.calls if c.kind == GAUSSIAN]
 
     def selections(self) -> list[NoiseCall]:
+        """The selections, in order."""
         return [c for c in self.calls if c.kind == SELECTION]
 
 
@@ -114,12 +117,14 @@ class RecordingNoise:
 
     # -- the odometer side ------------------------------------------------------------------------
     def on_spend(self, event: PrivacyEvent) -> None:
+        """Note an event the fit's odometer spent: the next draw is paired with it."""
         if self._pending is not None:
             self.transcript.unpaired_events.append(self._pending_index)
         self.transcript.events.append(event)
         self._pending, self._pending_index = event, len(self.transcript.events) - 1
 
     def finish(self) -> None:
+        """Close the recording: an event still waiting for its draw is unpaired."""
         if self._pending is not None:
             self.transcript.unpaired_events.append(self._pending_index)
             self._pending = None
@@ -153,6 +158,7 @@ class RecordingNoise:
 
     # -- the NoiseSource protocol ---------------------------------------------------------------
     def discrete_gaussian(self, counts: np.ndarray, scale: float) -> np.ndarray:
+        """Record a Gaussian measurement (drawn by ``inner``, or the replayed transcript's output)."""
         event = self._take_event()
         values = np.array(counts, dtype=np.int64, copy=True)
         if self.replay is not None:
@@ -164,10 +170,11 @@ class RecordingNoise:
         return out
 
     def gumbel_argmax(self, scores: Sequence[float], scale: float) -> int:
+        """Record a selection (drawn by ``inner``, or the replayed transcript's index)."""
         event = self._take_event()
         values = np.array([float(s) for s in scores], dtype=np.float64)
         if self.replay is not None:
-            index = int(self._recorded(SELECTION, values.shape).output)  # type: ignore[arg-type]
+            index = int(self._recorded(SELECTION, values.shape).output)
         else:
             assert self.inner is not None
             index = int(self.inner.gumbel_argmax(scores, scale))
@@ -185,7 +192,7 @@ class _RecordingOdometer(Odometer):
         self._recorder.on_spend(event)
 
 
-class AuditLedger(_Untracked):
+class AuditLedger(Untracked):
     """The ledger of an audit fit: records nothing and does not warn (an audit fit is internal
     evidence, never released or charged; the audit's result says so)."""
 
@@ -193,6 +200,7 @@ class AuditLedger(_Untracked):
         return "dpsynth.audit.AuditLedger"
 
     def reserve(self, dataset: str | None, events: Sequence[PrivacyEvent], **_: Any) -> Reservation:
+        """An unrecorded reservation of ``events`` (no warning: the audit's result says it is internal)."""
         return Reservation.unrecorded(list(events))
 
 
@@ -206,6 +214,7 @@ class RecordingLedger(AuditLedger):
         return "dpsynth.audit.RecordingLedger"
 
     def reserve(self, dataset: str | None, events: Sequence[PrivacyEvent], **_: Any) -> Reservation:
+        """An unrecorded reservation whose odometer reports every spent event to the recorder."""
         events = list(events)
         self.recorder.transcript.planned = events
         reservation = super().reserve(dataset, events)
@@ -213,9 +222,6 @@ class RecordingLedger(AuditLedger):
             self.recorder, reservation.reserved, reservation.reserved_delta, reservation.reserved_rdp,
             reservation.reserved_epsilon)
         return reservation
-
-
-_LOCK = threading.Lock()
 
 
 def record_fit(
@@ -233,12 +239,8 @@ def record_fit(
     ends the fit once that many noise calls are recorded (``complete`` stays False). An exception
     from the fit is caught and recorded in ``error`` (a :class:`ReplayDivergence` included).
     """
-    import dpsynth.synth.base as base
-
     recorder = RecordingNoise(noise, replay=replay, stop_after=stop_after)
-    with _LOCK:
-        original = base.make_noise
-        base.make_noise = lambda _seed: recorder  # type: ignore[assignment]
+    with noise_source(recorder):  # this thread's fits only: a fit elsewhere keeps its own noise
         try:
             synthesizer.fit(data, schema=schema, ledger=RecordingLedger(recorder))
             recorder.transcript.complete = True
@@ -248,7 +250,5 @@ def record_fit(
             recorder.transcript.error = f"replay diverged: {exc}"
         except Exception as exc:  # noqa: BLE001 - an audited fit may fail in any way; the audit reports it
             recorder.transcript.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            base.make_noise = original
     recorder.finish()
     return recorder.transcript

@@ -121,12 +121,20 @@ def whitebox_audit(
 
     Args:
         make_synthesizer: returns a fresh, unfitted synthesizer.
+        schema: the public schema of both datasets.
+        data_0: world 0's dataset.
+        data_1: world 1's dataset, a neighbour of ``data_0``.
+        claimed_epsilon: the claimed ε the ε lower bound is compared with.
+        claimed_delta: the claimed δ.
         trials_per_world: fits in each world (each fit is followed by a replay on the other world).
+        confidence: a correct synthesizer is flagged by either bound with probability at most 1 − confidence.
         threshold: the log-likelihood-ratio threshold, fixed in advance (0 is the Bayes test for
             equal priors and uses every trial); ``None`` chooses it on half of the trials
             (:func:`dpsynth.audit.bounds.split_trials`) and bounds the errors on the other half.
         noise: "secure" (OpenDP, the noise of a release) or "seeded" (reproducible, insecure;
             draws from ``seed``); the result states which.
+        seed: seeds the noise when seeded (trial t in world w draws from ``seed + 2t + w``) and
+            the threshold split.
         make_noise: overrides the noise source per trial (a broken-mechanism test hook).
     """
     if noise not in ("secure", "seeded"):
@@ -194,9 +202,11 @@ class ZeroNoise:
     secure = False
 
     def discrete_gaussian(self, counts: np.ndarray, scale: float) -> np.ndarray:
+        """The true counts, unchanged (no noise)."""
         return np.asarray(counts, dtype=np.int64).copy()
 
     def gumbel_argmax(self, scores: Any, scale: float) -> int:
+        """The best score's index (no noise)."""
         return int(np.argmax(np.asarray(scores, dtype=float)))
 
 
@@ -207,9 +217,11 @@ class ScaledNoise:
         self.inner, self.factor, self.secure = inner, float(factor), False
 
     def discrete_gaussian(self, counts: np.ndarray, scale: float) -> np.ndarray:
+        """The inner draw at ``factor`` × ``scale``."""
         return self.inner.discrete_gaussian(counts, scale * self.factor)
 
     def gumbel_argmax(self, scores: Any, scale: float) -> int:
+        """The inner selection at ``factor`` × ``scale``."""
         return self.inner.gumbel_argmax(scores, scale * self.factor)
 
 

@@ -7,7 +7,7 @@ samplers only (OpenDP by default); there is no floating-point noise sampler here
 """
 
 from dpsynth.mechanisms.gaussian import GaussianCounts
-from dpsynth.mechanisms.noise import NoiseSource, OpenDPNoise, SeededNoise, make_noise
+from dpsynth.mechanisms.noise import NoiseSource, OpenDPNoise, SeededNoise, make_noise, noise_source
 from dpsynth.mechanisms.partition import PartitionSelection
 from dpsynth.mechanisms.selection import ExponentialSelection
 
@@ -19,4 +19,5 @@ __all__ = [
     "PartitionSelection",
     "SeededNoise",
     "make_noise",
+    "noise_source",
 ]

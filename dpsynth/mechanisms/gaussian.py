@@ -49,10 +49,12 @@ class GaussianCounts:
 
     @property
     def event(self) -> GaussianEvent:
+        """The privacy event this mechanism spends per call."""
         return GaussianEvent(scale=self.scale, l2_sensitivity=self.l2_sensitivity, label=self.label)
 
     @property
     def rho(self) -> float:
+        """The zCDP cost (ρ) charged per call."""
         return self.event.rho
 
     def __call__(self, counts: np.ndarray, *, noise: NoiseSource, odometer: Odometer) -> np.ndarray:

@@ -6,13 +6,20 @@
   (:mod:`dpsynth.mechanisms._exact`) fed by a seeded, predictable generator. It exists for tests
   and for record/replay audits only; creating one emits :class:`InsecureNoiseWarning` and every
   result built on it is stamped ``insecure_seed``.
+
+An audit that must see or replace the draws of a fit injects its own source with
+:func:`noise_source`: within that context (this thread or task only, a :class:`contextvars.ContextVar`)
+:func:`make_noise` returns it, so a fit running at the same time in another thread keeps its own
+noise. Nothing rebinds a module global.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from functools import lru_cache
 from typing import Protocol
@@ -64,12 +71,14 @@ class OpenDPNoise:
     secure = True
 
     def discrete_gaussian(self, counts: np.ndarray, scale: float) -> np.ndarray:
+        """counts + OpenDP's exact discrete Gaussian noise of the given scale, as int64."""
         meas = _opendp_gaussian(float(scale))
         flat = np.asarray(counts, dtype=np.int64).ravel()
         noisy = meas([int(c) for c in flat])
         return np.asarray(noisy, dtype=np.int64).reshape(np.shape(counts))
 
     def gumbel_argmax(self, scores: Sequence[float], scale: float) -> int:
+        """OpenDP's exact report-noisy-max with Gumbel noise of the given scale."""
         meas = _opendp_noisy_max(float(scale))
         return int(meas([float(s) for s in scores]))
 
@@ -101,18 +110,43 @@ class SeededNoise:
         self._rng = random.Random(seed)
 
     def discrete_gaussian(self, counts: np.ndarray, scale: float) -> np.ndarray:
+        """counts + exact discrete Gaussian noise from the seeded generator, as int64."""
         sigma_squared = Fraction(float(scale)) ** 2
         flat = np.asarray(counts, dtype=np.int64).ravel()
         noise = [_exact.discrete_gaussian(sigma_squared, self._rng.randrange) for _ in flat]
         return (flat + np.asarray(noise, dtype=np.int64)).reshape(np.shape(counts))
 
     def gumbel_argmax(self, scores: Sequence[float], scale: float) -> int:
+        """The exponential mechanism, sampled exactly from the seeded generator."""
         # P[i] ∝ exp(s_i / scale) is the exponential mechanism with ε / (2Δ) = 1 / scale.
         return _exact.exponential_mechanism(scores, 2.0, float(scale), self._rng.randrange)
 
 
+_INJECTED: contextvars.ContextVar[NoiseSource | None] = contextvars.ContextVar("dpsynth_noise_source", default=None)
+
+
+@contextlib.contextmanager
+def noise_source(source: NoiseSource) -> Iterator[NoiseSource]:
+    """Make :func:`make_noise` return ``source`` inside this block, in the current context only.
+
+    The injection point of the audits (record/replay, black-box fits with seeded noise): a fit run
+    inside the block draws from ``source``; a fit in another thread (which starts with a fresh
+    context) or after the block draws from its own source. Blocks nest; leaving one restores
+    the source outside it.
+    """
+    token = _INJECTED.set(source)
+    try:
+        yield source
+    finally:
+        _INJECTED.reset(token)
+
+
 def make_noise(insecure_seed: int | None) -> NoiseSource:
-    """The secure default, or seeded noise when the caller opted in by name."""
+    """The source injected by :func:`noise_source` in this context if any; else the secure
+    default, or seeded noise when the caller opted in by name."""
+    injected = _INJECTED.get()
+    if injected is not None:
+        return injected
     if insecure_seed is None:
         return OpenDPNoise()
     return SeededNoise(int(insecure_seed))

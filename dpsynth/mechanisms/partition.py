@@ -99,16 +99,19 @@ class PartitionSelection:
 
     @property
     def event(self) -> PartitionSelectionEvent:
+        """The privacy event this mechanism spends per call."""
         return PartitionSelectionEvent(
             scale=self.scale, threshold=self.threshold, max_partitions=self.max_partitions, label=self.label
         )
 
     @property
     def rho(self) -> float:
+        """The zCDP cost (ρ) charged per call."""
         return self.event.rho
 
     @property
     def delta(self) -> float:
+        """The δ charged per call (the chance that a key of one neighbour only passes the threshold)."""
         return self.event.delta
 
     @property

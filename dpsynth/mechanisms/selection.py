@@ -51,10 +51,12 @@ class ExponentialSelection:
 
     @property
     def event(self) -> ExponentialEvent:
+        """The privacy event this mechanism spends per call."""
         return ExponentialEvent(epsilon=self.epsilon, sensitivity=self.sensitivity, label=self.label)
 
     @property
     def rho(self) -> float:
+        """The zCDP cost (ρ) charged per call."""
         return self.event.rho
 
     def __call__(self, scores: Sequence[float], *, noise: NoiseSource, odometer: Odometer) -> int:

@@ -18,7 +18,7 @@ import hashlib
 import time
 import warnings
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
@@ -33,18 +33,34 @@ from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
 
 if TYPE_CHECKING:
-    from dpsynth.privacy.ledger import Ledger, _Untracked
+    from dpsynth.privacy.ledger import Ledger, Untracked
 
 _REGISTRY: dict[str, type[Synthesizer]] = {}
 
 
 def register(cls: type[Synthesizer]) -> type[Synthesizer]:
-    """Class decorator: make a synthesizer available by its ``name`` (CLI ``--synthesizer``)."""
+    """Class decorator: make a synthesizer available by its ``name`` (CLI ``--synthesizer``).
+
+    Raises:
+        ParameterError: another class is already registered under that name (registering the
+            very same class again is a no-op).
+    """
+    existing = _REGISTRY.get(cls.name)
+    if existing is not None and existing is not cls:
+        raise ParameterError(
+            f"synthesizer name ({cls.name!r}) must be unique: it is already registered to "
+            f"{existing.__module__}.{existing.__qualname__}, so {cls.__module__}.{cls.__qualname__} needs another name"
+        )
     _REGISTRY[cls.name] = cls
     return cls
 
 
 def get_synthesizer(name: str) -> type[Synthesizer]:
+    """The synthesizer class registered under ``name``.
+
+    Raises:
+        ParameterError: no synthesizer is registered under that name (the message lists them).
+    """
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -53,6 +69,7 @@ def get_synthesizer(name: str) -> type[Synthesizer]:
 
 
 def registered() -> dict[str, type[Synthesizer]]:
+    """A copy of the registry: every synthesizer class by its name."""
     return dict(_REGISTRY)
 
 
@@ -72,6 +89,7 @@ class Synthesizer(ABC):
 
     # -- parameters -------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters (scikit-learn's contract): public attributes not ending in ``_``."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
 
     def budget(self) -> ApproxDP:
@@ -102,13 +120,16 @@ class Synthesizer(ABC):
     #: fit's own noisy measurements, charged in its plan): the release samples that many rows when
     #: no public ``rows`` is given, never ``len(data)`` (DESIGN.md rule 8).
     estimates_rows: ClassVar[bool] = True
+    #: Whether this wraps a generator dpsynth did not write (:mod:`dpsynth.synth.plugin`): it draws its
+    #: own noise, and only its own claim says from what.
+    plugin: ClassVar[bool] = False
 
     def fit(
         self,
         data: pd.DataFrame,
         *,
         schema: Schema,
-        ledger: Ledger | _Untracked | None = None,
+        ledger: Ledger | Untracked | None = None,
         dataset: str | None = None,
         input_sha256: str | None = None,
         threads: int | None = None,
@@ -158,8 +179,9 @@ class Synthesizer(ABC):
                 SchemaWithoutPrivacyWarning,
                 stacklevel=2,
             )
-        reservation = ledger.reserve(
-            dataset, events, synthesizer=self.name, claimed=self.budget(), input_sha256=input_sha256,
+        booked = cast("Ledger | Untracked", ledger)  # check_ledger_argument refused None and anything else
+        reservation = booked.reserve(
+            cast(str, dataset), events, synthesizer=self.name, claimed=self.budget(), input_sha256=input_sha256,
             parameters=_jsonable(self.get_params()), unit=self.unit, opt_ins=opt_ins,
         )
         start = time.perf_counter()
@@ -196,6 +218,22 @@ class Synthesizer(ABC):
             "epsilon_from_rho": spent.to_approx_dp(float(self.delta)).epsilon if spent.rho > 0 else 0.0,
             "opt_ins": list(getattr(self, "opt_ins_", [])),
         }
+
+    def noise_provenance(self) -> tuple[bool, str]:
+        """(whether every privacy-noise draw of a fit comes from a cryptographically secure
+        source, a one-line description of that source), from the parameters alone (public; no fit
+        needed). A release whose policy requires secure noise gates on it.
+
+        The base rule: seeded noise (``insecure_seed``) is insecure; a plug-in's noise is its own
+        claim, reported after its fit; anything else draws through :mod:`dpsynth.mechanisms`,
+        from OpenDP's secure exact samplers. A synthesizer that draws noise elsewhere (DP-SGD)
+        overrides this.
+        """
+        if self.insecure_seed is not None:
+            return False, "the noise is seeded (insecure_seed): for tests only"
+        if self.plugin:
+            return True, "the generator reports secure_noise_ after its fit (its own claim, unverified)"
+        return True, "noise from OpenDP's exact samplers"
 
     def _ledger_detail(self) -> dict[str, Any]:
         """What the ledger's completion entry records about the run (never data)."""

@@ -16,7 +16,7 @@ from dpsynth.audit import max_provable_epsilon
 from dpsynth.audit.replay import neighbouring_pairs
 from dpsynth.audit.transcript import record_fit
 from dpsynth.audit.whitebox import ScaledNoise, ZeroNoise, transcript_scores, whitebox_audit
-from dpsynth.mechanisms import OpenDPNoise, SeededNoise
+from dpsynth.mechanisms import SeededNoise
 from dpsynth.schema import Schema
 from dpsynth.synth import AIM, MST
 
@@ -78,20 +78,24 @@ def test_gaussian_score_has_the_distribution_the_mu_comparison_assumes():
 @pytest.mark.slow
 def test_mst_with_sigma_halved_is_flagged_by_the_mu_test():
     """σ halved doubles μ of the Gaussian part: √(2·(2/3)ρ)·2 = 0.74 > claimed 0.4548. Power of the μ
-    test (2,000 simulated audits of the Gaussian score, ``audits/README.md``): 0.96 with 1,000
-    transcripts per world, 1.0 with 2,000 (used here: failure probability < 1e-3); secure noise."""
+    test (2,000 simulated audits of the Gaussian score, ``audit-results/README.md``): 0.96 with 1,000
+    transcripts per world, 1.0 with 2,000 (used here: a miss has probability < 1e-3 on fresh noise).
+    The noise is seeded per transcript (``SeededNoise``: exact samplers on a seeded stream), so CI draws the
+    same transcripts on every run and this test cannot fail by chance (false-failure probability 0
+    in CI; ``test_simulated_power_of_the_mu_test_against_sigma_halved`` covers the power itself)."""
     r = whitebox_audit(make_mst, SCHEMA, ZEROS, WITH_ONES, trials_per_world=2000,
-                       make_noise=lambda seed: ScaledNoise(OpenDPNoise(), 0.5), **CLAIM)
+                       make_noise=lambda seed: ScaledNoise(SeededNoise(seed, _warn=False), 0.5), **CLAIM)
     assert r.violation and r.mu_lower_bound > r.claimed_mu
 
 
 @pytest.mark.slow
 def test_correct_mst_false_alarm_rate_over_repeated_audits():
     """100 independent audits (25 transcripts per world, secure noise) of the correct MST: at most
-    α = 5% may be flagged; the bound allows 12 (P[Binomial(100, 0.05) > 12] < 0.002)."""
+    α = 5% may be flagged; the bound allows 15 (false-failure probability
+    P[Binomial(100, 0.05) > 15] = 3.7e-5; a broken MST is flagged in nearly every audit)."""
     alarms = sum(whitebox_audit(make_mst, SCHEMA, ZEROS, WITH_ONES, trials_per_world=25, seed=1000 * k,
                                 **CLAIM).violation for k in range(100))
-    assert alarms <= 12
+    assert alarms <= 15
 
 
 @pytest.mark.slow
@@ -108,8 +112,8 @@ def test_correct_aim_false_alarm_rate_over_repeated_audits(monkeypatch):
     """10 independent audits of the correct AIM (10 transcripts per world, secure noise; in 2 spawned
     processes, one thread each: ~95 CPU-s in all). At 10 per world an audit can show μ up to 0.745,
     above the claim's μ = 0.4548, so each one could raise an alarm; at most α = 5% may be flagged:
-    the bound allows 2 (P[Binomial(10, 0.05) > 2] = 1.03e-3). The K = 80 run of
-    ``benchmarks/audit_false_alarms.py`` is in ``audits/README.md``."""
+    the bound allows 4 (false-failure probability P[Binomial(10, 0.05) > 4] = 6.4e-5). The K = 80 run of
+    ``benchmarks/audit_false_alarms.py`` is in ``audit-results/README.md``."""
     import concurrent.futures
     import functools
     import multiprocessing
@@ -124,11 +128,11 @@ def test_correct_aim_false_alarm_rate_over_repeated_audits(monkeypatch):
         results = [f.result() for f in futures]
     assert all(r.details["noise"].startswith("secure") for r in results)
     assert all(r.conclusive and r.max_provable_mu > r.claimed_mu for r in results)  # an alarm was possible
-    assert sum(r.violation for r in results) <= 2
+    assert sum(r.violation for r in results) <= 4
 
 
 def test_simulated_power_of_the_mu_test_against_sigma_halved():
-    """The power table in audits/README.md: the audit's Gaussian score is N(∓V/2, V); with σ halved
+    """The power table in audit-results/README.md: the audit's Gaussian score is N(∓V/2, V); with σ halved
     V is four times MST's. 200 simulated audits of 2,000 transcripts per world: all flag σ halved,
     none flags the correct V (each would fail with probability < 1e-3 at the true power)."""
     from dpsynth.audit import ErrorCounts, mu_for_claim, mu_lower_bound
