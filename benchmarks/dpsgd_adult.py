@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""DP-SGD generators (dpctgan, dpvae) beside smartnoise-synth's DPCTGAN and MST on the raw UCI Adult table.
+r"""DP-SGD generators (dpctgan, dpvae) beside smartnoise-synth's DPCTGAN and MST on the raw UCI Adult table.
 
 For each repetition and each ε, alternating, every system in its own process pinned to one
 thread (OMP/MKL/OpenBLAS and torch): fit on the bundled training split (32,561 rows) for the same
@@ -105,8 +105,9 @@ def worker_stepcost(args: argparse.Namespace) -> dict:
     from dpsynth.schema.encode import encode
     from dpsynth.synth.dpsgd import common
     from dpsynth.synth.dpsgd.common import DEFAULT_SAMPLE_RATE, TableTransformer
-    from dpsynth.synth.dpsgd.ctgan import _activate, _build_networks, _Conditions
-    from dpsynth.synth.dpsgd.vae import _build_vae, _reconstruction
+    from dpsynth.synth.dpsgd.ctgan_conditions import Conditions
+    from dpsynth.synth.dpsgd.ctgan_networks import activate, build_networks
+    from dpsynth.synth.dpsgd.vae import build_vae, reconstruction_loss
 
     data, schema = load_adult()
     transformer = TableTransformer(schema, max_levels=1000, synthesizer="benchmark")
@@ -119,12 +120,12 @@ def worker_stepcost(args: argparse.Namespace) -> dict:
 
     # dpctgan's DP step: the discriminator on (real, fake) pairs
     uniform = [torch.full((s.width,), 1.0 / s.width).numpy() for s in transformer.categorical_spans]
-    conditions = _Conditions(transformer, uniform, cpu)
-    generator, _ = _build_networks(transformer.output_dim, conditions.dim, 128, (256, 256), (256, 256))
+    conditions = Conditions(transformer, uniform, cpu)
+    generator, _ = build_networks(transformer.output_dim, conditions.dim, 128, (256, 256), (256, 256))
     with torch.no_grad():
         cond_fake, _, _ = conditions.sample(batch_size, gen)
-        fake = _activate(generator(common.latent_noise((batch_size, 128), gen, cpu), cond_fake), transformer,
-                         gumbel=True)
+        fake = activate(generator(common.latent_noise((batch_size, 128), gen, cpu), cond_fake), transformer,
+                        gumbel=True)
     cond_real = conditions.of_rows(real, gen)
     pairs = torch.stack([torch.cat([real, cond_real], 1), torch.cat([fake, cond_fake], 1)], 1)
 
@@ -136,12 +137,12 @@ def worker_stepcost(args: argparse.Namespace) -> dict:
         eps = common.latent_noise((batch_size, 128), gen, cpu)
         out, mu, logvar = model(real, eps)
         kl = -0.5 * (1.0 + logvar - mu * mu - logvar.exp()).sum(dim=1)
-        return 2.0 * _reconstruction(out, real, transformer, 0.1) + kl
+        return 2.0 * reconstruction_loss(out, real, transformer, 0.1) + kl
 
     builders = {
-        "dpctgan": (lambda: _build_networks(transformer.output_dim, conditions.dim, 128, (256, 256), (256, 256))[1],
+        "dpctgan": (lambda: build_networks(transformer.output_dim, conditions.dim, 128, (256, 256), (256, 256))[1],
                     d_loss, (0.5, 0.9), 2e-4),
-        "dpvae": (lambda: _build_vae(transformer.output_dim, (128, 128), 128, (128, 128)), vae_loss, (0.9, 0.999),
+        "dpvae": (lambda: build_vae(transformer.output_dim, (128, 128), 128, (128, 128)), vae_loss, (0.9, 0.999),
                   1e-3),
     }
     out: dict = {"batch_size": batch_size, "steps_timed": args.steps}

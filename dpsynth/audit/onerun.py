@@ -25,8 +25,10 @@ Scoring (``scoring``):
     the conditional vectors that mark the canary's own value in each categorical column (how the
     discriminator saw real rows in training), dropout off.
 
-  The model is taken from the fit by wrapping the generators' ``private_parts`` for the duration
-  of the audit fit (the generators keep only what sampling needs).
+  The model is received from the fit through the generator's own injection point,
+  :meth:`~dpsynth.synth.dpsgd.estimator.DPSGDSynthesizer.observe_training`, set on the audited
+  instance only (the generators keep only what sampling needs; nothing is patched, so a fit of
+  another generator, in another thread, is never seen).
 * ``blackbox`` (any synthesizer; ``auto`` picks it for the others): the fit's synthetic sample
   only. The score of a canary is minus its Hamming distance (over the schema's codes) to the
   closest synthetic row, plus a tie-breaking share of synthetic rows at that distance.
@@ -47,10 +49,9 @@ import contextlib
 import copy
 import inspect
 import math
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ import pandas as pd
 
 from dpsynth import _validation as check
 from dpsynth.audit.bounds import AuditResult, one_run_epsilon_lower_bound
+from dpsynth.audit.defaults import ONERUN
 from dpsynth.audit.transcript import AuditLedger
 from dpsynth.exceptions import InsecureNoiseWarning, ParameterError
 from dpsynth.schema.encode import decode, encode
@@ -125,34 +127,18 @@ def make_canaries(schema: Schema, base_codes: np.ndarray, m: int, *, min_distanc
 # -- white-box access to a DP-SGD fit ------------------------------------------------------------------
 
 
-_CAPTURE_LOCK = threading.Lock()
+class _TrainedModel:
+    """What a white-box audit sees of a DP-SGD fit: the module DP-SGD trained (in place) and a copy
+    of it as it was before the first step (its initial, data-independent parameters)."""
 
+    def __init__(self) -> None:
+        self.initial: Any = None
+        self.trained: Any = None
 
-@contextlib.contextmanager
-def _capture_dpsgd_model() -> Iterator[dict[str, Any]]:
-    """Wrap the DP-SGD generators' ``private_parts`` so that the module DP-SGD trains (and a copy
-    of its initial parameters) is kept for scoring."""
-    from dpsynth.synth.dpsgd import ctgan, vae
-
-    captured: dict[str, Any] = {}
-    with _CAPTURE_LOCK:
-        originals = {mod: mod.private_parts for mod in (ctgan, vae)}
-
-        def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
-            def private_parts(module: Any, *args: Any, **kwargs: Any) -> Any:
-                captured["initial"] = copy.deepcopy(module)
-                captured["trained"] = module  # trained in place by the DP optimizer
-                return original(module, *args, **kwargs)
-
-            return private_parts
-
-        for mod, original in originals.items():
-            mod.private_parts = wrap(original)
-        try:
-            yield captured
-        finally:
-            for mod, original in originals.items():
-                mod.private_parts = original
+    def observe(self, module: Any) -> None:
+        """The observer given to ``observe_training``: called once, right before training starts."""
+        self.initial = copy.deepcopy(module)
+        self.trained = module
 
 
 def _whitebox_kind(synthesizer: Any) -> str | None:
@@ -172,14 +158,14 @@ def _vae_loss(model: Any, x: Any, synthesizer: Any) -> np.ndarray:
     """Per-example negative ELBO at the posterior mean (latent noise 0), as the training loss."""
     import torch
 
-    from dpsynth.synth.dpsgd.vae import _reconstruction
+    from dpsynth.synth.dpsgd.vae import negative_elbo
 
     model = model.to("cpu").eval()
     with torch.no_grad():
         out, mu, logvar = model(x, torch.zeros((x.shape[0], int(synthesizer.embedding_dim))))
-        kl = -0.5 * (1.0 + logvar - mu * mu - logvar.exp()).sum(dim=1)
-        rec = _reconstruction(out, x, synthesizer.transformer_, float(synthesizer.numeric_sigma))
-        return (float(synthesizer.loss_factor) * rec + kl).numpy().astype(np.float64)
+        loss = negative_elbo(out, mu, logvar, x, synthesizer.transformer_, sigma=float(synthesizer.numeric_sigma),
+                             loss_factor=float(synthesizer.loss_factor))
+        return loss.numpy().astype(np.float64)
 
 
 def _discriminator_logit(model: Any, x: Any, synthesizer: Any) -> np.ndarray:
@@ -203,15 +189,14 @@ def _discriminator_logit(model: Any, x: Any, synthesizer: Any) -> np.ndarray:
         return (total / len(spans)).numpy().astype(np.float64)
 
 
-def _whitebox_scores(kind: str, captured: dict[str, Any], synthesizer: Any, canaries: pd.DataFrame,
+def _whitebox_scores(kind: str, model: _TrainedModel, synthesizer: Any, canaries: pd.DataFrame,
                      codes: np.ndarray) -> np.ndarray:
     import torch
 
     x = torch.from_numpy(synthesizer.transformer_.transform(canaries, codes))
     if kind == "dpvae":
-        return _vae_loss(captured["initial"], x, synthesizer) - _vae_loss(captured["trained"], x, synthesizer)
-    return _discriminator_logit(captured["trained"], x, synthesizer) - \
-        _discriminator_logit(captured["initial"], x, synthesizer)
+        return _vae_loss(model.initial, x, synthesizer) - _vae_loss(model.trained, x, synthesizer)
+    return _discriminator_logit(model.trained, x, synthesizer) - _discriminator_logit(model.initial, x, synthesizer)
 
 
 def _blackbox_scores(synthesizer: Any, schema: Schema, codes: np.ndarray, synthetic_rows: int, seed: int
@@ -246,6 +231,97 @@ def _ladder(m: int, guesses: int | None) -> list[int]:
     return [r for r in rungs if r <= m]
 
 
+def _check_arguments(
+    schema: Schema, *, claimed_epsilon: float, claimed_delta: float, canaries: int, guesses: int | None,
+    confidence: float, scoring: str, seed: int, min_distance: int | None, synthetic_rows: int | None,
+) -> tuple[float, float, int, int | None, float, int, int | None]:
+    """The audit's arguments checked, in a fixed order (the first problem is the one reported):
+    (claimed ε, claimed δ, m, guesses, confidence, min_distance, synthetic_rows)."""
+    claimed_epsilon = check.positive_finite("claimed_epsilon", claimed_epsilon)
+    claimed_delta = check.half_open_unit("claimed_delta", claimed_delta)
+    if isinstance(canaries, bool) or not isinstance(canaries, (int, np.integer)) or canaries < 2:
+        raise ParameterError(f"canaries ({canaries!r}) must be an integer >= 2")
+    m = int(canaries)
+    if guesses is not None and (isinstance(guesses, bool) or not isinstance(guesses, (int, np.integer))
+                                or guesses < 2 or guesses > m or guesses % 2):
+        raise ParameterError(f"guesses ({guesses!r}) must be an even integer in [2, canaries = {m}], or None")
+    confidence = ONERUN.check("confidence", confidence)
+    if scoring not in SCORINGS:
+        raise ParameterError(f"scoring ({scoring!r}) must be one of: {', '.join(SCORINGS)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ParameterError(f"seed ({seed!r}) must be an integer")
+    if not isinstance(schema, Schema):
+        raise ParameterError(f"schema ({type(schema).__name__}) must be a dpsynth Schema")
+    if min_distance is None:
+        min_distance = math.ceil(len(schema) / 2)
+    elif isinstance(min_distance, bool) or not isinstance(min_distance, (int, np.integer)) or \
+            not 1 <= min_distance <= len(schema):
+        raise ParameterError(f"min_distance ({min_distance!r}) must be an integer in [1, {len(schema)}] "
+                             "(the number of columns)")
+    if synthetic_rows is not None:
+        synthetic_rows = check.positive_int("synthetic_rows", synthetic_rows)
+    return (claimed_epsilon, claimed_delta, m, None if guesses is None else int(guesses), confidence,
+            int(min_distance), synthetic_rows)
+
+
+def _base_table(base: pd.DataFrame | None, schema: Schema, base_rows: int, seed: int) -> tuple[pd.DataFrame, str]:
+    """The table the canaries join, and where it came from (``public_base`` or ``given``)."""
+    if base is None:
+        return public_base(schema, base_rows, seed=int(seed)), "public_base"
+    if not isinstance(base, pd.DataFrame):
+        raise ParameterError(f"base ({type(base).__name__}) must be a pandas DataFrame or None")
+    return base, "given"
+
+
+def _audit_fit(synthesizer: Any, training: pd.DataFrame, schema: Schema, *, whitebox: bool) -> _TrainedModel:
+    """The one fit, on an untracked ledger; with white-box scoring, the audited instance's own
+    observer receives the module DP-SGD trains."""
+    model = _TrainedModel()
+    with contextlib.ExitStack() as stack:
+        if whitebox:  # the audited instance only: no other fit sees the observer
+            stack.enter_context(synthesizer.observe_training(model.observe))
+        # The audit fit's noise source is recorded below; its insecure-RNG warning is not repeated.
+        stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("ignore", InsecureNoiseWarning)
+        synthesizer.fit(training, schema=schema, ledger=AuditLedger())
+    return model
+
+
+def _canary_scores(kind: str | None, model: _TrainedModel, synthesizer: Any, schema: Schema,
+                   canary_rows: pd.DataFrame, synthetic_rows: int, seed: int) -> tuple[np.ndarray, str]:
+    """A score per canary (higher: looks included), and what it is; ``kind`` None: black-box."""
+    canary_codes = encode(canary_rows, schema)
+    if kind is not None:
+        if model.trained is None:
+            raise ParameterError(f"scoring ('whitebox'): the fit of {type(synthesizer).__name__} trained no model "
+                                 "that the audit could see")
+        scores = _whitebox_scores(kind, model, synthesizer, canary_rows, canary_codes)
+        what = {"dpvae": "negative ELBO of the canary: initial model minus trained model (whole VAE)",
+                "dpctgan": "discriminator logit 'real' on the canary: trained minus initial"}[kind]
+    else:
+        scores = _blackbox_scores(synthesizer, schema, canary_codes, synthetic_rows, int(seed))
+        what = f"minus Hamming distance to the closest of {synthetic_rows} synthetic rows"
+    if not np.all(np.isfinite(scores)):
+        scores = np.nan_to_num(scores, nan=-np.inf)
+    return scores, what
+
+
+def _ladder_bounds(scores: np.ndarray, included: np.ndarray, guesses: int | None, *, claimed_epsilon: float,
+                   claimed_delta: float, confidence: float, seed: int) -> tuple[list[tuple[int, int, AuditResult]],
+                                                                                float]:
+    """(r, v, bound) for every rung of the ladder (or the one r given), each at the Bonferroni
+    share of the confidence, and that per-rung confidence."""
+    m = len(scores)
+    rungs = _ladder(m, guesses)
+    per_rung = 1.0 - (1.0 - confidence) / len(rungs)
+    results = []
+    for r in rungs:
+        v = count_correct(scores, included, r // 2, seed=int(seed))
+        results.append((r, v, one_run_epsilon_lower_bound(m, r, v, claimed_epsilon=claimed_epsilon,
+                                                          delta=claimed_delta, confidence=per_rung)))
+    return results, per_rung
+
+
 def one_run_audit(
     make_synthesizer: Callable[[], Any],
     schema: Schema,
@@ -267,52 +343,30 @@ def one_run_audit(
     Args:
         make_synthesizer: returns a fresh, unfitted synthesizer at the claimed (ε, δ).
         schema: the public schema (canaries are drawn from its domain).
+        claimed_epsilon: the ε of the claim the bound is tested against.
+        claimed_delta: the δ of the claim (it enters the bound).
         canaries: m, the number of canaries (at least 2).
         guesses: r (even, 2 ≤ r ≤ m): k = r/2 guesses "in" and k "out"; None: the ladder of
             :data:`GUESS_LADDER` with Bonferroni (see the module docstring).
         base: the data the canaries join (read, never reported); None: :func:`public_base` with
             ``base_rows`` rows from the public domain.
+        base_rows: rows of the public base when ``base`` is None.
+        confidence: the bound holds with this probability for a fit that meets the claim (the
+            ladder included); 1 − confidence is the audit's false-alarm probability.
+        seed: the audit's own coins (base, canaries, inclusion, tie-breaking); never the fit's noise.
+        scoring: ``auto``, ``whitebox`` (dpsynth's DP-SGD generators) or ``blackbox``.
         min_distance: Hamming distance (over the codes) of every canary to every base row;
             default half the number of columns (rounded up).
-        scoring: ``auto``, ``whitebox`` (dpsynth's DP-SGD generators) or ``blackbox``.
         synthetic_rows: rows sampled for black-box scoring (default: the training rows).
 
     Raises:
         ParameterError: bad arguments (nothing is fitted).
     """
     start = time.perf_counter()
-    claimed_epsilon = check.positive_finite("claimed_epsilon", claimed_epsilon)
-    claimed_delta = check.half_open_unit("claimed_delta", claimed_delta)
-    if isinstance(canaries, bool) or not isinstance(canaries, (int, np.integer)) or canaries < 2:
-        raise ParameterError(f"canaries ({canaries!r}) must be an integer >= 2")
-    m = int(canaries)
-    if guesses is not None and (isinstance(guesses, bool) or not isinstance(guesses, (int, np.integer))
-                                or guesses < 2 or guesses > m or guesses % 2):
-        raise ParameterError(f"guesses ({guesses!r}) must be an even integer in [2, canaries = {m}], or None")
-    confidence = check.real("confidence", confidence)
-    if not 0.0 < confidence < 1.0:
-        raise ParameterError(f"confidence ({confidence!r}) must be in the open interval (0, 1)")
-    if scoring not in SCORINGS:
-        raise ParameterError(f"scoring ({scoring!r}) must be one of: {', '.join(SCORINGS)}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ParameterError(f"seed ({seed!r}) must be an integer")
-    if not isinstance(schema, Schema):
-        raise ParameterError(f"schema ({type(schema).__name__}) must be a dpsynth Schema")
-    if min_distance is None:
-        min_distance = math.ceil(len(schema) / 2)
-    elif isinstance(min_distance, bool) or not isinstance(min_distance, (int, np.integer)) or \
-            not 1 <= min_distance <= len(schema):
-        raise ParameterError(f"min_distance ({min_distance!r}) must be an integer in [1, {len(schema)}] "
-                             "(the number of columns)")
-    if synthetic_rows is not None:
-        synthetic_rows = check.positive_int("synthetic_rows", synthetic_rows)
-    if base is None:
-        base = public_base(schema, base_rows, seed=int(seed))
-        base_source = "public_base"
-    elif not isinstance(base, pd.DataFrame):
-        raise ParameterError(f"base ({type(base).__name__}) must be a pandas DataFrame or None")
-    else:
-        base_source = "given"
+    claimed_epsilon, claimed_delta, m, guesses, confidence, min_distance, synthetic_rows = _check_arguments(
+        schema, claimed_epsilon=claimed_epsilon, claimed_delta=claimed_delta, canaries=canaries, guesses=guesses,
+        confidence=confidence, scoring=scoring, seed=seed, min_distance=min_distance, synthetic_rows=synthetic_rows)
+    base, base_source = _base_table(base, schema, base_rows, seed)
     base_codes = encode(base, schema)  # checks the base against the schema
     synthesizer = make_synthesizer()
     kind = _whitebox_kind(synthesizer)
@@ -322,41 +376,18 @@ def one_run_audit(
     used = "blackbox" if scoring == "blackbox" or kind is None else "whitebox"
     synthesizer.plan(schema)  # validates the synthesizer's parameters before any canary is drawn
 
-    canary_codes = make_canaries(schema, base_codes, m, min_distance=int(min_distance), seed=int(seed))
+    canary_codes = make_canaries(schema, base_codes, m, min_distance=min_distance, seed=int(seed))
     included = np.random.default_rng([seed, 4]).random(m) < 0.5
     canary_rows = decode(canary_codes, schema, np.random.default_rng([seed, 5]))
     training = pd.concat([base.reset_index(drop=True), canary_rows[included].reset_index(drop=True)],
                          ignore_index=True)
     fit_start = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        captured = stack.enter_context(_capture_dpsgd_model()) if used == "whitebox" else {}
-        # The audit fit's noise source is recorded below; its insecure-RNG warning is not repeated.
-        stack.enter_context(warnings.catch_warnings())
-        warnings.simplefilter("ignore", InsecureNoiseWarning)
-        synthesizer.fit(training, schema=schema, ledger=AuditLedger())
+    model = _audit_fit(synthesizer, training, schema, whitebox=used == "whitebox")
     fit_seconds = time.perf_counter() - fit_start
-    canary_codes_enc = encode(canary_rows, schema)
-    if used == "whitebox":
-        if "trained" not in captured:
-            raise ParameterError(f"scoring ('whitebox'): the fit of {type(synthesizer).__name__} trained no model "
-                                 "that the audit could see")
-        scores = _whitebox_scores(str(kind), captured, synthesizer, canary_rows, canary_codes_enc)
-        what = {"dpvae": "negative ELBO of the canary: initial model minus trained model (whole VAE)",
-                "dpctgan": "discriminator logit 'real' on the canary: trained minus initial"}[str(kind)]
-    else:
-        n_synth = synthetic_rows or len(training)
-        scores = _blackbox_scores(synthesizer, schema, canary_codes_enc, n_synth, int(seed))
-        what = f"minus Hamming distance to the closest of {n_synth} synthetic rows"
-    if not np.all(np.isfinite(scores)):
-        scores = np.nan_to_num(scores, nan=-np.inf)
-
-    rungs = _ladder(m, None if guesses is None else int(guesses))
-    per_rung = 1.0 - (1.0 - confidence) / len(rungs)
-    results = []
-    for r in rungs:
-        v = count_correct(scores, included, r // 2, seed=int(seed))
-        results.append((r, v, one_run_epsilon_lower_bound(m, r, v, claimed_epsilon=claimed_epsilon,
-                                                          delta=claimed_delta, confidence=per_rung)))
+    scores, what = _canary_scores(kind if used == "whitebox" else None, model, synthesizer, schema, canary_rows,
+                                  synthetic_rows or len(training), seed)
+    results, per_rung = _ladder_bounds(scores, included, guesses, claimed_epsilon=claimed_epsilon,
+                                       claimed_delta=claimed_delta, confidence=confidence, seed=seed)
     r, v, best = max(results, key=lambda t: t[2].epsilon_lower_bound)
     max_provable = max(res.max_provable_epsilon for _, _, res in results)
     details: dict[str, Any] = {
@@ -370,7 +401,7 @@ def one_run_audit(
                    for rr, vv, res in results],
         "confidence_per_guess_count": per_rung,
         "base": {"source": base_source, "rows": len(base)},
-        "canary_min_distance": int(min_distance),
+        "canary_min_distance": min_distance,
         "training_rows": len(training),
         "fits": 1,
         "fit_seconds": round(fit_seconds, 2),

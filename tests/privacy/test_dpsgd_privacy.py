@@ -24,7 +24,7 @@ from dpsynth.exceptions import BudgetExceededError, ParameterError, PrivacyAccou
 from dpsynth.privacy import ApproxDP  # noqa: E402
 from dpsynth.privacy.accounting import RDP_ORDERS  # noqa: E402
 from dpsynth.privacy.ledger import Ledger  # noqa: E402
-from dpsynth.synth.dpsgd import DPCTGAN, DPVAE, accounting, common  # noqa: E402
+from dpsynth.synth.dpsgd import DPCTGAN, DPVAE, accounting, common, loop  # noqa: E402
 
 # PyTorch's notice about Opacus's hooks on a layer whose input needs no gradient (the fits filter
 # it themselves; the noise test drives Opacus directly).
@@ -189,7 +189,7 @@ def test_over_the_cap_is_refused_before_training(cls, extra, small_schema, small
     ledger.create_dataset("d", ApproxDP(0.5, 1e-6))
     steps = []
     monkeypatch.setattr(common.StepBudget, "take", lambda self: steps.append(1))
-    monkeypatch.setattr(common, "private_parts", lambda *a, **k: pytest.fail("models built"))
+    monkeypatch.setattr(loop, "private_parts", lambda *a, **k: pytest.fail("models built"))
     with pytest.raises(BudgetExceededError, match="exceeds the remaining"):
         cls(epsilon=1.0, delta=1e-6, **extra).fit(small_data, schema=small_schema, ledger=ledger, dataset="d")
     assert steps == [] and ledger.statement("d").reservations == []

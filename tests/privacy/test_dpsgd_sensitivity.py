@@ -46,16 +46,16 @@ SMALL_CTGAN = {"sample_rate": 0.1, "epochs": 1, "embedding_dim": 8, "generator_d
 SMALL_VAE = {"sample_rate": 0.1, "epochs": 1, "embedding_dim": 8, "compress_dims": (16,), "decompress_dims": (16,),
              "device": "cpu", "max_grad_norm": CLIP}
 # 7, 20: n and n + 1 straddle a multiple of 16 latent values (8 per row); 256 + 1 crosses a block
-# of the fixed-size draws (common.RANDOM_BLOCK_ROWS); small_data has 400 rows.
+# of the fixed-size draws (randomness.RANDOM_BLOCK_ROWS); small_data has 400 rows.
 SIZES = [7, 20, 256]
 
 
 def _first_step(module, cls, params, data, schema, n, monkeypatch, clipping):
     """Fit on ONE Poisson batch made of the first ``n`` rows of ``data``; what its DP step saw."""
     seen: dict = {}
-    real_parts, real_backward = module.private_parts, module.dp_backward
+    real_backward = module.dp_backward
 
-    def private_parts(model, matrix, **kwargs):
+    def observe(model):  # the generator's injection point: the module DP-SGD is about to train
         seen["model"] = model
 
         def record(mod, args):  # the DP step's forward pass is the first with gradients on
@@ -63,7 +63,6 @@ def _first_step(module, cls, params, data, schema, n, monkeypatch, clipping):
                 seen["inputs"] = [a.detach().clone() for a in args]
 
         model.register_forward_pre_hook(record)
-        return real_parts(model, matrix, **kwargs)
 
     def dp_backward(private, optimizer, loss_per_sample):
         real_backward(private, optimizer, loss_per_sample)
@@ -83,11 +82,11 @@ def _first_step(module, cls, params, data, schema, n, monkeypatch, clipping):
         (matrix,) = loader.dataset.tensors
         yield matrix[:n]
 
-    monkeypatch.setattr(module, "private_parts", private_parts)
     monkeypatch.setattr(module, "dp_backward", dp_backward)
     monkeypatch.setattr(module, "poisson_batches", one_batch)
-    cls(epsilon=1.0, delta=1e-6, insecure_seed=11, clipping=clipping, **params).fit(
-        data, schema=schema, ledger=UNTRACKED)
+    synth = cls(epsilon=1.0, delta=1e-6, insecure_seed=11, clipping=clipping, **params)
+    with synth.observe_training(observe):
+        synth.fit(data, schema=schema, ledger=UNTRACKED)
     return seen
 
 

@@ -151,7 +151,7 @@ def test_scan_covers_the_private_data_path():
 # still runs, and a float sampler is allowed only inside a function named here, with the reason.
 # Anything else (a new torch.randn, a hand-made noise draw) fails the scan as everywhere else.
 ALLOWED_FLOAT_SAMPLERS = {
-    ("synth/dpsgd/common.py", "latent_noise"): "latent codes (generator input, VAE reparameterisation): "
+    ("synth/dpsgd/randomness.py", "latent_noise"): "latent codes (generator input, VAE reparameterisation): "
     "model randomness, not privacy noise; the DP guarantee does not depend on it",
 }
 
@@ -208,4 +208,4 @@ def test_dpsgd_noise_and_sampling_come_from_opacus():
     text = "\n".join(sources.values())
     for forbidden in ("_generate_noise", "add_noise", "poisson_sampling=False", "make_private_with_epsilon"):
         assert forbidden not in text, forbidden
-    assert "DPOptimizer(" in sources["common.py"] and "DPDataLoader(" in sources["common.py"]
+    assert "DPOptimizer(" in sources["loop.py"] and "DPDataLoader(" in sources["loop.py"]

@@ -19,7 +19,7 @@ from dpsynth.privacy import ApproxDP  # noqa: E402
 from dpsynth.privacy.ledger import Ledger  # noqa: E402
 from dpsynth.schema import Schema  # noqa: E402
 from dpsynth.schema.encode import encode  # noqa: E402
-from dpsynth.synth.dpsgd import DPCTGAN, DPVAE, common  # noqa: E402
+from dpsynth.synth.dpsgd import DPCTGAN, DPVAE, common, randomness  # noqa: E402
 
 FAST = ["--param", "sample_rate=0.1", "--param", "epochs=1", "--param", "embedding_dim=8"]
 
@@ -93,6 +93,83 @@ def test_bad_parameters(params, message, small_schema, small_data):
     assert message in str(err.value)
 
 
+SHARED = ["epsilon", "delta", "insecure_seed", "count_split", "epochs", "sample_rate", "batch_size", "rows",
+          "max_grad_norm", "max_noise_multiplier", "device", "secure_mode", "max_levels", "clipping",
+          "numeric_encoding"]
+
+
+@pytest.mark.parametrize("cls,own,epochs", [
+    (DPCTGAN, ["conditional", "split_frequencies", "embedding_dim", "generator_dims", "discriminator_dims",
+               "generator_lr", "discriminator_lr", "weight_decay", "generator_batch_size", "generator_steps",
+               "condition_on"], 10.0),
+    (DPVAE, ["embedding_dim", "compress_dims", "decompress_dims", "learning_rate", "weight_decay", "loss_factor",
+             "numeric_sigma"], 30.0),
+])
+def test_parameters_are_keyword_only_fields_defined_once(cls, own, epochs):
+    """Keyword-only dataclass parameters: the shared ones (one definition, in DPSGDParameters),
+    then the model's own; get_params (what the ledger records) lists them in that order."""
+    import dataclasses
+    import inspect
+
+    params = inspect.signature(cls).parameters
+    assert list(params) == SHARED + own
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+    assert params["epochs"].default == epochs and params["max_grad_norm"].default == 1.0
+    synth = cls(epsilon=1.0, delta=1e-6)
+    assert list(synth.get_params()) == SHARED + own
+    assert repr(synth).startswith(f"{cls.__name__}(epsilon=1.0, delta=1e-06, insecure_seed=None, ")
+    assert "_training_observer" not in repr(synth) and "_training_observer" not in synth.get_params()
+    assert synth != cls(epsilon=1.0, delta=1e-6) and len({synth, synth}) == 1  # identity equality, hashable
+    shared = {f.name for f in dataclasses.fields(common.DPSGDParameters)}
+    assert shared == set(SHARED)
+    with pytest.raises(TypeError):
+        cls(1.0, 1e-6)  # positional: refused
+
+
+@pytest.mark.parametrize("params,expected", [
+    ({"insecure_seed": 3}, (False, "the noise is seeded (insecure_seed): for tests only")),
+    ({"secure_mode": False}, (False, "secure_mode is off")),
+    ({}, (False, "Opacus's secure_mode needs torchcsprng, which is not installed here: DP-SGD noise would come "
+                 "from a non-cryptographic generator")),
+])
+def test_noise_provenance_from_the_parameters(params, expected, monkeypatch):
+    monkeypatch.setattr(randomness, "secure_rng_available", lambda: False)
+    for cls in (DPCTGAN, DPVAE):
+        assert cls(epsilon=1.0, delta=1e-6, **params).noise_provenance() == expected
+    monkeypatch.setattr(randomness, "secure_rng_available", lambda: True)
+    assert DPVAE(epsilon=1.0, delta=1e-6).noise_provenance() == (True, "torchcsprng")
+    assert DPVAE(epsilon=1.0, delta=1e-6, insecure_seed=1).noise_provenance()[0] is False
+
+
+@pytest.mark.parametrize("cls,extra,kept", [
+    (DPVAE, {"compress_dims": (16,), "decompress_dims": (16,)}, "decoder_"),
+    (DPCTGAN, {"generator_dims": (16,), "discriminator_dims": (16,), "generator_batch_size": 16}, None),
+])
+def test_observe_training_sees_the_module_dp_sgd_trains_for_this_instance_only(cls, extra, kept, small_schema,
+                                                                                small_data):
+    import torch
+
+    params = {"sample_rate": 0.1, "epochs": 1, "embedding_dim": 8, "device": "cpu", "insecure_seed": 2, **extra}
+    seen: list = []
+    synth, other = cls(epsilon=1.0, delta=1e-6, **params), cls(epsilon=1.0, delta=1e-6, **params)
+
+    def observe(module):
+        seen.append((module, [p.detach().clone() for p in module.parameters()]))
+
+    with synth.observe_training(observe):
+        other.fit(small_data, schema=small_schema, ledger=UNTRACKED)  # another instance: not observed
+        assert seen == []
+        synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    ((module, initial),) = seen
+    assert isinstance(module, torch.nn.Module)
+    trained = list(module.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(initial, trained, strict=True))  # trained in place after
+    if kept:
+        assert module.decoder is getattr(synth, kept)
+    synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)  # outside the block: no observer
+    assert len(seen) == 1
+
+
 def test_batch_larger_than_the_data_is_refused_before_anything_is_charged(small_schema, small_data, tmp_path):
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", create=True)
     ledger.create_dataset("d", ApproxDP(5.0, 1e-6))
@@ -150,7 +227,7 @@ def test_device_is_ignored_by_synthesizers_that_do_not_train(tmp_path, small_sch
 
 
 def test_without_torchcsprng_the_noise_is_loudly_not_secure(small_schema, small_data, monkeypatch):
-    monkeypatch.setattr(common, "secure_rng_available", lambda: False)
+    monkeypatch.setattr(randomness, "secure_rng_available", lambda: False)
     with pytest.warns(InsecureNoiseWarning, match="secure_mode needs the torchcsprng package"):
         synth = DPVAE(epsilon=1.0, delta=1e-6, sample_rate=0.1, epochs=1, embedding_dim=8, device="cpu").fit(
             small_data, schema=small_schema, ledger=UNTRACKED)

@@ -108,9 +108,11 @@ class Calibration:
 
     @property
     def event(self) -> SubsampledGaussianEvent:
+        """The planned run as the ledger reserves it (σ, q, T)."""
         return subsampled_gaussian_event(self.noise_multiplier, self.sample_rate, self.steps)
 
     def to_dict(self) -> dict[str, float | int | None]:
+        """Every field, by name (JSON-ready)."""
         return dict(vars(self))
 
 

@@ -3,7 +3,7 @@ with DP-SGD; the generator never sees a real row.
 
 How it differs from CTGAN, for privacy:
 
-* Preprocessing comes from the public schema (:class:`~.common.TableTransformer`): no
+* Preprocessing comes from the public schema (:class:`~.transform.TableTransformer`): no
   mode-specific normalisation and no category frequencies learned from the data.
 * No training-by-sampling (it picks real rows by their category, i.e. reads exact counts): real
   rows come in Poisson batches, and a real row's conditional vector marks its own value in one
@@ -15,8 +15,8 @@ How it differs from CTGAN, for privacy:
   BCE(D(real), 1) + BCE(D(fake), 0), clipped as one per-sample gradient. Adding or removing a row
   adds or removes one pair and changes no other, so the clipped sum moves by at most C. For that
   the fake (and the real row's conditional vector) of pair i must not depend on the batch size
-  n: a step's fakes are drawn in fixed-size public blocks (:func:`~.common.blocked`) from
-  per-step seeds (:func:`~.common.step_seeds`, a fixed number per step), each fake a function of
+  n: a step's fakes are drawn in fixed-size public blocks (:func:`~.randomness.blocked`) from
+  per-step seeds (:func:`~.randomness.step_seeds`, a fixed number per step), each fake a function of
   its own latent code and conditional vector and of a public reference block of
   :data:`REFERENCE_ROWS` fakes drawn first, whose BatchNorm statistics normalise every fake of the
   step (virtual batch normalisation; before, BatchNorm normalised the fakes with statistics of a
@@ -37,6 +37,7 @@ post-processing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,22 +49,20 @@ from dpsynth.mechanisms import GaussianCounts
 from dpsynth.privacy.events import PrivacyEvent
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.synth.base import register
-from dpsynth.synth.dpsgd.common import (
-    DEFAULT_COUNT_SPLIT,
+from dpsynth.synth.dpsgd.clipping import dp_backward
+from dpsynth.synth.dpsgd.ctgan_conditions import Conditions
+from dpsynth.synth.dpsgd.estimator import DPSGDPlan, DPSGDSynthesizer
+from dpsynth.synth.dpsgd.loop import StepBudget, poisson_batches
+from dpsynth.synth.dpsgd.params import check_dims, check_share
+from dpsynth.synth.dpsgd.randomness import (
     RANDOM_BLOCK_ROWS,
-    DPSGDPlan,
-    DPSGDSynthesizer,
     Randomness,
-    StepBudget,
-    TableTransformer,
     blocked,
-    dp_backward,
     latent_noise,
-    poisson_batches,
-    private_parts,
     seeded_generator,
     step_seeds,
 )
+from dpsynth.synth.dpsgd.transform import TableTransformer
 
 if TYPE_CHECKING:
     import torch
@@ -77,177 +76,15 @@ REFERENCE_ROWS = 256
 CONDITION_ON = ("categorical", "codes")
 
 
-def _build_networks(data_dim: int, cond_dim: int, embedding_dim: int, generator_dims: tuple[int, ...],
-                    discriminator_dims: tuple[int, ...]) -> tuple[Any, Any]:
-    from torch import nn
-
-    class ReferenceBatchNorm(nn.BatchNorm1d):
-        """BatchNorm whose statistics, while ``reference`` > 0, come from the first ``reference``
-        rows of its input only (a fixed-size public block of fakes, as in virtual batch
-        normalisation) and are applied to every row, without touching the running statistics.
-
-        In a discriminator step the generator runs in that mode (:data:`REFERENCE_ROWS`), so a
-        fake depends on its own latent code and conditional vector and on the step's reference
-        block, never on how many fakes the step needs (n, the private batch size). Otherwise it
-        is CTGAN's BatchNorm: train mode in generator steps (a batch of the public
-        ``generator_batch_size``; the only updates of the running statistics), eval mode for
-        sampling (the running statistics).
-        """
-
-        reference: int = 0
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            from torch.nn import functional as F
-
-            if not (self.training and self.reference):
-                return super().forward(x)
-            ref = x[:self.reference]
-            return F.batch_norm(x, ref.mean(0), ref.var(0, unbiased=False), self.weight, self.bias, training=False,
-                                momentum=0.0, eps=self.eps)
-
-    class Residual(nn.Module):
-        def __init__(self, i: int, o: int):
-            super().__init__()
-            self.fc = nn.Linear(i, o)
-            self.bn = ReferenceBatchNorm(o)
-            self.relu = nn.ReLU()
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            import torch
-
-            return torch.cat([self.relu(self.bn(self.fc(x))), x], dim=1)
-
-    class Generator(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            layers: list[nn.Module] = []
-            dim = embedding_dim + cond_dim
-            for width in generator_dims:
-                layers.append(Residual(dim, width))
-                dim += width
-            layers.append(nn.Linear(dim, data_dim))
-            self.seq = nn.Sequential(*layers)
-
-        def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-            import torch
-
-            return self.seq(torch.cat([z, cond], dim=1))
-
-        def set_reference(self, rows: int) -> None:
-            """Normalise with the statistics of the first ``rows`` input rows (0: plain BatchNorm)."""
-            for module in self.modules():
-                if isinstance(module, ReferenceBatchNorm):
-                    module.reference = int(rows)
-
-    class Discriminator(nn.Module):
-        """An MLP on the last dimension: (B, k, d) → (B, k) logits (k = 2 for a real/fake pair)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            layers: list[nn.Module] = []
-            dim = data_dim + cond_dim
-            for width in discriminator_dims:
-                layers += [nn.Linear(dim, width), nn.LeakyReLU(0.2), nn.Dropout(0.5)]
-                dim = width
-            layers.append(nn.Linear(dim, 1))
-            self.seq = nn.Sequential(*layers)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.seq(x).squeeze(-1)
-
-    return Generator(), Discriminator()
-
-
-class _Conditions:
-    """Conditional vectors over the categorical columns (CTGAN's cond vector, one column at a time)."""
-
-    def __init__(self, transformer: TableTransformer, probabilities: list[np.ndarray], device: Any,
-                 spans: tuple[Any, ...] | None = None):
-        import torch
-
-        self.spans = transformer.categorical_spans if spans is None else spans
-        self.device = device
-        self.dim = sum(s.width for s in self.spans)
-        self.offsets = np.cumsum([0] + [s.width for s in self.spans])[:-1].tolist()
-        index = [i for s in self.spans for i in range(s.start, s.stop)]
-        self.data_index = torch.tensor(index, dtype=torch.long, device=device)
-        self.probabilities = [torch.tensor(p, dtype=torch.float32, device=device) for p in probabilities]
-
-    def _chosen(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        import torch
-
-        return torch.randint(0, len(self.spans), (n,), generator=generator, device=self.device)
-
-    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """(cond vectors, chosen column per row, a value per row for every column) — no data."""
-        import torch
-
-        cond = torch.zeros((n, self.dim), device=self.device)
-        if not self.spans or n == 0:
-            return cond, torch.zeros(n, dtype=torch.long, device=self.device), []
-        chosen = self._chosen(n, generator)
-        values = [torch.multinomial(p, n, replacement=True, generator=generator) for p in self.probabilities]
-        for k, (offset, v) in enumerate(zip(self.offsets, values, strict=True)):
-            rows = torch.nonzero(chosen == k).squeeze(1)
-            cond[rows, offset + v[rows]] = 1.0
-        return cond, chosen, values
-
-    def of_rows(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Each real row's cond vector: its own value in one categorical column chosen uniformly.
-
-        The choices are drawn in fixed-size blocks (:func:`~.common.blocked`): row i's choice
-        does not depend on how many rows the batch has. Privacy: a function of row i alone
-        (and public randomness), inside its own per-sample gradient.
-        """
-        import torch
-
-        n = rows.shape[0]
-        cond = torch.zeros((n, self.dim), device=self.device)
-        if not self.spans or n == 0:
-            return cond
-        chosen = torch.cat(blocked(n, lambda size: self._chosen(size, generator)))[:n]
-        mask = torch.zeros((n, self.dim), device=self.device)
-        for k, (offset, span) in enumerate(zip(self.offsets, self.spans, strict=True)):
-            mask[:, offset:offset + span.width] = (chosen == k).unsqueeze(1).float()
-        return rows.index_select(1, self.data_index) * mask
-
-    def loss(self, raw: torch.Tensor, chosen: torch.Tensor, values: list[torch.Tensor]) -> torch.Tensor:
-        """CTGAN's conditional loss: cross-entropy of the generator's logits in the conditioned column."""
-        import torch
-        from torch.nn import functional as F
-
-        if not self.spans or raw.shape[0] == 0:
-            return torch.zeros((), device=self.device)
-        total = torch.zeros((), device=self.device)
-        for k, span in enumerate(self.spans):
-            ce = F.cross_entropy(raw[:, span.start:span.stop], values[k], reduction="none")
-            total = total + (ce * (chosen == k).float()).sum()
-        return total / raw.shape[0]
-
-
-def _activate(raw: torch.Tensor, transformer: TableTransformer, *, gumbel: bool) -> torch.Tensor:
-    """tanh on numeric values; Gumbel-softmax (τ = 0.2, as CTGAN) or softmax on one-hot blocks."""
-    import torch
-    from torch.nn import functional as F
-
-    parts = []
-    for span in transformer.spans:
-        block = raw[:, span.start:span.stop]
-        if span.activation == "tanh":
-            parts.append(torch.tanh(block))
-        else:
-            parts.append(F.gumbel_softmax(block, tau=0.2) if gumbel else torch.softmax(block, dim=1))
-    return torch.cat(parts, dim=1)
-
-
 @register
+@dataclass(kw_only=True, eq=False)
 class DPCTGAN(DPSGDSynthesizer):
     """A CTGAN-family conditional GAN trained with DP-SGD on the discriminator (Opacus).
 
     Args:
-        epsilon, delta, epochs, sample_rate, batch_size, rows, max_grad_norm, max_noise_multiplier,
-        device, secure_mode, max_levels, clipping, numeric_encoding, insecure_seed: see
-        :class:`~.common.DPSGDSynthesizer`.
+        epsilon, delta, insecure_seed, count_split, epochs (default 10), sample_rate, batch_size,
+        rows, max_grad_norm, max_noise_multiplier, device, secure_mode, max_levels, clipping,
+        numeric_encoding: shared by the DP-SGD generators, see :class:`~.params.DPSGDParameters`.
         conditional: ``uniform`` (default: cond vectors drawn uniformly over each column's
             levels, no budget) or ``dp_frequencies`` (drawn from 1-way frequencies measured with
             discrete Gaussian noise, charged as ``split_frequencies`` of the budget's ρ).
@@ -257,8 +94,8 @@ class DPCTGAN(DPSGDSynthesizer):
         generator_batch_size: rows per generator step (no data involved).
         generator_steps: generator steps after each discriminator (DP) step; they read no data,
             so they cost no budget.
-        count_split: share of ρ for the noisy row count (``total_estimate_``); see
-            :class:`~.common.DPSGDSynthesizer`.
+        condition_on: ``categorical`` (default: cond vectors over the categorical columns) or
+            ``codes`` (also over the binned numeric columns' public bins).
 
     After ``fit``: ``generator_`` (kept for sampling), ``total_estimate_`` (the noisy row count,
     at least 1), ``losses_`` (every 50 steps: the discriminator's loss on the generator's fakes
@@ -271,43 +108,25 @@ class DPCTGAN(DPSGDSynthesizer):
 
     name = "dpctgan"
 
-    def __init__(
-        self, *, epsilon: float, delta: float, epochs: float = 10.0, sample_rate: float | None = None,
-        batch_size: int | None = None, rows: int | None = None, max_grad_norm: float = 1.0,
-        max_noise_multiplier: float = 50.0, device: str = "auto", secure_mode: bool | None = None,
-        max_levels: int = 1000, conditional: str = "uniform", split_frequencies: float = 0.1,
-        embedding_dim: int = 128, generator_dims: tuple[int, ...] = (256, 256),
-        discriminator_dims: tuple[int, ...] = (256, 256), generator_lr: float = 2e-4,
-        discriminator_lr: float = 2e-4, weight_decay: float = 1e-6, generator_batch_size: int = 500,
-        clipping: str = "fused", numeric_encoding: str = "bins", insecure_seed: int | None = None,
-        generator_steps: int = 1, condition_on: str = "categorical", count_split: float = DEFAULT_COUNT_SPLIT,
-    ):
-        super().__init__(epsilon=epsilon, delta=delta, epochs=epochs, sample_rate=sample_rate, batch_size=batch_size,
-                         rows=rows, max_grad_norm=max_grad_norm, max_noise_multiplier=max_noise_multiplier,
-                         device=device, secure_mode=secure_mode, max_levels=max_levels, insecure_seed=insecure_seed,
-                         clipping=clipping, numeric_encoding=numeric_encoding, count_split=count_split)
-        self.conditional = conditional
-        self.split_frequencies = split_frequencies
-        self.embedding_dim = embedding_dim
-        self.generator_dims = generator_dims
-        self.discriminator_dims = discriminator_dims
-        self.generator_lr = generator_lr
-        self.discriminator_lr = discriminator_lr
-        self.weight_decay = weight_decay
-        self.generator_batch_size = generator_batch_size
-        self.generator_steps = generator_steps
-        self.condition_on = condition_on
+    epochs: float = 10.0
+    conditional: str = "uniform"
+    split_frequencies: float = 0.1
+    embedding_dim: int = 128
+    generator_dims: tuple[int, ...] = (256, 256)
+    discriminator_dims: tuple[int, ...] = (256, 256)
+    generator_lr: float = 2e-4
+    discriminator_lr: float = 2e-4
+    weight_decay: float = 1e-6
+    generator_batch_size: int = 500
+    generator_steps: int = 1
+    condition_on: str = "categorical"
 
     def _validate_model(self) -> None:
         if self.conditional not in CONDITIONAL:
             raise ParameterError(f"conditional ({self.conditional!r}) must be one of: {', '.join(CONDITIONAL)}")
         check.positive_int("embedding_dim", self.embedding_dim)
         for name in ("generator_dims", "discriminator_dims"):
-            dims = getattr(self, name)
-            if not isinstance(dims, (tuple, list)) or not dims:
-                raise ParameterError(f"{name} ({dims!r}) must be a non-empty sequence of integers > 0")
-            for d in dims:
-                check.positive_int(name, d)
+            check_dims(name, getattr(self, name), non_empty=True)
         check.positive_finite("generator_lr", self.generator_lr)
         check.positive_finite("discriminator_lr", self.discriminator_lr)
         check.nonnegative_finite("weight_decay", self.weight_decay)
@@ -317,9 +136,7 @@ class DPCTGAN(DPSGDSynthesizer):
         if self.condition_on not in CONDITION_ON:
             raise ParameterError(f"condition_on ({self.condition_on!r}) must be one of: {', '.join(CONDITION_ON)}")
         if self.conditional == "dp_frequencies":
-            split = check.positive_finite("split_frequencies", self.split_frequencies)
-            if split >= 1.0:
-                raise ParameterError(f"split_frequencies ({self.split_frequencies!r}) must be in (0, 1)")
+            check_share("split_frequencies", self.split_frequencies)
 
     def _products(self, transformer: TableTransformer, batch_rows: int) -> list[tuple[int, int, int]]:
         """The generator on a generator step's batch or a discriminator step's block (with its
@@ -377,20 +194,19 @@ class DPCTGAN(DPSGDSynthesizer):
         import torch
         from torch.nn import functional as F
 
+        from dpsynth.synth.dpsgd.ctgan_networks import activate, build_networks
+
         transformer = plan.transformer
         probabilities, measured = self._frequencies(plan, codes, odometer, noise)
-        conditions = _Conditions(transformer, probabilities, device, self._condition_spans(transformer))
-        generator, discriminator = _build_networks(
+        conditions = Conditions(transformer, probabilities, device, self._condition_spans(transformer))
+        generator, discriminator = build_networks(
             transformer.output_dim, conditions.dim, int(self.embedding_dim), tuple(self.generator_dims),
             tuple(self.discriminator_dims))
         generator.to(device)
         discriminator.to(device)
-        cal = plan.calibration
-        private, optimizer_d, loader = private_parts(
-            discriminator, matrix, learning_rate=float(self.discriminator_lr), betas=(0.5, 0.9),
-            weight_decay=float(self.weight_decay), noise_multiplier=cal.noise_multiplier,
-            max_grad_norm=float(self.max_grad_norm), sample_rate=plan.sample_rate, randomness=randomness,
-            clipping=str(self.clipping))
+        private, optimizer_d, loader = self._private_parts(
+            discriminator, matrix, plan, randomness, learning_rate=float(self.discriminator_lr), betas=(0.5, 0.9),
+            weight_decay=float(self.weight_decay))
         optimizer_g = torch.optim.Adam(generator.parameters(), lr=float(self.generator_lr), betas=(0.5, 0.9),
                                        weight_decay=float(self.weight_decay))
         gen = randomness.model
@@ -422,7 +238,7 @@ class DPCTGAN(DPSGDSynthesizer):
             try:
                 for z, cond in blocked(n, draw):  # each block with the reference: same shapes, same values
                     raw = generator(torch.cat([z_ref, z]), torch.cat([cond_ref, cond]))[REFERENCE_ROWS:]
-                    parts.append((_activate(raw, transformer, gumbel=True), cond))
+                    parts.append((activate(raw, transformer, gumbel=True), cond))
             finally:
                 generator.set_reference(0)
             return torch.cat([f for f, _ in parts])[:n], torch.cat([c for _, c in parts])[:n]
@@ -454,7 +270,7 @@ class DPCTGAN(DPSGDSynthesizer):
                 for _ in range(g_steps):
                     optimizer_g.zero_grad(set_to_none=True)
                     raw, cond, chosen, values = fakes(g_batch)
-                    fake = _activate(raw, transformer, gumbel=True)
+                    fake = activate(raw, transformer, gumbel=True)
                     judged = private(torch.cat([fake, cond], dim=1).unsqueeze(1)).squeeze(1)
                     loss_g = F.binary_cross_entropy_with_logits(judged, torch.ones(g_batch, device=device)) \
                         + conditions.loss(raw, chosen, values)
@@ -492,7 +308,7 @@ class DPCTGAN(DPSGDSynthesizer):
         if len(spans) >= 2:
             gen = self._torch_generator(rng)
             for _ in range(3):
-                conditions = _Conditions(transformer, probs, "cpu", spans)
+                conditions = Conditions(transformer, probs, "cpu", spans)
                 with torch.no_grad():
                     cond, chosen, _ = conditions.sample(4000, gen)
                     raw = self.generator_(latent_noise((4000, int(self.embedding_dim)), gen, torch.device("cpu")),
@@ -509,8 +325,10 @@ class DPCTGAN(DPSGDSynthesizer):
     def _sample_matrix(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
         import torch
 
+        from dpsynth.synth.dpsgd.ctgan_networks import activate
+
         probs = self._condition_probabilities(rng)
-        conditions = _Conditions(self.transformer_, probs, "cpu", self._condition_spans(self.transformer_))
+        conditions = Conditions(self.transformer_, probs, "cpu", self._condition_spans(self.transformer_))
         gen = self._torch_generator(rng)
         out = []
         with torch.no_grad():
@@ -518,5 +336,5 @@ class DPCTGAN(DPSGDSynthesizer):
                 n = min(10_000, n_rows - start)
                 cond, _, _ = conditions.sample(n, gen)
                 raw = self.generator_(latent_noise((n, int(self.embedding_dim)), gen, torch.device("cpu")), cond)
-                out.append(_activate(raw, self.transformer_, gumbel=False).numpy())
+                out.append(activate(raw, self.transformer_, gumbel=False).numpy())
         return np.concatenate(out, axis=0)

@@ -7,7 +7,7 @@ parameter, which per-sample gradient hooks do not cover), and the loss is a sum 
 batch (no division by a batch size that would depend on the private row count). No batch
 statistic: no normalisation layer, and each row's loss depends on that row and its own latent
 code only. The latent codes of a step are drawn in fixed-size public blocks from a per-step seed
-(:func:`~.common.blocked`, :func:`~.common.step_seeds`), so row i's code is the same whatever the
+(:func:`~.randomness.blocked`, :func:`~.randomness.step_seeds`), so row i's code is the same whatever the
 batch size n > i: adding a row adds one per-sample term and changes no other (one draw of size
 n did not: torch's normal sampler redraws the tail of a tensor whose size is not a multiple
 of 16).
@@ -19,29 +19,20 @@ the decoder kept for sampling (and the encoder thrown away) are post-processing 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dpsynth import _validation as check
-from dpsynth.exceptions import ParameterError
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.synth.base import register
-from dpsynth.synth.dpsgd.common import (
-    DEFAULT_COUNT_SPLIT,
-    DPSGDPlan,
-    DPSGDSynthesizer,
-    Randomness,
-    StepBudget,
-    TableTransformer,
-    blocked,
-    dp_backward,
-    latent_noise,
-    poisson_batches,
-    private_parts,
-    seeded_generator,
-    step_seeds,
-)
+from dpsynth.synth.dpsgd.clipping import dp_backward
+from dpsynth.synth.dpsgd.estimator import DPSGDPlan, DPSGDSynthesizer
+from dpsynth.synth.dpsgd.loop import StepBudget, poisson_batches
+from dpsynth.synth.dpsgd.params import check_dims
+from dpsynth.synth.dpsgd.randomness import Randomness, blocked, latent_noise, seeded_generator, step_seeds
+from dpsynth.synth.dpsgd.transform import TableTransformer
 
 if TYPE_CHECKING:
     import torch
@@ -49,8 +40,12 @@ if TYPE_CHECKING:
     from dpsynth.mechanisms import NoiseSource
 
 
-def _build_vae(data_dim: int, compress_dims: tuple[int, ...], embedding_dim: int,
-               decompress_dims: tuple[int, ...]) -> Any:
+def build_vae(data_dim: int, compress_dims: tuple[int, ...], embedding_dim: int,
+              decompress_dims: tuple[int, ...]) -> Any:
+    """The VAE: encoder (``compress_dims``) to the latent mean and log-variance (``embedding_dim``),
+    decoder (``decompress_dims``) back to ``data_dim``; ``forward(x, eps)`` returns (output, μ, log σ²)
+    with the latent code μ + eps·σ. No normalisation layer: each row's output depends on that row
+    and its own ``eps`` only."""
     from torch import nn
 
     def mlp(dim: int, widths: tuple[int, ...]) -> tuple[nn.Sequential, int]:
@@ -79,8 +74,11 @@ def _build_vae(data_dim: int, compress_dims: tuple[int, ...], embedding_dim: int
     return VAE()
 
 
-def _reconstruction(out: torch.Tensor, x: torch.Tensor, transformer: TableTransformer, sigma: float) -> torch.Tensor:
-    """Per-row reconstruction loss: Gaussian (fixed σ) on tanh values, cross-entropy on one-hots."""
+def reconstruction_loss(out: torch.Tensor, x: torch.Tensor, transformer: TableTransformer, sigma: float
+                        ) -> torch.Tensor:
+    """Per-row reconstruction loss of the VAE's raw outputs ``out`` for the transformed rows ``x``:
+    Gaussian with the fixed scale ``sigma`` on tanh values, cross-entropy on one-hot blocks. Row i's
+    loss depends on row i only (a vector, never reduced over the batch)."""
     import torch
     from torch.nn import functional as F
 
@@ -95,14 +93,24 @@ def _reconstruction(out: torch.Tensor, x: torch.Tensor, transformer: TableTransf
     return loss
 
 
+def negative_elbo(out: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, x: torch.Tensor,
+                  transformer: TableTransformer, *, sigma: float, loss_factor: float) -> torch.Tensor:
+    """Per-row training loss of the DP-VAE (the negative ELBO): ``loss_factor`` times the
+    :func:`reconstruction_loss` plus the KL divergence of the latent posterior N(μ, σ²) from N(0, 1).
+    ``out, mu, logvar`` are the model's outputs for ``x``; one value per row, never a batch mean."""
+    kl = -0.5 * (1.0 + logvar - mu * mu - logvar.exp()).sum(dim=1)
+    return loss_factor * reconstruction_loss(out, x, transformer, sigma) + kl
+
+
 @register
+@dataclass(kw_only=True, eq=False)
 class DPVAE(DPSGDSynthesizer):
     """A TVAE-family variational autoencoder trained with DP-SGD (Opacus) on all its parameters.
 
     Args:
-        epsilon, delta, epochs, sample_rate, batch_size, rows, max_grad_norm, max_noise_multiplier,
-        device, secure_mode, max_levels, clipping, numeric_encoding, insecure_seed: see
-        :class:`~.common.DPSGDSynthesizer`.
+        epsilon, delta, insecure_seed, count_split, epochs (default 30), sample_rate, batch_size,
+        rows, max_grad_norm, max_noise_multiplier, device, secure_mode, max_levels, clipping,
+        numeric_encoding: shared by the DP-SGD generators, see :class:`~.params.DPSGDParameters`.
         embedding_dim, compress_dims, decompress_dims: network sizes (16 and (64, 64); TVAE uses
             128 and (128, 128), but DP noise grows with the parameter count: at ε = 1 on Adult
             TVAE's sizes learn no dependence on the target; see ``docs/dpsgd.md``).
@@ -113,8 +121,6 @@ class DPVAE(DPSGDSynthesizer):
             bin) on the [-1, 1] scale. 2.0: at 0.1 the positions' squared errors outweigh every
             categorical column, and the latent codes carry positions instead of the dependencies
             between columns (even without DP).
-        count_split: share of ρ for the noisy row count (``total_estimate_``); see
-            :class:`~.common.DPSGDSynthesizer`.
 
     After ``fit``: ``decoder_`` (kept for sampling) and ``total_estimate_`` (the noisy row count,
     at least 1). The training loss on real rows is a statistic of the private data without noise
@@ -131,35 +137,19 @@ class DPVAE(DPSGDSynthesizer):
     #: few large Poisson batches: σ grows more slowly than the batch, so each step is less noisy
     default_sample_rate = 0.1
 
-    def __init__(
-        self, *, epsilon: float, delta: float, epochs: float = 30.0, sample_rate: float | None = None,
-        batch_size: int | None = None, rows: int | None = None, max_grad_norm: float = 1.0,
-        max_noise_multiplier: float = 50.0, device: str = "auto", secure_mode: bool | None = None,
-        max_levels: int = 1000, embedding_dim: int = 16, compress_dims: tuple[int, ...] = (64, 64),
-        decompress_dims: tuple[int, ...] = (64, 64), learning_rate: float = 1e-2, weight_decay: float = 1e-5,
-        loss_factor: float = 2.0, numeric_sigma: float = 2.0, clipping: str = "fused",
-        numeric_encoding: str = "bins", insecure_seed: int | None = None, count_split: float = DEFAULT_COUNT_SPLIT,
-    ):
-        super().__init__(epsilon=epsilon, delta=delta, epochs=epochs, sample_rate=sample_rate, batch_size=batch_size,
-                         rows=rows, max_grad_norm=max_grad_norm, max_noise_multiplier=max_noise_multiplier,
-                         device=device, secure_mode=secure_mode, max_levels=max_levels, insecure_seed=insecure_seed,
-                         clipping=clipping, numeric_encoding=numeric_encoding, count_split=count_split)
-        self.embedding_dim = embedding_dim
-        self.compress_dims = compress_dims
-        self.decompress_dims = decompress_dims
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.loss_factor = loss_factor
-        self.numeric_sigma = numeric_sigma
+    epochs: float = 30.0
+    embedding_dim: int = 16
+    compress_dims: tuple[int, ...] = (64, 64)
+    decompress_dims: tuple[int, ...] = (64, 64)
+    learning_rate: float = 1e-2
+    weight_decay: float = 1e-5
+    loss_factor: float = 2.0
+    numeric_sigma: float = 2.0
 
     def _validate_model(self) -> None:
         check.positive_int("embedding_dim", self.embedding_dim)
         for name in ("compress_dims", "decompress_dims"):
-            dims = getattr(self, name)
-            if not isinstance(dims, (tuple, list)):
-                raise ParameterError(f"{name} ({dims!r}) must be a sequence of integers > 0")
-            for d in dims:
-                check.positive_int(name, d)
+            check_dims(name, getattr(self, name), non_empty=False)
         check.positive_finite("learning_rate", self.learning_rate)
         check.nonnegative_finite("weight_decay", self.weight_decay)
         check.positive_finite("loss_factor", self.loss_factor)
@@ -185,14 +175,11 @@ class DPVAE(DPSGDSynthesizer):
 
         transformer = plan.transformer
         embedding = int(self.embedding_dim)
-        model = _build_vae(transformer.output_dim, tuple(self.compress_dims), embedding,
+        model = build_vae(transformer.output_dim, tuple(self.compress_dims), embedding,
                            tuple(self.decompress_dims)).to(device)
-        cal = plan.calibration
-        private, optimizer, loader = private_parts(
-            model, matrix, learning_rate=float(self.learning_rate), betas=(0.9, 0.999),
-            weight_decay=float(self.weight_decay), noise_multiplier=cal.noise_multiplier,
-            max_grad_norm=float(self.max_grad_norm), sample_rate=plan.sample_rate, randomness=randomness,
-            clipping=str(self.clipping))
+        private, optimizer, loader = self._private_parts(
+            model, matrix, plan, randomness, learning_rate=float(self.learning_rate), betas=(0.9, 0.999),
+            weight_decay=float(self.weight_decay))
         sigma, factor = float(self.numeric_sigma), float(self.loss_factor)
         self._spend_dp_sgd(plan, odometer)  # the reservation is spent from here on
         for batch in poisson_batches(loader, budget):
@@ -201,10 +188,13 @@ class DPVAE(DPSGDSynthesizer):
             optimizer.zero_grad(set_to_none=True)
             # row i's latent code is the same for every batch size n > i (fixed-size blocks)
             local = seeded_generator(step_seeds(randomness.model, 1)[0], device)
-            eps = torch.cat(blocked(n, lambda size, g=local: latent_noise((size, embedding), g, device)))[:n]
+
+            def latent_block(size: int, g: torch.Generator = local) -> torch.Tensor:
+                return latent_noise((size, embedding), g, device)
+
+            eps = torch.cat(blocked(n, latent_block))[:n]
             out, mu, logvar = private(x, eps)
-            kl = -0.5 * (1.0 + logvar - mu * mu - logvar.exp()).sum(dim=1)
-            loss = factor * _reconstruction(out, x, transformer, sigma) + kl  # per sample, summed (never a mean)
+            loss = negative_elbo(out, mu, logvar, x, transformer, sigma=sigma, loss_factor=factor)  # per sample
             dp_backward(private, optimizer, loss)
             budget.take()
             optimizer.step()
