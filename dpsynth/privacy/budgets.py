@@ -138,6 +138,7 @@ class RDP:
 
     @classmethod
     def zero(cls, orders: Sequence[float] = accounting.RDP_ORDERS) -> RDP:
+        """The curve of no privacy loss at ``orders``."""
         return cls(tuple(orders), tuple(0.0 for _ in orders))
 
     @staticmethod
@@ -177,11 +178,14 @@ class RDP:
         return accounting.rdp_epsilon(self.orders, self.epsilons, delta)
 
     def to_approx_dp(self, delta: float) -> ApproxDP:
+        """The (ε, δ) this curve implies at ``delta``."""
         return ApproxDP(self.epsilon(delta), delta)
 
     def to_dict(self) -> dict[str, list[float]]:
+        """The curve as stored in a ledger entry: ``{"orders": [...], "rdp": [...]}``."""
         return {"orders": list(self.orders), "rdp": list(self.epsilons)}
 
     @classmethod
     def from_dict(cls, data: dict[str, list[float]]) -> RDP:
+        """The curve :meth:`to_dict` stored."""
         return cls(tuple(data["orders"]), tuple(data["rdp"]))

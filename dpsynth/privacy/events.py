@@ -22,7 +22,11 @@ from dpsynth.privacy.budgets import RDP
 
 class _Event:
     kind: ClassVar[str]
-    rho: float
+
+    @property
+    def rho(self) -> float:
+        """ρ of the event (zCDP), an upper bound of its exact cost; every event defines it."""
+        raise NotImplementedError
 
     @property
     def delta(self) -> float:
@@ -64,6 +68,7 @@ class GaussianEvent(_Event):
 
     @property
     def rho(self) -> float:
+        """Δ₂² / (2σ²), exact and rounded up."""
         return accounting.gaussian_rho(self.scale, self.l2_sensitivity)
 
 
@@ -93,6 +98,7 @@ class ExponentialEvent(_Event):
 
     @property
     def rho(self) -> float:
+        """ρ of the selection, exact and rounded up."""
         return accounting.noisy_max_rho(self.gumbel_scale, self.sensitivity)
 
 
@@ -114,6 +120,7 @@ class ZCDPFilterEvent(_Event):
 
     @property
     def rho(self) -> float:
+        """The whole budget of the filter: what the adaptive sequence may spend at most."""
         return self.rho_budget
 
 
@@ -142,10 +149,12 @@ class PartitionSelectionEvent(_Event):
 
     @property
     def rho(self) -> float:
+        """ρ of the noisy counts of at most ``max_partitions`` keys (Δ₂² = L0)."""
         return accounting.gaussian_rho_squared(self.scale, self.max_partitions)
 
     @property
     def delta(self) -> float:
+        """The additive δ of the thresholding (0 when no key can be released)."""
         if self.max_partitions == 0:
             return 0.0
         p = self.max_partitions * accounting.discrete_gaussian_tail(self.scale, self.threshold)
@@ -184,10 +193,12 @@ class SubsampledGaussianEvent(_Event):
 
     @property
     def rho(self) -> float:
+        """0: the cost is the Rényi-DP curve."""
         return 0.0
 
     @property
     def rdp(self) -> RDP:
+        """The Rényi-DP curve of the event."""
         return RDP(self.orders, self.rdp_values)
 
 
@@ -220,14 +231,17 @@ class ApproxDPEvent(_Event):
 
     @property
     def rho(self) -> float:
+        """0: the claim is charged as (ε, δ)."""
         return 0.0
 
     @property
     def delta(self) -> float:
+        """The claim's δ, charged as additive δ."""
         return float(self.epsilon_delta)
 
     @property
     def additive_epsilon(self) -> float:
+        """The claim's ε, charged as additive ε (basic composition)."""
         return float(self.epsilon)
 
 

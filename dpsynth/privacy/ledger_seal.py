@@ -42,7 +42,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dpsynth.privacy.ledger_store import LedgerError, redact
+from dpsynth.privacy.ledger_store import LedgerError
+from dpsynth.privacy.redact import redact_url
 
 KEY_ENV = "DPSYNTH_LEDGER_KEY"
 KEY_FILE_ENV = "DPSYNTH_LEDGER_KEY_FILE"
@@ -63,6 +64,7 @@ class KeySource:
     own: bool
 
     def describe(self) -> str:
+        """Where the key is, for a message."""
         return f"${KEY_ENV}" if self.path is None else f"key file {str(self.path)!r}"
 
 
@@ -77,7 +79,7 @@ def key_source(url: str, key_file: str | os.PathLike[str] | None = None) -> KeyS
     if url.startswith("sqlite:///"):
         return KeySource(Path(url[len("sqlite:///"):] + ".key"), own=True)
     config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    name = hashlib.sha256(redact(url).encode("utf-8")).hexdigest()[:32]
+    name = hashlib.sha256(redact_url(url).encode("utf-8")).hexdigest()[:32]
     return KeySource(config / "dpsynth" / "ledger-keys" / f"{name}.key", own=True)
 
 
@@ -162,13 +164,21 @@ def _mac(key: bytes, fields: list[object]) -> str:
 
 def entry_mac(key: bytes, seq: int, kind: str, dataset: str, rho: float, additive_delta: float,
               additive_epsilon: float, rdp: str, digest: str) -> str:
+    """The keyed MAC of an entry: its number, the columns a charge adds up, and its hash."""
     return _mac(key, ["entry", int(seq), kind, dataset, float(rho), float(additive_delta), float(additive_epsilon),
                       rdp or "", digest])
 
 
+def account_mac(key: bytes, dataset: str, digest: str) -> str:
+    """The keyed MAC of a dataset's sealed account (:func:`~dpsynth.privacy.ledger_charge.account_digest`)."""
+    return _mac(key, ["account", dataset, digest])
+
+
 def head_mac(key: bytes, seq: int, digest: str, kid: str) -> str:
+    """The keyed MAC of the head: the newest entry's number and hash, and the key's id."""
     return _mac(key, ["head", int(seq), digest, kid])
 
 
 def same(a: str, b: str) -> bool:
+    """``a == b``, in constant time."""
     return hmac.compare_digest(str(a).encode("utf-8"), str(b).encode("utf-8"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import sqlite3
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dpsynth.exceptions import DPSynthError, ParameterError
+from dpsynth.privacy.redact import redact_url
 
 GENESIS = "0" * 64
 # 2: entries carry an additive delta (a column that version-1 ledgers gain on first use).
@@ -32,6 +32,14 @@ SCHEMA_VERSION = 5
 class LedgerError(DPSynthError):
     """The ledger cannot be used as asked (unknown dataset, bad URL, unreachable server …)."""
 
+
+#: Each dataset's sealed account: what its charges add up, as dpsynth last wrote it, with its keyed
+#: MAC (ledger_chain.Chain.sealed_account). Not part of the hash chain; a ledger made before it
+#: gains it on its next charge, and a charge that finds no sealed account checks every entry.
+ACCOUNTS_TABLE = """CREATE TABLE IF NOT EXISTS dpsynth_ledger_accounts (
+        dataset TEXT PRIMARY KEY,
+        digest TEXT NOT NULL,
+        mac TEXT NOT NULL)"""
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS dpsynth_ledger_entries (
@@ -59,6 +67,7 @@ _TABLES = [
     """CREATE TABLE IF NOT EXISTS dpsynth_ledger_secret (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         secret TEXT NOT NULL)""",
+    ACCOUNTS_TABLE,
 ]
 # Columns that older ledgers gain on first writable use: (table, column, type and default).
 _COLUMNS = [
@@ -80,11 +89,6 @@ _INDEXES = [
 ]
 
 
-def redact(url: str) -> str:
-    """``url`` without its password."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
 class Backend:
     """A DB-API connection factory plus the two transaction shapes the ledger needs."""
 
@@ -94,25 +98,27 @@ class Backend:
     read_only = False
 
     def sql(self, text: str) -> str:
+        """``text`` with this backend's placeholders for the ``?`` of SQLite."""
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
     def exists(self) -> bool:  # pragma: no cover - abstract
+        """Whether the ledger's head table exists (a SQLite file: whether the file does)."""
         raise NotImplementedError
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Any]:  # pragma: no cover - abstract
+    def write(self) -> contextlib.AbstractContextManager[Any]:  # pragma: no cover - abstract
+        """A cursor in a transaction that no other writer runs beside, committed at the end."""
         raise NotImplementedError
-        yield
 
-    @contextlib.contextmanager
-    def read(self) -> Iterator[Any]:  # pragma: no cover - abstract
+    def read(self) -> contextlib.AbstractContextManager[Any]:  # pragma: no cover - abstract
+        """A cursor in a read transaction that sees one state of the ledger."""
         raise NotImplementedError
-        yield
 
     def columns(self, cur: Any, table: str) -> set[str]:  # pragma: no cover - abstract
+        """The column names of ``table``."""
         raise NotImplementedError
 
     def tables(self, cur: Any) -> set[str]:  # pragma: no cover - abstract
+        """The names of the ledger's tables."""
         raise NotImplementedError
 
     def initialise(self, step: Any) -> None:  # pragma: no cover - abstract
@@ -120,8 +126,9 @@ class Backend:
         raise NotImplementedError
 
     def refuse_write(self) -> None:
+        """Refuse any write to a ledger opened read-only."""
         if self.read_only:
-            raise LedgerError(f"ledger {redact(self.url)!r} is read-only here: it can be shown and verified, "
+            raise LedgerError(f"ledger {redact_url(self.url)!r} is read-only here: it can be shown and verified, "
                               "not charged or changed")
 
 
@@ -129,6 +136,7 @@ _SQLITE_BUSY_SECONDS = 60.0  # how long a ledger user waits for another to let g
 
 
 class SQLite(Backend):
+    """A ledger in a SQLite file (WAL, one writer at a time across processes)."""
     def __init__(self, path: Path, url: str):
         self.path = path
         self.url = url
@@ -142,15 +150,16 @@ class SQLite(Backend):
         self.read_only = path.exists() and not (os.access(path, os.W_OK) and os.access(parent, os.W_OK))
 
     def exists(self) -> bool:
+        """Whether the file exists."""
         return self.path.is_file()
 
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:
             try:
-                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=_SQLITE_BUSY_SECONDS,
-                                       isolation_level=None)
-                conn.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_SECONDS * 1000)}")
-                return conn
+                reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=_SQLITE_BUSY_SECONDS,
+                                         isolation_level=None)
+                reader.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_SECONDS * 1000)}")
+                return reader
             except sqlite3.Error as exc:
                 raise LedgerError(f"ledger {self.url!r} cannot be opened read-only: {exc}") from None
         # Switching a fresh file to WAL takes an exclusive lock, and SQLite answers "database is
@@ -159,7 +168,7 @@ class SQLite(Backend):
         deadline = time.monotonic() + _SQLITE_BUSY_SECONDS
         pause = 0.005
         while True:
-            conn = None
+            conn: sqlite3.Connection | None = None
             try:
                 conn = sqlite3.connect(self.path, timeout=_SQLITE_BUSY_SECONDS, isolation_level=None)
                 conn.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_SECONDS * 1000)}")
@@ -178,6 +187,7 @@ class SQLite(Backend):
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Cursor]:
+        """A cursor in an immediate transaction (one writer at a time, across processes)."""
         self.refuse_write()
         conn = self._connect()
         try:
@@ -200,6 +210,7 @@ class SQLite(Backend):
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Cursor]:
+        """A cursor in a read transaction."""
         conn = self._connect()
         try:
             conn.execute("BEGIN")
@@ -211,19 +222,23 @@ class SQLite(Backend):
             conn.close()
 
     def columns(self, cur: Any, table: str) -> set[str]:
+        """The column names of ``table``."""
         cur.execute(f"PRAGMA table_info({table})")
         return {row[1] for row in cur.fetchall()}
 
     def tables(self, cur: Any) -> set[str]:
+        """The names of the tables in the file."""
         cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         return {row[0] for row in cur.fetchall()}
 
     def initialise(self, step: Any) -> None:
+        """Run ``step(cursor)`` in a write transaction."""
         with self.write() as cur:
             step(cur)
 
 
 class Postgres(Backend):
+    """A ledger in a PostgreSQL database (writers serialised on the head row)."""
     placeholder = "%s"
 
     def __init__(self, url: str):
@@ -245,10 +260,11 @@ class Postgres(Backend):
             self._conn = self._psycopg.connect(self.url, connect_timeout=10, autocommit=True)
         except self._psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            raise LedgerError(f"cannot connect to ledger {redact(self.url)!r}: {reason}") from None
+            raise LedgerError(f"cannot connect to ledger {redact_url(self.url)!r}: {reason}") from None
         return self._conn
 
     def close(self) -> None:
+        """Close the connection, if one is open."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -258,15 +274,18 @@ class Postgres(Backend):
             self.close()
 
     def exists(self) -> bool:
+        """Whether the head table exists in the current schema."""
         with self.read() as cur:
             return "dpsynth_ledger_head" in self.tables(cur)
 
     def tables(self, cur: Any) -> set[str]:
+        """The names of the ledger's tables in the current schema."""
         cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
                     "AND table_name LIKE 'dpsynth_ledger_%%'")
         return {row[0] for row in cur.fetchall()}
 
     def initialise(self, step: Any) -> None:
+        """Run ``step(cursor)`` in a transaction holding the initialisers' advisory lock."""
         conn = self._connect()
         with self._refusing_read_only(), conn.transaction():
             cur = conn.cursor()
@@ -279,11 +298,12 @@ class Postgres(Backend):
         try:
             yield
         except (errors.ReadOnlySqlTransaction, errors.InsufficientPrivilege):
-            raise LedgerError(f"ledger {redact(self.url)!r} is read-only here: it can be shown and verified, "
+            raise LedgerError(f"ledger {redact_url(self.url)!r} is read-only here: it can be shown and verified, "
                               "not charged or changed") from None
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Any]:
+        """A cursor in a transaction that holds the head row (one writer at a time)."""
         conn = self._connect()
         with self._refusing_read_only(), conn.transaction():
             cur = conn.cursor()
@@ -293,6 +313,7 @@ class Postgres(Backend):
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Any]:
+        """A cursor in a repeatable-read transaction."""
         conn = self._connect()
         with conn.transaction():
             cur = conn.cursor()
@@ -300,12 +321,14 @@ class Postgres(Backend):
             yield cur
 
     def columns(self, cur: Any, table: str) -> set[str]:
+        """The column names of ``table`` in the current schema."""
         cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
                     "AND table_name = %s", (table,))
         return {row[0] for row in cur.fetchall()}
 
 
 def backend(url: str) -> Backend:
+    """The backend of ``url``: ``sqlite:///PATH`` or ``postgresql://…``."""
     if not isinstance(url, str) or not url:
         raise ParameterError(f"ledger ({url!r}) must be sqlite:///PATH or postgresql://…")
     if url.startswith("sqlite:///"):
@@ -315,7 +338,7 @@ def backend(url: str) -> Backend:
         return SQLite(Path(path), url)
     if url.startswith(("postgresql://", "postgres://")):
         return Postgres(url)
-    raise ParameterError(f"ledger ({redact(url)!r}) must be sqlite:///PATH or postgresql://…")
+    raise ParameterError(f"ledger ({redact_url(url)!r}) must be sqlite:///PATH or postgresql://…")
 
 
 def _migrate(db: Backend, cur: Any) -> None:
@@ -358,7 +381,7 @@ def open_tables(db: Backend, *, create: bool, on_create: Any = None) -> None:
     :class:`LedgerError`. A current ledger is only read; migrating an older one needs a writable
     one. A head table without its head row is damage, and never repaired here.
     """
-    missing = f"ledger {redact(db.url)!r} does not exist (dpsynth ledger create makes one; in Python, " \
+    missing = f"ledger {redact_url(db.url)!r} does not exist (dpsynth ledger create makes one; in Python, " \
               "Ledger(url, create=True))"
     exists = db.exists()
     if not create and not exists:
@@ -370,16 +393,16 @@ def open_tables(db: Backend, *, create: bool, on_create: Any = None) -> None:
             return
         _refuse_state(db, state, create)
         if db.read_only:
-            raise LedgerError(f"ledger {redact(db.url)!r} is read-only here and in an older format: open it once "
+            raise LedgerError(f"ledger {redact_url(db.url)!r} is read-only here and in an older format: open it once "
                               "where it can be written, to upgrade it")
     db.initialise(lambda cur: _initialise(db, cur, create, on_create))
 
 
 def _refuse_state(db: Backend, state: str, create: bool) -> None:
     if state == "headless":
-        raise LedgerError(f"ledger {redact(db.url)!r} has lost its head row: it was emptied or damaged")
+        raise LedgerError(f"ledger {redact_url(db.url)!r} has lost its head row: it was emptied or damaged")
     if state == "missing" and not create:
-        raise LedgerError(f"ledger {redact(db.url)!r} is not a dpsynth ledger (dpsynth ledger create makes one)")
+        raise LedgerError(f"ledger {redact_url(db.url)!r} is not a dpsynth ledger (dpsynth ledger create makes one)")
 
 
 def _initialise(db: Backend, cur: Any, create: bool, on_create: Any) -> None:

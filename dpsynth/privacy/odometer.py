@@ -70,6 +70,7 @@ class Odometer:
             )
 
     def spend(self, event: PrivacyEvent) -> None:
+        """Record ``event``, or refuse it when it would spend more than was reserved."""
         if not (event.additive_epsilon >= 0 and event.delta >= 0):  # False for NaN too: never give budget back
             raise PrivacyAccountingError(
                 f"mechanism {event.label or event.kind!r} has epsilon={event.additive_epsilon!r}, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dpsynth.exceptions import BudgetExceededError
+from dpsynth.exceptions import BudgetExceededError, InternalError
 from dpsynth.privacy.accounting import rho_within, rho_within_claims, sum_up, thresholding_delta, total_epsilon_within
 from dpsynth.privacy.budgets import RDP, ApproxDP
 
@@ -36,6 +36,7 @@ class Account:
 
 
 def rho_cap(cap: ApproxDP, delta_spent: float, rdp: RDP | None, epsilon_spent: float = 0.0) -> float:
+    """The ρ ``cap`` still admits beside the additive δ and ε and the Rényi-DP curve spent."""
     return rho_within_claims(cap.epsilon, cap.delta, epsilon_spent, delta_spent, rdp.orders if rdp else (),
                              rdp.epsilons if rdp else None)
 
@@ -47,8 +48,6 @@ def spent_epsilon(rho: float, rdp: RDP | None, delta: float, additive_delta: flo
         return 0.0
     return total_epsilon_within(additive_epsilon, rho, rdp.orders if rdp else (), rdp.epsilons if rdp else None,
                                 delta, additive_delta)
-
-
 
 
 def refuse_overdraft(
@@ -105,7 +104,8 @@ def _refuse_rdp_overdraft(statement: Account, rho: float, delta: float, claimed:
     spent_eps = spent_epsilon(statement.rho_spent, statement.rdp_spent, cap.delta, statement.delta_spent)
     curves = [c for c in (statement.rdp_spent, rdp) if c is not None]
     after_curve = RDP.total(curves)
-    assert after_curve is not None
+    if after_curve is None:  # refuse_overdraft comes here only with a curve spent or requested
+        raise InternalError(f"the Rényi-DP cap check of dataset {statement.dataset!r} has no curve to compose")
     delta_after = statement.delta_spent + delta
     total = spent_epsilon(statement.rho_spent + rho, after_curve, cap.delta, delta_after)
     if thresholding_delta(delta_after) < cap.delta and total <= cap.epsilon:

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -374,3 +375,65 @@ def test_both_backends_refuse_a_charge_on_a_damaged_ledger(ledger_url, attack):
         again.set_cap("d", ApproxDP(2.0, 1e-6), reason="more")
     if attack != "emptied":
         assert len(again.statement("d").reservations) == (0 if attack == "head set back" else 1)
+
+
+@pytest.mark.parametrize("attack", ["reservation lowered", "cap raised"])
+def test_a_ledger_object_that_charged_before_still_sees_a_later_edit(ledger_url, attack):
+    """A charge remembers the rows it has checked (to stay quick in a long-lived process); an
+    edit made afterwards, behind the same object's back, is still found by its next charge."""
+    from dpsynth.privacy import GaussianEvent
+
+    ledger = Ledger(ledger_url, create=True)
+    ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
+    events = [GaussianEvent(20.0, 1.0)]
+    for _ in range(3):  # entries 2-7; every charge checks (and remembers) the dataset's rows
+        ledger.reserve("d", events, synthesizer="t", claimed=ApproxDP(0.1, 1e-6)).complete()
+    statement = {"reservation lowered": "UPDATE dpsynth_ledger_entries SET rho = 1e-9 WHERE seq = 4",
+                 "cap raised": "UPDATE dpsynth_ledger_entries SET content = REPLACE(content, '\"epsilon\":1.0', "
+                               "'\"epsilon\":50.0') WHERE seq = 1"}[attack]
+    raw_execute(ledger_url, statement)
+    damage = {"reservation lowered": "entry 4 (reserve, dataset 'd') does not match its seal",
+              "cap raised": "entry 1 (dataset, dataset 'd') does not match its hash"}[attack]
+    with pytest.raises(LedgerTamperedError, match=re.escape(damage)):
+        ledger.reserve("d", events, synthesizer="t", claimed=ApproxDP(0.1, 1e-6))
+
+
+@pytest.mark.parametrize("attack", ["account rewritten", "account dropped"])
+def test_the_sealed_account_cannot_be_rewritten_to_hide_a_lowered_reservation(ledger_url, attack):
+    """A charge skips the entry-by-entry MAC check only when what it adds up equals the dataset's
+    sealed account (its MAC keyed like the entries'); an account rewritten or removed without the
+    key sends it back to checking every entry, which finds the lowered reservation."""
+    from dpsynth.privacy import GaussianEvent
+    from dpsynth.privacy.ledger_charge import account_digest
+
+    ledger = Ledger(ledger_url, create=True)
+    ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
+    events = [GaussianEvent(20.0, 1.0)]
+    for _ in range(2):
+        ledger.reserve("d", events, synthesizer="t", claimed=ApproxDP(0.1, 1e-6)).complete()
+    raw_execute(ledger_url, "UPDATE dpsynth_ledger_entries SET rho = 1e-9 WHERE seq = 2")
+    with ledger._db.read() as cur:
+        forged = account_digest(cur, ledger._db.sql, "d")  # what the charge now adds up
+    assert forged is not None
+    statement = {"account rewritten": f"UPDATE dpsynth_ledger_accounts SET digest = '{forged}'",
+                 "account dropped": "DROP TABLE dpsynth_ledger_accounts"}[attack]
+    raw_execute(ledger_url, statement)
+    for fresh in (ledger, Ledger(ledger_url)):  # the same object, and a new process's
+        with pytest.raises(LedgerTamperedError, match=re.escape("entry 2 (reserve, dataset 'd') does not match")):
+            fresh.reserve("d", events, synthesizer="t", claimed=ApproxDP(0.1, 1e-6))
+
+
+def test_a_ledger_without_sealed_accounts_gains_them_on_its_next_charge(ledger_url):
+    """A ledger made before accounts were sealed (no accounts table) is checked entry by entry on
+    its next charge, which then seals the account."""
+    from dpsynth.privacy import GaussianEvent
+
+    ledger = Ledger(ledger_url, create=True)
+    ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
+    events = [GaussianEvent(20.0, 1.0)]
+    ledger.reserve("d", events, synthesizer="t", claimed=ApproxDP(0.1, 1e-6)).complete()
+    raw_execute(ledger_url, "DROP TABLE dpsynth_ledger_accounts")
+    again = Ledger(ledger_url)
+    again.reserve("d", events, synthesizer="t", claimed=ApproxDP(0.1, 1e-6)).complete()
+    assert raw_query(ledger_url, "SELECT dataset FROM dpsynth_ledger_accounts") == [("d",)]
+    assert again.verify().ok and len(again.statement("d").reservations) == 2
