@@ -1,3 +1,5 @@
+"""``python -m dpsynth``: the ``dpsynth`` command."""
+
 import sys
 
 from dpsynth.cli import main

@@ -286,7 +286,7 @@ def test_a_check_that_raises_after_the_fit_keeps_the_report_and_the_table(env, m
     def broken(*args, **kwargs):
         raise RuntimeError(f"a message quoting a row: {SECRET}, age {PLANTED}")
 
-    monkeypatch.setattr("dpsynth.release.pipeline._quality_checks", broken)
+    monkeypatch.setattr("dpsynth.release.pipeline.exact_quality_checks", broken)
     assert main(cli_release(root, url)) == 4
     _, err = capsys.readouterr()
     one_line(err)

@@ -453,7 +453,8 @@ def test_permission_denied_is_one_line_even_as_root(env, monkeypatch, capsys):
     opens its inputs, and the command runs in this process."""
     import builtins
 
-    import dpsynth.io
+    import dpsynth.io.config
+    import dpsynth.io.limited_read
     from dpsynth.cli import main
 
     def denied(file, *args, **kwargs):
@@ -463,7 +464,8 @@ def test_permission_denied_is_one_line_even_as_root(env, monkeypatch, capsys):
 
     (env.root / "locked.yaml").write_text(yaml.safe_dump(SCHEMA), encoding="utf-8")
     (env.root / "locked.csv").write_text(f"region,plan,age\n{SECRET},basic,3\n", encoding="utf-8")
-    monkeypatch.setattr(dpsynth.io, "open", denied, raising=False)
+    for module in (dpsynth.io.config, dpsynth.io.limited_read):  # where dpsynth opens configs and tables
+        monkeypatch.setattr(module, "open", denied, raising=False)
     monkeypatch.chdir(env.root)
     for argv, name in ((env.fit(**{"--schema": "locked.yaml"}), "locked.yaml"),
                        (env.fit(**{"--data": "locked.csv"}), "locked.csv"),

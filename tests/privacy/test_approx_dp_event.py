@@ -268,28 +268,28 @@ def test_composition_helpers():
 
 
 def test_the_release_report_composes_the_claim():
-    from dpsynth.release.pipeline import _privacy_block
+    from dpsynth.release.report import privacy_block
 
     claim = ApproxDPEvent(0.8, 1e-7)
     checks = [GaussianEvent(scale=10.0, l2_sensitivity=1.0)]  # ρ = 1/200
-    block = _privacy_block([claim], checks, 0.8, 1e-6)
+    block = privacy_block([claim], checks, 0.8, 1e-6)
     assert block["table"]["epsilon_composed"] == 0.8
     assert block["decision"]["epsilon"] == pytest.approx(cks_epsilon(0.005, 1e-6), rel=1e-7)
     # the checks keep the release's δ; the claim's δ comes on top (basic composition)
     assert block["total"]["delta"] == pytest.approx(1e-6 + 1e-7, rel=1e-12)
     assert block["total"]["epsilon"] == pytest.approx(0.8 + cks_epsilon(0.005, 1e-6 + 1e-7 - thr(1e-7)), rel=1e-7)
-    same = _privacy_block([ApproxDPEvent(0.8, 1e-6)], checks, 0.8, 1e-6)  # a claim at the release's δ
+    same = privacy_block([ApproxDPEvent(0.8, 1e-6)], checks, 0.8, 1e-6)  # a claim at the release's δ
     assert same["total"]["delta"] == pytest.approx(2e-6, rel=1e-12)
     assert same["total"]["epsilon"] == pytest.approx(0.8 + cks_epsilon(0.005, 2e-6 - thr(1e-6)), rel=1e-7)
-    assert _privacy_block([claim], [], 0.8, 1e-6)["total"]["epsilon"] == 0.8
+    assert privacy_block([claim], [], 0.8, 1e-6)["total"]["epsilon"] == 0.8
     # zCDP plans keep their figures
     g = [GaussianEvent(scale=5.0, l2_sensitivity=1.0)]
-    assert _privacy_block(g, checks, 1.0, 1e-6)["total"]["epsilon"] == pytest.approx(
+    assert privacy_block(g, checks, 1.0, 1e-6)["total"]["epsilon"] == pytest.approx(
         max(1.0, cks_epsilon(0.025, 1e-6)), rel=1e-7)
 
 
 def test_the_statement_prints_the_claims(ledger, capsys):
-    from dpsynth.cli import _print_statements
+    from dpsynth.cli.ledger import print_statements as _print_statements
 
     ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
     ledger.reserve("d", [ApproxDPEvent(0.6, 1e-7)], synthesizer="plugin", claimed=ApproxDP(0.6, 1e-7)).complete()

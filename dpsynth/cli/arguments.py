@@ -1,0 +1,53 @@
+"""What every command group of the CLI parses with: the parser that reports a usage mistake as one line
+and exit code 2, the number types, and the options several commands share."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from typing import Any, NoReturn
+
+__all__ = ["THREADS_HELP", "Parser", "integer", "ledger_option", "number"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line and exit code 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # Let negative numbers in scientific notation (``--delta -1e-6``) reach validation
+        # as values instead of being mistaken for options.
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+    def error(self, message: str) -> NoReturn:
+        """Write the usage mistake as one line and exit 2."""
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def number(text: str) -> float:
+    """A float option (argparse's one-line error otherwise)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def integer(text: str) -> int:
+    """An integer option (argparse's one-line error otherwise)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+THREADS_HELP = ("threads of PyTorch and the BLAS/OpenMP pools during the fit, 1 to 1024 (default: automatic, from "
+                "the usable CPUs, the machine's load and the work; OMP_NUM_THREADS is respected)")
+
+
+def ledger_option(parser: argparse.ArgumentParser) -> None:
+    """``--ledger URL`` of the ``ledger`` commands: required unless ``$DPSYNTH_LEDGER`` gives it."""
+    parser.add_argument("--ledger", required=os.environ.get("DPSYNTH_LEDGER") is None,
+                        default=os.environ.get("DPSYNTH_LEDGER"))

@@ -1,0 +1,141 @@
+"""``dpsynth fit``: fit a synthesizer on a private table, charged to the ledger, and write a synthetic table
+of a public number of rows."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from dpsynth.cli.arguments import THREADS_HELP, integer, number
+from dpsynth.cli.charging import ledger_for
+from dpsynth.cli.synth_params import synth_params
+from dpsynth.exceptions import ParameterError
+
+__all__ = ["add_fit", "check_fit_out", "fit_result", "run_fit"]
+
+
+def add_fit(sub: Any) -> None:
+    """Add ``dpsynth fit`` to the subcommands ``sub``."""
+    fit = sub.add_parser("fit", help="fit a synthesizer and write a synthetic table")
+    fit.add_argument("--data", required=True, help="private table (.csv, .csv.gz or .parquet)")
+    fit.add_argument("--schema", required=True, help="public schema (YAML/JSON) or Private-PGM domain file")
+    fit.add_argument("--synthesizer", default="mst",
+                     help="synthesizer name (default: mst), or package.module:Class of a plug-in (docs/plugins.md)")
+    fit.add_argument("--epsilon", type=number, required=True)
+    fit.add_argument("--delta", type=number, required=True)
+    fit.add_argument("--rows", type=integer, required=True, help="number of synthetic rows")
+    fit.add_argument("--out", required=True, help="synthetic table to write (.csv or .parquet)")
+    fit.add_argument("--overwrite", action="store_true",
+                     help="replace --out if it exists (never allowed when --out is the --data file)")
+    fit.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    fit.add_argument("--ledger", help="privacy ledger URL: sqlite:///PATH or postgresql://… (default: $DPSYNTH_LEDGER)")
+    fit.add_argument("--dataset", help="the private dataset's name in the ledger")
+    fit.add_argument("--no-ledger", action="store_true",
+                     help="fit WITHOUT recording the privacy loss in any ledger (loud opt-out)")
+    fit.add_argument("--workload", help="marginals to preserve (AIM): 'a,b,c;d,e' or a YAML/JSON file of column lists")
+    fit.add_argument("--device", default="auto",
+                     help="where DP-SGD synthesizers (dpctgan, dpvae) train: auto (CUDA when available, the "
+                          "default), cpu or cuda; ignored by synthesizers that do not train")
+    fit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a synthesizer parameter, e.g. max_model_size=20 (repeatable; VALUE read as JSON)")
+    fit.add_argument("--threads", type=integer, default=None, help=THREADS_HELP)
+    fit.add_argument(
+        "--insecure-seed",
+        type=integer,
+        default=None,
+        help="seed the privacy noise: INSECURE, for tests only; the output says so",
+    )
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Exit 0 once the synthetic table is written."""
+    result = fit_result(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        entry = f", ledger entry {result['ledger_entry']}" if result["ledger_entry"] is not None else ""
+        print(
+            f"wrote {result['rows']:,} synthetic rows to {result['out']} "
+            f"({result['synthesizer']}, epsilon={result['epsilon']:g}, delta={result['delta']:g}, "
+            f"rho={result['rho']:.6g}{entry}) in {result['seconds']:.1f} s"
+        )
+    return 0
+
+
+def fit_result(args: argparse.Namespace) -> dict[str, Any]:
+    """Fit and write the synthetic table; the result that ``dpsynth fit`` prints."""
+    from dpsynth import _validation as check
+    from dpsynth._threads import check_threads
+    from dpsynth.io import check_writable, read_table, sha256_file
+    from dpsynth.schema import load_schema
+    from dpsynth.synth.plugin import load_generator
+    from dpsynth.synth.streaming import check_rows_on_disk, write_sampled
+
+    start = time.perf_counter()
+    # Everything a user can get wrong is checked before the private data is touched.
+    cls = load_generator(args.synthesizer)  # a name, or package.module:Class (a plug-in comes back wrapped)
+    n_synthetic = check.positive_int("rows", args.rows)  # the PUBLIC number of synthetic rows asked for
+    threads = None if args.threads is None else check_threads(args.threads)
+    out = check_writable(args.out)
+    check_fit_out(out, Path(args.data), overwrite=args.overwrite)
+    schema = load_schema(args.schema)
+    na_rep = schema.missing_values[0] if schema.missing_values else ""
+    check_rows_on_disk(n_synthetic, schema, out, na_rep=na_rep)  # what the output's folder can hold, before any charge
+    params = synth_params(cls, args.param, args.workload)
+    plugin = getattr(cls, "plugin", False)
+    if not plugin and "device" in inspect.signature(cls.__init__).parameters:  # only synthesizers that train take it
+        params.setdefault("device", args.device)
+    synth = cls(epsilon=args.epsilon, delta=args.delta, insecure_seed=args.insecure_seed, **params)
+    events = synth.plan(schema)  # validates ε, δ and the synthesizer's parameters
+    ledger, dataset = ledger_for(args, "fit", doing="fit")
+    if dataset is not None:
+        ledger.check(dataset, events, claimed=synth.budget())  # fail early, before reading data
+    data = read_table(args.data)
+    fingerprint = sha256_file(args.data) if not args.no_ledger else None
+    synth.fit(data, schema=schema, ledger=ledger, dataset=dataset, input_sha256=fingerprint, threads=threads)
+    phases: dict[str, float] = {}
+    # in chunks (post-processing), renamed at the end
+    write_sampled(synth, n_synthetic, out, na_rep=na_rep, timings=phases)
+    timings = {**getattr(synth, "timings_", {}), "sample": round(phases["sample"], 4),
+               "write": round(phases["write"], 4)}
+    result: dict[str, Any] = {
+        "synthesizer": cls.name,
+        "epsilon": float(args.epsilon),
+        "delta": float(args.delta),
+        "rho": synth.privacy_spent_.rho,
+        "rows": n_synthetic,
+        "out": str(out),
+        "seconds": round(time.perf_counter() - start, 3),
+        "secure_noise": synth.secure_noise_,
+        "timings": timings,
+        "threads": synth.threads_,
+    }
+    if args.insecure_seed is not None:
+        result["insecure_seed"] = args.insecure_seed
+    if hasattr(synth, "dpsgd_"):  # DP-SGD: the accounting of the run (σ, q, steps, Opacus's ε, device)
+        result["dpsgd"] = synth.dpsgd_
+    if plugin:  # the claim is the generator's own, charged by dpsynth before its fit
+        result["claim"] = synth.claim_
+    result["ledger_entry"] = synth.ledger_entry_
+    result["dataset"] = synth.dataset_
+    result["opt_ins"] = list(synth.opt_ins_)
+    return result
+
+
+def check_fit_out(out: Path, data: Path, *, overwrite: bool) -> None:
+    """Refuse, before anything is charged, an --out that is the input, or an existing file without --overwrite."""
+    same = out.resolve() == data.resolve()
+    if not same and out.exists() and data.exists():
+        try:
+            same = os.path.samefile(out, data)
+        except OSError:
+            same = False
+    if same:
+        raise ParameterError(f"--out ({str(out)!r}) must not be the --data file: it would replace the private table")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise ParameterError(f"--out ({str(out)!r}) already exists: give --overwrite to replace it, or another path")
