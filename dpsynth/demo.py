@@ -2,7 +2,7 @@
 
 A fresh ledger (``ledger.db``, dataset ``adult`` with a cap of ε = 4 at δ = 1e-6) is created in
 the output folder, and ``dpsynth.release.release`` takes the table through the one road with the
-default policy (``audits/policies/default.yaml``): MST at ε = 1 by default, as many rows as MST's
+default policy (``dpsynth/release/policies/default.yaml``): MST at ε = 1 by default, as many rows as MST's
 DP estimate of the private count (never the true count), the black-box audit on the synthetic
 table, the PII scan, and the DP checks of copies and fidelity (charged with the release, so the
 decision is DP too). The publishable artifacts go to ``OUT/release/publish/`` (``report.html``,

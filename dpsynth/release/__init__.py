@@ -10,7 +10,7 @@ released, ``synthetic.csv``. See ``docs/release.md``.
 from dpsynth.release.manifest import verify_manifest
 from dpsynth.release.pipeline import EXIT, NOTICE, ReleaseResult, release
 from dpsynth.release.policy import Policy, PolicyError, load_policy, parse_policy, shipped_policy
-from dpsynth.release.schema import report_problems, report_schema, validate_report
+from dpsynth.release.report_schema import report_problems, report_schema, validate_report
 
 __all__ = [
     "EXIT",

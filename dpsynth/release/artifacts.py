@@ -97,7 +97,7 @@ def write_release(out_dir: Path, report: dict[str, Any], synthetic: pd.DataFrame
     """
     from dpsynth.io import leftover_prefix, remove_stale_leftovers, terminate_as_exit, write_table
     from dpsynth.release.html import render_html
-    from dpsynth.release.schema import validate_report
+    from dpsynth.release.report_schema import validate_report
 
     public = publishable(report)
     validate_report(report)
@@ -112,7 +112,8 @@ def write_release(out_dir: Path, report: dict[str, Any], synthetic: pd.DataFrame
             pub, internal = tmp / PUBLISH, tmp / INTERNAL
             pub.mkdir()
             internal.mkdir()
-            pub_files, internal_files = [], []
+            pub_files: list[str] = []
+            internal_files: list[str] = []
             if synthetic is not None:
                 write_table(synthetic, pub / "synthetic.csv", na_rep=na_rep)
                 pub_files.append("synthetic.csv")

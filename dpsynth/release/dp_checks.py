@@ -67,6 +67,7 @@ class Measurement:
     mechanism: GaussianCounts
 
     def to_dict(self) -> dict[str, Any]:
+        """The measurement for the report: its sensitivity, noise scale, ρ and label."""
         return {"name": self.name, "statistic": self.statistic, "units": self.units,
                 "l2_sensitivity": self.mechanism.l2_sensitivity, "noise_scale": self.mechanism.scale,
                 "rho": self.mechanism.rho, "label": self.mechanism.label}
@@ -120,6 +121,7 @@ class DPChecksPlan:
 
     @property
     def fidelity_ks(self) -> tuple[int, ...]:
+        """The marginal orders k that the fidelity checks measure, ascending."""
         return tuple(sorted({_K_OF[key] for key in self.fidelity}))
 
     def weights(self) -> dict[str, float]:
@@ -167,6 +169,7 @@ class DPChecksPlan:
         return [m.mechanism.event for m in self.measurements()]
 
     def to_dict(self) -> dict[str, Any]:
+        """The plan for the report (public: from the policy and the schema)."""
         return {"rho": self.rho, "fidelity": list(self.fidelity), "replay": list(self.replay),
                 "utility": self.utility, "weights": self.weights(), "part_rho": self.part_rho(),
                 "utility_bins": self.utility_bins, "fidelity_scale": self.fidelity_scale,
@@ -266,9 +269,12 @@ def run_dp_checks(plan: DPChecksPlan, real: pd.DataFrame, synthetic: pd.DataFram
 
     Args:
         plan: from :func:`plan_dp_checks`; its events must be reserved in ``odometer``.
-        real: the private table; synthetic: the (DP, public) synthetic table; schema: public.
+        real: the private table.
+        synthetic: the (DP, public) synthetic table.
+        schema: the tables' public schema.
         target: the utility check's target column (categorical).
-        noise, odometer: every measurement spends its event from ``odometer`` before its noise is drawn.
+        noise: the noise source of the measurements.
+        odometer: every measurement spends its event from ``odometer`` before its noise is drawn.
         seed: public seed of the replay split key and the synthetic sample.
         alpha: level of the replay checks' one-sided test.
         rows_estimate: a DP or public row count to use instead of measuring one (needed when
@@ -307,7 +313,7 @@ def run_dp_checks(plan: DPChecksPlan, real: pd.DataFrame, synthetic: pd.DataFram
         n_hat = float(measure("rows", np.array([len(real_codes)]))[0])
         rows_source = "measured"
     else:
-        assert rows_estimate is not None
+        assert rows_estimate is not None  # type narrowing: checked above (ParameterError)
         n_hat, rows_source = float(rows_estimate), "given"
     n_norm = max(n_hat, 1.0)
 
@@ -315,7 +321,7 @@ def run_dp_checks(plan: DPChecksPlan, real: pd.DataFrame, synthetic: pd.DataFram
     replay = _replay(plan, real, synthetic, schema, measure, mechanisms, n_hat, seed, alpha)
     utility = None
     if plan.utility:
-        assert kind is not None and target is not None
+        assert kind is not None and target is not None  # type narrowing: _check_public checked both
         utility = _utility(plan, kind, real, real_codes, synthetic, synthetic_codes, schema, target, measure,
                            mechanisms, n_norm)
     return DPChecksResult(rows=n_hat, fidelity=fidelity, replay=replay, utility=utility, plan=plan,

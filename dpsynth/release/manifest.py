@@ -21,6 +21,7 @@ MANIFEST_VERSION = "2"
 
 
 def sha256_bytes(data: bytes) -> str:
+    """The SHA-256 of ``data``, in hexadecimal."""
     return hashlib.sha256(data).hexdigest()
 
 

@@ -1,7 +1,7 @@
 """Example release reports for the HTML tests and ``scripts/screenshot-report.py`` (not a test module).
 
 They are shaped like the evidence dpsynth's components emit (``dpsynth.audit`` results,
-``ScanReport.to_dict()``, ``ReplayReport.to_dict()``, ``dpsynth.quality.evaluate``, a ledger
+``ScanReport.to_dict()``, ``CopyReport.to_dict()``, ``dpsynth.quality.evaluate``, a ledger
 ``DatasetStatement.to_dict()``) and validate against ``dpsynth/release/report.schema.json``. The
 "real" marginals are those of the bundled, public UCI Adult table; every other figure (the
 synthetic shares, audit, scan and replay numbers) is illustrative, not measured.

@@ -230,7 +230,7 @@ def test_a_section_that_cannot_be_drawn_says_so(monkeypatch: pytest.MonkeyPatch)
     def boom(report: dict) -> str:
         raise ValueError("<b>bad</b>")
 
-    monkeypatch.setattr(module, "_replay", boom)
+    monkeypatch.setattr(module, "replay_section", boom)
     document, page = render(example_report("released"))
     assert 'class="broken"' in document and "ValueError: <b>bad</b>" in page.all_text
     assert ">RELEASED<" in document and page.section_order == SECTIONS

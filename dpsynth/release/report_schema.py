@@ -12,6 +12,7 @@ SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 
 @lru_cache(maxsize=1)
 def report_schema() -> dict[str, Any]:
+    """The JSON Schema of ``report.json`` (read once)."""
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
