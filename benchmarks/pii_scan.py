@@ -17,6 +17,12 @@ The baselines are for time only: recall is measured on the scan's answer. Their 
 the sample are compared for the pattern (non-NER) results, with the differences counted by cause.
 ``--check-identity`` compares the scan's answer with the tuned engine's full ``analyze`` on every
 distinct value.
+
+``--compare-batch N`` measures only what the scan's reading of Presidio's internals
+(:mod:`dpsynth.pii.presidio_compat`: prefilter, regex screen, reach, lemmas on demand) is worth:
+the scan of the table (no schema, cold cache) N times each way, in alternating order, as dpsynth
+runs it (``scan``) and with Presidio's ``BatchAnalyzerEngine`` on every distinct value, no shortcut
+but the cache (``batch``); median CPU seconds, and whether the findings are the same.
 Both wall-clock and CPU time (``time.process_time``, this process only) are measured: on a shared
 machine the CPU-time ratio is the one other processes do not disturb.
 """
@@ -28,11 +34,15 @@ import json
 import random
 import resource
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 from faker import Faker
 
-from dpsynth.pii._engine import LANGUAGE, MODEL_PACKAGE
+from dpsynth.pii.engine import LANGUAGE, MODEL_PACKAGE, Engine
+from dpsynth.pii.findings import Match, ScanReport, resolve_overlaps
+from dpsynth.pii.profile import ColumnProfile
 from dpsynth.pii.scan import PIIScanner
 from dpsynth.schema.schema import Schema
 
@@ -88,8 +98,10 @@ def schema_of_clean_columns() -> Schema:
     ]})
 
 
-def measure(report, table: pd.DataFrame, notes_truth: list[set[str]]) -> dict:
+def measure(report: ScanReport, table: pd.DataFrame, notes_truth: list[set[str]]) -> dict:
     cells = report.cell_entities
+    if cells is None:
+        raise SystemExit("measure() needs a scan with keep_cells=True")
     recall: dict[str, list[int]] = {}
     for column, entity in TRUTH.items():
         hits = sum(entity in s for s in cells[column])
@@ -108,7 +120,7 @@ def measure(report, table: pd.DataFrame, notes_truth: list[set[str]]) -> dict:
             "clean_false_positive_cells": fp_cells}
 
 
-def stock_presidio_engine():
+def stock_presidio_engine() -> Any:
     """Stock Presidio as a user would set it up offline with the model dpsynth loads: the default
     recognizer registry, Presidio's default NER configuration and the model's full pipeline."""
     from presidio_analyzer import AnalyzerEngine
@@ -123,7 +135,7 @@ def stock_presidio_engine():
 DPSYNTH_RECOGNIZERS = {"LuhnCreditCardRecognizer", "NorthAmericanPhoneRecognizer"}
 
 
-def compare_pattern_results(tuned: dict, stock: dict, stock_unthresholded) -> dict:
+def compare_pattern_results(tuned: dict, stock: dict, stock_unthresholded: Callable[[Any], list]) -> dict:
     """Per-cell pattern results (every recognizer but spaCy's NER) of the two baselines on the same
     cells, as (entity type, start, end) spans; differences counted by entity type and cause. A span
     only the tuned engine reports, from a recognizer both have, is looked up in the stock engine's
@@ -155,12 +167,10 @@ def compare_pattern_results(tuned: dict, stock: dict, stock_unthresholded) -> di
             "spans_by_cause": dict(sorted(causes.items()))}
 
 
-def check_identity(table: pd.DataFrame, engine) -> dict:
+def check_identity(table: pd.DataFrame, engine: Engine) -> dict:
     """Compare the scan's per-value answer with plain ``AnalyzerEngine.analyze`` (full pipeline, all
     the profile's entity types, the column's context words) on every distinct value."""
     import numpy as np
-
-    from dpsynth.pii.scan import _resolve
 
     scanner = PIIScanner(engine=engine)
     values = differences = 0
@@ -170,7 +180,7 @@ def check_identity(table: pd.DataFrame, engine) -> dict:
         fast = scanner._analyse(profile, distinct)
         nlp = engine.nlp if profile.ner else engine.no_op
         for text, artifacts in nlp.process_batch(distinct, language="en", batch_size=1000):
-            full = _resolve(engine.analyzer.analyze(text=text, language="en", entities=list(profile.entities),
+            full = resolve_overlaps(engine.analyzer.analyze(text=text, language="en", entities=list(profile.entities),
                                                     nlp_artifacts=artifacts, context=list(profile.context),
                                                     score_threshold=scanner.threshold))
             values += 1
@@ -178,7 +188,61 @@ def check_identity(table: pd.DataFrame, engine) -> dict:
     return {"values": values, "differences": differences}
 
 
-def main() -> None:
+class BatchScanner(PIIScanner):
+    """The scan with every distinct value sent to Presidio's ``BatchAnalyzerEngine`` (no prefilter,
+    no screen, no reach, no lemma gate): the cache, profiles and column rule only."""
+
+    def _analyse(self, profile: ColumnProfile, texts: list[str]) -> dict[str, list[Match]]:
+        from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerRegistry
+
+        analyzer = self.engine.analyzer
+        if not profile.ner:  # the pattern-only engine, as the scan uses for columns NER does not read
+            patterns = [r for r in analyzer.registry.recognizers if r.name != "SpacyRecognizer"]
+            analyzer = AnalyzerEngine(registry=RecognizerRegistry(recognizers=patterns, supported_languages=[LANGUAGE]),
+                                      nlp_engine=self.engine.no_op, supported_languages=[LANGUAGE])
+        self.analyze_calls += len(texts)
+        results = BatchAnalyzerEngine(analyzer).analyze_iterator(
+            texts, LANGUAGE, batch_size=self.batch_size, entities=list(profile.entities),
+            context=list(profile.context), allow_list=list(profile.allow_list) or None,
+            score_threshold=self.threshold)
+        return {t: resolve_overlaps(r) for t, r in zip(texts, results, strict=True)}
+
+
+def compare_batch(table: pd.DataFrame, reps: int) -> dict:
+    """CPU seconds of the scan as dpsynth runs it and with ``BatchAnalyzerEngine`` (see the module
+    docstring); the runs alternate, each on a cold cache."""
+    import statistics
+
+    engine = PIIScanner().engine
+    variants = ("scan", "batch")
+    cpu: dict[str, list[float]] = {v: [] for v in variants}
+    findings: dict[str, str] = {}
+    for i in range(reps):
+        for variant in variants if i % 2 == 0 else variants[::-1]:
+            scanner = (BatchScanner if variant == "batch" else PIIScanner)(engine=engine)
+            c = time.process_time()
+            report = scanner.scan(table)
+            cpu[variant].append(round(time.process_time() - c, 2))
+            findings.setdefault(variant, json.dumps([f.to_dict() for f in report.findings], sort_keys=True))
+    out: dict = {"reps": reps}
+    scan = statistics.median(cpu["scan"])
+    for variant in variants:
+        median = statistics.median(cpu[variant])
+        out[variant] = {"cpu_seconds": cpu[variant], "median_cpu_seconds": round(median, 2),
+                        "ratio_to_scan": round(median / scan, 2),
+                        "same_findings_as_scan": findings[variant] == findings["scan"]}
+    return out
+
+
+def emit(out: dict, path: str | None) -> None:
+    """Print the figures, and write them to ``path`` when given."""
+    print(json.dumps(out, indent=1))
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(out, f, indent=1)
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
@@ -187,8 +251,18 @@ def main() -> None:
     parser.add_argument("--check-identity", action="store_true",
                         help="also check that the scan's answer equals plain Presidio's (full spaCy pipeline, every "
                              "entity type) on every distinct value of every column; exit 1 if not")
-    args = parser.parse_args()
+    parser.add_argument("--compare-batch", type=int, metavar="N", default=0,
+                        help="only time the scan N times as dpsynth runs it and N times with Presidio's "
+                             "BatchAnalyzerEngine on every distinct value (alternating), and print the medians")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     table, notes_truth = make_table(args.rows, args.seed)
+    if args.compare_batch:
+        emit({"rows": args.rows, "compare_batch": compare_batch(table, args.compare_batch)}, args.json)
+        return
     t0 = time.perf_counter()
     scanner = PIIScanner()
     build = time.perf_counter() - t0
@@ -263,10 +337,7 @@ def main() -> None:
     if args.check_identity:
         out["identity"] = check_identity(table, scanner.engine)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    print(json.dumps(out, indent=1))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(out, f, indent=1)
+    emit(out, args.json)
     if args.check_identity and out["identity"]["differences"]:
         raise SystemExit(f"the scan differs from plain Presidio on {out['identity']['differences']} values")
 

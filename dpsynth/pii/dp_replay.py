@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.exceptions import ParameterError
-from dpsynth.pii.replay import _encode
+from dpsynth.pii.encoding import encode_tables
 from dpsynth.schema.schema import Schema
 
 CHECKS = ("exact_rows", "quasi_identifiers")
@@ -77,7 +77,7 @@ def value_frame(table: pd.DataFrame, schema: Schema, names: list[str]) -> pd.Dat
     """The raw values of ``names`` that rows are compared on: per categorical column its text and
     a missing flag, per numeric column its value scaled by the public bounds and a missing flag.
     A function of each row's values alone (no codes learned from the table)."""
-    (enc,) = _encode([table], schema, names)
+    (enc,) = encode_tables([table], schema, names)
     cats = [c for c in schema.columns if c.name in names and c.kind == "categorical"]
     nums = [c for c in schema.columns if c.name in names and c.kind != "categorical"]
     parts: dict[str, Any] = {}

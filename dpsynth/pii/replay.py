@@ -1,4 +1,7 @@
-"""Replay checks: does a synthetic table copy real records?
+"""Copy checks (the ``dpsynth replay`` command, a policy's ``replay`` rules): does a synthetic table copy real records?
+
+:func:`copy_check` returns a :class:`CopyReport` (its JSON names the report ``dpsynth.pii.replay``).
+The replay audit of a synthesizer's mechanism use is another thing: :mod:`dpsynth.audit.replay`.
 
 Three rates, each beside the same rate for real rows the generator never saw (a holdout), because
 in a small domain (a few categorical columns) two real people share a row by chance, and a copy
@@ -11,7 +14,7 @@ rate is only a leak when it is higher than that:
   a mixed-type distance: categorical columns 0 when equal and 1 otherwise, numeric and date columns
   ``|a - b| / (high - low)`` with the schema's PUBLIC bounds, missing equal to missing (0) and
   unequal to a value (1); the mean over columns (Gower's distance, in [0, 1]). Exact copies are
-  near copies too; DCR quantiles are reported for both sides.
+  near copies too; DCR quantiles are reported for both sides (:mod:`dpsynth.pii.encoding`).
 
 Without a holdout, the real table is split at random (seeded): 80% is the reference and 20% the
 baseline (real-vs-real chance matches). With ``holdout``, the whole real table is the reference and
@@ -34,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.exceptions import DataError, ParameterError
-from dpsynth.schema.encode import _missing_mask, _numbers
+from dpsynth.pii.encoding import encode_tables, nearest_distances
 from dpsynth.schema.schema import Schema
 
 REPORT_VERSION = 1
@@ -45,11 +48,10 @@ NOT_DP_NOTICE = (
     "NOT differentially private: these checks read the real data. Internal evidence only; the report "
     "holds rates and distance quantiles, never a row."
 )
-_CHUNK_CELLS = 8_000_000  # synthetic rows × reference rows × columns compared at once
 
 
 @dataclass(frozen=True)
-class Rate:
+class CopyRate:
     """Matches of one check: synthetic rows against the reference, and the baseline."""
 
     check: str
@@ -62,13 +64,16 @@ class Rate:
 
     @property
     def synthetic_rate(self) -> float:
+        """The share of synthetic rows that match."""
         return self.synthetic_matches / self.synthetic_rows if self.synthetic_rows else 0.0
 
     @property
     def baseline_rate(self) -> float:
+        """The share of baseline rows that match."""
         return self.baseline_matches / self.baseline_rows if self.baseline_rows else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form (rates rounded, the p-value to 4 significant digits)."""
         return {"check": self.check, "synthetic_rate": round(self.synthetic_rate, 6),
                 "baseline_rate": round(self.baseline_rate, 6), "synthetic_matches": self.synthetic_matches,
                 "synthetic_rows": self.synthetic_rows, "baseline_matches": self.baseline_matches,
@@ -77,10 +82,10 @@ class Rate:
 
 
 @dataclass
-class ReplayReport:
+class CopyReport:
     """Rates of exact, quasi-identifier and near copies, with their holdout baselines."""
 
-    rates: list[Rate]
+    rates: list[CopyRate]
     columns: list[str]
     quasi_identifiers: list[str]
     near_threshold: float
@@ -92,12 +97,15 @@ class ReplayReport:
 
     @property
     def flagged(self) -> bool:
+        """Whether any rate is flagged above its baseline."""
         return any(r.flagged for r in self.rates)
 
-    def rate(self, check: str) -> Rate:
+    def rate(self, check: str) -> CopyRate:
+        """The rate of one check (``exact``, ``quasi_identifiers``, ``quasi_identifiers_unique``, ``near``)."""
         return next(r for r in self.rates if r.check == check)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form, with the report's name, version and not-DP notice."""
         return {
             "report": "dpsynth.pii.replay", "version": REPORT_VERSION, "flagged": self.flagged,
             "checks": [r.to_dict() for r in self.rates], "columns": list(self.columns),
@@ -107,92 +115,8 @@ class ReplayReport:
         }
 
 
-class _Encoded:
-    """A table as categorical codes (int32; -1 missing) and scaled numbers (float32; NaN missing)."""
-
-    def __init__(self, cat: np.ndarray, num: np.ndarray):
-        self.cat, self.num = cat, num
-
-    def __len__(self) -> int:
-        return len(self.cat)
-
-    def take(self, idx: np.ndarray) -> _Encoded:
-        return _Encoded(self.cat[idx], self.num[idx])
-
-    def keys(self, cat_cols: list[int], num_cols: list[int]) -> np.ndarray:
-        """A 64-bit hash of each row on the given columns (missing is a value of its own)."""
-        parts = {f"c{j}": self.cat[:, j] for j in cat_cols}
-        parts.update({f"n{j}": np.where(np.isnan(self.num[:, j]), np.float32(-1.0), self.num[:, j]) for j in num_cols})
-        if not parts:
-            return np.zeros(len(self), dtype=np.uint64)
-        return pd.util.hash_pandas_object(pd.DataFrame(parts), index=False).to_numpy()
-
-
-def _encode(tables: list[pd.DataFrame], schema: Schema, names: list[str]) -> list[_Encoded]:
-    """Encode every table with shared categorical codes (text compared; levels beyond the schema's
-    are codes too, so that a copied rare value counts as a copy) and numbers scaled by public bounds."""
-    cats = [c for c in schema.columns if c.name in names and c.kind == "categorical"]
-    nums = [c for c in schema.columns if c.name in names and c.kind != "categorical"]
-    out = []
-    problems: list[str] = []
-    vocab: dict[str, dict[str, int]] = {c.name: {} for c in cats}
-    for table in tables:
-        cat = np.empty((len(table), len(cats)), dtype=np.int32)
-        num = np.empty((len(table), len(nums)), dtype=np.float32)
-        for j, col in enumerate(cats):
-            values = table[col.name]
-            missing = _missing_mask(values, schema)
-            text = values.astype("string").fillna("")
-            codes, uniques = pd.factorize(text)
-            lookup = vocab[col.name]
-            mapped = np.array([lookup.setdefault(u, len(lookup)) for u in uniques], dtype=np.int32)
-            cat[:, j] = np.where(missing, -1, mapped[codes] if len(mapped) else -1)
-        for j, col in enumerate(nums):
-            values = table[col.name]
-            missing = _missing_mask(values, schema)
-            raw = _numbers(values, missing, col)
-            bad = int((np.isnan(raw) & ~missing).sum())
-            if bad:
-                what = "a date/time" if col.kind == "datetime" else "a number"
-                problems.append(f"column {col.name!r}: text that is not {what} in {bad:,} row{'s' if bad != 1 else ''}")
-            assert col.bounds is not None
-            low, high = col.bounds
-            num[:, j] = (np.clip(raw, low, high) - low) / (high - low)
-        out.append(_Encoded(cat, num))
-    if problems:
-        raise DataError("; ".join(problems))
-    return out
-
-
 def _matches(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.isin(query, reference)
-
-
-def nearest_distances(query: _Encoded, reference: _Encoded) -> np.ndarray:
-    """Gower distance from each query row to its closest reference row (chunked numpy)."""
-    n_cols = query.cat.shape[1] + query.num.shape[1]
-    out = np.empty(len(query), dtype=np.float32)
-    if len(reference) == 0 or n_cols == 0:
-        out[:] = np.nan if len(reference) == 0 else 0.0
-        return out
-    ref_cat, ref_num = reference.cat, reference.num
-    ref_num_missing = np.isnan(ref_num)
-    ref_num0 = np.nan_to_num(ref_num)
-    chunk = max(1, _CHUNK_CELLS // max(1, len(reference) * n_cols))
-    for start in range(0, len(query), chunk):
-        qc = query.cat[start:start + chunk]
-        qn = query.num[start:start + chunk]
-        dist = np.zeros((len(qc), len(reference)), dtype=np.float32)
-        for j in range(qc.shape[1]):
-            dist += qc[:, j, None] != ref_cat[None, :, j]
-        for j in range(qn.shape[1]):
-            q_missing = np.isnan(qn[:, j])
-            diff = np.abs(np.nan_to_num(qn[:, j])[:, None] - ref_num0[None, :, j])
-            both = q_missing[:, None] & ref_num_missing[None, :, j]
-            one = q_missing[:, None] ^ ref_num_missing[None, :, j]
-            dist += np.where(both, 0.0, np.where(one, 1.0, diff))
-        out[start:start + chunk] = dist.min(axis=1) / n_cols
-    return out
 
 
 def _fisher(a: int, n_a: int, b: int, n_b: int, alpha: float) -> tuple[float, bool]:
@@ -204,9 +128,9 @@ def _fisher(a: int, n_a: int, b: int, n_b: int, alpha: float) -> tuple[float, bo
     return p, bool(a > 0 and p < alpha)
 
 
-def replay_check(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, holdout: pd.DataFrame | None = None,
+def copy_check(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, holdout: pd.DataFrame | None = None,
                  near_threshold: float = DEFAULT_NEAR_THRESHOLD, alpha: float = DEFAULT_ALPHA,
-                 holdout_share: float = DEFAULT_HOLDOUT_SHARE, seed: int = 0, near: bool = True) -> ReplayReport:
+                 holdout_share: float = DEFAULT_HOLDOUT_SHARE, seed: int = 0, near: bool = True) -> CopyReport:
     """Exact, quasi-identifier and near copies of real rows in ``synthetic``, each beside the same
     rate for held-out real rows.
 
@@ -217,6 +141,8 @@ def replay_check(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
             columns marked ``quasi_identifier: true`` are checked on their own.
         holdout: real rows the synthesizer never saw (the baseline); default a random
             ``holdout_share`` of ``real`` (seeded by ``seed``).
+        holdout_share: the share of ``real`` held out as the baseline when ``holdout`` is not given.
+        seed: the seed of that split.
         near_threshold: a synthetic row is a near copy when its Gower distance to the closest
             reference row is at most this (default 0.02).
         alpha: the level of the one-sided Fisher test that flags a rate above its baseline.
@@ -244,7 +170,7 @@ def replay_check(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
                             "that the schema declares")
         if len(table) == 0:
             raise DataError(f"the {label} table has no rows")
-    encoded = _encode([real, synthetic] + ([holdout] if holdout is not None else []), schema, names)
+    encoded = encode_tables([real, synthetic] + ([holdout] if holdout is not None else []), schema, names)
     if holdout is not None:
         reference, synth, base = encoded
         baseline = "holdout table (real rows the synthesizer did not see)"
@@ -259,12 +185,12 @@ def replay_check(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
     cat_names = [c.name for c in schema.columns if c.kind == "categorical"]
     num_names = [c.name for c in schema.columns if c.kind != "categorical"]
     all_cat, all_num = list(range(len(cat_names))), list(range(len(num_names)))
-    rates: list[Rate] = []
+    rates: list[CopyRate] = []
 
     def add(check: str, s_hits: np.ndarray, b_hits: np.ndarray) -> None:
         a, b = int(s_hits.sum()), int(b_hits.sum())
         p, flag = _fisher(a, len(s_hits), b, len(b_hits), alpha)
-        rates.append(Rate(check, a, len(s_hits), b, len(b_hits), p, flag))
+        rates.append(CopyRate(check, a, len(s_hits), b, len(b_hits), p, flag))
 
     ref_keys = reference.keys(all_cat, all_num)
     add("exact", _matches(synth.keys(all_cat, all_num), ref_keys), _matches(base.keys(all_cat, all_num), ref_keys))
@@ -285,6 +211,6 @@ def replay_check(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
         add("near", s_dcr <= near_threshold + 1e-9, b_dcr <= near_threshold + 1e-9)
         quantiles = {label: {f"q{int(q * 100):02d}": round(float(np.quantile(d, q)), 6) for q in (0.01, 0.05, 0.5)}
                      for label, d in (("synthetic", s_dcr), ("baseline", b_dcr))}
-    return ReplayReport(rates=rates, columns=names, quasi_identifiers=qis, near_threshold=near_threshold, alpha=alpha,
+    return CopyReport(rates=rates, columns=names, quasi_identifiers=qis, near_threshold=near_threshold, alpha=alpha,
                         baseline=baseline, reference_rows=len(reference), dcr_quantiles=quantiles,
                         seconds=round(time.perf_counter() - start, 3))

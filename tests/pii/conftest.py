@@ -7,7 +7,7 @@ pytest.importorskip("presidio_analyzer", reason="the pii extra is not installed"
 
 @pytest.fixture(scope="session")
 def engine():
-    from dpsynth.pii._engine import build_engine
+    from dpsynth.pii.engine import build_engine
 
     return build_engine()
 

@@ -1,4 +1,4 @@
-"""Replay checks: planted exact and near copies of real rows are found; chance matches are not flagged."""
+"""Copy checks (`dpsynth replay`): planted exact and near copies are found; chance matches are not flagged."""
 
 import json
 
@@ -8,7 +8,7 @@ import pytest
 
 from dpsynth.cli import main
 from dpsynth.exceptions import DataError, ParameterError
-from dpsynth.pii.replay import replay_check
+from dpsynth.pii.replay import copy_check
 from dpsynth.schema.schema import Schema
 
 SCHEMA = Schema.from_dict({"columns": [
@@ -43,7 +43,7 @@ def tables():
 
 def test_planted_exact_and_near_copies_are_flagged(tables):
     real, holdout, _, leaky = tables
-    report = replay_check(real, leaky, SCHEMA, holdout=holdout)
+    report = copy_check(real, leaky, SCHEMA, holdout=holdout)
     exact, near = report.rate("exact"), report.rate("near")
     assert exact.synthetic_matches >= 60 and exact.flagged and exact.baseline_matches == 0
     assert near.synthetic_matches >= 120 and near.flagged
@@ -53,7 +53,7 @@ def test_planted_exact_and_near_copies_are_flagged(tables):
 
 def test_independent_synthetic_rows_are_not_flagged(tables):
     real, holdout, clean, _ = tables
-    report = replay_check(real, clean, SCHEMA, holdout=holdout)
+    report = copy_check(real, clean, SCHEMA, holdout=holdout)
     assert not report.flagged
     # chance matches on the quasi-identifiers exist in this small domain, at the holdout's rate
     qi = report.rate("quasi_identifiers")
@@ -62,14 +62,14 @@ def test_independent_synthetic_rows_are_not_flagged(tables):
 
 def test_without_holdout_a_split_of_the_real_table_is_the_baseline(tables):
     real, _, _, leaky = tables
-    report = replay_check(real, leaky, SCHEMA)
+    report = copy_check(real, leaky, SCHEMA)
     assert report.reference_rows == 2400 and report.rate("exact").baseline_rows == 600
     assert report.rate("exact").flagged and "random 20%" in report.baseline
 
 
 def test_the_report_holds_no_row(tables):
     real, holdout, _, leaky = tables
-    text = json.dumps(replay_check(real, leaky, SCHEMA, holdout=holdout).to_dict())
+    text = json.dumps(copy_check(real, leaky, SCHEMA, holdout=holdout).to_dict())
     for value in real["income"].head(200):
         assert value not in text
     assert "NOT differentially private" in text
@@ -78,13 +78,13 @@ def test_the_report_holds_no_row(tables):
 def test_bad_input(tables):
     real, _, clean, _ = tables
     with pytest.raises(ParameterError, match=r"near_threshold \(1.5\) must be in \[0, 1\)"):
-        replay_check(real, clean, SCHEMA, near_threshold=1.5)
+        copy_check(real, clean, SCHEMA, near_threshold=1.5)
     with pytest.raises(DataError, match="the synthetic table has no column\\(s\\) 'job'"):
-        replay_check(real, clean.drop(columns="job"), SCHEMA)
+        copy_check(real, clean.drop(columns="job"), SCHEMA)
     bad = clean.copy()
     bad.loc[0, "age"] = "old"
     with pytest.raises(DataError, match="column 'age': text that is not a number in 1 row"):
-        replay_check(real, bad, SCHEMA)
+        copy_check(real, bad, SCHEMA)
 
 
 def test_cli_replay(tables, tmp_path, capsys):

