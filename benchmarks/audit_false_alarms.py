@@ -4,7 +4,7 @@
 Issue 6 asks that correct MST and AIM are never flagged, with the false-alarm rate measured over
 repeated audits and at most α = 1 − confidence. For each synthesizer this runs K independent
 white-box audits (:func:`dpsynth.audit.whitebox.whitebox_audit`) of the unmodified synthesizer on
-its suite's worst-case pair (``audits/suites/{aim,mst}.yaml``: ten rows at every column's first
+its suite's worst-case pair (``dpsynth/audit/suites/{aim,mst}.yaml``: ten rows at every column's first
 value versus the same plus one row at every column's last value; the suite's synthesizer
 parameters), T transcripts per world, the likelihood-ratio threshold fixed at 0 as in the suites,
 at the claim (ε, δ) = (1, 1e-2) and 95% confidence. Audit k uses seeds
@@ -51,7 +51,7 @@ from typing import Any  # noqa: E402
 from scipy import stats  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITES = {"aim": ROOT / "audits" / "suites" / "aim.yaml", "mst": ROOT / "audits" / "suites" / "mst.yaml"}
+SUITES = {name: ROOT / "dpsynth" / "audit" / "suites" / f"{name}.yaml" for name in ("aim", "mst")}
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:

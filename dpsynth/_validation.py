@@ -35,7 +35,8 @@ def nonnegative_finite(name: str, value: object) -> float:
 
 
 def open_unit(name: str, value: object) -> float:
-    """A number strictly between 0 and 1 (a delta for a release)."""
+    """A number strictly between 0 and 1 (a delta for a release; a probability or a confidence level
+    inside a computation; an audit's own confidence is :data:`dpsynth.audit.defaults.CONFIDENCE`)."""
     x = real(name, value)
     if not (0.0 < x < 1.0):
         raise _fail(name, value, "in the open interval (0, 1)")
@@ -53,6 +54,13 @@ def half_open_unit(name: str, value: object) -> float:
 def positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise _fail(name, value, "an integer > 0")
+    return int(value)
+
+
+def nonnegative_int(name: str, value: object) -> int:
+    """An integer >= 0 (a count: errors, trials, canaries, guesses)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise _fail(name, value, "an integer >= 0")
     return int(value)
 
 

@@ -3,6 +3,9 @@
 User mistakes (bad parameters, a malformed schema, data that does not fit its schema) are
 :class:`DPSynthError` subclasses: the CLI turns them into one line on stderr and exit code 2.
 Anything else escaping the library is a bug in dpsynth and keeps its traceback.
+
+This module is the one error tree: every exception and warning class dpsynth defines lives here or
+derives from one of these (``DPSynthError`` for errors, ``DPSynthWarning`` for warnings).
 """
 
 from __future__ import annotations
@@ -60,11 +63,19 @@ class PrivacyAccountingError(RuntimeError):
     """
 
 
-class InsecureNoiseWarning(UserWarning):
+class InternalError(DPSynthError):
+    """A broken invariant inside dpsynth: a bug, never bad input."""
+
+
+class DPSynthWarning(UserWarning):
+    """Base class of every warning dpsynth issues on purpose."""
+
+
+class InsecureNoiseWarning(DPSynthWarning):
     """Noise was drawn from a seeded, predictable source: for tests only, never for a release."""
 
 
-class SchemaWithoutPrivacyWarning(UserWarning):
+class SchemaWithoutPrivacyWarning(DPSynthWarning):
     """A schema was read from the private data without privacy (a named opt-in), or a release is
     built on one: its levels and bounds may reveal individuals."""
 

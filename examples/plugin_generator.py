@@ -9,7 +9,7 @@ generator's own.
     PYTHONPATH=examples dpsynth release --data dpsynth/datasets/adult/adult.csv.gz \\
         --schema dpsynth/datasets/adult/schema.yaml --synthesizer plugin_generator:MyGenerator \\
         --epsilon 1 --delta 1e-9 --rows 30000 --ledger sqlite:///ledger.db --dataset adult \\
-        --policy audits/policies/default.yaml --out my-release
+        --policy default --out my-release
 """
 
 from __future__ import annotations

@@ -54,16 +54,13 @@ def _floor(x: float) -> float:
 
 
 def _confidence(confidence: float) -> float:
-    confidence = check.real("confidence", confidence)
-    if not (0.0 < confidence < 1.0):
-        raise ParameterError(f"confidence ({confidence!r}) must be in the open interval (0, 1)")
-    return confidence
+    """The confidence of one bound: any level in (0, 1), since the audits call these at Bonferroni
+    levels far above their own (an audit's confidence is bounded by
+    :data:`dpsynth.audit.defaults.CONFIDENCE`)."""
+    return check.open_unit("confidence", confidence)
 
 
-def _count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ParameterError(f"{name} ({value!r}) must be an integer >= 0")
-    return int(value)
+_count = check.nonnegative_int
 
 
 def clopper_pearson_upper(errors: int, trials: int, alpha: float) -> float:
@@ -105,6 +102,7 @@ class AuditResult:
 
     @property
     def violation(self) -> bool:
+        """Whether the audit refutes the claim (an ε, or a μ, lower bound above it)."""
         if self.epsilon_lower_bound > self.claimed_epsilon:
             return True
         return self.mu_lower_bound is not None and self.claimed_mu is not None and self.mu_lower_bound > self.claimed_mu
@@ -118,6 +116,7 @@ class AuditResult:
         return mu is not None and claim is not None and mu > claim
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready values, with ``violation`` and ``conclusive``."""
         out = asdict(self)
         out["violation"] = self.violation
         out["conclusive"] = self.conclusive
@@ -194,6 +193,7 @@ def mu_lower_bound(counts: ErrorCounts, *, confidence: float) -> float:
 
 
 def max_provable_mu(negatives: int, positives: int, *, confidence: float) -> float:
+    """The μ bound of a perfect attack (no errors) with these numbers of trials per world."""
     return mu_lower_bound(ErrorCounts(0, negatives, 0, positives), confidence=confidence)
 
 
@@ -218,13 +218,12 @@ def mu_for_claim(epsilon: float, delta: float) -> float:
 
 
 def split_trials(
-    scores_0: Sequence[float], scores_1: Sequence[float], *, selection_fraction: float = 0.5, seed: int = 0
+    scores_0: Sequence[float] | np.ndarray, scores_1: Sequence[float] | np.ndarray, *, selection_fraction: float = 0.5,
+    seed: int = 0
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Split each world's scores at random into a selection part (to choose the threshold) and
     an evaluation part (to bound the errors). Returns ``((sel_0, sel_1), (eval_0, eval_1))``."""
-    fraction = check.real("selection_fraction", selection_fraction)
-    if not (0.0 < fraction < 1.0):
-        raise ParameterError(f"selection_fraction ({selection_fraction!r}) must be in the open interval (0, 1)")
+    fraction = check.open_unit("selection_fraction", selection_fraction)
     rng = np.random.default_rng(seed)
     parts = []
     for name, scores in (("scores_0", scores_0), ("scores_1", scores_1)):

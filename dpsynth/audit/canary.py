@@ -69,10 +69,12 @@ import pandas as pd
 
 from dpsynth import _validation as check
 from dpsynth.audit.bounds import one_run_epsilon_lower_bound
+from dpsynth.audit.defaults import CANARY
 from dpsynth.audit.onerun import _ladder as one_run_ladder
 from dpsynth.audit.transcript import AuditLedger
 from dpsynth.audit.whitebox import AuditError
 from dpsynth.exceptions import DataError, ParameterError
+from dpsynth.schema.column import integer_bin
 from dpsynth.schema.encode import decode, encode
 from dpsynth.schema.schema import Schema
 
@@ -106,6 +108,7 @@ class CanaryAuditResult:
 
     @property
     def violation(self) -> bool:
+        """Whether the headline lower bound exceeds the claimed ε."""
         return self.epsilon_lower_bound > self.claimed_epsilon
 
     @property
@@ -124,9 +127,11 @@ class CanaryAuditResult:
 
     @property
     def auc(self) -> float:
+        """The best score's AUC (canaries in against canaries out)."""
         return max(s["auc"] for s in self.scores.values())
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready values (no data row)."""
         return {
             "method": METHOD,
             "claimed_epsilon": self.claimed_epsilon,
@@ -176,7 +181,7 @@ def _reserve(schema: Schema, rng: np.random.Generator) -> list[np.ndarray]:
 def _keys(reserved: list[np.ndarray], rng: np.random.Generator) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """Single reserved values; then, while fewer than MIN_KEYS, pairs and triples of them (random
     order, at most MAX_KEYS in all)."""
-    keys = [((j,), (int(v),)) for j, r in enumerate(reserved) for v in r]
+    keys: list[tuple[tuple[int, ...], tuple[int, ...]]] = [((j,), (int(v),)) for j, r in enumerate(reserved) for v in r]
     cols = [j for j, r in enumerate(reserved) if len(r)]
     for size in (2, 3):
         if len(keys) >= MIN_KEYS:
@@ -192,10 +197,8 @@ def _bin_integers(col: Any) -> np.ndarray | None:
     """Per code of an integral numeric column: how many integers its bin holds (None otherwise)."""
     if col.kind == "categorical" or not col.integral:
         return None
-    from dpsynth.schema.schema import _integer_bin
-
     assert col.bounds is not None
-    return np.array([max(1, hi - lo + 1) for lo, hi in (_integer_bin(col.edges, b, col.bounds[1])
+    return np.array([max(1, hi - lo + 1) for lo, hi in (integer_bin(col.edges, b, col.bounds[1])
                                                           for b in range(col.n_values))], dtype=float)
 
 
@@ -299,7 +302,7 @@ def _one_run(score: np.ndarray, included: np.ndarray, *, epsilon: float, delta: 
     m = len(score)
     order = np.random.default_rng([seed, 11]).permutation(m)  # ties broken independently of the coins
     ranked = order[np.argsort(-score[order], kind="stable")]
-    tests = []
+    tests: list[dict[str, Any]] = []
     for r in _ladder(m):
         for mode in MODES:
             if mode == "in":
@@ -320,7 +323,7 @@ def _one_run(score: np.ndarray, included: np.ndarray, *, epsilon: float, delta: 
             "tests": tests}
 
 
-def _copy_bound(copies: int, log_q: np.ndarray, distinct: list[int], *, epsilon: float, delta: float,
+def _copy_bound(copies: int, log_q: list[np.ndarray], distinct: list[int], *, epsilon: float, delta: float,
                 level: float) -> dict[str, Any]:
     # Σ_rows (e^ε · N_fit · Q_row + δ), summed in log space per fit
     log_mass = np.logaddexp.reduce(np.concatenate([lq + math.log(max(n, 1)) for lq, n in zip(
@@ -344,11 +347,11 @@ def canary_audit(
     *,
     claimed_epsilon: float,
     claimed_delta: float,
-    fits: int = 3,
-    base_rows: int = 1000,
-    sample_factor: int = 5,
-    confidence: float = 0.95,
-    seed: int = 0,
+    fits: int = CANARY.fits,
+    base_rows: int = CANARY.base_rows,
+    sample_factor: int = CANARY.sample_factor,
+    confidence: float = CANARY.confidence,
+    seed: int = CANARY.seed,
     progress: Callable[[int, int], None] | None = None,
 ) -> CanaryAuditResult:
     """Audit a generator's (ε, δ) claim with canaries from the public domain (module docstring).
@@ -357,11 +360,13 @@ def canary_audit(
         make: returns a fresh, unfitted generator at the claim (``fit(data, schema=)`` and
             ``sample(n_rows)``; ``fit`` gets an untracked ``ledger=`` when it takes one).
         schema: the public schema the tables are drawn from.
-        claimed_epsilon, claimed_delta: the claim under audit.
+        claimed_epsilon: the ε of the claim under audit.
+        claimed_delta: the δ of the claim under audit.
         fits: fits of the generator (1 to 3), each on its own table.
-        base_rows: base rows per table (besides the key canaries).
+        base_rows: base rows per table (besides the key canaries; at least 20).
         sample_factor: output rows sampled per fit, as a multiple of the fitted table's rows.
-        confidence: of the headline bound (both bounds together).
+        confidence: of the headline bound (both bounds together), in [0.5, 0.999999]
+            (:data:`dpsynth.audit.defaults.CONFIDENCE`).
         seed: seeds the tables, the coins and the tie-breaks (the generator draws its own noise).
         progress: called as ``progress(done, fits)`` after every fit.
 
@@ -376,15 +381,11 @@ def canary_audit(
         raise ParameterError(f"schema (a {type(schema).__name__}) must be a dpsynth Schema")
     claimed_epsilon = check.positive_finite("claimed_epsilon", claimed_epsilon)
     claimed_delta = check.half_open_unit("claimed_delta", claimed_delta)
-    if isinstance(fits, bool) or not isinstance(fits, (int, np.integer)) or not 1 <= fits <= 3:
-        raise ParameterError(f"fits ({fits!r}) must be an integer from 1 to 3")
-    base_rows = check.positive_int("base_rows", base_rows)
-    sample_factor = check.positive_int("sample_factor", sample_factor)
-    confidence = check.real("confidence", confidence)
-    if not 0.0 < confidence < 1.0:
-        raise ParameterError(f"confidence ({confidence!r}) must be in the open interval (0, 1)")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ParameterError(f"seed ({seed!r}) must be an integer")
+    fits = CANARY.check("fits", fits)
+    base_rows = CANARY.check("base_rows", base_rows)
+    sample_factor = CANARY.check("sample_factor", sample_factor)
+    confidence = CANARY.check("confidence", confidence)
+    seed = CANARY.check("seed", seed)
     if not any(c.n_values >= 3 for c in schema.columns):
         raise ParameterError("the canary audit needs a column with at least 3 values to reserve for its canaries")
     rng = np.random.default_rng([int(seed), 2023])

@@ -1,6 +1,6 @@
 """Audit suites: YAML files naming the audits to run on a synthesizer, with their trials,
-confidence and (public, synthetic) data generator. ``audits/suites/`` holds one per built-in
-synthesizer; ``dpsynth audit`` runs them.
+confidence and (public, synthetic) data generator. ``dpsynth/audit/suites/`` ships one per built-in
+synthesizer (``dpsynth audit --suite mst`` by name, or a path); ``dpsynth audit`` runs them.
 
 A suite::
 
@@ -39,113 +39,13 @@ from __future__ import annotations
 
 import functools
 import time
-from pathlib import Path
 from typing import Any
 
 from dpsynth.audit.bounds import NOT_DP_NOTICE
+from dpsynth.audit.suite_file import SuiteError, load_suite, shipped_suite
 from dpsynth.exceptions import ParameterError
 
-_KINDS = {"replay", "whitebox", "blackbox", "onerun", "canary"}
-_PAIRS = ("constant_plus_outlier", "outlier_removed", "random_plus_row")
-
-
-class SuiteError(ParameterError):
-    """A suite file is malformed (every problem is listed)."""
-
-
-def _problem(problems: list[str], where: str, message: str) -> None:
-    problems.append(f"{where} {message}")
-
-
-_BLACKBOX_DATASETS = ("adult",)
-
-
-def _check_confidence_and_noise(audit: dict[str, Any], where: str, problems: list[str]) -> None:
-    """``confidence`` (default 0.95) and ``noise`` (default secure) of a white-box or black-box audit."""
-    confidence = audit.setdefault("confidence", 0.95)
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        _problem(problems, f"{where}.confidence", f"({confidence!r}) must be in the open interval (0, 1)")
-    if audit.setdefault("noise", "secure") not in ("secure", "seeded"):
-        _problem(problems, f"{where}.noise", f"({audit['noise']!r}) must be 'secure' or 'seeded'")
-
-
-def _check_blackbox(audit: dict[str, Any], where: str, problems: list[str]) -> None:
-    """Validate (and fill the defaults of) a ``kind: blackbox`` audit."""
-    from dpsynth.audit.blackbox import ATTACKS
-
-    def integer(key: str, default: int | None, low: int, nullable: bool = False) -> None:
-        value = audit.setdefault(key, default)
-        if nullable and value is None:
-            return
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            _problem(problems, f"{where}.{key}", f"({value!r}) must be an integer >= {low}"
-                     + (" or null" if nullable else ""))
-
-    if audit.setdefault("dataset", "adult") not in _BLACKBOX_DATASETS:
-        _problem(problems, f"{where}.dataset", f"({audit['dataset']!r}) must be one of {', '.join(_BLACKBOX_DATASETS)}")
-    integer("fits_per_world", 8, 2)
-    integer("canaries", 1, 0)
-    integer("outliers", 1, 0)
-    integer("reference_rows", 2000, 10, nullable=True)
-    integer("seed", 0, 0)
-    integer("workers", 1, 1)
-    attacks = audit.setdefault("attacks", list(ATTACKS))
-    if not isinstance(attacks, list) or not attacks or any(a not in ATTACKS for a in attacks):
-        _problem(problems, f"{where}.attacks", f"must be a non-empty list of {', '.join(ATTACKS)}")
-    _check_confidence_and_noise(audit, where, problems)
-    extra = set(audit) - {"kind", "dataset", "fits_per_world", "canaries", "outliers", "reference_rows", "attacks",
-                          "confidence", "noise", "seed", "workers"}
-    if extra:
-        _problem(problems, where, f"has unknown key(s) {', '.join(sorted(extra))}")
-
-
-def _check_onerun(audit: dict[str, Any], where: str, problems: list[str]) -> None:
-    def integer(value: object, low: int) -> bool:
-        return not isinstance(value, bool) and isinstance(value, int) and value >= low
-
-    canaries = audit.setdefault("canaries", 1000)
-    if not integer(canaries, 2):
-        _problem(problems, f"{where}.canaries", f"({canaries!r}) must be an integer >= 2")
-    guesses = audit.setdefault("guesses", None)
-    too_many = integer(canaries, 2) and integer(guesses, 2) and guesses > canaries
-    if guesses is not None and (not integer(guesses, 2) or guesses % 2 or too_many):
-        _problem(problems, f"{where}.guesses", f"({guesses!r}) must be null or an even integer in [2, canaries]")
-    for key, default, low in (("base_rows", 1000, 1), ("seed", 0, 0)):
-        if not integer(audit.setdefault(key, default), low):
-            _problem(problems, f"{where}.{key}", f"({audit[key]!r}) must be an integer >= {low}")
-    if audit.get("min_distance") is not None and not integer(audit["min_distance"], 1):
-        _problem(problems, f"{where}.min_distance", f"({audit['min_distance']!r}) must be an integer >= 1")
-    if audit.setdefault("scoring", "auto") not in ("auto", "whitebox", "blackbox"):
-        _problem(problems, f"{where}.scoring", f"({audit['scoring']!r}) must be 'auto', 'whitebox' or 'blackbox'")
-    confidence = audit.setdefault("confidence", 0.95)
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        _problem(problems, f"{where}.confidence", f"({confidence!r}) must be in the open interval (0, 1)")
-    extra = set(audit) - {"kind", "canaries", "guesses", "base_rows", "seed", "min_distance", "scoring", "confidence"}
-    if extra:
-        _problem(problems, where, f"has unknown key(s) {', '.join(sorted(extra))}")
-
-
-def _check_canary(audit: dict[str, Any], where: str, problems: list[str]) -> None:
-    """Validate (and fill the defaults of) a ``kind: canary`` audit (the release gate's)."""
-    def integer(key: str, default: int, low: int, high: int | None = None) -> None:
-        value = audit.setdefault(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-            _problem(problems, f"{where}.{key}", f"({value!r}) must be an integer >= {low}"
-                     + (f" and <= {high}" if high is not None else ""))
-
-    if audit.setdefault("schema", "adult") not in _BLACKBOX_DATASETS:
-        _problem(problems, f"{where}.schema", f"({audit['schema']!r}) must be one of {', '.join(_BLACKBOX_DATASETS)} "
-                 "(a bundled public schema; the audit's tables are drawn from it)")
-    integer("fits", 3, 1, 3)
-    integer("base_rows", 1000, 1)
-    integer("sample_factor", 5, 1)
-    integer("seed", 0, 0)
-    confidence = audit.setdefault("confidence", 0.95)
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        _problem(problems, f"{where}.confidence", f"({confidence!r}) must be in the open interval (0, 1)")
-    extra = set(audit) - {"kind", "schema", "fits", "base_rows", "sample_factor", "seed", "confidence"}
-    if extra:
-        _problem(problems, where, f"has unknown key(s) {', '.join(sorted(extra))}")
+__all__ = ["PLUGIN_KINDS", "SuiteError", "load_suite", "load_synthesizer", "run_suite", "shipped_suite"]
 
 
 def _run_canary(make: Any, audit: dict[str, Any], *, epsilon: float, delta: float) -> dict[str, Any]:
@@ -195,78 +95,6 @@ def _run_blackbox(make: Any, audit: dict[str, Any], *, epsilon: float, delta: fl
         return {"method": METHOD, "violation": True, "error": str(exc), "notice": NOT_DP_NOTICE}
     out["dataset"] = f"{audit['dataset']} (bundled, raw, its public schema)"
     return out
-
-
-def load_suite(path: str | Path) -> dict[str, Any]:
-    """Read and validate a suite file; raises :class:`SuiteError` listing every problem."""
-    path = Path(path)
-    from dpsynth.io import read_config
-
-    suite, _ = read_config(  # one line for a missing, unreadable, too large or non-UTF-8 file, or a directory
-        path, what="suite file", error=SuiteError, fmt="yaml")
-    if not isinstance(suite, dict):
-        raise SuiteError(f"suite file {str(path)!r} must hold a mapping with version, data and audits")
-    problems: list[str] = []
-    unknown = set(suite) - {"version", "synthesizer_params", "data", "audits", "description"}
-    if unknown:
-        from dpsynth.io import key_names
-
-        _problem(problems, "suite", f"has unknown key(s) {key_names(unknown)}")
-    if suite.get("version") != 1:
-        _problem(problems, "version", f"({suite.get('version')!r}) must be 1")
-    params = suite.setdefault("synthesizer_params", {})
-    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-        _problem(problems, "synthesizer_params", "must map parameter names to values")
-    data = suite.get("data")
-    if not isinstance(data, dict):
-        _problem(problems, "data", "must be a mapping with generator, columns and rows")
-    else:
-        if data.get("generator") != "worst_case_pair":
-            _problem(problems, "data.generator", f"({data.get('generator')!r}) must be 'worst_case_pair'")
-        columns = data.get("columns")
-        if not isinstance(columns, dict) or len(columns) < 2 or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 2 for v in columns.values()):
-            _problem(problems, "data.columns", "must map at least 2 column names to a number of values >= 2")
-        rows = data.setdefault("rows", 10)
-        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-            _problem(problems, "data.rows", f"({rows!r}) must be an integer >= 1")
-    audits = suite.get("audits")
-    if not isinstance(audits, list) or not audits:
-        _problem(problems, "audits", "must be a non-empty list")
-        audits = []
-    for i, audit in enumerate(audits):
-        where = f"audits[{i}]"
-        if not isinstance(audit, dict) or audit.get("kind") not in _KINDS:
-            _problem(problems, where, f"must be a mapping with kind one of {', '.join(sorted(_KINDS))}")
-            continue
-        if audit["kind"] == "blackbox":
-            _check_blackbox(audit, where, problems)
-            continue
-        if audit["kind"] == "onerun":
-            _check_onerun(audit, where, problems)
-            continue
-        if audit["kind"] == "canary":
-            _check_canary(audit, where, problems)
-            continue
-        if audit["kind"] == "replay":
-            pairs = audit.setdefault("pairs", list(_PAIRS))
-            if not isinstance(pairs, list) or not pairs or any(p not in _PAIRS for p in pairs):
-                _problem(problems, f"{where}.pairs", f"must be a non-empty list of {', '.join(_PAIRS)}")
-            extra = set(audit) - {"kind", "pairs"}
-        else:
-            trials = audit.get("trials_per_world")
-            if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-                _problem(problems, f"{where}.trials_per_world", f"({trials!r}) must be an integer >= 1")
-            _check_confidence_and_noise(audit, where, problems)
-            if audit.setdefault("threshold", "likelihood_ratio") not in ("likelihood_ratio", "split"):
-                _problem(problems, f"{where}.threshold", f"({audit['threshold']!r}) must be 'likelihood_ratio' or "
-                         "'split'")
-            extra = set(audit) - {"kind", "trials_per_world", "confidence", "noise", "threshold", "seed"}
-        if extra:
-            _problem(problems, where, f"has unknown key(s) {', '.join(sorted(extra))}")
-    if problems:
-        raise SuiteError(f"suite file {str(path)!r} is invalid: " + "; ".join(problems))
-    return suite
 
 
 def load_synthesizer(spec: str) -> Any:

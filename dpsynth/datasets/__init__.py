@@ -16,6 +16,7 @@ def adult_path() -> Path:
 
 
 def adult_schema_path() -> Path:
+    """Where the bundled Adult table's public schema (YAML) is."""
     return Path(str(resources.files("dpsynth.datasets") / "adult" / "schema.yaml"))
 
 

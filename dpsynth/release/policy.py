@@ -1,8 +1,12 @@
 """Release policies: what a release must satisfy, read from a YAML file and validated.
 
-A policy names limits, never data. Every problem in a file is reported in one line (the key path,
-the value and what was expected) as a :class:`PolicyError`, which the CLI turns into exit code 2.
-``docs/release.md`` documents every key; ``audits/policies/`` ships commented examples.
+A policy names limits, never data. Every problem in a file is reported in one line (the key path and
+what was expected) as a :class:`PolicyError`, which the CLI turns into exit code 2. The file's shape
+is ``policy.schema.json`` (JSON Schema, beside this module); the audit bounds are
+:mod:`dpsynth.audit.defaults`'; what a JSON Schema cannot say (a key of the other audit method, a
+check without a DP form) is checked here.
+``docs/release.md`` documents every key; ``dpsynth/release/policies/`` ships commented examples
+(:func:`shipped_policy`).
 """
 
 from __future__ import annotations
@@ -13,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dpsynth.audit.defaults import ATTACKS, BLACKBOX, CANARY, CONFIDENCE, COPIES, IntBound, RealBound
 from dpsynth.exceptions import ParameterError
-from dpsynth.schema.schema import KNOWN_OPT_INS
+from dpsynth.schema.declaration import KNOWN_OPT_INS
 
-#: attacks the black-box release audit knows (dpsynth.audit.blackbox)
-ATTACKS = ("counting", "dcr", "domias")
 #: replay checks (dpsynth.pii.replay) a policy can hold against the holdout baseline
 REPLAY_CHECKS = ("exact_rows", "quasi_identifiers", "near_copies")
 #: replay checks with a DP form (dpsynth.release.dp_checks); near copies have none
@@ -43,16 +46,18 @@ _MULTI_FIT_KEYS = {"fits_per_world", "canaries", "outliers", "reference_rows", "
 
 @dataclass(frozen=True)
 class AuditRules:
+    """The ``audit`` section; its defaults and bounds are :mod:`dpsynth.audit.defaults`'."""
+
     method: str = "canary"
-    fits: int = 3
-    base_rows: int = 1000
-    sample_factor: int = 5
-    fits_per_world: int = 8
-    canaries: int = 1
-    outliers: int = 1
-    reference_rows: int | None = 2000
+    fits: int = CANARY.fits
+    base_rows: int = CANARY.base_rows
+    sample_factor: int = CANARY.sample_factor
+    fits_per_world: int = BLACKBOX.fits_per_world
+    canaries: int = BLACKBOX.canaries
+    outliers: int = BLACKBOX.outliers
+    reference_rows: int | None = BLACKBOX.reference_rows
     attacks: tuple[str, ...] = ATTACKS
-    confidence: float = 0.95
+    confidence: float = CANARY.confidence
     max_auc: float | None = None
     max_tpr_at_1pct_fpr: float | None = None
     suite: str | None = None
@@ -61,6 +66,8 @@ class AuditRules:
 
 @dataclass(frozen=True)
 class PIIRules:
+    """The ``pii`` section: the Presidio scan of the synthetic table."""
+
     forbidden_entities: tuple[str, ...] = ()
     threshold: float = 0.5
     ner: bool = True
@@ -68,13 +75,17 @@ class PIIRules:
 
 @dataclass(frozen=True)
 class ReplayRules:
-    checks: tuple[str, ...] = ("exact_rows",)
-    alpha: float = 0.01
-    near_threshold: float = 0.02
+    """The ``replay`` section: copies of real rows against a holdout baseline."""
+
+    checks: tuple[str, ...] = COPIES.checks
+    alpha: float = COPIES.alpha
+    near_threshold: float = COPIES.near_threshold
 
 
 @dataclass(frozen=True)
 class QualityRules:
+    """The ``fidelity`` section: ceilings on the workload errors."""
+
     max_l1_1way: float | None = None
     max_l1_2way: float | None = None
     max_l1_3way: float | None = None
@@ -83,6 +94,8 @@ class QualityRules:
 
 @dataclass(frozen=True)
 class UtilityRules:
+    """The ``utility`` section: train-synthetic-test-real floors."""
+
     target: str | None = None
     max_gap: float | None = None
     min_score: float | None = None
@@ -103,6 +116,7 @@ class DecisionRules:
 
     @property
     def dp(self) -> bool:
+        """Whether the checks that read private rows are DP measurements."""
         return self.private_checks == "dp"
 
 
@@ -199,6 +213,11 @@ class _Checker:
             self.problem(f"{prefix}.{key}", f"({value!r}) must be <= {high:g}")
         return float(value)
 
+    def real(self, sec: dict[str, Any], prefix: str, key: str, default: Any, bound: IntBound | RealBound) -> Any:
+        """A number within a bound of :mod:`dpsynth.audit.defaults` (null: the default)."""
+        return self.number(sec, prefix, key, default, low=bound.low, high=bound.high,
+                           low_open=getattr(bound, "low_open", False))
+
     def integer(self, sec: dict[str, Any], prefix: str, key: str, default: Any, *, low: int,
                 nullable: bool = False) -> Any:
         if key not in sec:
@@ -234,11 +253,128 @@ class _Checker:
         return tuple(value)
 
 
-def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: str = "") -> Policy:
-    """Validate a policy mapping (as read from YAML)."""
-    c = _Checker(where)
-    if not isinstance(raw, dict):
-        raise PolicyError(f"{where}: must be a YAML mapping with the keys {', '.join(sorted(_SECTIONS))}")
+def _audit_rules(c: _Checker, raw: dict[str, Any]) -> AuditRules | None:
+    """The ``audit`` section (None: no release audit)."""
+    sec = c.section(raw, "audit", {"method", *_CANARY_KEYS, *_MULTI_FIT_KEYS, "confidence", "max_auc", "suite",
+                                   "require_conclusive"})
+    if sec is None:
+        return None
+    d = AuditRules()
+    method = sec.get("method", d.method)
+    if method not in AUDIT_METHODS:
+        c.problem("audit.method", f"({method!r}) must be one of: {', '.join(AUDIT_METHODS)}")
+        method = d.method
+    for k in sorted(set(sec) & (_MULTI_FIT_KEYS if method == "canary" else _CANARY_KEYS)):
+        c.problem(f"audit.{k}", f"belongs to audit.method {'multi_fit' if method == 'canary' else 'canary'}, "
+                                f"not {method!r}")
+    suite = sec.get("suite")
+    if suite is not None and not isinstance(suite, str):
+        c.problem("audit.suite", f"({suite!r}) must be a path to an audit suite or null")
+        suite = None
+    fits = c.integer(sec, "audit", "fits", d.fits, low=int(CANARY.BOUNDS["fits"].low))
+    if fits > (most := getattr(CANARY.BOUNDS["fits"], "high", None) or fits):
+        c.problem("audit.fits", f"({fits!r}) must be at most {most} (the canary audit's fits beyond the release's own)")
+        fits = d.fits
+
+    def integer(key: str, default: Any, defaults: Any) -> Any:
+        return c.integer(sec, "audit", key, default, low=defaults.BOUNDS[key].low,
+                         nullable=defaults.BOUNDS[key].nullable)
+
+    audit = AuditRules(
+        method=method, fits=fits,
+        base_rows=integer("base_rows", d.base_rows, CANARY),
+        sample_factor=integer("sample_factor", d.sample_factor, CANARY),
+        fits_per_world=integer("fits_per_world", d.fits_per_world, BLACKBOX),
+        canaries=integer("canaries", d.canaries, BLACKBOX),
+        outliers=integer("outliers", d.outliers, BLACKBOX),
+        reference_rows=integer("reference_rows", d.reference_rows, BLACKBOX),
+        attacks=c.names(sec, "audit", "attacks", d.attacks, ATTACKS),
+        confidence=c.real(sec, "audit", "confidence", d.confidence, CONFIDENCE),
+        max_auc=c.number(sec, "audit", "max_auc", None, low=0.5, high=1.0),
+        max_tpr_at_1pct_fpr=c.number(sec, "audit", "max_tpr_at_1pct_fpr", None, low=0.0, high=1.0),
+        suite=suite,
+        # the canary audit is conclusive at usual claims; the multi-fit one rarely is (opt in)
+        require_conclusive=c.boolean(sec, "audit", "require_conclusive", method == "canary"),
+    )
+    if method == "multi_fit" and audit.canaries + audit.outliers == 0:
+        c.problem("audit", "needs at least one canary or outlier target (canaries + outliers >= 1)")
+    if not audit.attacks:
+        c.problem("audit.attacks", "must name at least one attack")
+    return audit
+
+
+def _pii_rules(c: _Checker, raw: dict[str, Any]) -> PIIRules | None:
+    """The ``pii`` section (None: no scan)."""
+    sec = c.section(raw, "pii", {"forbidden_entities", "threshold", "ner"})
+    if sec is None:
+        return None
+    return PIIRules(  # entity names are checked against Presidio's engine before the release reads data
+        forbidden_entities=c.names(sec, "pii", "forbidden_entities", ()),
+        threshold=c.number(sec, "pii", "threshold", 0.5, low=0.0, high=1.0),
+        ner=c.boolean(sec, "pii", "ner", True),
+    )
+
+
+def _replay_rules(c: _Checker, raw: dict[str, Any]) -> ReplayRules | None:
+    """The ``replay`` section (None: no check of copies)."""
+    sec = c.section(raw, "replay", {"checks", "alpha", "near_threshold"})
+    if sec is None:
+        return None
+    return ReplayRules(
+        checks=c.names(sec, "replay", "checks", COPIES.checks, REPLAY_CHECKS),
+        alpha=c.real(sec, "replay", "alpha", COPIES.alpha, COPIES.BOUNDS["alpha"]),
+        near_threshold=c.real(sec, "replay", "near_threshold", COPIES.near_threshold, COPIES.BOUNDS["near_threshold"]),
+    )
+
+
+def _quality_rules(c: _Checker, raw: dict[str, Any]) -> QualityRules | None:
+    """The ``fidelity`` section (None: no fidelity floor)."""
+    sec = c.section(raw, "fidelity", {"max_l1_1way", "max_l1_2way", "max_l1_3way", "max_mean_tvd"})
+    if sec is None:
+        return None
+    return QualityRules(**{k: c.number(sec, "fidelity", k, None, low=0.0, high=2.0)
+                           for k in ("max_l1_1way", "max_l1_2way", "max_l1_3way", "max_mean_tvd")})
+
+
+def _utility_rules(c: _Checker, raw: dict[str, Any]) -> UtilityRules | None:
+    """The ``utility`` section (None: no utility floor)."""
+    sec = c.section(raw, "utility", {"target", "max_gap", "min_score"})
+    if sec is None:
+        return None
+    target = sec.get("target")
+    if target is not None and not (isinstance(target, str) and target):
+        c.problem("utility.target", f"({target!r}) must be a column name or null")
+        target = None
+    return UtilityRules(target=target, max_gap=c.number(sec, "utility", "max_gap", None, low=0.0, high=1.0),
+                        min_score=c.number(sec, "utility", "min_score", None, low=-1.0, high=1.0))
+
+
+def _decision_rules(c: _Checker, raw: dict[str, Any]) -> DecisionRules:
+    """The ``decision`` section (absent: the DP checks at the default ρ)."""
+    sec = c.section(raw, "decision", {"private_checks", "rho"})
+    if sec is None:
+        return DecisionRules()
+    mode = sec.get("private_checks", "dp")
+    if mode not in PRIVATE_CHECKS:
+        c.problem("decision.private_checks", f"({mode!r}) must be one of: {', '.join(PRIVATE_CHECKS)}")
+        mode = "dp"
+    return DecisionRules(private_checks=mode, rho=c.number(sec, "decision", "rho", DEFAULT_DECISION_RHO, low=0.0,
+                                                           low_open=True, high=1.0))
+
+
+def _no_dp_form(c: _Checker, decision: DecisionRules, replay: ReplayRules | None, utility: UtilityRules | None) -> None:
+    """A DP decision cannot hold a check that has no DP form."""
+    if not decision.dp:
+        return
+    no_dp = " has no DP form: drop it, or set decision.private_checks: without_privacy (a named opt-in)"
+    if replay is not None and "near_copies" in replay.checks:
+        c.problem("replay.checks", "(near_copies)" + no_dp)
+    if utility is not None and utility.max_gap is not None:
+        c.problem("utility.max_gap", "(train-on-real minus train-on-synthetic)" + no_dp + "; utility.min_score has one")
+
+
+def _header(c: _Checker, raw: dict[str, Any]) -> tuple[str, str]:
+    """The top level: unknown keys, ``version``, and the ``name`` and ``description``."""
     unknown = set(raw) - _SECTIONS
     if unknown:
         from dpsynth.io import key_names
@@ -254,7 +390,19 @@ def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: 
     if not isinstance(description, str):
         c.problem("description", "must be a string")
         description = ""
+    return name.strip(), " ".join(description.split())
 
+
+def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: str = "") -> Policy:
+    """Validate a policy mapping (as read from YAML).
+
+    Raises:
+        PolicyError: every problem of the policy, in one line.
+    """
+    c = _Checker(where)
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: must be a YAML mapping with the keys {', '.join(sorted(_SECTIONS))}")
+    name, description = _header(c, raw)
     privacy = c.section(raw, "privacy", {"max_epsilon", "max_delta", "require_secure_noise", "allowed_opt_ins"})
     if privacy is None:
         c.problem("privacy", "is required (max_epsilon, max_delta)")
@@ -263,111 +411,28 @@ def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: 
     max_delta = c.number(privacy, "privacy", "max_delta", None, low=0.0, high=0.1, optional=False)
     require_secure = c.boolean(privacy, "privacy", "require_secure_noise", True)
     opt_ins = c.names(privacy, "privacy", "allowed_opt_ins", (), tuple(KNOWN_OPT_INS))
+    audit, pii, replay = _audit_rules(c, raw), _pii_rules(c, raw), _replay_rules(c, raw)
+    fidelity, utility, decision = _quality_rules(c, raw), _utility_rules(c, raw), _decision_rules(c, raw)
+    _no_dp_form(c, decision, replay, utility)
 
-    audit = None
-    sec = c.section(raw, "audit", {"method", *_CANARY_KEYS, *_MULTI_FIT_KEYS, "confidence", "max_auc", "suite",
-                                   "require_conclusive"})
-    if sec is not None:
-        d = AuditRules()
-        method = sec.get("method", d.method)
-        if method not in AUDIT_METHODS:
-            c.problem("audit.method", f"({method!r}) must be one of: {', '.join(AUDIT_METHODS)}")
-            method = d.method
-        for k in sorted(set(sec) & (_MULTI_FIT_KEYS if method == "canary" else _CANARY_KEYS)):
-            c.problem(f"audit.{k}", f"belongs to audit.method {'multi_fit' if method == 'canary' else 'canary'}, "
-                                    f"not {method!r}")
-        suite = sec.get("suite")
-        if suite is not None and not isinstance(suite, str):
-            c.problem("audit.suite", f"({suite!r}) must be a path to an audit suite or null")
-            suite = None
-        fits = c.integer(sec, "audit", "fits", d.fits, low=1)
-        if fits > 3:
-            c.problem("audit.fits", f"({fits!r}) must be at most 3 (the canary audit's fits beyond the release's own)")
-            fits = d.fits
-        audit = AuditRules(
-            method=method, fits=fits,
-            base_rows=c.integer(sec, "audit", "base_rows", d.base_rows, low=20),
-            sample_factor=c.integer(sec, "audit", "sample_factor", d.sample_factor, low=1),
-            fits_per_world=c.integer(sec, "audit", "fits_per_world", d.fits_per_world, low=2),
-            canaries=c.integer(sec, "audit", "canaries", d.canaries, low=0),
-            outliers=c.integer(sec, "audit", "outliers", d.outliers, low=0),
-            reference_rows=c.integer(sec, "audit", "reference_rows", d.reference_rows, low=20, nullable=True),
-            attacks=c.names(sec, "audit", "attacks", d.attacks, ATTACKS),
-            confidence=c.number(sec, "audit", "confidence", d.confidence, low=0.5, high=0.999999),
-            max_auc=c.number(sec, "audit", "max_auc", None, low=0.5, high=1.0),
-            max_tpr_at_1pct_fpr=c.number(sec, "audit", "max_tpr_at_1pct_fpr", None, low=0.0, high=1.0),
-            suite=suite,
-            # the canary audit is conclusive at usual claims; the multi-fit one rarely is (opt in)
-            require_conclusive=c.boolean(sec, "audit", "require_conclusive", method == "canary"),
-        )
-        if method == "multi_fit" and audit.canaries + audit.outliers == 0:
-            c.problem("audit", "needs at least one canary or outlier target (canaries + outliers >= 1)")
-        if not audit.attacks:
-            c.problem("audit.attacks", "must name at least one attack")
+    from dpsynth._file_schema import POLICY_FILE, with_schema_problems
 
-    pii = None
-    sec = c.section(raw, "pii", {"forbidden_entities", "threshold", "ner"})
-    if sec is not None:
-        pii = PIIRules(  # entity names are checked against Presidio's engine before the release reads data
-            forbidden_entities=c.names(sec, "pii", "forbidden_entities", ()),
-            threshold=c.number(sec, "pii", "threshold", 0.5, low=0.0, high=1.0),
-            ner=c.boolean(sec, "pii", "ner", True),
-        )
-
-    replay = None
-    sec = c.section(raw, "replay", {"checks", "alpha", "near_threshold"})
-    if sec is not None:
-        replay = ReplayRules(
-            checks=c.names(sec, "replay", "checks", ("exact_rows",), REPLAY_CHECKS),
-            alpha=c.number(sec, "replay", "alpha", 0.01, low=0.0, low_open=True, high=0.5),
-            near_threshold=c.number(sec, "replay", "near_threshold", 0.02, low=0.0, high=0.99),
-        )
-
-    fidelity = None
-    sec = c.section(raw, "fidelity", {"max_l1_1way", "max_l1_2way", "max_l1_3way", "max_mean_tvd"})
-    if sec is not None:
-        fidelity = QualityRules(**{k: c.number(sec, "fidelity", k, None, low=0.0, high=2.0)
-                                   for k in ("max_l1_1way", "max_l1_2way", "max_l1_3way", "max_mean_tvd")})
-
-    utility = None
-    sec = c.section(raw, "utility", {"target", "max_gap", "min_score"})
-    if sec is not None:
-        target = sec.get("target")
-        if target is not None and not (isinstance(target, str) and target):
-            c.problem("utility.target", f"({target!r}) must be a column name or null")
-            target = None
-        utility = UtilityRules(target=target, max_gap=c.number(sec, "utility", "max_gap", None, low=0.0, high=1.0),
-                               min_score=c.number(sec, "utility", "min_score", None, low=-1.0, high=1.0))
-
-    decision = DecisionRules()
-    sec = c.section(raw, "decision", {"private_checks", "rho"})
-    if sec is not None:
-        mode = sec.get("private_checks", "dp")
-        if mode not in PRIVATE_CHECKS:
-            c.problem("decision.private_checks", f"({mode!r}) must be one of: {', '.join(PRIVATE_CHECKS)}")
-            mode = "dp"
-        decision = DecisionRules(private_checks=mode,
-                                 rho=c.number(sec, "decision", "rho", DEFAULT_DECISION_RHO, low=0.0, low_open=True,
-                                              high=1.0))
-    if decision.dp:
-        no_dp = " has no DP form: drop it, or set decision.private_checks: without_privacy (a named opt-in)"
-        if replay is not None and "near_copies" in replay.checks:
-            c.problem("replay.checks", "(near_copies)" + no_dp)
-        if utility is not None and utility.max_gap is not None:
-            c.problem("utility.max_gap", "(train-on-real minus train-on-synthetic)" + no_dp
-                      + "; utility.min_score has one")
-
-    if c.problems:
-        raise PolicyError(f"{where} is invalid: " + "; ".join(c.problems))
-    return Policy(name=name.strip(), description=" ".join(description.split()), max_epsilon=max_epsilon,
-                  max_delta=max_delta, require_secure_noise=require_secure, allowed_opt_ins=opt_ins, audit=audit,
-                  pii=pii, replay=replay, fidelity=fidelity, utility=utility, decision=decision, path=path,
-                  sha256=sha256)
+    problems = with_schema_problems(c.problems, raw, POLICY_FILE, top="policy")  # policy.schema.json
+    if problems:
+        raise PolicyError(f"{where} is invalid: " + "; ".join(problems))
+    return Policy(name=name, description=description, max_epsilon=max_epsilon, max_delta=max_delta,
+                  require_secure_noise=require_secure, allowed_opt_ins=opt_ins, audit=audit, pii=pii, replay=replay,
+                  fidelity=fidelity, utility=utility, decision=decision, path=path, sha256=sha256)
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file (YAML)."""
+    """Read and validate a policy file (YAML), or a shipped policy by name (``default``, ``strict``,
+    ``permissive``: :func:`shipped_policy`)."""
+    from dpsynth._shipped import is_builtin_name
+
     p = Path(path)
+    if is_builtin_name(path) and not p.is_file():
+        p = path = shipped_policy(str(path))
     if not p.is_file():
         raise PolicyError(f"policy file {str(path)!r} does not exist")
     from dpsynth.io import read_config
@@ -377,9 +442,12 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def shipped_policy(name: str) -> Path:
-    """Path of a policy in the source tree's ``audits/policies/`` (``default``, ``strict``, ``permissive``)."""
-    path = Path(__file__).resolve().parents[2] / "audits" / "policies" / f"{name}.yaml"
-    if not path.is_file():
-        raise PolicyError(f"policy {name!r} is not in {path.parent} (the shipped policies live in the source "
-                          "tree's audits/policies/; pass --policy PATH)")
+    """Path of a policy shipped in the package (``dpsynth/release/policies/``: ``default``, ``strict``,
+    ``permissive``), found through importlib.resources so that it works from an installed wheel."""
+    from dpsynth._shipped import POLICIES, shipped_file, shipped_names
+
+    path = shipped_file(POLICIES, name)
+    if path is None:
+        raise PolicyError(f"policy {name!r} is not a shipped policy (shipped: {', '.join(shipped_names(POLICIES))}; "
+                          "pass --policy PATH for a policy file)")
     return path

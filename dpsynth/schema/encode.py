@@ -9,17 +9,21 @@ the number of rows, never a value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from dpsynth.exceptions import DataError
-from dpsynth.schema.schema import _EPOCH, RESOLUTIONS, Column, Schema, _integer_bin, from_units
+from dpsynth.schema.column import EPOCH, RESOLUTIONS, Column, from_units, integer_bin
+from dpsynth.schema.schema import Schema
 
 
-def _missing_mask(values: pd.Series, schema: Schema) -> np.ndarray:
+def missing_mask(values: pd.Series, missing_values: Sequence[str]) -> np.ndarray:
+    """Which cells are missing: NA, or one of the ``missing_values`` strings (a schema's)."""
     mask = np.array(values.isna().to_numpy(), dtype=bool)
-    if schema.missing_values:
-        tokens = values.astype("string").isin(list(schema.missing_values)).fillna(False)
+    if missing_values:
+        tokens = values.astype("string").isin(list(missing_values)).fillna(False)
         mask |= np.asarray(tokens.to_numpy(dtype=bool))
     return mask
 
@@ -56,7 +60,7 @@ def encode(data: pd.DataFrame, schema: Schema) -> np.ndarray:
 
 
 def _encode_column(values: pd.Series, col: Column, schema: Schema) -> tuple[np.ndarray | None, list[str]]:
-    missing = _missing_mask(values, schema)
+    missing = missing_mask(values, schema.missing_values)
     errs: list[str] = []
     n_missing = int(missing.sum())
     if n_missing and not col.nullable:
@@ -80,9 +84,10 @@ def _encode_column(values: pd.Series, col: Column, schema: Schema) -> tuple[np.n
             )
         if errs:
             return None, errs
-        codes = np.where(missing, col.missing_code if col.nullable else 0, np.nan_to_num(codes_f)).astype(np.int64)
+        codes = np.asarray(np.where(missing, col.missing_code if col.nullable else 0, np.nan_to_num(codes_f)))
+        codes = codes.astype(np.int64)
         return codes, []
-    numeric = _numbers(values, missing, col)
+    numeric = numbers_of(values, missing, col)
     bad = np.isnan(numeric) & ~missing
     n_bad = int(bad.sum())
     if n_bad:
@@ -99,13 +104,14 @@ def _encode_column(values: pd.Series, col: Column, schema: Schema) -> tuple[np.n
     return codes, []
 
 
-def _numbers(values: pd.Series, missing: np.ndarray, col: Column) -> np.ndarray:
-    """Float values of a numeric column (dates/times in their units); NaN where missing or bad."""
+def numbers_of(values: pd.Series, missing: np.ndarray, col: Column | None = None) -> np.ndarray:
+    """Float values of the cells (dates/times in the units of a datetime ``col``); NaN where
+    ``missing`` or unreadable."""
     kept = values.where(~missing)
-    if col.kind == "datetime":
+    if col is not None and col.kind == "datetime":
         assert col.resolution is not None
         stamps = pd.to_datetime(kept, errors="coerce", format="ISO8601", utc=True).dt.tz_localize(None)
-        seconds = (stamps - pd.Timestamp(_EPOCH)).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
+        seconds = (stamps - pd.Timestamp(EPOCH)).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
         return np.floor(seconds / RESOLUTIONS[col.resolution])
     return pd.to_numeric(kept, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
 
@@ -114,7 +120,7 @@ def numeric_values(values: pd.Series, col: Column, schema: Schema) -> np.ndarray
     """Values of a numeric or datetime column as floats clamped to its bounds (NaN where missing
     or unreadable); dates and times in the column's units."""
     assert col.bounds is not None
-    return np.clip(_numbers(values, _missing_mask(values, schema), col), col.bounds[0], col.bounds[1])
+    return np.clip(numbers_of(values, missing_mask(values, schema.missing_values), col), col.bounds[0], col.bounds[1])
 
 
 def decode(codes: np.ndarray, schema: Schema, rng: np.random.Generator) -> pd.DataFrame:
@@ -141,7 +147,7 @@ def decode(codes: np.ndarray, schema: Schema, rng: np.random.Generator) -> pd.Da
                 cols[col.name] = pd.Series(vals, dtype=object)
         elif col.integral:
             assert col.bounds is not None
-            bins = [_integer_bin(col.edges, b, col.bounds[1]) for b in range(col.n_values)]
+            bins = [integer_bin(col.edges, b, col.bounds[1]) for b in range(col.n_values)]
             low = np.array([b[0] for b in bins], dtype=np.int64)[safe]
             high = np.array([b[1] for b in bins], dtype=np.int64)[safe]
             vals_i = rng.integers(low, high + 1)

@@ -19,7 +19,7 @@ from dpsynth.exceptions import BudgetExceededError, DataError, ParameterError, S
 from dpsynth.privacy import ApproxDP
 from dpsynth.privacy.accounting import epsilon_within, rho_within
 from dpsynth.privacy.ledger import Ledger
-from dpsynth.schema import encode, infer_schema, load_schema, read_schema_without_privacy
+from dpsynth.schema import encode, infer_hints, infer_schema, infer_steps, load_schema, read_schema_without_privacy
 from dpsynth.schema import infer as inference
 
 SECRET = "SECRET-PERSON-42"
@@ -50,7 +50,7 @@ def ledger(tmp_path) -> Ledger:
 
 
 def tasks(header, hints=None):
-    return inference._parse_hints(header, hints, bins={"dp_quantiles": 8}).tasks
+    return infer_hints.parse_hints(header, hints, bins={"dp_quantiles": 8}).tasks
 
 
 def test_plan_covers_the_worst_case_and_fits_the_budget():
@@ -186,12 +186,12 @@ def test_uniform_bins_and_few_integers(ledger):
 
 
 def test_kinds_and_bounds_are_post_processing_of_noisy_counts():
-    assert inference._decide_kind(np.array([1000, 0, 2]), 10.0) == "integer"
-    assert inference._decide_kind(np.array([600, 400, -5]), 10.0) == "continuous"
-    assert inference._decide_kind(np.array([1000, 0, 31]), 10.0) == "categorical"
-    assert inference._decide_kind(np.array([12, 0, 0]), 10.0) == "categorical"  # too few numbers to tell
+    assert infer_steps.decide_kind(np.array([1000, 0, 2]), 10.0) == "integer"
+    assert infer_steps.decide_kind(np.array([600, 400, -5]), 10.0) == "continuous"
+    assert infer_steps.decide_kind(np.array([1000, 0, 31]), 10.0) == "categorical"
+    assert infer_steps.decide_kind(np.array([12, 0, 0]), 10.0) == "categorical"  # too few numbers to tell
     values = np.array(["1", "2.5", "x", "?", "inf", "", "-3"], dtype=object)
-    counts = inference._cell_counts(pd.Series(values), ["?", ""])
+    counts = infer_steps.cell_counts(pd.Series(values), ["?", ""])
     assert counts.tolist() == [2, 1, 2]  # integers 1, -3; other number 2.5; text x, inf
     edges = inference.bounds_grid()
     assert edges[0] == -9e12 and edges[-1] == 1e13 and np.all(np.diff(edges) > 0) and 0.0 in edges
