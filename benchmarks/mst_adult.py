@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""MST (or AIM) on the discretized UCI Adult, side by side with its peers, in one run.
+r"""MST (or AIM) on the discretized UCI Adult, side by side with its peers, in one run.
 
 For each repetition the systems run one after the other (alternating, so drift on a shared
 machine hits all of them alike), each in its own process with BLAS/XLA/torch pinned to one
 thread. Per run: wall seconds, CPU seconds (user + sys of the child, from wait4), peak RSS, and
 the AIM paper's 1/2/3-way workload errors of the synthetic table against the real one (computed
-by dpsynth's ``quality.workload_errors``; cross-checked against ``shared/peers/workload_error.py``
-in the tests of the metric).
+by dpsynth's ``quality.workload_errors``, which ``tests/integration/test_eval_crosscheck.py``
+checks against a second implementation of the metric). The figures are in ``benchmarks/RESULTS.md``.
 
-    python benchmarks/mst_adult.py --data ../shared/data/adult/adult-discrete.csv \\
-        --domain ../shared/data/adult/adult-discrete-domain.json --epsilon 1 --delta 1e-9 --reps 5 \\
-        [--smartnoise-python .peers/smartnoise/bin/python --smartnoise-script ../shared/peers/sn_synth.py] \\
+    python benchmarks/mst_adult.py --data ../shared/data/adult/adult-discrete.csv \
+        --domain ../shared/data/adult/adult-discrete-domain.json --epsilon 1 --delta 1e-9 --reps 5 \
+        [--smartnoise-python .peers/smartnoise/bin/python --smartnoise-script ../shared/peers/sn_synth.py] \
         [--pgm-python .peers/pgm/bin/python --pgm-script .peers/run_pgm_mst.py]
 
 The Private-PGM reference MST is not on PyPI; ``--pgm-script`` is any script that takes

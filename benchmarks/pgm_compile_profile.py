@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Where an MST or AIM fit's mbi time goes: per model fit, the CPU seconds spent compiling the
+r"""Where an MST or AIM fit's mbi time goes: per model fit, the CPU seconds spent compiling the
 mirror-descent step and running it, with dpsynth's per-program XLA options or XLA's defaults.
 
-    python benchmarks/pgm_compile_profile.py --synthesizer aim --seed 0 [--xla-defaults] [--keep-compiled] \\
+    python benchmarks/pgm_compile_profile.py --synthesizer aim --seed 0 [--xla-defaults] [--keep-compiled] \
         --data ../shared/data/adult/adult-discrete.csv --domain ../shared/data/adult/adult-discrete-domain.json
 
 Seeded (INSECURE) so that two settings see the same noise. ``--xla-defaults`` compiles with no

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What XLA options cost and buy for mbi's mirror-descent step, by model size.
+r"""What XLA options cost and buy for mbi's mirror-descent step, by model size.
 
 Builds models of growing junction-tree size on Adult (the 1-way marginals plus random 3-way
 cliques, measured with Gaussian noise of σ = 20), lowers a fused 50-iteration mirror-descent step
@@ -8,13 +8,15 @@ compilation and one call (50 iterations, median of 3 after a warm-up call), in C
 ``--steps`` picks the step: dpsynth's (``_pgm._descent_block``, one marginal-oracle call an iteration) and/or mbi's own
 (``MirrorDescent._multi_step``, two), alternating per model and option set:
 
-    OMP_NUM_THREADS=1 python benchmarks/pgm_options_by_size.py \\
-        --data ../shared/data/adult/adult-discrete.csv --domain ../shared/data/adult/adult-discrete-domain.json \\
+    OMP_NUM_THREADS=1 python benchmarks/pgm_options_by_size.py \
+        --data ../shared/data/adult/adult-discrete.csv --domain ../shared/data/adult/adult-discrete-domain.json \
         --sizes-mb 0.15 0.5 2 10 20 50 [--steps dpsynth mbi] [--options small large defaults]
 
 ``dpsynth.synth._pgm`` compiles a model below ``LARGE_MODEL_CELLS`` cells with
 ``COMPILER_OPTIONS`` and a larger one with ``LARGE_MODEL_OPTIONS``; this is the measurement the
-threshold comes from (a warm-started AIM fit runs ~15 calls). One JSON line per model and option set.
+threshold comes from: the extra compilation of the large-model options against the saving per call,
+beside the number of calls a warm-started AIM fit runs. One JSON line per model and option set; the
+figures are in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
