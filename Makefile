@@ -1,5 +1,8 @@
 # `make demo`: set up .venv (if missing) and run the demo on the bundled Adult table.
-# `make test`: the same set-up, then the whole test suite (slow statistical tests included).
+# `make test`: the same set-up, then the whole test suite (slow statistical tests included), with the 25
+#              slowest tests listed; a run that collects fewer tests than tests/conftest.py's floor fails.
+# `make lint`: ruff (style, docstrings, complexity), mypy (the type checker, configured in
+#              pyproject.toml) and import-linter (the layering contracts of .importlinter).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -19,13 +22,15 @@ demo: $(STAMP)
 	$(VENV)/bin/dpsynth demo --out dpsynth-demo
 
 test: $(STAMP)
-	$(PY) -m pytest -m "slow or not slow"
+	$(PY) -m pytest -m "slow or not slow" --durations=25
 
 test-fast: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dpsynth tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) benchmarks/mst_adult.py

@@ -1,11 +1,17 @@
 """dpsynth: differentially private synthetic data, with the privacy it spent stated exactly.
 
-The public surface (re-exports only).
+The public surface (re-exports only). The synthesizers (``MST``, ``AIM``, ``DPCTGAN``, ``DPVAE``)
+load on first use: MST and AIM import JAX and mbi, and the DP-SGD generators import PyTorch only
+when they fit, so ``import dpsynth`` imports none of them.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from dpsynth.exceptions import (  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from dpsynth._version import __version__
+from dpsynth.exceptions import (
     BudgetExceededError,
     DataError,
     DPSynthError,
@@ -14,11 +20,22 @@ from dpsynth.exceptions import (  # noqa: E402
     ParameterError,
     SchemaError,
 )
-from dpsynth.privacy import ZCDP, ApproxDP  # noqa: E402
-from dpsynth.privacy.ledger import UNTRACKED, Ledger, UntrackedPrivacyWarning  # noqa: E402
-from dpsynth.schema import Schema, load_schema  # noqa: E402
+from dpsynth.privacy import ZCDP, ApproxDP
+from dpsynth.privacy.ledger import UNTRACKED, Ledger, UntrackedPrivacyWarning
+from dpsynth.schema import Schema, load_schema
+
+if TYPE_CHECKING:
+    from dpsynth.synth import AIM, DPCTGAN, DPVAE, MST
+
+
+#: the synthesizers the package root exports, loaded on first use from ``dpsynth.synth`` (which
+#: registers every built-in one, as ``get_synthesizer`` expects)
+_LAZY = frozenset({"AIM", "DPCTGAN", "DPVAE", "MST"})
 
 __all__ = [
+    "AIM",
+    "DPCTGAN",
+    "DPVAE",
     "MST",
     "ApproxDP",
     "BudgetExceededError",
@@ -38,10 +55,15 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
-    # Synthesizers import JAX and mbi; load them only when asked for.
-    if name == "MST":
-        from dpsynth.synth import MST
+def __getattr__(name: str) -> Any:
+    """Load a synthesizer class the first time it is asked for (PEP 562)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'dpsynth' has no attribute {name!r}")
+    value = getattr(importlib.import_module("dpsynth.synth"), name)
+    globals()[name] = value  # later look-ups do not come back here
+    return value
 
-        return MST
-    raise AttributeError(f"module 'dpsynth' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    """The module's names, the synthesizers not yet loaded included."""
+    return sorted(set(globals()) | set(__all__))

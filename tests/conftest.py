@@ -1,10 +1,41 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from dpsynth.schema import Schema
+
+#: The least number of tests a run of the whole suite (all of tests/, slow ones included: `make test`)
+#: must collect: a folder skipped silently (a broken conftest, a renamed file that no longer matches
+#: test_*.py, a module-level skip) fails CI instead of passing with fewer tests. 1,455 were collected
+#: on 2 Dec 2026; raise it when the suite grows, lower it only with the commit that removes tests.
+TEST_COUNT_FLOOR = 1_400
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _runs_whole_suite(session: pytest.Session) -> bool:
+    """Whether this run collects all of tests/ with the slow tests: no paths narrower than tests/, no
+    -k, --lf or --deselect, and both slow and other tests selected (``-m "slow or not slow"``)."""
+    config = session.config
+    if any(config.getoption(name, default=None) for name in ("keyword", "lf", "deselect")):
+        return False
+    paths = [Path(str(arg).split("::")[0]).resolve() for arg in config.args]
+    if paths and any(p != TESTS for p in paths):
+        return False
+    slow = [item.get_closest_marker("slow") is not None for item in session.items]
+    return any(slow) and not all(slow)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Fail a run of the whole suite that collected fewer tests than :data:`TEST_COUNT_FLOOR`."""
+    if _runs_whole_suite(session) and len(session.items) < TEST_COUNT_FLOOR:
+        raise pytest.UsageError(
+            f"the whole suite collected {len(session.items)} tests, fewer than its floor of {TEST_COUNT_FLOOR} "
+            "(tests/conftest.py TEST_COUNT_FLOOR): a test folder or module was skipped or not collected")
 
 
 @pytest.fixture

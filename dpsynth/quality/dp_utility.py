@@ -68,6 +68,7 @@ class SyntheticModel:
         return out
 
     def predict(self, table: pd.DataFrame, codes: np.ndarray) -> np.ndarray:
+        """The predicted class code of every row (the constant class without a model)."""
         if self.model is None:
             return np.full(len(table), self.constant, dtype=np.int64)
         x, _ = _features(table, codes, self.schema, self.target)

@@ -1,6 +1,11 @@
-"""Graphical-model estimation with Private-PGM (``mbi`` 2.x) and sampling from a tree model.
+"""Graphical-model estimation with Private-PGM (``mbi`` 2.0): dpsynth's one compatibility module for mbi.
 
-Everything here is post-processing of noisy measurements.
+Everything here is post-processing of noisy measurements. Every use of mbi in ``dpsynth`` goes
+through this module, and the first use checks (:func:`require_mbi`) that the installed mbi is the
+version range pyproject.toml declares and still has every function, class and parameter used here
+(some are mbi internals: ``MirrorDescent._oracle``, ``marginal_loss._l2_loss``); if not, it raises
+:class:`MbiChangedError` naming what changed upstream, instead of computing something else.
+Sampling from the fitted marginals is in :mod:`dpsynth.synth._sampling`.
 
 Where the time goes: on mbi 2.0 a fit of a small model is dominated by JAX compilation, not by
 the mirror-descent iterations. ``MirrorDescent.estimate`` initialises its state eagerly (which
@@ -13,8 +18,8 @@ final state. Its step (:func:`_descent_step`) carries the current marginals inst
 recomputing them, so each iteration runs the marginal oracle once where mbi's runs it twice: the
 same iterates (``tests/unit/test_pgm.py`` checks them step by step against mbi's), about half the
 time per iteration on large models and a smaller program to compile. If a future mbi changes the
-pieces used here it falls back to ``estimate`` (slower, same result); the tests fail if that
-happens.
+pieces used here, :func:`require_mbi` says so at first use; a change it cannot see (an error inside
+the fast path) falls back to ``estimate`` (slower, same result) and ``tests/unit/test_pgm.py`` fails.
 
 The fused iteration is compiled with per-program XLA options, passed to that one compilation only,
 so no other JAX program in the process is affected. Small models (most of AIM's rounds, every MST
@@ -32,6 +37,7 @@ restores XLA's optimisation level and emitters for every model).
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import os
 import re
@@ -43,25 +49,116 @@ import numpy as np
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+from dpsynth.exceptions import InternalError
+
+#: the mbi releases this module is written against (pyproject.toml pins the same range)
+MBI_VERSIONS = ((2, 0), (2, 1))
+
+
+class MbiChangedError(InternalError):
+    """The installed mbi is not the one ``dpsynth.synth._pgm`` was written against (another version,
+    or a function, class or parameter it uses is gone): the message names the upstream change."""
+
+
+def _mbi_changed(what: str) -> MbiChangedError:
+    low, high = (".".join(map(str, v)) for v in MBI_VERSIONS)
+    return MbiChangedError(f"mbi changed upstream: {what}; dpsynth.synth._pgm is written against mbi >={low},<{high} "
+                           f"(install that range, or update dpsynth/synth/_pgm.py to the new mbi)")
+
+
 with warnings.catch_warnings():
     # mbi warns on import that JAX runs in float32 and about JAX's compilation cache; both are
     # known and handled here (counts are far below where float32 stalls for the bundled data).
     warnings.simplefilter("ignore")
     import jax
-    from mbi import Domain, LinearMeasurement, estimation, marginal_loss
+
+    try:
+        import mbi
+        from mbi import CliqueVector, Domain, Factor, LinearMeasurement, estimation, junction_tree, marginal_loss
+        from mbi.clique_vector import reverse_clique_mapping
+    except ImportError as exc:  # pragma: no cover - depends on the installed mbi
+        raise _mbi_changed(f"'{exc.name or exc}' no longer imports ({exc})") from exc
 
 Clique = tuple[str, ...]
 
+#: what this module uses from mbi, by path inside the package, with the parameters it passes by name
+MBI_API: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Domain", ()),
+    ("LinearMeasurement", ("stddev",)),
+    ("CliqueVector", ()),
+    ("Factor", ()),
+    ("estimation.MirrorDescent", ()),
+    ("estimation.MirrorDescent.estimate", ("known_total", "iters", "tol", "warm_start")),
+    ("estimation.MirrorDescent._oracle", ()),
+    ("estimation.minimum_variance_unbiased_total", ()),
+    ("estimation.CALLBACK_EVERY", ()),
+    ("marginal_loss.from_linear_measurements", ()),
+    ("marginal_loss._l2_loss", ()),
+    ("marginal_loss.DatavectorQuery", ()),
+    ("junction_tree.make_junction_tree", ()),
+    ("junction_tree.maximal_cliques", ()),
+    ("clique_vector.reverse_clique_mapping", ("domain",)),
+)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """The leading numeric components of a version string (``"2.0.0rc1"`` → ``(2, 0, 0)``)."""
+    parts: list[int] = []
+    for piece in text.split("."):
+        digits = re.match(r"\d+", piece)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+        if digits.group() != piece:
+            break
+    return tuple(parts)
+
+
+@functools.cache
+def require_mbi() -> None:
+    """Check once that the installed mbi is the one this module is written against.
+
+    Raises:
+        MbiChangedError: mbi's version is outside :data:`MBI_VERSIONS`, or a name of
+            :data:`MBI_API` is gone, or no longer takes a parameter this module passes.
+    """
+    from importlib import metadata
+
+    try:
+        installed = metadata.version("mbi")
+    except metadata.PackageNotFoundError:  # pragma: no cover - an mbi without metadata
+        installed = str(getattr(mbi, "__version__", "unknown"))
+    low, high = MBI_VERSIONS
+    if not low <= _version(installed)[:2] < high:
+        raise _mbi_changed(f"version {installed} is installed")
+    for path, parameters in MBI_API:
+        found: Any = mbi
+        for name in path.split("."):
+            if not hasattr(found, name):
+                raise _mbi_changed(f"mbi.{path} is gone")
+            found = getattr(found, name)
+        try:
+            accepted = inspect.signature(found).parameters if parameters else {}
+        except (TypeError, ValueError):  # pragma: no cover - not introspectable
+            continue
+        missing = [p for p in parameters if p not in accepted]
+        if missing:
+            raise _mbi_changed(f"mbi.{path} no longer takes {', '.join(missing)}")
+
 
 def make_domain(names: Sequence[str], sizes: Sequence[int]) -> Any:
+    """mbi's ``Domain`` of the named columns (the first use of mbi in every fit: checks it)."""
+    require_mbi()
     return Domain(list(names), [int(s) for s in sizes])
 
 
 def linear_measurement(noisy: np.ndarray, clique: Clique, stddev: float) -> Any:
+    """mbi's ``LinearMeasurement`` of a marginal of ``clique`` with Gaussian noise of ``stddev``."""
     return LinearMeasurement(np.asarray(noisy, dtype=float), tuple(clique), stddev=float(stddev))
 
 
 def compress_measurement(measurement: Any, mapping: dict[str, np.ndarray], domain: Any) -> Any:
+    """A measurement on the compressed domain (levels merged by ``mapping``), by mbi's ``compress``."""
     return measurement.compress(mapping, domain)
 
 
@@ -104,6 +201,7 @@ def estimate_model(
 ) -> ModelFit:
     """Mirror descent (mbi's Algorithm 1 with its Armijo line search) on the measurements, optionally
     warm-started from earlier potentials; see :func:`_descent_step` for how the iterations run."""
+    require_mbi()
     est = estimation.MirrorDescent()
     total = float(estimation.minimum_variance_unbiased_total(measurements))
     try:
@@ -180,7 +278,7 @@ def loss_and_gradient(loss_fn: Any, mu: Any) -> tuple[Any, Any]:
     if not plain:
         return jax.value_and_grad(loss_fn)(mu)
     jnp = jax.numpy
-    loss = 0.0
+    loss: Any = 0.0
     residuals: dict[tuple[Clique, Clique], Any] = {}  # (model clique, measured clique) -> Σ (μ_c − y)/σ²
     for m in measurements:
         parent = mu.parent(m.clique)  # the clique itself when measured whole, as in mbi's project
@@ -195,8 +293,6 @@ def loss_and_gradient(loss_fn: Any, mu: Any) -> tuple[Any, Any]:
         table = jnp.transpose(residual, [clique.index(a) for a in attrs if a in clique])
         table = jnp.reshape(table, [mu[parent].domain[a] if a in clique else 1 for a in attrs])
         grads[parent] = grads.get(parent, 0.0) + jnp.broadcast_to(table, mu[parent].values.shape)
-    from mbi import CliqueVector, Factor
-
     tables = {cl: Factor(mu[cl].domain, grads[cl] if cl in grads else jnp.zeros_like(mu[cl].values))
               for cl in mu.cliques}
     return loss, CliqueVector(mu.domain, mu.cliques, tables)
@@ -242,9 +338,6 @@ def _expand(warm_start: Any, domain: Any, cliques: list[Clique]) -> Any:
     mbi's own version runs eagerly in JAX, compiling a small program for every new pair of shapes
     (tens of seconds over an AIM run); this computes the same tables with numpy broadcasting.
     """
-    from mbi import CliqueVector, Factor
-    from mbi.clique_vector import reverse_clique_mapping
-
     real = np.dtype(jax.numpy.result_type(float))
     tables = {}
     mapping = reverse_clique_mapping(cliques, warm_start.cliques, domain=domain) if warm_start is not None else {}
@@ -279,8 +372,6 @@ LARGE_MODEL_CELLS = 2**17
 
 def model_cells(domain: Any, cliques: Sequence[Clique]) -> int:
     """Cells of the junction tree mbi builds for ``cliques`` (what one message-passing sweep touches)."""
-    from mbi import junction_tree
-
     tree = junction_tree.make_junction_tree(domain, [tuple(c) for c in cliques])[0]
     return int(sum(domain.size(cl) for cl in junction_tree.maximal_cliques(tree)))
 
@@ -303,87 +394,8 @@ def forget_compiled() -> None:
     jax.clear_caches()
 
 
-def systematic_round(expected: np.ndarray, totals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Integer counts per row of ``expected`` (each row summing exactly to ``totals``).
-
-    Systematic (controlled) rounding: unbiased, every count within one of its expectation, so
-    the sampled marginals match the model's closely (as mbi's randomized rounding does).
-    """
-    expected = np.clip(np.asarray(expected, dtype=np.float64), 0.0, None)
-    rows = expected.sum(axis=1, keepdims=True)
-    k = expected.shape[1]
-    # Rows with no mass (a parent value the model gives ~0 probability) spread uniformly.
-    probs = np.where(rows > 0, expected / np.where(rows > 0, rows, 1.0), 1.0 / k)
-    cum = np.cumsum(probs * totals[:, None], axis=1)
-    cum[:, -1] = totals
-    u = rng.random((expected.shape[0], 1))
-    edges = np.floor(np.concatenate([np.zeros((expected.shape[0], 1)), cum], axis=1) + u)
-    return np.diff(edges, axis=1).astype(np.int64)
-
-
-def sample_grouped(key: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One value per row, drawn from row ``key[i]`` of ``table`` (unnormalised conditionals).
-
-    Within each group of rows sharing a key, the counts of each value are the group's size times
-    the conditional, systematically rounded, and the values are dealt to the group's rows in random
-    order. Post-processing of a model's marginals.
-    """
-    groups = np.bincount(key, minlength=table.shape[0])
-    per_group = systematic_round(table, groups, rng)
-    perm = rng.permutation(len(key))
-    order = perm[np.argsort(key[perm], kind="stable")]  # rows in random order, grouped by key
-    out = np.empty(len(key), dtype=np.int64)
-    out[order] = np.repeat(np.tile(np.arange(table.shape[1]), table.shape[0]), per_group.ravel())
-    return out
-
-
-def sample_tree(
-    names: Sequence[str],
-    sizes: Sequence[int],
-    edges: Sequence[tuple[str, str]],
-    marginals: dict[Clique, np.ndarray],
-    n_rows: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Sample ``n_rows`` codes from a tree- (or forest-) structured model, column by column.
-
-    Each column is drawn given its parent in the tree with systematic rounding inside every
-    parent group, so the synthetic pairwise marginals follow the model's up to rounding.
-    """
-    index = {a: i for i, a in enumerate(names)}
-    adjacency: dict[str, list[str]] = {a: [] for a in names}
-    for a, b in edges:
-        adjacency[a].append(b)
-        adjacency[b].append(a)
-    out = np.empty((n_rows, len(names)), dtype=np.int64)
-    done: set[str] = set()
-
-    def joint(parent: str, child: str) -> np.ndarray:
-        if (parent, child) in marginals:
-            return marginals[(parent, child)]
-        return marginals[(child, parent)].T
-
-    def one_way(col: str) -> np.ndarray:
-        if (col,) in marginals:
-            return marginals[(col,)]
-        for cl, m in marginals.items():
-            if col in cl:
-                axes = tuple(i for i, a in enumerate(cl) if a != col)
-                return m.sum(axis=axes)
-        return np.ones(int(sizes[index[col]]))
-
-    for root in names:
-        if root in done:
-            continue
-        out[:, index[root]] = sample_grouped(np.zeros(n_rows, dtype=np.int64), one_way(root)[None, :], rng)
-        done.add(root)
-        queue = [root]
-        while queue:
-            parent = queue.pop(0)
-            for child in adjacency[parent]:
-                if child in done:
-                    continue
-                out[:, index[child]] = sample_grouped(out[:, index[parent]], joint(parent, child), rng)
-                done.add(child)
-                queue.append(child)
-    return out
+def junction_tree_order(domain: Any, cliques: Sequence[Clique]) -> tuple[list[Clique], list[str]]:
+    """The cliques of the junction tree mbi builds for ``cliques`` and its elimination order."""
+    require_mbi()
+    tree, elimination = junction_tree.make_junction_tree(domain, [tuple(c) for c in cliques])
+    return [tuple(c) for c in tree.nodes], list(elimination)

@@ -38,7 +38,7 @@ from dpsynth.privacy.events import PrivacyEvent, ZCDPFilterEvent
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
-from dpsynth.synth import _inference, _jtree, _pgm
+from dpsynth.synth import _inference, _jtree, _pgm, _sampling
 from dpsynth.synth.base import Synthesizer, register
 
 Clique = tuple[str, ...]
@@ -53,10 +53,12 @@ class _Plan:
     rounds: ZCDPFilterEvent
 
     def events(self) -> list[PrivacyEvent]:
-        return [m.event for m in self.preprocess] + [self.rounds]
+        events: list[PrivacyEvent] = [m.event for m in self.preprocess]
+        return [*events, self.rounds]
 
 
 def downward_closure(cliques: Sequence[Clique]) -> list[Clique]:
+    """Every non-empty subset of every clique, smallest first (AIM's candidate marginals)."""
     out = {tuple(sub) for cl in cliques for k in range(1, len(cl) + 1) for sub in itertools.combinations(cl, k)}
     return sorted(out, key=lambda c: (len(c), c))
 
@@ -172,6 +174,7 @@ class AIM(Synthesizer):
         return check.positive_int("max_rounds", self.max_rounds)
 
     def plan(self, schema: Schema) -> list[PrivacyEvent]:
+        """AIM's privacy events for ``schema``: preprocessing and the zCDP filter of its rounds."""
         return self._plan(schema).events()
 
     def _preprocess_mechanisms(self, schema: Schema) -> list[ExponentialSelection]:
@@ -305,13 +308,11 @@ class AIM(Synthesizer):
         """Column by column in the junction tree's order, each from the model's conditional given
         the already drawn columns of its junction-tree cliques (exact for the model), with
         systematic rounding inside every group of equal parent values."""
-        from mbi import junction_tree
-
         names = self.schema_.names
         size_of = dict(zip(names, self.schema_.sizes, strict=True))
         domain = _pgm.make_domain(names, self.schema_.sizes)
-        jtree, elimination = junction_tree.make_junction_tree(domain, [tuple(c) for c in self.measured_])
-        jt_cliques = [set(c) for c in jtree.nodes]
+        nodes, elimination = _pgm.junction_tree_order(domain, self.measured_)
+        jt_cliques = [set(c) for c in nodes]
         model = _inference.Model(self.potentials_, size_of)
         out = np.empty((n_rows, len(names)), dtype=np.int64)
         done: set[str] = set()
@@ -324,6 +325,6 @@ class AIM(Synthesizer):
                                            tuple(size_of[p] for p in parents))
             else:
                 key = np.zeros(n_rows, dtype=np.int64)
-            out[:, j] = _pgm.sample_grouped(key, joint.reshape(-1, size_of[name]), rng)
+            out[:, j] = _sampling.sample_grouped(key, joint.reshape(-1, size_of[name]), rng)
             done.add(name)
         return out

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from dpsynth import _validation as check
-from dpsynth.exceptions import ParameterError
+from dpsynth.exceptions import InternalError, ParameterError
 from dpsynth.marginals import marginal_counts
 from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource
 from dpsynth.privacy.events import PrivacyEvent, total_rho
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
-from dpsynth.synth import _pgm
+from dpsynth.synth import _pgm, _sampling
 from dpsynth.synth.base import Synthesizer, register
 
 
@@ -45,8 +45,9 @@ class _Plan:
 
     def events(self) -> list[PrivacyEvent]:
         d = self.n_columns
+        preprocess: list[PrivacyEvent] = [m.event for m in self.preprocess]
         return (
-            [m.event for m in self.preprocess]
+            preprocess
             + [self.one_way.event] * d + [self.select.event] * (d - 1) + [self.two_way.event] * (d - 1)
         )
 
@@ -152,10 +153,12 @@ class MST(Synthesizer):
         two_way = GaussianCounts.for_rho(rho_two.rho / (d - 1), label="two_way_marginal")
         select = ExponentialSelection.for_rho(rho_select.rho / (d - 1), sensitivity=1.0, label="tree_edge")
         plan = _Plan(preprocess=preprocess, one_way=one_way, select=select, two_way=two_way, n_columns=d)
-        assert total_rho(plan.events()) <= self.zcdp_budget().rho * (1 + 1e-12)
+        if not total_rho(plan.events()) <= self.zcdp_budget().rho * (1 + 1e-12):
+            raise InternalError("MST's plan spends more than its budget")
         return plan
 
     def plan(self, schema: Schema) -> list[PrivacyEvent]:
+        """MST's privacy events for ``schema``: preprocessing, 1-way marginals, tree edges, 2-way marginals."""
         return self._plan(schema).events()
 
     def _preprocess_mechanisms(self, schema: Schema) -> list[ExponentialSelection]:
@@ -240,7 +243,7 @@ class MST(Synthesizer):
         total = max(1.0, float(np.sum(sums * inv_var) / np.sum(inv_var)))
         probs = []
         for i, y in enumerate(noisy1):
-            p = _simplex_projection(y.astype(float), total) / total
+            p: np.ndarray = _simplex_projection(y.astype(float), total) / total
             if names[i] in mapping:
                 p = np.bincount(mapping[names[i]], weights=p, minlength=csizes[i])
             probs.append(p)
@@ -283,7 +286,7 @@ class MST(Synthesizer):
     def _sample_codes(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
         names = self.schema_.names
         csizes = [self.compressed_sizes_[n] for n in names]
-        codes = _pgm.sample_tree(names, csizes, self.edges_, self.marginals_, n_rows, rng)
+        codes = _sampling.sample_tree(names, csizes, self.edges_, self.marginals_, n_rows, rng)
         for i, n in enumerate(names):
             if n not in self.compression_:
                 continue
@@ -302,4 +305,5 @@ class MST(Synthesizer):
 
     @property
     def rho_(self) -> float:
+        """The zCDP ρ the fit spent."""
         return self.privacy_spent_.rho

@@ -10,7 +10,7 @@ from dpsynth import UNTRACKED
 from dpsynth.exceptions import ParameterError
 from dpsynth.marginals import marginal_counts
 from dpsynth.schema import Schema, encode
-from dpsynth.synth import MST, _pgm
+from dpsynth.synth import MST, _pgm, _sampling
 from dpsynth.synth.mst import edge_scores
 
 
@@ -107,7 +107,7 @@ def test_tree_sampling_follows_the_model_marginals():
     cond_bc = rng.dirichlet(np.ones(5), size=4)
     joint_bc = joint_ab.sum(axis=0)[:, None] * cond_bc
     marginals = {("a", "b"): joint_ab, ("b", "c"): joint_bc}
-    codes = _pgm.sample_tree(["a", "b", "c"], [3, 4, 5], [("a", "b"), ("b", "c")], marginals, 10_000, rng)
+    codes = _sampling.sample_tree(["a", "b", "c"], [3, 4, 5], [("a", "b"), ("b", "c")], marginals, 10_000, rng)
     for (x, y), m in marginals.items():
         got = marginal_counts(codes, ["abc".index(x), "abc".index(y)], [3, 4, 5]).reshape(m.shape)
         # systematic rounding: each cell within a few units of the model (iid sampling would be ~±50)
@@ -118,7 +118,7 @@ def test_systematic_round_sums_exactly():
     rng = np.random.default_rng(5)
     expected = rng.random((50, 7))
     totals = rng.integers(0, 100, 50)
-    counts = _pgm.systematic_round(expected, totals, rng)
+    counts = _sampling.systematic_round(expected, totals, rng)
     assert (counts.sum(axis=1) == totals).all()
     assert (counts >= 0).all()
     target = expected / expected.sum(axis=1, keepdims=True) * totals[:, None]
