@@ -28,7 +28,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dpsynth tests benchmarks
+	$(VENV)/bin/ruff check dpsynth tests benchmarks examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -1,4 +1,4 @@
-"""A generator dpsynth did not write, plugged in with the plain contract (docs/plugins.md).
+r"""A generator dpsynth did not write, plugged in with the plain contract (docs/plugins.md).
 
 ``MyGenerator`` is a plain class (not a subclass of ``dpsynth.synth.base.Synthesizer``): it wraps
 dpsynth's own MST to stand for any third-party generator. dpsynth charges its claim (ε, δ) in the
@@ -6,9 +6,9 @@ ledger as one event BEFORE calling ``fit``, reads ``secure_noise_`` and ``total_
 checks what ``sample`` returns against the schema, and says in the report that the claim is the
 generator's own.
 
-    PYTHONPATH=examples dpsynth release --data dpsynth/datasets/adult/adult.csv.gz \\
-        --schema dpsynth/datasets/adult/schema.yaml --synthesizer plugin_generator:MyGenerator \\
-        --epsilon 1 --delta 1e-9 --rows 30000 --ledger sqlite:///ledger.db --dataset adult \\
+    PYTHONPATH=examples dpsynth release --data dpsynth/datasets/adult/adult.csv.gz \
+        --schema dpsynth/datasets/adult/schema.yaml --synthesizer plugin_generator:MyGenerator \
+        --epsilon 1 --delta 1e-9 --rows 30000 --ledger sqlite:///ledger.db --dataset adult \
         --policy default --out my-release
 """
 
@@ -43,6 +43,7 @@ class MyGenerator:
         self.estimation_iters = estimation_iters
 
     def fit(self, data: pd.DataFrame, *, schema: Schema) -> MyGenerator:
+        """Fit on the private ``data`` (dpsynth has charged the claim in its ledger already)."""
         model = MST(epsilon=self.epsilon, delta=self.delta, estimation_iters=self.estimation_iters,
                     insecure_seed=self.random_state)
         with warnings.catch_warnings():
@@ -56,4 +57,5 @@ class MyGenerator:
         return self
 
     def sample(self, n_rows: int, *, random_state: int | None = None) -> pd.DataFrame:
+        """``n_rows`` synthetic rows (post-processing: no further privacy cost)."""
         return self.model_.sample(n_rows, random_state=random_state)

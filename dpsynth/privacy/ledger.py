@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from dpsynth import _validation as check
@@ -170,9 +170,29 @@ class Ledger:
         return self._chain.verify(anchor)
 
     # -- reading ------------------------------------------------------------------------------
-    def _digest(self, cur: Any, dataset: str) -> Callable[[], str | None]:
-        """What a charge of ``dataset`` adds up, to compare with or seal as its sealed account."""
-        return lambda: account_digest(cur, self._db.sql, dataset)
+    def _guard_dataset(self, cur: Any, dataset: str) -> tuple[tuple[Any, ...], Account | None]:
+        """The check before a charge of ``dataset`` (:meth:`Chain.guard` with its account), and the
+        account it read (:func:`read_account`), or None when the dataset is not registered."""
+        read: list[Account] = []
+
+        def digest() -> str | None:
+            try:
+                read.append(self._account(cur, dataset))
+            except LedgerError:
+                return None
+            return account_digest(cur, self._db.sql, read[0])
+
+        head = self._chain.guard(cur, dataset, digest)
+        return head, read[0] if read else None
+
+    def _guard_charge(self, cur: Any, dataset: str) -> tuple[tuple[Any, ...], Account]:
+        """:meth:`_guard_dataset` of a dataset that must be registered (else a LedgerError)."""
+        head, account = self._guard_dataset(cur, dataset)
+        return head, self._account(cur, dataset) if account is None else account
+
+    def _seal_account(self, cur: Any, dataset: str) -> None:
+        """Seal ``dataset``'s account as it is after this transaction's entry."""
+        self._chain.seal_account(cur, dataset, account_digest(cur, self._db.sql, self._account(cur, dataset)))
 
     def _account(self, cur: Any, dataset: str) -> Account:
         """What a charge needs (:func:`~dpsynth.privacy.ledger_charge.read_account`)."""
@@ -212,8 +232,7 @@ class Ledger:
         if not isinstance(reason, str) or not reason.strip():
             raise ParameterError("reason must be given to change a dataset's cap (it is recorded)")
         with self._db.write() as cur:
-            head = self._chain.guard(cur, dataset, self._digest(cur, dataset))
-            statement = self._account(cur, dataset)
+            head, statement = self._guard_charge(cur, dataset)
             spent = spent_epsilon(statement.rho_spent, statement.rdp_spent, budget.delta, statement.delta_spent,
                                   statement.epsilon_spent)
             if statement.epsilon_spent:  # claims: the total at the new δ must fit the new ε
@@ -234,7 +253,7 @@ class Ledger:
             seq = self._chain.append(cur, head, "cap", dataset, 0.0, {
                 "epsilon": budget.epsilon, "delta": budget.delta, "reason": reason.strip(),
                 "previous": {"epsilon": statement.cap.epsilon, "delta": statement.cap.delta}})
-            self._chain.seal_account(cur, dataset, self._digest(cur, dataset)())
+            self._seal_account(cur, dataset)
             return seq
 
     # -- charging -----------------------------------------------------------------------------
@@ -248,14 +267,16 @@ class Ledger:
         """
         self._db.refuse_write()  # a charge writes: a read-only ledger is refused first
         with self._db.read() as cur:
-            self._chain.guard(cur, dataset, None if dataset is None else self._digest(cur, dataset))
+            if dataset is None:
+                self._chain.guard(cur, None)
+            else:
+                self._guard_dataset(cur, dataset)
 
     def check(self, dataset: str, events: Sequence[PrivacyEvent], *, claimed: ApproxDP) -> Account:
         """Raise if ``events`` would not fit (without reserving); return the statement."""
         self._db.refuse_write()
         with self._db.read() as cur:
-            self._chain.guard(cur, dataset, self._digest(cur, dataset))
-            account = self._account(cur, dataset)
+            _, account = self._guard_charge(cur, dataset)
         rho, delta, rdp, epsilon = charged_costs(events)
         refuse_overdraft(account, rho, delta, claimed, rdp, epsilon)
         return account
@@ -290,8 +311,7 @@ class Ledger:
         events = list(events)
         rho, delta, rdp, epsilon = charged_costs(events)
         with self._db.write() as cur:
-            head = self._chain.guard(cur, dataset, self._digest(cur, dataset))
-            statement = self._account(cur, dataset)
+            head, statement = self._guard_charge(cur, dataset)
             if statement.unit != unit:
                 raise LedgerError(
                     f"dataset {dataset!r} is registered with privacy unit {statement.unit!r} "
@@ -307,7 +327,7 @@ class Ledger:
                 "parameters": parameters or {},
                 "opt_ins": list(opt_ins),
             }, additive_delta=delta, rdp=rdp, additive_epsilon=epsilon)
-            self._chain.seal_account(cur, dataset, self._digest(cur, dataset)())
+            self._seal_account(cur, dataset)
         return Reservation(self, dataset, seq, ZCDP(rho), delta, rdp, epsilon)
 
     def _close(self, dataset: str, reservation: int, kind: str, detail: dict[str, Any]) -> int:

@@ -106,15 +106,11 @@ def read_account(cur: Any, sql: Callable[[str], str], dataset: str) -> Account:
                    RDP.total(curves), spent_epsilon)
 
 
-def account_digest(cur: Any, sql: Callable[[str], str], dataset: str) -> str | None:
-    """What a charge of ``dataset`` adds up (:func:`read_account`) and the number of its newest
-    reservation, as canonical JSON; None when the dataset is not registered."""
-    try:
-        account = read_account(cur, sql, dataset)
-    except LedgerError:
-        return None
+def account_digest(cur: Any, sql: Callable[[str], str], account: Account) -> str:
+    """``account`` (what a charge of its dataset adds up, :func:`read_account`) and the number of
+    the dataset's newest reservation, as canonical JSON: what a dataset's sealed account holds."""
     cur.execute(sql("SELECT COALESCE(MAX(seq), 0) FROM dpsynth_ledger_entries WHERE dataset = ? AND kind = 'reserve'"),
-                (dataset,))
+                (account.dataset,))
     newest = int(cur.fetchone()[0])
     rdp = None if account.rdp_spent is None else account.rdp_spent.to_dict()
     return json.dumps([account.dataset, account.unit, account.cap.epsilon, account.cap.delta, account.rho_spent,
