@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dpsynth.exceptions import ParameterError
+from dpsynth.exceptions import DPSynthWarning, ParameterError
 from dpsynth.privacy.accounting import sum_up
 from dpsynth.privacy.budgets import RDP, ZCDP, ApproxDP
 from dpsynth.privacy.events import PrivacyEvent, total_delta, total_rdp, total_rho
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["UNTRACKED", "Reservation", "Untracked", "UntrackedPrivacyWarning", "charged_costs", "read_account"]
 
 
-class UntrackedPrivacyWarning(UserWarning):
+class UntrackedPrivacyWarning(DPSynthWarning):
     """A fit ran without a ledger: its privacy loss is recorded nowhere."""
 
 
