@@ -3,8 +3,10 @@ as text within the input limits, its header, its fingerprint, and writing a tabl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +54,19 @@ def _cannot_read(p: Path, fmt: str, exc: BaseException) -> DataError:
     return DataError(f"data file {str(p)!r} cannot be read as {fmt}: {exc.__class__.__name__}")
 
 
+@contextlib.contextmanager
+def _reading(p: Path, fmt: str) -> Iterator[None]:
+    """Turn what a reader of ``p`` raises into one DataError line (a limit's own error passes)."""
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file {str(p)!r} is empty") from None
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
+        if isinstance(exc, DPSynthError):  # a limit passed (a ParameterError is a ValueError too)
+            raise
+        raise _cannot_read(p, fmt, exc) from None
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a private table as text (CSV) or typed columns (Parquet); nothing is inferred.
 
@@ -61,18 +76,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """
     p, fmt = _existing_file(path)
     names = read_header(p)  # refuses duplicate column names before pandas renames them ("age" -> "age.1")
-    try:
+    with _reading(p, fmt):
         if fmt == "csv":
             df = read_csv_limited(p, columns=len(names))
         else:
             check_parquet_size(p)
             df = pd.read_parquet(p)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"data file {str(p)!r} is empty") from None
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
-        if isinstance(exc, DPSynthError):  # a limit passed (a ParameterError is a ValueError too)
-            raise
-        raise _cannot_read(p, fmt, exc) from None
     _unique_columns([str(c) for c in df.columns], p)
     if len(df) == 0:
         raise DataError(f"data file {str(p)!r} has no rows")
@@ -91,7 +100,7 @@ def _unique_columns(names: list[str], p: Path) -> None:
 def read_header(path: str | Path) -> list[str]:
     """The column names of a table (public), without reading its rows."""
     p, fmt = _existing_file(path)
-    try:
+    with _reading(p, fmt):
         if fmt == "csv":
             first = read_csv_limited(p, nrows=1, header=None)
             names = [str(n) for n in first.iloc[0].tolist()] if len(first) else []
@@ -99,12 +108,6 @@ def read_header(path: str | Path) -> list[str]:
             import pyarrow.parquet as pq
 
             names = list(pq.read_schema(p).names)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"data file {str(p)!r} is empty") from None
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
-        if isinstance(exc, DPSynthError):  # a limit passed (a ParameterError is a ValueError too)
-            raise
-        raise _cannot_read(p, fmt, exc) from None
     if not names:
         raise DataError(f"data file {str(p)!r} has no columns")
     names = [str(n) for n in names]

@@ -52,8 +52,6 @@ class Chain:
         self.url = url
         self.key_source = key_source
         self.key: bytes | None = None
-        #: the rows that passed their checks before a charge, for the key they were checked with
-        self._verified: tuple[bytes, dict[int, tuple[Any, ...]]] | None = None
 
     def seal_new(self, cur: Any) -> None:
         """Seal a ledger being created (in its creating transaction): its key, and the head's MAC."""
@@ -109,13 +107,11 @@ class Chain:
             raise LedgerError(f"ledger {url!r} was made by an older dpsynth and is not sealed: run "
                               "'dpsynth ledger seal' once (it checks the chain and keys every entry)")
         key = self.ledger_key(head)
-        if self._verified is None or self._verified[0] != key:
-            self._verified = (key, {})
         check_before_charge(cur, self.db.sql, key, head, url, dataset)
         if dataset is not None:
             digest = None if account is None else account()
             if digest is None or self.sealed_account(cur, key, dataset) != digest:
-                check_entries(cur, self.db.sql, key, url, dataset, self._verified[1])
+                check_entries(cur, self.db.sql, key, url, dataset)
         return head
 
     def sealed_account(self, cur: Any, key: bytes, dataset: str) -> str | None:

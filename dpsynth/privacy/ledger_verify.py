@@ -199,26 +199,15 @@ def check_before_charge(cur: Any, sql: Callable[[str], str], key: bytes, head: S
             raise damaged(f"entry {int(row[0])} ({row[2]}, dataset {dataset!r}) does not match its hash")
 
 
-def check_entries(cur: Any, sql: Callable[[str], str], key: bytes, url: str, dataset: str,
-                  verified: dict[int, tuple[Any, ...]] | None = None) -> None:
+def check_entries(cur: Any, sql: Callable[[str], str], key: bytes, url: str, dataset: str) -> None:
     """Refuse a charge of ``dataset`` if one of its entries other than the registration and the cap
-    changes does not match its MAC (which covers the columns a charge adds up; no content is read).
-
-    ``verified`` (the caller's, kept for one key) remembers the database rows that passed: a row
-    read again exactly as it was is not checked again, and any change to a row makes it differ
-    from what was remembered, so it is checked anew."""
+    changes does not match its MAC (which covers the columns a charge adds up; no content is read)."""
     cur.execute(sql("SELECT seq, created_at, kind, dataset, rho, '', prev_hash, hash, additive_delta, rdp, "
                     "additive_epsilon, mac FROM dpsynth_ledger_entries WHERE dataset = ? "
                     "AND kind NOT IN ('dataset', 'cap') ORDER BY seq"), (dataset,))
-    memo: dict[int, tuple[Any, ...]] = {} if verified is None else verified
-    for stored in cur.fetchall():
-        row = tuple(stored)
-        seq = int(row[0])
-        if memo.get(seq) == row:
-            continue
+    for row in cur.fetchall():
         if not same(_row_mac(key, row), row[11] or ""):
-            raise _damaged(url, f"entry {seq} ({row[2]}, dataset {dataset!r}) does not match its seal")
-        memo[seq] = row
+            raise _damaged(url, f"entry {int(row[0])} ({row[2]}, dataset {dataset!r}) does not match its seal")
 
 
 def check_key(head: Sequence[Any], key: bytes, describe: str, url: str) -> None:

@@ -81,6 +81,8 @@ class Synthesizer(ABC):
     """Base class: a differentially private generator of synthetic tables."""
 
     name: ClassVar[str]
+    #: the public schema, set by ``fit`` (absent before: ``hasattr`` tells a fitted model)
+    schema_: Schema
 
     def __init__(self, *, epsilon: float, delta: float, insecure_seed: int | None = None):
         self.epsilon = epsilon
@@ -272,12 +274,17 @@ class Synthesizer(ABC):
         ``random_state`` seeds the post-processing only (sampling from the model, decoding bins);
         it does not touch privacy noise.
         """
+        n_rows, rng = self._sampling(n_rows, random_state)
+        from dpsynth.schema.encode import decode
+
+        return decode(self._sample_codes(n_rows, rng), self.schema_, rng)
+
+    def _sampling(self, n_rows: int, random_state: int | None) -> tuple[int, np.random.Generator]:
+        """The checked row count of a ``sample`` call of a fitted model, and its post-processing
+        generator (``random_state``; else one after the insecure seed, in tests; else fresh)."""
         n_rows = check.positive_int("rows", n_rows)
         if not hasattr(self, "schema_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first")
-        from dpsynth.schema.encode import decode
-
         if random_state is None and self.insecure_seed is not None:
             random_state = int(self.insecure_seed) + 1
-        rng = np.random.default_rng(random_state)
-        return decode(self._sample_codes(n_rows, rng), self.schema_, rng)
+        return n_rows, np.random.default_rng(random_state)

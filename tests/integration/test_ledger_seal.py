@@ -379,14 +379,14 @@ def test_both_backends_refuse_a_charge_on_a_damaged_ledger(ledger_url, attack):
 
 @pytest.mark.parametrize("attack", ["reservation lowered", "cap raised"])
 def test_a_ledger_object_that_charged_before_still_sees_a_later_edit(ledger_url, attack):
-    """A charge remembers the rows it has checked (to stay quick in a long-lived process); an
-    edit made afterwards, behind the same object's back, is still found by its next charge."""
+    """A ledger object that has charged (and sealed the dataset's account) before still finds an
+    edit made afterwards, behind its back, on its next charge."""
     from dpsynth.privacy import GaussianEvent
 
     ledger = Ledger(ledger_url, create=True)
     ledger.create_dataset("d", ApproxDP(1.0, 1e-6))
     events = [GaussianEvent(20.0, 1.0)]
-    for _ in range(3):  # entries 2-7; every charge checks (and remembers) the dataset's rows
+    for _ in range(3):  # entries 2-7; every charge seals the dataset's account
         ledger.reserve("d", events, synthesizer="t", claimed=ApproxDP(0.1, 1e-6)).complete()
     statement = {"reservation lowered": "UPDATE dpsynth_ledger_entries SET rho = 1e-9 WHERE seq = 4",
                  "cap raised": "UPDATE dpsynth_ledger_entries SET content = REPLACE(content, '\"epsilon\":1.0', "

@@ -41,8 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from dpsynth import _validation as check
-from dpsynth.exceptions import NotFittedError, ParameterError, PrivacyAccountingError
+from dpsynth.exceptions import ParameterError, PrivacyAccountingError
 from dpsynth.mechanisms import GaussianCounts
 from dpsynth.privacy.accounting import composed_epsilon
 from dpsynth.privacy.events import PrivacyEvent, total_rdp, total_rho
@@ -337,12 +336,7 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
 
     def sample(self, n_rows: int, *, random_state: int | None = None) -> pd.DataFrame:
         """``n_rows`` synthetic rows decoded to the schema's values. Privacy: post-processing."""
-        n_rows = check.positive_int("rows", n_rows)
-        if not hasattr(self, "schema_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first")
-        if random_state is None and self.insecure_seed is not None:
-            random_state = int(self.insecure_seed) + 1
-        rng = np.random.default_rng(random_state)
+        n_rows, rng = self._sampling(n_rows, random_state)
         return self.transformer_.inverse(self._sample_matrix(n_rows, rng), rng)
 
     @staticmethod
