@@ -25,6 +25,7 @@ FEATURES = {
     "dpsgd": ("dpsynth.synth.dpsgd", "dpsynth.audit"),  # the generators, and the one-run audit of them
     "pii": ("dpsynth.pii",),
     "postgres": ("dpsynth.privacy",),  # the ledger's PostgreSQL store
+    "spark": ("dpsynth.marginals.spark_backend", "dpsynth.marginals.spark_session"),  # the Spark counting backend
 }
 #: imports that are probed, not required: what they enable is off without them, and they are in no extra
 PROBED = {

@@ -1,0 +1,353 @@
+"""Counting on DuckDB: validation, encoding and marginals of files (or a relation) inside the engine.
+
+:class:`DuckDBSource` holds a private table where DuckDB reads it — a CSV file (``.csv``,
+``.csv.gz``), a Parquet file, a folder of Parquet files, a glob, or an existing
+``duckdb.DuckDBPyRelation`` — and answers only aggregates, through one fetch function
+(:meth:`DuckDBSource._fetch`) that refuses a result of more rows than the public domain allows:
+per-column counts of bad cells, GROUPING SETS marginal counts (densified here to the public domain),
+a histogram over a public grid, an aggregate hash. The rows never reach Python.
+
+For a path, an in-memory DuckDB connection is opened with a ``memory_limit`` and a
+``temp_directory`` (DuckDB spills there: larger-than-memory tables work) and ``threads``. CSV is
+read as dpsynth reads it with pandas (:func:`dpsynth.io.read_table`): every cell as text, a header,
+``,`` and ``"``, no type sniffing; an empty cell is the empty string (missing only if ``""`` is one
+of the schema's ``missing_values``, as by default) and leading spaces are stripped
+(``skipinitialspace``). Residual difference: leading spaces inside quotes are stripped too.
+
+One pass over the file encodes and validates it: the codes and per-column problem flags are
+aggregated into a temporary table of distinct tuples with their multiplicity (``validate`` reads its
+counts of problems; ``counter(schema)`` reuses it); every marginal query then scans that table, not
+the file. It holds private data and stays in the engine (dropped by ``close``).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import io
+import itertools
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dpsynth.exceptions import DataError, ParameterError
+from dpsynth.marginals import sql
+from dpsynth.schema.schema import Schema
+
+__all__ = ["DuckDBCounter", "DuckDBSource"]
+
+_HEADER_BYTES = 1 << 20
+_ids = itertools.count()
+
+
+def _format_of(path: str) -> str:
+    lowered = path.lower()
+    if lowered.endswith((".csv", ".csv.gz")):
+        return "csv"
+    if lowered.endswith(".parquet"):
+        return "parquet"
+    raise ParameterError(f"data ({path!r}) must end in .csv, .csv.gz or .parquet, or be a folder of Parquet files")
+
+
+def _resolve(data: str | Path) -> tuple[str, str]:
+    """(what DuckDB reads, ``csv`` or ``parquet``) of a path, folder or glob, or a one-line DataError."""
+    text = str(data)
+    if any(ch in text for ch in "*?["):
+        files = glob.glob(text, recursive=True)
+        if not files:
+            raise DataError(f"data {text!r} matches no file")
+        formats = {_format_of(f) for f in files}
+        if len(formats) != 1:
+            raise ParameterError(f"data ({text!r}) matches both CSV and Parquet files; give one format")
+        return text, formats.pop()
+    p = Path(text)
+    if not p.exists():
+        raise DataError(f"data file {text!r} does not exist")
+    if p.is_dir():
+        if not any(p.rglob("*.parquet")):
+            raise DataError(f"data folder {text!r} holds no .parquet file")
+        return str(p / "**" / "*.parquet"), "parquet"
+    fmt = _format_of(text)
+    if not os.access(p, os.R_OK):
+        raise DataError(f"data file {text!r} cannot be read: permission denied")
+    return text, fmt
+
+
+def _csv_header(path: str) -> list[str]:
+    """The header of a CSV file (first line only, at most 1 MiB read), as pandas reads it."""
+    try:
+        with open(path, "rb") as raw:
+            stream: Any = gzip.GzipFile(fileobj=raw) if path.lower().endswith(".gz") else raw
+            head = stream.read(_HEADER_BYTES)
+        # utf-8-sig: a byte-order mark is no part of the first name (as in pandas)
+        text = head.decode("utf-8-sig", errors="strict") if len(head) < _HEADER_BYTES else \
+            head.decode("utf-8-sig", errors="ignore")
+    except UnicodeDecodeError:
+        raise DataError(f"data file {path!r} cannot be read as csv: it is not UTF-8 text") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"data file {path!r} cannot be read as csv: {exc.__class__.__name__}") from None
+    rows = csv.reader(io.StringIO(text), skipinitialspace=True)
+    first = next(rows, [])
+    return [str(n) for n in first]
+
+
+def _unique(names: Sequence[str], where: str) -> None:
+    seen: set[str] = set()
+    for position, n in enumerate(names, start=1):
+        if n in seen:
+            raise DataError(f"{where}: column {n!r} appears more than once (again at position {position}); "
+                            "column names must be unique")
+        seen.add(n)
+
+
+class DuckDBSource:
+    """A private table read by DuckDB (:class:`~dpsynth.marginals.backend.TableSource`).
+
+    Args:
+        data: a path (CSV, ``.csv.gz``, Parquet, a folder of Parquet files, a glob) or a
+            ``duckdb.DuckDBPyRelation`` (queried in its own connection, whose settings are left alone).
+        memory_limit: DuckDB's memory limit for a path (e.g. ``"2GB"``); beyond it, it spills.
+        temp_directory: where it spills (default: DuckDB's own, beside the process).
+        threads: DuckDB's worker threads for a path (default: DuckDB's, one per core).
+
+    Privacy: reads the private table; returns aggregates only (see the module docstring).
+    """
+
+    engine = "duckdb"
+
+    def __init__(self, data: Any, *, memory_limit: str = "2GB", temp_directory: str | Path | None = None,
+                 threads: int | None = None):
+        import duckdb
+
+        self._tables: list[str] = []
+        self._levels: dict[tuple[tuple[str, int], ...], str] = {}
+        self._coded: dict[Schema, str] = {}
+        #: rows of every result fetched so far (tests check that only aggregates come back)
+        self.fetched_rows: list[int] = []
+        if isinstance(data, duckdb.DuckDBPyRelation):
+            self.name, self.format = "relation", "relation"
+            self._con = None
+            raw = data
+        else:
+            target, self.format = _resolve(data)
+            self.name = str(data)
+            config: dict[str, Any] = {"memory_limit": str(memory_limit), "preserve_insertion_order": False}
+            if temp_directory is not None:
+                config["temp_directory"] = str(temp_directory)
+            if threads is not None:
+                config["threads"] = int(threads)
+            try:
+                self._con = duckdb.connect(":memory:", config=config)
+            except duckdb.Error as exc:
+                raise ParameterError(f"DuckDB settings (memory_limit={memory_limit!r}, threads={threads!r}) "
+                                     f"are not accepted: {exc.__class__.__name__}") from None
+            raw = self._guard(lambda: self._reader(target))
+        self._columns = self._guard(lambda: [str(c) for c in raw.columns])
+        self._types = self._guard(lambda: [str(t) for t in raw.types])
+        _unique(self._columns, f"data {self.name!r}")
+        if self.format == "csv":  # text as pandas reads it: "" for an empty cell, leading spaces skipped
+            # ltrim only where a cell starts with a space (ltrim on every cell costs 2x the whole read)
+            cols = ", ".join(f"COALESCE(CASE WHEN prefix({q}, ' ') THEN ltrim({q}, ' ') ELSE {q} END, '') AS {q}"
+                             for q in (sql.quote_identifier(c, "duckdb") for c in self._columns))
+            self._src: Any = raw.query("dpsynth_raw", f"SELECT {cols} FROM dpsynth_raw")
+        else:
+            self._src = raw
+        self.kinds = {c: sql.source_kind(t) for c, t in zip(self._columns, self._types, strict=True)}
+
+    # -- the engine -----------------------------------------------------------------------------
+
+    def _reader(self, target: str) -> Any:
+        assert self._con is not None
+        path = sql.quote_string(target, "duckdb")
+        if self.format == "csv":
+            files = sorted(glob.glob(target, recursive=True)) if any(ch in target for ch in "*?[") else [target]
+            if not files:
+                raise DataError(f"data {target!r} matches no file")
+            names = _csv_header(files[0])
+            if not names:
+                raise DataError(f"data file {files[0]!r} has no columns")
+            _unique(names, f"data file {files[0]!r}")
+            for other in files[1:]:  # the columns are read by position: every file must have the same header
+                if _csv_header(other) != names:
+                    raise DataError(f"data file {other!r} has another header than {files[0]!r} (same glob {target!r})")
+            # the header's names, every column text, no sniffing: a row of more fields is an error (as
+            # in pandas), a row of fewer is padded with empty cells
+            columns = ", ".join(f"{sql.quote_string(n, 'duckdb')}: 'VARCHAR'" for n in names)
+            return self._con.sql(f"SELECT * FROM read_csv({path}, columns = {{{columns}}}, auto_detect = false, "
+                                 "header = true, delim = ',', quote = '\"', escape = '\"', null_padding = true, "
+                                 "strict_mode = true, encoding = 'utf-8')")
+        return self._con.sql(f"SELECT * FROM read_parquet({path})")
+
+    def _guard(self, run: Any) -> Any:
+        """``run()``, with what DuckDB raises turned into one line without its message (which may quote
+        the file or a cell): a file it cannot read is a DataError; anything else is a bug of dpsynth's
+        SQL, a RuntimeError naming DuckDB's error class only."""
+        import duckdb
+
+        try:
+            return run()
+        except duckdb.OutOfMemoryException:
+            raise DataError(f"data {self.name!r}: DuckDB ran out of memory (raise memory_limit, or give it a "
+                            "temp_directory with room)") from None
+        except (duckdb.IOException, duckdb.InvalidInputException, duckdb.HTTPException) as exc:
+            message = str(exc).lower()
+            what = "it is not UTF-8 text" if ("utf-8" in message or "unicode" in message) else exc.__class__.__name__
+            raise DataError(f"data {self.name!r} cannot be read as {self.format}: {what}") from None
+        except duckdb.Error as exc:
+            raise RuntimeError(f"DuckDB refused a query dpsynth generated ({exc.__class__.__name__}); this is a "
+                               "bug of dpsynth (the message is withheld: it may quote the data)") from None
+
+    def _run(self, text: str) -> Any:
+        """Run a statement in the engine (nothing comes back)."""
+        return self._guard(lambda: self._src.query("dpsynth_src", text))
+
+    def _fetch(self, text: str, max_rows: int) -> dict[str, np.ndarray]:
+        """The ONE way results leave the engine: an aggregate of at most ``max_rows`` rows (a bug
+        otherwise, refused before anything is read into Python)."""
+        bounded = f"SELECT * FROM ({text}) AS r LIMIT {int(max_rows) + 1}"
+        out: dict[str, np.ndarray] = self._guard(lambda: self._src.query("dpsynth_src", bounded).fetchnumpy())
+        rows = len(next(iter(out.values()))) if out else 0
+        if rows > max_rows:
+            raise RuntimeError(f"an aggregate query returned more than {max_rows} rows")
+        self.fetched_rows.append(rows)
+        return out
+
+    # -- TableSource ----------------------------------------------------------------------------
+
+    @property
+    def columns(self) -> list[str]:
+        """The table's column names (public: its header)."""
+        return list(self._columns)
+
+    def validate(self, schema: Schema) -> None:
+        """Raise the DataError ``encode`` raises if the table does not fit ``schema``.
+
+        One pass encodes the table with per-column problem flags into the aggregated codes table
+        (:meth:`materialize`, kept for the counter); ONE row of counts leaves the engine: per column,
+        missing cells of a column not nullable, values outside the levels, text that is not a number
+        or a date/time.
+        """
+        sql.check_columns(schema, self._columns)
+        table = self.materialize(schema)
+        row = self._fetch(sql.codes_validation_query(table, schema, weight="w"), 1)
+        error = sql.validation_error(schema, {k: v[0] for k, v in row.items()})
+        if error is not None:
+            self._drop(self._coded.pop(schema))
+            raise error
+
+    def below_counts(self, column: str, schema: Schema, grid: np.ndarray) -> tuple[np.ndarray, int]:
+        """(#{x < c} for each c of ``grid``, the number of non-missing values), values clamped to the
+        column's bounds; a histogram of at most ``len(grid) + 1`` cells leaves the engine."""
+        sql.check_columns(schema, self._columns)
+        points = np.asarray(grid, dtype=float)
+        text = sql.below_query(schema, column, "dpsynth_src", self.kinds, points.tolist(), "duckdb")
+        out = self._fetch(text, len(points) + 1)
+        return sql.below_from_histogram(out["b"], out["n"], len(points))
+
+    def fingerprint(self, schema: Schema) -> str:
+        """SHA-256 hex of order-independent sums of hashes of the encoded rows (one aggregate row)."""
+        return self.counter(schema).fingerprint()
+
+    def counter(self, schema: Schema) -> DuckDBCounter:
+        """The marginal counts of the table encoded under ``schema`` (validate it first)."""
+        sql.check_columns(schema, self._columns)
+        return DuckDBCounter(self, schema)
+
+    def _lookups(self, schema: Schema) -> dict[int, str]:
+        """A (k, code) table of the levels of each categorical column of many levels (public), made
+        once per column and source; their names by column index."""
+        out: dict[int, str] = {}
+        for j, col in enumerate(schema.columns):
+            if col.kind != "categorical" or len(col.levels) <= sql.CASE_LEVELS:
+                continue
+            key = tuple(sql.level_pairs(col))
+            if key not in self._levels:
+                name = f"dpsynth_levels_{next(_ids)}"
+                if self._con is not None:  # our own connection: an Arrow table, registered without a copy
+                    import pyarrow as pa
+
+                    self._con.register(name, pa.table({"k": pa.array([k for k, _ in key], pa.string()),
+                                                       "code": pa.array([c for _, c in key], pa.int32())}))
+                else:  # a user's relation: a temporary table in its connection
+                    values = ", ".join(f"({sql.quote_string(k, 'duckdb')}, {c})" for k, c in key)
+                    self._run(f"CREATE TEMP TABLE {name} AS SELECT * FROM (VALUES {values}) AS v(k, code)")
+                self._tables.append(name)
+                self._levels[key] = name
+            out[j] = self._levels[key]
+        return out
+
+    def materialize(self, schema: Schema) -> str:
+        """The temporary table of the encoded table aggregated (distinct tuples of codes ``c{j}`` and
+        problem flags ``p{j}``, their count ``w``), made in one pass on first need; its name. Private
+        data that stays in the engine."""
+        if schema not in self._coded:
+            name = f"dpsynth_codes_{next(_ids)}"
+            encoded = sql.encoded_query(schema, "dpsynth_src", self.kinds, "duckdb", self._lookups(schema),
+                                        problems=True)
+            self._run(f"CREATE TEMP TABLE {name} AS SELECT *, COUNT(*) AS w FROM ({encoded}) AS e GROUP BY ALL")
+            self._tables.append(name)
+            self._coded[schema] = name
+        return self._coded[schema]
+
+    def _drop(self, name: str) -> None:
+        self._run(f"DROP TABLE IF EXISTS {name}")
+        self._tables.remove(name)
+
+    def close(self) -> None:
+        """Drop the temporary tables (and close the connection this source opened)."""
+        for name in reversed(self._tables):
+            try:
+                if self._con is not None:
+                    self._con.unregister(name) if name.startswith("dpsynth_levels_") else \
+                        self._con.execute(f"DROP TABLE IF EXISTS {name}")
+                else:
+                    self._run(f"DROP TABLE IF EXISTS {name}")
+            except Exception:  # noqa: BLE001,S110 - best effort on the way out
+                pass
+        self._tables.clear()
+        self._coded.clear()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+class DuckDBCounter:
+    """Marginal counts under one schema (:class:`~dpsynth.marginals.backend.MarginalCounter`), by
+    GROUPING SETS over the aggregated codes table."""
+
+    def __init__(self, source: DuckDBSource, schema: Schema, *, max_sets: int = sql.MAX_SETS):
+        self.source = source
+        self.schema = schema
+        self.max_sets = max_sets
+        self._table: str | None = None
+
+    @property
+    def table(self) -> str:
+        """The temporary table of distinct code tuples and counts (made on first use)."""
+        if self._table is None:
+            self._table = self.source.materialize(self.schema)
+        return self._table
+
+    def counts(self, cliques: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """The dense int64 histogram (C order over the clique's sizes) of every clique: a GROUPING SETS
+        query per chunk of ``max_sets`` distinct column sets, each result at most their cells."""
+        out: dict[int, np.ndarray] = {}
+        for query in sql.marginal_queries(self.table, self.schema, cliques, "duckdb", weight="w",
+                                          max_sets=self.max_sets):
+            out.update(sql.densify(query, self.schema, self.source._fetch(query.sql, query.max_rows)))
+        return [out[i] for i in range(len(cliques))]
+
+    def fingerprint(self) -> str:
+        """SHA-256 hex of order-independent sums of two hashes of every encoded row."""
+        row = self.source._fetch(sql.fingerprint_query(self.table, self.schema, "duckdb", weight="w"), 1)
+        return sql.fingerprint_hex(self.schema, "duckdb", [row[k][0] for k in ("h1", "h2", "n")])
+
+
+def cells(schema: Schema, cliques: Sequence[Sequence[int]]) -> int:
+    """The number of cells of the marginals of ``cliques`` (what may leave the engine)."""
+    return sum(math.prod(schema.sizes[c] for c in cl) for cl in cliques)
