@@ -8,7 +8,10 @@ candidate points inside the bounds (Smith 2011):
     score(c) = −| #{x < c} − (j/K)·n |
 
 Sensitivity: adding or removing one row moves #{x < c} by at most 1 and (j/K)·n by at most
-j/K < 1, so every score moves by at most 1. Privacy: each quantile is one
+j/K < 1, so every score moves by at most 1. The scores need only the counts #{x < c} over the grid
+and n (:func:`below_counts` in numpy; a counting engine's ``TableSource.below_counts`` computes the
+same aggregates where the table lives): both are the same numbers, so the selections, the edges
+and the spending are identical whichever computed them. Privacy: each quantile is one
 :class:`~dpsynth.mechanisms.ExponentialSelection` (ε²/8-zCDP); the synthesizer plans and reserves
 them with the rest of its events (its ``split_preprocess`` share of ρ).
 """
@@ -16,6 +19,7 @@ them with the rest of its events (its ``split_preprocess`` share of ρ).
 from __future__ import annotations
 
 import dataclasses
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,6 +33,14 @@ from dpsynth.schema.encode import numeric_values
 from dpsynth.schema.schema import Column, Schema
 
 GRID_POINTS = 1024
+
+
+class BelowCounts(Protocol):
+    """A table that answers the quantile scores' aggregates (``dpsynth.marginals.TableSource``)."""
+
+    def below_counts(self, column: str, schema: Schema, grid: np.ndarray) -> tuple[np.ndarray, int]:
+        """(#{x < c} for every c of ``grid``, the number of non-missing values) of a numeric column."""
+        ...
 
 
 def dp_binned(schema: Schema) -> list[Column]:
@@ -76,11 +88,27 @@ def quantile_scores(values: np.ndarray, grid: np.ndarray, q: float) -> np.ndarra
     """score(c) = −|#{x < c} − q·n| for every candidate c (sensitivity 1)."""
     ordered = np.sort(values)
     below = np.searchsorted(ordered, grid, side="left")
-    return -np.abs(below - q * len(values))
+    return scores_from_below(below, len(values), q)
+
+
+def scores_from_below(below: np.ndarray, n: int, q: float) -> np.ndarray:
+    """score(c) = −|#{x < c} − q·n| from the counts ``below`` = #{x < c} and n (sensitivity 1)."""
+    return -np.abs(np.asarray(below, dtype=np.int64) - q * int(n))
+
+
+def below_counts(values: pd.Series, column: Column, schema: Schema, grid: np.ndarray) -> tuple[np.ndarray, int]:
+    """(#{x < c} for every c of ``grid``, the number of non-missing values) of one numeric column
+    held in pandas, its values clamped to the column's bounds and missing cells left out.
+
+    Reads the private column; returns aggregates only (the DP selection draws from them).
+    """
+    numbers = numeric_values(values, column, schema)
+    numbers = np.sort(numbers[~np.isnan(numbers)])
+    return np.searchsorted(numbers, grid, side="left").astype(np.int64), len(numbers)
 
 
 def resolve(
-    data: pd.DataFrame,
+    data: pd.DataFrame | BelowCounts,
     schema: Schema,
     mechanisms: list[ExponentialSelection],
     *,
@@ -88,6 +116,10 @@ def resolve(
     odometer: Odometer,
 ) -> Schema:
     """A copy of ``schema`` whose DP-binned columns have DP-chosen edges.
+
+    ``data`` is the private table in pandas, or a counting engine's table (anything with
+    ``below_counts``, e.g. a ``dpsynth.marginals.TableSource``): the scores read only its counts
+    #{x < c} over the public grid and its number of non-missing values.
 
     Privacy: spends one ``mechanisms`` entry (in order) per quantile; missing values are not
     counted. Everything after the selections is post-processing.
@@ -98,13 +130,15 @@ def resolve(
         if not col.dp_quantiles or col.edges_from != "declared":
             continue
         assert col.bounds is not None
-        values = numeric_values(data[col.name], col, schema)
-        values = values[~np.isnan(values)]
         grid = candidate_grid(col)
+        if isinstance(data, pd.DataFrame):
+            below, n = below_counts(data[col.name], col, schema, grid)
+        else:
+            below, n = data.below_counts(col.name, schema, grid)
         chosen = []
         for j in range(1, col.dp_quantiles):
             mechanism = next(used)
-            index = mechanism(quantile_scores(values, grid, j / col.dp_quantiles).tolist(), noise=noise,
+            index = mechanism(scores_from_below(below, n, j / col.dp_quantiles).tolist(), noise=noise,
                               odometer=odometer)
             chosen.append(float(grid[index]))
         inner = sorted(set(chosen))

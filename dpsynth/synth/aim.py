@@ -18,6 +18,11 @@ Differentially Private Synthetic Data", PVLDB 15(11).
 Privacy: the whole ρ (after any DP preprocessing) is reserved before round one as a zCDP filter;
 each Gaussian measurement and exponential selection spends its own cost from it, and the
 odometer refuses anything past the total. The rounds actually run are recorded.
+
+What is read from the private table: exact marginal counts only, from a
+:class:`~dpsynth.marginals.backend.MarginalCounter`, in one request before round one: every 1-way
+marginal and every candidate (the quality scores need them all); each round measures one of them,
+so a counting engine scans the table once.
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ import numpy as np
 from dpsynth import _validation as check
 from dpsynth.exceptions import ParameterError
 from dpsynth.marginals import marginal_counts
+from dpsynth.marginals.backend import MarginalCounter
 from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource
 from dpsynth.privacy.events import PrivacyEvent, ZCDPFilterEvent
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
 from dpsynth.synth import _inference, _jtree, _pgm, _sampling
-from dpsynth.synth.base import Synthesizer, register
+from dpsynth.synth.base import CountsOf, Synthesizer, register
 
 Clique = tuple[str, ...]
 ROUND_TOL = 1e-5  # between rounds: warm-started fits stop once the loss stops improving
@@ -110,6 +116,7 @@ class AIM(Synthesizer):
 
     name = "aim"
     adaptive = True
+    fits_on_marginals = True
 
     def __init__(
         self,
@@ -182,7 +189,12 @@ class AIM(Synthesizer):
 
     # -- fitting --------------------------------------------------------------------------------
     def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer, noise: NoiseSource) -> None:
-        """AIM on the encoded table. Privacy: spends the plan's filter budget round by round."""
+        """AIM on the encoded table (its marginal counts in memory); see :meth:`_fit_counts`."""
+        self._fit_counts(CountsOf(codes, schema, marginal_counts), schema, odometer, noise)
+
+    def _fit_counts(self, counter: MarginalCounter, schema: Schema, odometer: Odometer, noise: NoiseSource) -> None:
+        """AIM on the exact marginals ``counter`` answers. Privacy: spends the plan's filter budget
+        round by round."""
         start = time.perf_counter()
         plan = self._plan(schema)
         names, sizes = schema.names, schema.sizes
@@ -201,8 +213,14 @@ class AIM(Synthesizer):
         def used() -> float:
             return odometer.spent.rho - spent_before
 
+        # Every marginal the fit reads, in one request: the 1-way marginals and all candidates (exact
+        # counts, kept as floats for the scores; below 2^53 the float holds the count exactly).
+        wanted = list(dict.fromkeys([*((n,) for n in names), *candidates]))
+        answers = {cl: x.astype(float) for cl, x in zip(
+            wanted, counter.counts([[index[c] for c in cl] for cl in wanted]), strict=True)}
+
         def counts(cl: Clique) -> np.ndarray:
-            return marginal_counts(codes, [index[c] for c in cl], sizes)
+            return answers[cl].astype(np.int64)
 
         measurements = []
         one_way = GaussianCounts.for_rho((1 - select_share) * rho_round, label="aim_one_way")
@@ -214,7 +232,6 @@ class AIM(Synthesizer):
         fit = _pgm.estimate_model(domain, measurements, iters=int(self.estimation_iters), tol=ROUND_TOL)
         model = _inference.Model(fit.potentials, size_of)
         measured: list[Clique] = [(n,) for n in names]
-        answers = {cl: counts(cl).astype(float) for cl in candidates}
         history = []
         terminate = False
         while not terminate:

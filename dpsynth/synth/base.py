@@ -10,6 +10,11 @@ A schema may carry named opt-ins (``Schema.opt_ins``, e.g. ``schema_read_from_da
 for a schema read from the data without DP). A fit on it records them in the ledger's reservation
 and completion, in ``opt_ins_`` and in :meth:`Synthesizer.privacy_statement`: every report of the
 release carries them.
+
+A synthesizer that fits on marginal counts only (``fits_on_marginals``: MST, AIM) also fits a table
+held by a counting engine (a :class:`~dpsynth.marginals.backend.TableSource`: DuckDB, Spark): the
+same road, with validation, the input fingerprint, the DP bins' counts and every marginal computed
+by the engine as aggregates, so the rows never reach pandas (``_fit_counts``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import time
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
@@ -25,6 +31,7 @@ import pandas as pd
 
 from dpsynth import _validation as check
 from dpsynth.exceptions import NotFittedError, ParameterError, SchemaWithoutPrivacyWarning
+from dpsynth.marginals.backend import CodesCounter, MarginalCounter, TableSource
 from dpsynth.mechanisms import ExponentialSelection, NoiseSource, make_noise
 from dpsynth.privacy.budgets import ZCDP, ApproxDP
 from dpsynth.privacy.events import PrivacyEvent
@@ -71,6 +78,29 @@ def get_synthesizer(name: str) -> type[Synthesizer]:
 def registered() -> dict[str, type[Synthesizer]]:
     """A copy of the registry: every synthesizer class by its name."""
     return dict(_REGISTRY)
+
+
+def table_source(data: object) -> TableSource | None:
+    """``data`` as a counting engine's table, or None for a table in memory (a pandas DataFrame,
+    whose columns could otherwise pass for the protocol's attributes)."""
+    if isinstance(data, pd.DataFrame) or not isinstance(data, TableSource):
+        return None
+    return data
+
+
+class CountsOf(CodesCounter):
+    """:class:`~dpsynth.marginals.backend.CodesCounter` of codes in memory whose histograms come from
+    ``count`` (``marginal_counts``' signature): the synthesizer's own module-level reference, so a
+    test's mutant of it (counts doubled) reaches every count of the fit."""
+
+    def __init__(self, codes: np.ndarray, schema: Schema,
+                 count: Callable[[np.ndarray, Sequence[int], Sequence[int]], np.ndarray]):
+        super().__init__(codes, schema)
+        self.count = count
+
+    def counts(self, cliques: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """One ``count`` pass per clique."""
+        return [self.count(self.codes, list(cl), self.schema.sizes) for cl in cliques]
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
@@ -125,10 +155,14 @@ class Synthesizer(ABC):
     #: Whether this wraps a generator dpsynth did not write (:mod:`dpsynth.synth.plugin`): it draws its
     #: own noise, and only its own claim says from what.
     plugin: ClassVar[bool] = False
+    #: Whether the fit reads only marginal counts (``_fit_counts``), so that it also fits a table held
+    #: by a counting engine (a :class:`~dpsynth.marginals.backend.TableSource`); one that trains on rows
+    #: (DP-SGD, plug-ins) refuses such a table before anything is reserved.
+    fits_on_marginals: ClassVar[bool] = False
 
     def fit(
         self,
-        data: pd.DataFrame,
+        data: pd.DataFrame | TableSource,
         *,
         schema: Schema,
         ledger: Ledger | Untracked | None = None,
@@ -145,19 +179,25 @@ class Synthesizer(ABC):
         cap would be exceeded), and only then measure the data, spending the reservation.
 
         Args:
-            data: the private table.
+            data: the private table: a pandas DataFrame, or (for a synthesizer that
+                ``fits_on_marginals``) a :class:`~dpsynth.marginals.backend.TableSource` held by a
+                counting engine, which validates, fingerprints and counts it where it lives.
             schema: its public schema.
             ledger: a :class:`~dpsynth.privacy.ledger.Ledger`, or ``dpsynth.UNTRACKED`` to fit
                 without recording the privacy loss anywhere (warns).
             dataset: the dataset's name in the ledger.
             input_sha256: fingerprint of the input file for the ledger; by default the SHA-256 of
-                the encoded table.
+                the encoded table (a TableSource's ``fingerprint``).
             threads: threads of the math libraries (PyTorch, BLAS, OpenMP) during the fit. None
                 (default): automatic, from the CPUs this process may use, the machine's load and
                 the size of the work (see :mod:`dpsynth._threads`); ``OMP_NUM_THREADS`` in the
                 environment is then respected. The pools are restored after the fit. It changes
                 neither the privacy plan nor the results beyond floating-point rounding; what
                 was chosen is in ``threads_``.
+
+        Raises:
+            ParameterError: a TableSource given to a synthesizer that trains on rows (before
+                anything is reserved).
 
         Privacy: consumes the planned budget (``self.privacy_spent_``).
         """
@@ -170,10 +210,21 @@ class Synthesizer(ABC):
         events = self.plan(schema)
         opt_ins = list(schema.opt_ins)
         check_ledger_argument(ledger, dataset, doing="fit")
-        codes = encode(data, schema)  # validates the data against the schema; learns nothing
-        self._check_data(data, codes, schema)  # a user mistake costs nothing
-        if isinstance(ledger, Ledger) and input_sha256 is None:
-            input_sha256 = hashlib.sha256(np.ascontiguousarray(codes).tobytes()).hexdigest()
+        source = table_source(data)
+        codes: np.ndarray | None = None
+        if source is not None:
+            if not self.fits_on_marginals:
+                raise ParameterError(f"synthesizer {self.name!r} trains on rows, which a {source.engine} table "
+                                     "never hands out; use the numpy engine (the table in memory)")
+            source.validate(schema)  # per-column counts of bad cells, in the engine; a user mistake costs nothing
+            if isinstance(ledger, Ledger) and input_sha256 is None:
+                input_sha256 = source.fingerprint(schema)
+        else:
+            frame = cast(pd.DataFrame, data)
+            codes = encode(frame, schema)  # validates the data against the schema; learns nothing
+            self._check_data(frame, codes, schema)  # a user mistake costs nothing
+            if isinstance(ledger, Ledger) and input_sha256 is None:
+                input_sha256 = hashlib.sha256(np.ascontiguousarray(codes).tobytes()).hexdigest()
         if opt_ins:
             warnings.warn(
                 f"this release is built on a schema with the opt-in {', '.join(opt_ins)}: the schema was read from "
@@ -195,8 +246,13 @@ class Synthesizer(ABC):
                 if self.uses_bins and dp_bins.dp_binned(schema):  # DP-chosen bin edges: from the same reservation
                     fit_schema = dp_bins.resolve(data, schema, self._preprocess_mechanisms(schema), noise=noise,
                                                  odometer=reservation.odometer)
-                    codes = encode(data, fit_schema)
-                self._fit_table(data, codes, fit_schema, reservation.odometer, noise)
+                    if source is None:
+                        codes = encode(cast(pd.DataFrame, data), fit_schema)
+                if source is not None:
+                    self._fit_counts(source.counter(fit_schema), fit_schema, reservation.odometer, noise)
+                else:
+                    self._fit_table(cast(pd.DataFrame, data), cast(np.ndarray, codes), fit_schema,
+                                    reservation.odometer, noise)
         except BaseException as exc:
             reservation.fail(type(exc).__name__)  # the budget stays spent: noise may have been drawn
             raise
@@ -259,6 +315,11 @@ class Synthesizer(ABC):
     @abstractmethod
     def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer, noise: NoiseSource) -> None:
         """Fit on the encoded table, spending only through ``odometer`` (already reserved)."""
+
+    def _fit_counts(self, counter: MarginalCounter, schema: Schema, odometer: Odometer, noise: NoiseSource) -> None:
+        """Fit on the exact marginal counts ``counter`` answers (a synthesizer that ``fits_on_marginals``),
+        spending only through ``odometer`` (already reserved)."""
+        raise NotImplementedError(f"{type(self).__name__} does not fit on marginal counts")  # pragma: no cover
 
     def _preprocess_mechanisms(self, schema: Schema) -> list[ExponentialSelection]:
         """The mechanisms (in plan order) that choose DP bin edges for ``schema``; none by default."""

@@ -11,12 +11,21 @@ approach to differentially private synthetic data", Journal of Privacy and Confi
 
 Privacy: ρ-zCDP with ρ the largest value whose tight conversion (Canonne–Kamath–Steinke 2020)
 gives the requested (ε, δ); every step is accounted in the plan and spent by its mechanism.
+
+What is read from the private table: exact marginal counts only, from a
+:class:`~dpsynth.marginals.backend.MarginalCounter`, in two requests: the d 1-way marginals, then
+(for the scores) every 2-way marginal of the schema's domain, merged through the compression
+mapping in numpy; the selected pairs' 2-way marginals are among them, so a counting engine scans
+the table twice in all (a schema whose pairs have more than :data:`REQUEST_CELLS` cells together
+takes more requests). A table in memory counts its pairs on the compressed codes directly (the
+same integers, without the dense 2-way tables of the uncompressed domain).
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,13 +33,16 @@ import numpy as np
 from dpsynth import _validation as check
 from dpsynth.exceptions import InternalError, ParameterError
 from dpsynth.marginals import marginal_counts
+from dpsynth.marginals.backend import CodesCounter, MarginalCounter
 from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource
 from dpsynth.privacy.events import PrivacyEvent, total_rho
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
 from dpsynth.synth import _pgm, _sampling
-from dpsynth.synth.base import Synthesizer, register
+from dpsynth.synth.base import CountsOf, Synthesizer, register
+
+Pair = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -85,12 +97,96 @@ def edge_scores(
     noisy 1-way marginals (fixed, post-processing). Sensitivity: adding or removing a row moves
     one cell of x_ab by one, so each score moves by at most 1.
     """
-    scores = {}
-    for a, b in itertools.combinations(range(len(sizes)), 2):
-        x = marginal_counts(codes, [a, b], sizes).astype(float)
-        xhat = total * np.outer(probs[a], probs[b]).ravel()
-        scores[(a, b)] = float(np.abs(x - xhat).sum())
-    return scores
+    pairs = list(itertools.combinations(range(len(sizes)), 2))
+    return scores_from_counts({(a, b): marginal_counts(codes, [a, b], sizes) for a, b in pairs}, probs, total)
+
+
+def scores_from_counts(
+    tables: dict[Pair, np.ndarray], probs: list[np.ndarray], total: float
+) -> dict[Pair, float]:
+    """:func:`edge_scores` from the 2-way marginals ``tables`` (flattened counts of each pair)."""
+    return {pair: pair_score(counts, pair, probs, total) for pair, counts in tables.items()}
+
+
+def pair_score(counts: np.ndarray, pair: Pair, probs: list[np.ndarray], total: float) -> float:
+    """The score ‖x_ab − x̂_ab‖₁ of one pair from its 2-way marginal ``counts`` (see :func:`edge_scores`)."""
+    a, b = pair
+    xhat = total * np.outer(probs[a], probs[b]).ravel()
+    return float(np.abs(counts.astype(float) - xhat).sum())
+
+
+def compress_counts(counts: np.ndarray, pair: Pair, sizes: list[int], maps: list[np.ndarray | None],
+                    csizes: list[int]) -> np.ndarray:
+    """A 2-way marginal of the original domain (flattened int64) summed onto the compressed domain:
+    exactly the marginal of the compressed codes (integer sums; post-processing of exact counts
+    through the public-or-noisy mapping)."""
+    a, b = pair
+    map_a, map_b = maps[a], maps[b]
+    if map_a is None and map_b is None:
+        return counts
+    rows = map_a if map_a is not None else np.arange(sizes[a])
+    cols = map_b if map_b is not None else np.arange(sizes[b])
+    out = np.zeros((csizes[a], csizes[b]), dtype=np.int64)
+    np.add.at(out, (rows[:, None], cols[None, :]), counts.reshape(sizes[a], sizes[b]))
+    return out.ravel()
+
+
+#: The most cells of the dense 2-way tables that one request for pair counts asks a counting engine
+#: for (256 MiB of int64): the pairs of a wide schema are asked for in several requests. Every
+#: realistic schema (the bundled Adult: 14,000 cells) needs one.
+REQUEST_CELLS = 1 << 25
+#: The most cells of compressed 2-way tables kept, after the scores, for the selected pairs' noisy
+#: measurements (256 MiB of int64); a selected pair beyond it is counted again (one more request).
+KEPT_CELLS = 1 << 25
+
+
+def compressed_pairs(counter: MarginalCounter, mapping: dict[str, np.ndarray], csizes: list[int],
+                     pairs: list[Pair]) -> Iterator[tuple[Pair, np.ndarray]]:
+    """The 2-way marginal of every pair of ``pairs`` on the compressed domain (flattened int64), in order.
+
+    A counting engine is asked for the pairs' marginals of the schema's domain in as few requests
+    as :data:`REQUEST_CELLS` allows (one for every realistic schema), merged here through
+    ``mapping``; codes in memory (a :class:`~dpsynth.marginals.backend.CodesCounter`) are compressed
+    and counted pair by pair, which gives the same integers without the uncompressed tables.
+    """
+    schema = counter.schema
+    names, sizes = schema.names, schema.sizes
+    if isinstance(counter, CodesCounter):
+        count = counter.count if isinstance(counter, CountsOf) else marginal_counts
+        ccodes = counter.codes.copy()
+        for i, n in enumerate(names):
+            if n in mapping:
+                ccodes[:, i] = mapping[n][counter.codes[:, i]]
+        for a, b in pairs:
+            yield (a, b), count(ccodes, [a, b], csizes)
+        return
+    maps = [mapping.get(n) for n in names]
+    batch: list[Pair] = []
+    cells = 0
+    for k, (a, b) in enumerate(pairs):
+        batch.append((a, b))
+        cells += sizes[a] * sizes[b]
+        following = pairs[k + 1] if k + 1 < len(pairs) else None
+        if following is None or cells + sizes[following[0]] * sizes[following[1]] > REQUEST_CELLS:
+            for pair, table in zip(batch, counter.counts(batch), strict=True):
+                yield pair, compress_counts(table, pair, sizes, maps, csizes)
+            batch, cells = [], 0
+
+
+def tree_pairs(counter: MarginalCounter, mapping: dict[str, np.ndarray], csizes: list[int],
+               probs: list[np.ndarray], total: float) -> tuple[dict[Pair, float], dict[Pair, np.ndarray]]:
+    """(the score of every pair a < b, the compressed 2-way marginals kept for the selected pairs:
+    all of them up to :data:`KEPT_CELLS` cells). Sensitivity of each score: 1 (:func:`edge_scores`)."""
+    pairs = list(itertools.combinations(range(len(counter.schema)), 2))
+    scores: dict[Pair, float] = {}
+    kept: dict[Pair, np.ndarray] = {}
+    kept_cells = 0
+    for pair, table in compressed_pairs(counter, mapping, csizes, pairs):
+        scores[pair] = pair_score(table, pair, probs, total)
+        if kept_cells + table.size <= KEPT_CELLS:
+            kept[pair] = table
+            kept_cells += table.size
+    return scores, kept
 
 
 @register
@@ -111,6 +207,7 @@ class MST(Synthesizer):
     """
 
     name = "mst"
+    fits_on_marginals = True
 
     def __init__(
         self,
@@ -166,51 +263,47 @@ class MST(Synthesizer):
 
     # -- fitting --------------------------------------------------------------------------------
     def _fit_codes(self, codes: np.ndarray, schema: Schema, odometer: Odometer, noise: NoiseSource) -> None:
-        """MST on the encoded table. Privacy: spends the planned ρ through ``odometer``;
-        everything after the noisy measurements is post-processing."""
+        """MST on the encoded table (its marginal counts in memory); see :meth:`_fit_counts`."""
+        self._fit_counts(CountsOf(codes, schema, marginal_counts), schema, odometer, noise)
+
+    def _fit_counts(self, counter: MarginalCounter, schema: Schema, odometer: Odometer, noise: NoiseSource) -> None:
+        """MST on the exact marginals ``counter`` answers. Privacy: spends the planned ρ through
+        ``odometer``; everything after the noisy measurements is post-processing."""
         clock = _Clock()
         plan = self._plan(schema)
         names, sizes = schema.names, schema.sizes
         d = len(names)
         domain = _pgm.make_domain(names, sizes)
 
-        # 1. noisy 1-way marginals
+        # 1. noisy 1-way marginals (all d counted in one request)
         sigma1 = plan.one_way.scale
-        noisy1 = [plan.one_way(marginal_counts(codes, [i], sizes), noise=noise, odometer=odometer) for i in range(d)]
+        noisy1 = [plan.one_way(x, noise=noise, odometer=odometer) for x in counter.counts([(i,) for i in range(d)])]
         one_way = [_pgm.linear_measurement(y, (names[i],), sigma1) for i, y in enumerate(noisy1)]
         clock.lap("measure_one_way")
 
         # 2. compress rare values (post-processing of the noisy 1-way marginals)
-        mapping: dict[str, np.ndarray] = {}
-        if self.compress:
-            for i, y in enumerate(noisy1):
-                keep = y >= 3 * sigma1
-                if keep.all() or (~keep).sum() == 1:
-                    continue
-                m = np.full(sizes[i], int(keep.sum()), dtype=np.int64)
-                m[keep] = np.arange(int(keep.sum()))
-                mapping[names[i]] = m
+        mapping = self._compression(noisy1, names, sizes, sigma1) if self.compress else {}
         # Compressed domain sizes come from the mapping, i.e. from the noisy counts (post-processing).
         csizes = [int(mapping[n].max()) + 1 if n in mapping else sizes[i] for i, n in enumerate(names)]
-        ccodes = codes.copy()
-        for i, n in enumerate(names):
-            if n in mapping:
-                ccodes[:, i] = mapping[n][codes[:, i]]
         cdomain = _pgm.make_domain(names, csizes)
         one_way_c = [_pgm.compress_measurement(m, mapping, domain) for m in one_way]
 
-        # 3. private maximum spanning tree
+        # 3. private maximum spanning tree, scored on every pair's 2-way marginal (one request)
         clock.lap("compress")
-        edges = self._select(noisy1, mapping, names, csizes, ccodes, plan.select, noise, odometer)
+        probs, total = self._independent_estimate(noisy1, mapping, names, csizes)
+        weights, tables = tree_pairs(counter, mapping, csizes, probs, total)
+        edges = self._select(weights, names, plan.select, noise, odometer)
         clock.lap("select")
 
-        # 4. noisy 2-way marginals on the selected edges
+        # 4. noisy 2-way marginals on the selected edges (counted already, for the scores)
         sigma2 = plan.two_way.scale
+        selected = [(names.index(a), names.index(b)) for a, b in edges]
+        tables.update(compressed_pairs(counter, mapping, csizes, [p for p in selected if p not in tables]))
         two_way = []
-        for a, b in edges:
-            ia, ib = names.index(a), names.index(b)
-            y = plan.two_way(marginal_counts(ccodes, [ia, ib], csizes), noise=noise, odometer=odometer)
+        for (a, b), pair in zip(edges, selected, strict=True):
+            y = plan.two_way(tables[pair], noise=noise, odometer=odometer)
             two_way.append(_pgm.linear_measurement(y, (a, b), sigma2))
+        del tables
 
         clock.lap("measure_two_way")
         # 5. graphical model (post-processing)
@@ -227,6 +320,21 @@ class MST(Synthesizer):
         self.privacy_spent_ = odometer.spent
         self.secure_noise_ = bool(noise.secure)
         self.timings_ = clock.laps
+
+    @staticmethod
+    def _compression(noisy1: list[np.ndarray], names: list[str], sizes: list[int], sigma1: float
+                     ) -> dict[str, np.ndarray]:
+        """Each column's merge of its values whose noisy count is below 3σ into one code (none where
+        at most one value is rare). Post-processing of the noisy 1-way marginals."""
+        mapping: dict[str, np.ndarray] = {}
+        for i, y in enumerate(noisy1):
+            keep = y >= 3 * sigma1
+            if keep.all() or (~keep).sum() == 1:
+                continue
+            m = np.full(sizes[i], int(keep.sum()), dtype=np.int64)
+            m[keep] = np.arange(int(keep.sum()))
+            mapping[names[i]] = m
+        return mapping
 
     @staticmethod
     def _independent_estimate(
@@ -249,21 +357,17 @@ class MST(Synthesizer):
             probs.append(p)
         return probs, total
 
+    @staticmethod
     def _select(
-        self,
-        noisy1: list[np.ndarray],
-        mapping: dict[str, np.ndarray],
+        weights: dict[Pair, float],
         names: list[str],
-        csizes: list[int],
-        ccodes: np.ndarray,
         select: ExponentialSelection,
         noise: NoiseSource,
         odometer: Odometer,
     ) -> list[tuple[str, str]]:
-        """d − 1 exponential-mechanism rounds choosing a maximum spanning tree (Kruskal order)."""
-        probs, total = self._independent_estimate(noisy1, mapping, names, csizes)
+        """d − 1 exponential-mechanism rounds choosing a maximum spanning tree (Kruskal order) by the
+        pairs' scores ``weights`` (sensitivity 1 each)."""
         d = len(names)
-        weights = edge_scores(ccodes, probs, total, csizes)
         parent = list(range(d))
 
         def find(i: int) -> int:
