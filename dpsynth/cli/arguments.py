@@ -9,7 +9,7 @@ import re
 import sys
 from typing import Any, NoReturn
 
-__all__ = ["THREADS_HELP", "Parser", "integer", "ledger_option", "number"]
+__all__ = ["THREADS_HELP", "Parser", "engine_options", "integer", "ledger_option", "number"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,3 +51,13 @@ def ledger_option(parser: argparse.ArgumentParser) -> None:
     """``--ledger URL`` of the ``ledger`` commands: required unless ``$DPSYNTH_LEDGER`` gives it."""
     parser.add_argument("--ledger", required=os.environ.get("DPSYNTH_LEDGER") is None,
                         default=os.environ.get("DPSYNTH_LEDGER"))
+
+
+def engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--spark-master``: where the private table is counted (docs/scale.md)."""
+    parser.add_argument("--engine", default="auto", choices=["auto", "numpy", "duckdb", "spark"],
+                        help="where the private table is counted: auto (the default: DuckDB for a folder, a glob or a "
+                             "file over 256 MiB, Spark when --spark-master is given, else in memory), numpy (in "
+                             "memory), duckdb (embedded, larger than memory) or spark")
+    parser.add_argument("--spark-master", default=None,
+                        help="the Spark master URL for --engine spark (default: the active session's, or local[*])")

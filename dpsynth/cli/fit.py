@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dpsynth.cli.arguments import THREADS_HELP, integer, number
+from dpsynth.cli.arguments import THREADS_HELP, engine_options, integer, number
 from dpsynth.cli.charging import ledger_for
 from dpsynth.cli.synth_params import synth_params
 from dpsynth.exceptions import ParameterError
@@ -44,6 +44,7 @@ def add_fit(sub: Any) -> None:
     fit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a synthesizer parameter, e.g. max_model_size=20 (repeatable; VALUE read as JSON)")
     fit.add_argument("--threads", type=integer, default=None, help=THREADS_HELP)
+    engine_options(fit)
     fit.add_argument(
         "--insecure-seed",
         type=integer,
@@ -72,6 +73,7 @@ def fit_result(args: argparse.Namespace) -> dict[str, Any]:
     from dpsynth import _validation as check
     from dpsynth._threads import check_threads
     from dpsynth.io import check_writable, read_table, sha256_file
+    from dpsynth.marginals.engines import choose_engine, open_source
     from dpsynth.schema import load_schema
     from dpsynth.synth.plugin import load_generator
     from dpsynth.synth.streaming import check_rows_on_disk, write_sampled
@@ -95,8 +97,14 @@ def fit_result(args: argparse.Namespace) -> dict[str, Any]:
     ledger, dataset = ledger_for(args, "fit", doing="fit")
     if dataset is not None:
         ledger.check(dataset, events, claimed=synth.budget())  # fail early, before reading data
-    data = read_table(args.data)
-    fingerprint = sha256_file(args.data) if not args.no_ledger else None
+    engine = choose_engine(args.engine, args.data, fits_on_marginals=getattr(cls, "fits_on_marginals", False),
+                           spark_master=args.spark_master)
+    data: Any
+    if engine == "numpy":
+        data = read_table(args.data)
+        fingerprint = sha256_file(args.data) if not args.no_ledger else None
+    else:  # the rows stay in the engine; the ledger's fingerprint is the engine's aggregate hash
+        data, fingerprint = open_source(args.data, engine, spark_master=args.spark_master), None
     synth.fit(data, schema=schema, ledger=ledger, dataset=dataset, input_sha256=fingerprint, threads=threads)
     phases: dict[str, float] = {}
     # in chunks (post-processing), renamed at the end
@@ -114,6 +122,7 @@ def fit_result(args: argparse.Namespace) -> dict[str, Any]:
         "secure_noise": synth.secure_noise_,
         "timings": timings,
         "threads": synth.threads_,
+        "engine": engine,
     }
     if args.insecure_seed is not None:
         result["insecure_seed"] = args.insecure_seed
