@@ -7,7 +7,7 @@
 * ``spark``: pyspark reads the path (or a DataFrame in Python) and only aggregates reach the driver;
   ``--spark-master URL`` (or the active session's master) for a cluster, ``local[*]`` by default.
 * ``auto`` (the default): a DuckDB relation goes to DuckDB and a Spark DataFrame to Spark; a path
-  goes to Spark when a Spark master is given, else to DuckDB when it is a folder, a glob or a file
+  goes to Spark when a Spark master is given, else to DuckDB when it is a folder of Parquet files, a glob or a file
   over :data:`IN_MEMORY_BYTES`, else into memory. A synthesizer that trains on rows (DP-SGD, a
   plug-in) always reads the table into memory under ``auto``, and refuses ``duckdb``/``spark``.
 
@@ -49,7 +49,10 @@ def is_engine_data(data: Any) -> bool:
 
 
 def _is_many_files(path: str) -> bool:
-    return any(ch in path for ch in "*?[") or os.path.isdir(path)
+    """A glob, or a folder holding Parquet files (any other folder is left to the reader's own error)."""
+    if any(ch in path for ch in "*?["):
+        return True
+    return os.path.isdir(path) and any(Path(path).rglob("*.parquet"))
 
 
 def choose_engine(engine: str, data: Any, *, fits_on_marginals: bool, spark_master: str | None = None) -> str:
