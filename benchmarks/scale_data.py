@@ -16,8 +16,8 @@ The draw is seeded: the same seed, N and DuckDB version give the same file (Duck
 is not promised stable across its versions; the version is written to the manifest beside the
 data, with the row count and a checksum of the output's encoded 1-way counts).
 
-    python benchmarks/scale_data.py --rows 1000000 10000000 100000000 --out /tmp/scale
-    python benchmarks/scale_data.py --rows 100000000 --out /tmp/scale --folder   # a folder of ~256 MB files
+    python benchmarks/scale_data.py --rows 1000000 10000000 100000000 --out scale-data
+    python benchmarks/scale_data.py --rows 100000000 --out scale-data --folder   # a folder of ~256 MB files
 
 Writes ``OUT/adult_<N>.parquet`` (a file, or with ``--folder`` a folder of files) and
 ``OUT/adult_<N>.json`` (the manifest: rows, seed, DuckDB version, bytes, seconds).

@@ -27,10 +27,10 @@ Kinds of run:
 Noise is seeded (``insecure_seed`` = the repetition number; INSECURE, for benchmarking only), so
 runs of two trees or engines do the same work. AIM can take long at 10M rows: ``--cpu-cap``.
 
-    python benchmarks/scale_fit.py --data-dir /tmp/scale --rows 1000000 10000000 100000000 \
+    python benchmarks/scale_fit.py --data-dir scale-data --rows 1000000 10000000 100000000 \
         --kinds sql mst-duckdb --json scale.jsonl
-    python benchmarks/scale_fit.py --data-dir /tmp/scale --rows 10000000 --kinds aim-duckdb mst-spark --cpu-cap 900
-    python benchmarks/scale_fit.py --kinds mst-adult --trees /tmp/before . --reps 3
+    python benchmarks/scale_fit.py --data-dir scale-data --rows 10000000 --kinds aim-duckdb mst-spark --cpu-cap 900
+    python benchmarks/scale_fit.py --kinds mst-adult --trees ../before . --reps 3
     python benchmarks/scale_fit.py --summarize scale.jsonl
 """
 
@@ -466,7 +466,7 @@ def summary(runs: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line: a parent run (default), a child (``--child``) or ``--summarize``."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", type=Path, default=Path("/tmp/scale"), help="scale_data.py's --out")
+    ap.add_argument("--data-dir", type=Path, default=Path("scale-data"), help="scale_data.py's --out")
     ap.add_argument("--rows", type=int, nargs="+", help="table sizes (files adult_<N>.parquet)")
     ap.add_argument("--suffix", default="", help="data file name suffix (scale_data.py --mix P: _mixP)")
     ap.add_argument("--kinds", nargs="+", choices=KINDS, default=["sql", "mst-duckdb"])
