@@ -3,7 +3,7 @@
 :class:`DuckDBSource` holds a private table where DuckDB reads it — a CSV file (``.csv``,
 ``.csv.gz``), a Parquet file, a folder of Parquet files, a glob, or an existing
 ``duckdb.DuckDBPyRelation`` — and answers only aggregates, through one fetch function
-(:meth:`DuckDBSource._fetch`) that refuses a result of more rows than the public domain allows:
+(:meth:`DuckDBSource.fetch`) that refuses a result of more rows than the public domain allows:
 per-column counts of bad cells, GROUPING SETS marginal counts (densified here to the public domain),
 a histogram over a public grid, an aggregate hash. The rows never reach Python.
 
@@ -27,7 +27,6 @@ import glob
 import gzip
 import io
 import itertools
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 
 from dpsynth.exceptions import DataError, ParameterError
 from dpsynth.marginals import sql
+from dpsynth.marginals.grouping import GroupingCounter
 from dpsynth.schema.schema import Schema
 
 __all__ = ["DuckDBCounter", "DuckDBSource"]
@@ -206,7 +206,7 @@ class DuckDBSource:
         """Run a statement in the engine (nothing comes back)."""
         return self._guard(lambda: self._src.query("dpsynth_src", text))
 
-    def _fetch(self, text: str, max_rows: int) -> dict[str, np.ndarray]:
+    def fetch(self, text: str, max_rows: int) -> dict[str, np.ndarray]:
         """The ONE way results leave the engine: an aggregate of at most ``max_rows`` rows (a bug
         otherwise, refused before anything is read into Python)."""
         bounded = f"SELECT * FROM ({text}) AS r LIMIT {int(max_rows) + 1}"
@@ -234,7 +234,7 @@ class DuckDBSource:
         """
         sql.check_columns(schema, self._columns)
         table = self.materialize(schema)
-        row = self._fetch(sql.codes_validation_query(table, schema, weight="w"), 1)
+        row = self.fetch(sql.codes_validation_query(table, schema, weight="w"), 1)
         error = sql.validation_error(schema, {k: v[0] for k, v in row.items()})
         if error is not None:
             self._drop(self._coded.pop(schema))
@@ -246,7 +246,7 @@ class DuckDBSource:
         sql.check_columns(schema, self._columns)
         points = np.asarray(grid, dtype=float)
         text = sql.below_query(schema, column, "dpsynth_src", self.kinds, points.tolist(), "duckdb")
-        out = self._fetch(text, len(points) + 1)
+        out = self.fetch(text, len(points) + 1)
         return sql.below_from_histogram(out["b"], out["n"], len(points))
 
     def fingerprint(self, schema: Schema) -> str:
@@ -316,38 +316,5 @@ class DuckDBSource:
             self._con = None
 
 
-class DuckDBCounter:
-    """Marginal counts under one schema (:class:`~dpsynth.marginals.backend.MarginalCounter`), by
-    GROUPING SETS over the aggregated codes table."""
-
-    def __init__(self, source: DuckDBSource, schema: Schema, *, max_sets: int = sql.MAX_SETS):
-        self.source = source
-        self.schema = schema
-        self.max_sets = max_sets
-        self._table: str | None = None
-
-    @property
-    def table(self) -> str:
-        """The temporary table of distinct code tuples and counts (made on first use)."""
-        if self._table is None:
-            self._table = self.source.materialize(self.schema)
-        return self._table
-
-    def counts(self, cliques: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        """The dense int64 histogram (C order over the clique's sizes) of every clique: a GROUPING SETS
-        query per chunk of ``max_sets`` distinct column sets, each result at most their cells."""
-        out: dict[int, np.ndarray] = {}
-        for query in sql.marginal_queries(self.table, self.schema, cliques, "duckdb", weight="w",
-                                          max_sets=self.max_sets):
-            out.update(sql.densify(query, self.schema, self.source._fetch(query.sql, query.max_rows)))
-        return [out[i] for i in range(len(cliques))]
-
-    def fingerprint(self) -> str:
-        """SHA-256 hex of order-independent sums of two hashes of every encoded row."""
-        row = self.source._fetch(sql.fingerprint_query(self.table, self.schema, "duckdb", weight="w"), 1)
-        return sql.fingerprint_hex(self.schema, "duckdb", [row[k][0] for k in ("h1", "h2", "n")])
-
-
-def cells(schema: Schema, cliques: Sequence[Sequence[int]]) -> int:
-    """The number of cells of the marginals of ``cliques`` (what may leave the engine)."""
-    return sum(math.prod(schema.sizes[c] for c in cl) for cl in cliques)
+class DuckDBCounter(GroupingCounter):
+    """Marginal counts under one schema by GROUPING SETS over the aggregated codes table."""

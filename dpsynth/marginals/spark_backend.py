@@ -33,7 +33,6 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 
 from dpsynth.exceptions import DataError, ParameterError
 from dpsynth.marginals import sql
+from dpsynth.marginals.grouping import GroupingCounter
 from dpsynth.marginals.spark_session import engine_errors, quiet_python_loggers, session_conf, spark_session
 from dpsynth.schema.schema import Schema
 
@@ -55,7 +55,6 @@ __all__ = ["SparkCounter", "SparkSource", "is_aggregate_plan"]
 _HEADER_BYTES = 1 << 20
 #: GROUPING SETS per query: on Spark fewer, larger queries cost less (planning and code generation of
 #: each query dominate on small tables: Adult's 120 sets take ~40% less CPU in one query than in two)
-MAX_SETS = 128
 _ids = itertools.count()
 #: reading options of a CSV file: pandas' ``read_csv(dtype=str, keep_default_na=False, skipinitialspace=True)``
 CSV_OPTIONS = {"header": "true", "inferSchema": "false", "quote": '"', "escape": '"', "mode": "FAILFAST",
@@ -305,53 +304,6 @@ class SparkSource:
         self._views.clear()
 
 
-class SparkCounter:
-    """Marginal counts under one schema (:class:`~dpsynth.marginals.backend.MarginalCounter`), by
-    GROUPING SETS over the aggregated codes of :meth:`SparkSource.materialize`."""
-
-    engine = "spark"
-
-    def __init__(self, source: SparkSource, schema: Schema, *, max_sets: int = MAX_SETS):
-        self.source = source
-        self.schema = schema
-        self.max_sets = max_sets
-        self._table: str | None = None
-
-    @property
-    def table(self) -> str:
-        """The view of distinct code tuples and counts (aggregated on first use)."""
-        if self._table is None:
-            self._table = self.source.materialize(self.schema)
-        return self._table
-
-    def counts(self, cliques: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        """The dense int64 histogram (C order over the clique's sizes) of every clique: a GROUPING SETS
-        query per chunk of ``max_sets`` distinct column sets, each result at most their cells."""
-        out: dict[int, np.ndarray] = {}
-        for query in sql.marginal_queries(self.table, self.schema, cliques, "spark", weight="w",
-                                          max_sets=self.max_sets):
-            fetched = self.source.fetch(_grouped_by_union(query), query.max_rows)
-            columns = {k: v.astype(np.int64) for k, v in fetched.items()}
-            out.update(sql.densify(query, self.schema, columns))
-        return [out[i] for i in range(len(cliques))]
-
-    def fingerprint(self) -> str:
-        """SHA-256 hex of order-independent sums of two hashes of every encoded row."""
-        row = self.source.fetch(sql.fingerprint_query(self.table, self.schema, "spark", weight="w"), 1)
-        return sql.fingerprint_hex(self.schema, "spark", [row[k][0] for k in ("h1", "h2", "n")])
-
-
-def _grouped_by_union(query: sql.GroupingQuery) -> str:
-    """The query with its grouping columns listed before GROUPING SETS (``GROUP BY c0, c1 GROUPING SETS
-    (...)``): Spark requires ``grouping_id``'s arguments to be the grouping columns in their order, which
-    it otherwise takes from the sets' order of first appearance, not the sorted union."""
-    bare = "GROUP BY GROUPING SETS ("
-    if bare not in query.sql or not query.union:
-        return query.sql
-    listed = ", ".join(f"c{c}" for c in query.union)
-    return query.sql.replace(bare, f"GROUP BY {listed} GROUPING SETS (", 1)
-
-
-def cells(schema: Schema, cliques: Sequence[Sequence[int]]) -> int:
-    """The number of cells of the marginals of ``cliques`` (what may leave Spark)."""
-    return sum(math.prod(schema.sizes[c] for c in cl) for cl in cliques)
+class SparkCounter(GroupingCounter):
+    """Marginal counts under one schema by GROUPING SETS over the aggregated codes of
+    :meth:`SparkSource.materialize`."""

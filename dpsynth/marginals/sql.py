@@ -481,7 +481,10 @@ def marginal_queries(codes: str, schema: Schema, cliques: Sequence[Sequence[int]
         spec = ", ".join("(" + ", ".join(f"c{c}" for c in sorted(s)) + ")" for s in chunk)
         cols = "".join(f", COALESCE(c{c}, 0) AS c{c}" for c in union)
         gid = f"{grouping}({', '.join(f'c{c}' for c in union)})" if union else "0"
-        sql = f"SELECT {gid} AS g{cols}, {count} AS n FROM {codes} GROUP BY GROUPING SETS ({spec})"
+        # Spark takes grouping_id's column order from the GROUP BY list (else from the sets' order of
+        # first appearance), so it is given the sorted union explicitly.
+        listed = ", ".join(f"c{c}" for c in union) + " " if dialect == "spark" and union else ""
+        sql = f"SELECT {gid} AS g{cols}, {count} AS n FROM {codes} GROUP BY {listed}GROUPING SETS ({spec})"
         max_rows = sum(math.prod(sizes[c] for c in s) for s in chunk)
         out.append(GroupingQuery(sql, union, tuple(x for s in chunk for x in sets[s]), max_rows))
     return out

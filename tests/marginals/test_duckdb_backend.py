@@ -31,14 +31,14 @@ from dpsynth.marginals.duckdb_backend import DuckDBSource  # noqa: E402
 def bounded_fetches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Every result fetched from DuckDB, as (rows, the bound its caller declared)."""
     seen: list[tuple[int, int]] = []
-    original = DuckDBSource._fetch
+    original = DuckDBSource.fetch
 
     def fetch(self: DuckDBSource, text: str, max_rows: int) -> dict[str, np.ndarray]:
         out = original(self, text, max_rows)
         seen.append((len(next(iter(out.values()))), max_rows))
         return out
 
-    monkeypatch.setattr(DuckDBSource, "_fetch", fetch)
+    monkeypatch.setattr(DuckDBSource, "fetch", fetch)
     return seen
 
 
@@ -71,7 +71,7 @@ def test_adult_all_one_and_two_way_and_some_three_way(bounded_fetches):
 def test_a_result_beyond_its_bound_is_refused_before_it_is_read():
     source = DuckDBSource(adult_path(), threads=1)
     with pytest.raises(RuntimeError, match="more than 10 rows"):
-        source._fetch("SELECT * FROM dpsynth_src", 10)
+        source.fetch("SELECT * FROM dpsynth_src", 10)
 
 
 def write_csv(path: Path, text: str) -> Path:
