@@ -141,7 +141,11 @@ def _start(master: str) -> SparkSession:
     if master.startswith("local"):
         conf = conf.set("spark.sql.shuffle.partitions", "8").set("spark.driver.bindAddress", "127.0.0.1")
     try:
-        gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
+        with warnings.catch_warnings():  # pyspark starts the JVM with a preexec_fn, so Python's fork hooks
+            # run; JAX's (installed once mbi has used JAX) warns that "os.fork() was called". The child only
+            # sets a signal and execs java: no JAX thread is used in it
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+            gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
         proc = getattr(gateway, "proc", None)
         if proc is not None and proc.stderr is not None:
             threading.Thread(target=_pump, args=(proc.stderr,), name="dpsynth-spark-stderr", daemon=True).start()

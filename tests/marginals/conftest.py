@@ -32,8 +32,11 @@ def spark():
         if os.environ.get("DPSYNTH_REQUIRE_SPARK") == "1":
             pytest.fail(f"{reason} (DPSYNTH_REQUIRE_SPARK=1)", pytrace=False)
         pytest.skip(reason)
+    import jax
+
     from dpsynth.marginals.spark_session import spark_session
 
+    jax.devices()  # JAX running first installs its fork hook, which warns when pyspark forks the JVM (CI order)
     session = spark_session("local[1]")
     yield session
     # Left running: the process ends with the run, and stopping a JVM costs seconds.
