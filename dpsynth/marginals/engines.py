@@ -21,19 +21,23 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dpsynth.exceptions import ParameterError
 from dpsynth.marginals.backend import TableSource
 
-__all__ = ["ENGINES", "IN_MEMORY_BYTES", "choose_engine", "is_engine_data", "open_source"]
+if TYPE_CHECKING:
+    from dpsynth.marginals.duckdb_backend import DuckDBSource
+    from dpsynth.marginals.spark_backend import SparkSource
+
+__all__ = ["ENGINES", "IN_MEMORY_BYTES", "choose_engine", "held_by", "is_engine_data", "open_source"]
 
 ENGINES = ("auto", "numpy", "duckdb", "spark")
 #: ``auto`` reads a file of at most this many bytes into memory; larger ones are scanned by DuckDB.
 IN_MEMORY_BYTES = 256 * 2**20
 
 
-def _kind_of_object(data: Any) -> str | None:
+def held_by(data: Any) -> str | None:
     """``duckdb`` for a DuckDB relation, ``spark`` for a Spark DataFrame, None otherwise (no import)."""
     module = type(data).__module__ or ""
     if module.startswith("duckdb") and type(data).__name__ == "DuckDBPyRelation":
@@ -45,7 +49,7 @@ def _kind_of_object(data: Any) -> str | None:
 
 def is_engine_data(data: Any) -> bool:
     """Whether ``data`` is a table held by an engine (a DuckDB relation, a Spark DataFrame, a source)."""
-    return isinstance(data, TableSource) or _kind_of_object(data) is not None
+    return isinstance(data, TableSource) or held_by(data) is not None
 
 
 def _is_many_files(path: str) -> bool:
@@ -64,7 +68,7 @@ def choose_engine(engine: str, data: Any, *, fits_on_marginals: bool, spark_mast
     """
     if engine not in ENGINES:
         raise ParameterError(f"engine ({engine!r}) must be one of: {', '.join(ENGINES)}")
-    held = _kind_of_object(data)
+    held = held_by(data)
     if engine == "auto":
         if held is not None:
             engine = held
@@ -94,8 +98,10 @@ def _large(path: str) -> bool:
         return False  # the in-memory reader says what is wrong with the path
 
 
-def open_source(data: Any, engine: str, *, spark_master: str | None = None,
-                memory_limit: str | None = None, threads: int | None = None) -> TableSource:
+def open_source(
+    data: Any, engine: str, *, spark_master: str | None = None, memory_limit: str | None = None,
+    threads: int | None = None,
+) -> TableSource | DuckDBSource | SparkSource:
     """The :class:`TableSource` of ``data`` in ``engine`` (``duckdb`` or ``spark``), opened (no rows read).
 
     Raises:

@@ -31,6 +31,7 @@ import pandas as pd
 
 from dpsynth import _validation as check
 from dpsynth.exceptions import NotFittedError, ParameterError, SchemaWithoutPrivacyWarning
+from dpsynth.marginals import engines
 from dpsynth.marginals.backend import CodesCounter, MarginalCounter, TableSource
 from dpsynth.mechanisms import ExponentialSelection, NoiseSource, make_noise
 from dpsynth.privacy.budgets import ZCDP, ApproxDP
@@ -180,8 +181,11 @@ class Synthesizer(ABC):
 
         Args:
             data: the private table: a pandas DataFrame, or (for a synthesizer that
-                ``fits_on_marginals``) a :class:`~dpsynth.marginals.backend.TableSource` held by a
-                counting engine, which validates, fingerprints and counts it where it lives.
+                ``fits_on_marginals``) a table held by a counting engine, which validates,
+                fingerprints and counts it where it lives: a ``duckdb.DuckDBPyRelation``, a
+                ``pyspark.sql.DataFrame`` (each counted in its own connection or session, whose
+                temporary tables or views are dropped after the fit) or a
+                :class:`~dpsynth.marginals.backend.TableSource`.
             schema: its public schema.
             ledger: a :class:`~dpsynth.privacy.ledger.Ledger`, or ``dpsynth.UNTRACKED`` to fit
                 without recording the privacy loss anywhere (warns).
@@ -196,7 +200,7 @@ class Synthesizer(ABC):
                 was chosen is in ``threads_``.
 
         Raises:
-            ParameterError: a TableSource given to a synthesizer that trains on rows (before
+            ParameterError: an engine's table given to a synthesizer that trains on rows (before
                 anything is reserved).
 
         Privacy: consumes the planned budget (``self.privacy_spent_``).
@@ -211,6 +215,10 @@ class Synthesizer(ABC):
         opt_ins = list(schema.opt_ins)
         check_ledger_argument(ledger, dataset, doing="fit")
         source = table_source(data)
+        held = engines.held_by(data)  # a DuckDB relation or a Spark DataFrame: counted where it lives
+        if source is None and held is not None:
+            return self._fit_held(data, held, schema=schema, ledger=ledger, dataset=dataset,
+                                  input_sha256=input_sha256, threads=threads)
         codes: np.ndarray | None = None
         if source is not None:
             if not self.fits_on_marginals:
@@ -262,6 +270,17 @@ class Synthesizer(ABC):
         self.opt_ins_ = opt_ins
         reservation.complete(seconds=round(time.perf_counter() - start, 3), opt_ins=opt_ins, **self._ledger_detail())
         return self
+
+    def _fit_held(self, data: Any, held: str, **fit: Any) -> Synthesizer:
+        """:meth:`fit` on a table held by the ``held`` engine, through a source opened here and closed after."""
+        if not self.fits_on_marginals:
+            raise ParameterError(f"synthesizer {self.name!r} trains on rows, which a {held} table never hands "
+                                 "out; pass a pandas DataFrame (the table in memory)")
+        opened = engines.open_source(data, held)
+        try:
+            return self.fit(opened, **fit)
+        finally:  # its temporary tables and views; the user's relation or DataFrame is left alone
+            cast("engines.DuckDBSource | engines.SparkSource", opened).close()
 
     def privacy_statement(self) -> dict[str, Any]:
         """The guarantee of this fit: the (ε, δ) asked for, the ρ actually spent, and the named
