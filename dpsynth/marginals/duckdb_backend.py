@@ -119,6 +119,9 @@ class DuckDBSource:
     """
 
     engine = "duckdb"
+    #: the SQL dialect of :mod:`dpsynth.marginals.sql`, and the name a query reads the table by
+    dialect: sql.Dialect = "duckdb"
+    table = "dpsynth_src"
 
     def __init__(self, data: Any, *, memory_limit: str = "2GB", temp_directory: str | Path | None = None,
                  threads: int | None = None):
@@ -206,13 +209,15 @@ class DuckDBSource:
         """Run a statement in the engine (nothing comes back)."""
         return self._guard(lambda: self._src.query("dpsynth_src", text))
 
-    def fetch(self, text: str, max_rows: int) -> dict[str, np.ndarray]:
+    def fetch(self, text: str, max_rows: int, *, overflow: str | None = None) -> dict[str, np.ndarray]:
         """The ONE way results leave the engine: an aggregate of at most ``max_rows`` rows (a bug
         otherwise, refused before anything is read into Python)."""
         bounded = f"SELECT * FROM ({text}) AS r LIMIT {int(max_rows) + 1}"
         out: dict[str, np.ndarray] = self._guard(lambda: self._src.query("dpsynth_src", bounded).fetchnumpy())
         rows = len(next(iter(out.values()))) if out else 0
         if rows > max_rows:
+            if overflow is not None:  # a limit of the data's own (e.g. distinct values), not a bug
+                raise DataError(overflow)
             raise RuntimeError(f"an aggregate query returned more than {max_rows} rows")
         self.fetched_rows.append(rows)
         return out

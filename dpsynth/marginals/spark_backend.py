@@ -161,6 +161,8 @@ class SparkSource:
     """
 
     engine = "spark"
+    #: the SQL dialect of :mod:`dpsynth.marginals.sql`
+    dialect: sql.Dialect = "spark"
 
     def __init__(self, data: Any, *, session: SparkSession | None = None, master: str | None = None,
                  format: str | None = None):  # noqa: A002 (the reader's own word)
@@ -212,7 +214,7 @@ class SparkSource:
         with engine_errors(f"counting on data {self.name!r}"), session_conf(self.session):
             return self.session.sql(text)
 
-    def fetch(self, text: str, max_rows: int) -> dict[str, np.ndarray]:
+    def fetch(self, text: str, max_rows: int, *, overflow: str | None = None) -> dict[str, np.ndarray]:
         """The ONE way results leave Spark: an aggregate of at most ``max_rows`` rows, as numpy columns.
 
         The query's optimized plan must read every relation under an Aggregate, and at most
@@ -227,11 +229,18 @@ class SparkSource:
         if not aggregated:
             raise RuntimeError("a query sent to Spark does not aggregate; nothing was collected")
         if len(rows) > max_rows:
+            if overflow is not None:  # a limit of the data's own (e.g. distinct values), not a bug
+                raise DataError(overflow)
             raise RuntimeError(f"an aggregate query returned more than {max_rows} rows")
         self.fetched_rows.append(len(rows))
         return {name: np.array([r[i] for r in rows], dtype=object) for i, name in enumerate(names)}
 
     # -- TableSource ----------------------------------------------------------------------------
+
+    @property
+    def table(self) -> str:
+        """The name a query reads the table by (this source's view)."""
+        return self.view
 
     @property
     def columns(self) -> list[str]:

@@ -39,14 +39,12 @@ post-processing.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import pandas as pd
 
 from dpsynth import _validation as check
@@ -54,7 +52,7 @@ from dpsynth.exceptions import DataError, InternalError, ParameterError, SchemaW
 from dpsynth.mechanisms import make_noise
 from dpsynth.privacy.budgets import ApproxDP
 from dpsynth.schema.declaration import MAX_INTEGER_LEVELS, SCHEMA_WITHOUT_PRIVACY
-from dpsynth.schema.encode import missing_mask
+from dpsynth.schema.infer_counts import ColumnCounts, FrameCounts
 from dpsynth.schema.infer_hints import ColumnTask, Hints, parse_hints
 from dpsynth.schema.infer_plan import InferencePlan, plan_inference
 from dpsynth.schema.infer_steps import (
@@ -65,11 +63,8 @@ from dpsynth.schema.infer_steps import (
     bounds_grid,
     bounds_histogram,
     categorical_column,
-    cell_counts,
-    finite_numbers,
     numeric_column,
     run_inference,
-    value_counts,
 )
 from dpsynth.schema.schema import SCHEMA_VERSION, Schema
 
@@ -86,31 +81,73 @@ __all__ = [
 ]
 
 
-def _header_of(data: pd.DataFrame | str | Path) -> list[str]:
-    if isinstance(data, pd.DataFrame):
-        names = list(data.columns)
-        if not names:
-            raise DataError("the data has no columns")
-        if not all(isinstance(n, str) and n for n in names):
-            raise DataError("the data's column names must be non-empty strings")
-        if len(set(names)) != len(names):
-            raise DataError("the data's column names must be distinct")
-        return names
-    if isinstance(data, (str, Path)):
-        from dpsynth.io import read_header
+class _FrameTable:
+    """The private table read into memory (pandas): a DataFrame, or a CSV/Parquet file read whole."""
 
-        return read_header(data)
-    raise ParameterError(f"data ({type(data).__name__}) must be a pandas DataFrame or a path to a table")
+    def __init__(self, data: pd.DataFrame | str | Path):
+        self.data = data
+
+    def header(self) -> list[str]:
+        data = self.data
+        if isinstance(data, pd.DataFrame):
+            names = list(data.columns)
+            if not names:
+                raise DataError("the data has no columns")
+            if not all(isinstance(n, str) and n for n in names):
+                raise DataError("the data's column names must be non-empty strings")
+            if len(set(names)) != len(names):
+                raise DataError("the data's column names must be distinct")
+            return names
+        if isinstance(data, (str, Path)):
+            from dpsynth.io import read_header
+
+            return read_header(data)
+        raise ParameterError(f"data ({type(data).__name__}) must be a pandas DataFrame, a path to a table, a DuckDB "
+                             "relation or a Spark DataFrame")
+
+    def counts(self, header: list[str], missing_values: Sequence[str]) -> FrameCounts:
+        """Read the rows (after everything public has been checked)."""
+        if isinstance(self.data, pd.DataFrame):
+            if len(self.data) == 0:
+                raise DataError("the data has no rows")
+            frame = self.data
+        else:
+            from dpsynth.io import read_table
+
+            frame = read_table(self.data)
+        absent = [c for c in header if c not in frame.columns]
+        if absent:  # a DataFrame is its own header; a file's rows come with the header just read
+            raise DataError(f"the data has no column(s) {', '.join(repr(c) for c in absent)}")
+        return FrameCounts(frame, missing_values)
+
+    def fingerprint(self, counts: ColumnCounts) -> str:
+        if isinstance(self.data, (str, Path)):
+            from dpsynth.io import sha256_file
+
+            return sha256_file(self.data)
+        return counts.fingerprint()
+
+    def close(self) -> None:
+        pass
 
 
-def _read(data: pd.DataFrame | str | Path) -> pd.DataFrame:
-    if isinstance(data, pd.DataFrame):
-        if len(data) == 0:
-            raise DataError("the data has no rows")
-        return data
-    from dpsynth.io import read_table
+class _Table(Protocol):
+    def header(self) -> list[str]: ...
+    def counts(self, header: list[str], missing_values: Sequence[str]) -> ColumnCounts: ...
+    def fingerprint(self, counts: ColumnCounts) -> str: ...
+    def close(self) -> None: ...
 
-    return read_table(data)
+
+def _open(data: Any, engine: str, spark_master: str | None) -> _Table:
+    """The table, counted where ``engine`` says (:func:`dpsynth.marginals.engines.choose_engine`)."""
+    from dpsynth.marginals.engines import choose_engine
+
+    chosen = choose_engine(engine, data, fits_on_marginals=True, spark_master=spark_master)
+    if chosen == "numpy":
+        return _FrameTable(data)
+    from dpsynth.marginals.profile import open_table
+
+    return open_table(data, chosen, spark_master=spark_master)
 
 
 def _default_bins(numeric_bins: int, bin_edges: str) -> Any:
@@ -127,15 +164,6 @@ def _check_binning(numeric_bins: object, bin_edges: object) -> tuple[int, str]:
         raise ParameterError(f"bins ({numeric_bins!r}) must be at most {MAX_INTEGER_LEVELS}")
     return k, str(bin_edges)
 
-
-
-def _fingerprint(data: pd.DataFrame | str | Path, frame: pd.DataFrame) -> str:
-    if isinstance(data, (str, Path)):
-        from dpsynth.io import sha256_file
-
-        return sha256_file(data)
-    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return hashlib.sha256(np.ascontiguousarray(hashed).tobytes()).hexdigest()
 
 
 def infer_schema(
@@ -156,12 +184,16 @@ def infer_schema(
     other: str = OTHER,
     name: str | None = None,
     insecure_seed: int | None = None,
+    engine: str = "auto",
+    spark_master: str | None = None,
 ) -> Schema:
     """A schema for ``data`` learned with (ε, δ)-DP and charged to ``ledger`` for ``dataset``.
 
     Args:
-        data: the private table, or the path of a CSV/Parquet file (its header is read first; the
-            rows only once everything public has been checked).
+        data: the private table: a pandas DataFrame, the path of a CSV/Parquet file (a folder or
+            glob of Parquet files for an engine), a ``duckdb.DuckDBPyRelation`` or a
+            ``pyspark.sql.DataFrame``. Its header is read first; the rows only once everything
+            public has been checked.
         epsilon: the ε this inference spends.
         delta: the δ this inference spends (never derived from the data).
         ledger: a :class:`~dpsynth.privacy.ledger.Ledger` (with ``dataset``), or
@@ -183,6 +215,10 @@ def infer_schema(
         other: name of the level that values not released encode to.
         name: the schema's name (default: the hints', else the dataset's).
         insecure_seed: seed the privacy noise (INSECURE, tests only; warns and is recorded).
+        engine: where the counts are computed: ``auto``, ``numpy`` (in memory), ``duckdb`` or
+            ``spark`` (:mod:`dpsynth.marginals.engines`); the same counts, so the same schema for
+            the same seed.
+        spark_master: the Spark master for ``engine="spark"``.
 
     Returns:
         the schema, with ``provenance`` (method ``dp``, the budget, the ledger entry, the dataset).
@@ -191,8 +227,7 @@ def infer_schema(
         ParameterError, SchemaError, DataError: bad input, before anything is charged.
         BudgetExceededError: the dataset's cap would be exceeded (nothing is charged).
     """
-    from dpsynth._version import __version__
-    from dpsynth.privacy.ledger import Ledger, check_ledger_argument
+    from dpsynth.privacy.ledger import check_ledger_argument
 
     budget = ApproxDP(check.positive_finite("epsilon", epsilon), check.open_unit("delta", delta))
     k, edges = _check_binning(bins, bin_edges)
@@ -204,7 +239,23 @@ def infer_schema(
     if insecure_seed is not None and (isinstance(insecure_seed, bool) or not isinstance(insecure_seed, int)):
         raise ParameterError(f"insecure_seed ({insecure_seed!r}) must be an integer or None")
     check_ledger_argument(ledger, dataset, doing="infer")
-    header = _header_of(data)
+    table = _open(data, engine, spark_master)
+    try:
+        return _infer(table, budget, ledger, dataset, hints, k=k, edges=edges, q=q, other=other, name=name,
+                      insecure_seed=insecure_seed, splits=(split_kinds, split_categories, split_bounds,
+                                                           split_delta_threshold))
+    finally:
+        table.close()
+
+
+def _infer(table: _Table, budget: ApproxDP, ledger: Ledger | Untracked | None, dataset: str | None, hints: Any, *,
+           k: int, edges: str, q: float, other: str, name: str | None, insecure_seed: int | None,
+           splits: tuple[float, float, float, float]) -> Schema:
+    from dpsynth._version import __version__
+    from dpsynth.privacy.ledger import Ledger
+
+    split_kinds, split_categories, split_bounds, split_delta_threshold = splits
+    header = table.header()
     parsed = parse_hints(header, hints, bins=_default_bins(k, edges))
     plan = plan_inference(
         parsed.tasks,
@@ -219,10 +270,7 @@ def infer_schema(
         raise InternalError("infer_schema reached its charge without a ledger")
     if isinstance(ledger, Ledger):
         ledger.check(str(dataset), events, claimed=budget)  # fail early, before reading the rows
-    frame = _read(data)
-    absent = [c for c in header if c not in frame.columns]
-    if absent:  # a DataFrame is its own header; a file's rows come with the header just read
-        raise DataError(f"the data has no column(s) {', '.join(repr(c) for c in absent)}")
+    counts = table.counts(header, parsed.missing_values)
     parameters = {
         "split_kinds": split_kinds,
         "split_categories": split_categories,
@@ -239,7 +287,7 @@ def infer_schema(
         events,
         synthesizer=SYNTHESIZER_NAME,
         claimed=budget,
-        input_sha256=_fingerprint(data, frame),
+        input_sha256=table.fingerprint(counts),
         parameters=parameters,
         unit="row",
         opt_ins=opt_ins,
@@ -248,7 +296,7 @@ def infer_schema(
     noise = make_noise(insecure_seed)
     try:
         columns, origin = run_inference(
-            frame,
+            counts,
             parsed,
             plan,
             default_bins=_default_bins(k, edges),
@@ -297,6 +345,8 @@ def read_schema_without_privacy(
     bins: int = 8,
     bin_edges: str = "dp_quantiles",
     name: str | None = None,
+    engine: str = "auto",
+    spark_master: str | None = None,
 ) -> Schema:
     """A schema read from the data WITHOUT privacy: levels are the values seen, bounds the
     minimum and maximum seen, kinds what the cells parse as.
@@ -304,52 +354,52 @@ def read_schema_without_privacy(
     This is a loud, named opt-in (``schema_read_from_data_without_privacy``): it warns
     (:class:`~dpsynth.exceptions.SchemaWithoutPrivacyWarning`), the schema's provenance carries the
     opt-in, and every release built on the schema reports it. Use it only when the table's domain
-    is public already; otherwise use :func:`infer_schema`.
+    is public already; otherwise use :func:`infer_schema`. ``data``, ``engine`` and
+    ``spark_master`` as for :func:`infer_schema`.
     """
     k, edges = _check_binning(bins, bin_edges)
-    header = _header_of(data)
-    parsed = parse_hints(header, hints, bins=_default_bins(k, edges))
-    frame = _read(data)
-    warnings.warn(
-        "the schema was read from the data without privacy (opt-in schema_read_from_data_without_privacy): its "
-        "levels and bounds may reveal individuals, and every release built on it reports this opt-in",
-        SchemaWithoutPrivacyWarning,
-        stacklevel=2,
-    )
-    missing_values = parsed.missing_values
-    columns = []
-    for task in parsed.tasks:
-        if task.declared is not None:
-            columns.append(dict(task.declared))
-            continue
-        values = frame[task.name]
-        missing = missing_mask(values, missing_values)
-        keep = dict(task.keep)
-        keep.setdefault("nullable", bool(missing.any()))
-        task = dataclasses.replace(task, keep=keep)
-        kind = task.kind
-        if kind is None:
-            n_int, n_frac, n_text = cell_counts(values, missing_values)
-            kind = "categorical" if n_text or not (n_int + n_frac) else ("integer" if not n_frac else "continuous")
-        if kind == "categorical":
-            levels = list(value_counts(values, missing_values))
-            columns.append(categorical_column(task, levels, task.keep.get("other", None if levels else OTHER)))
-        else:
-            numbers = finite_numbers(values, missing)
-            numbers = numbers[~np.isnan(numbers)]
-            if not len(numbers):
-                raise DataError(f"column {task.name!r}: no numbers to read bounds from")
-            columns.append(
-                numeric_column(task, kind, float(numbers.min()), float(numbers.max()), _default_bins(k, edges))
-            )
+    table = _open(data, engine, spark_master)
+    try:
+        header = table.header()
+        parsed = parse_hints(header, hints, bins=_default_bins(k, edges))
+        counts = table.counts(header, parsed.missing_values)
+        warnings.warn(
+            "the schema was read from the data without privacy (opt-in schema_read_from_data_without_privacy): its "
+            "levels and bounds may reveal individuals, and every release built on it reports this opt-in",
+            SchemaWithoutPrivacyWarning,
+            stacklevel=2,
+        )
+        columns = [_read_column(task, counts, _default_bins(k, edges)) for task in parsed.tasks]
+    finally:
+        table.close()
     spec = {
         "version": SCHEMA_VERSION,
         "name": name or parsed.name or "",
-        "missing_values": list(missing_values),
+        "missing_values": list(parsed.missing_values),
         "columns": columns,
         "provenance": {"method": "public", "opt_in": SCHEMA_WITHOUT_PRIVACY},
     }
     return Schema.from_dict(spec)
+
+
+def _read_column(task: ColumnTask, counts: ColumnCounts, default_bins: Any) -> dict[str, Any]:
+    """The declaration of one column read from its exact counts (the no-privacy opt-in)."""
+    if task.declared is not None:
+        return dict(task.declared)
+    keep = dict(task.keep)
+    keep.setdefault("nullable", counts.missing_count(task.name) > 0)
+    task = dataclasses.replace(task, keep=keep)
+    kind = task.kind
+    if kind is None:
+        n_int, n_frac, n_text = (int(v) for v in counts.cell_counts(task.name))
+        kind = "categorical" if n_text or not (n_int + n_frac) else ("integer" if not n_frac else "continuous")
+    if kind == "categorical":
+        levels = list(counts.value_counts(task.name))
+        return categorical_column(task, levels, task.keep.get("other", None if levels else OTHER))
+    found = counts.number_range(task.name)
+    if found is None:
+        raise DataError(f"column {task.name!r}: no numbers to read bounds from")
+    return numeric_column(task, kind, found[0], found[1], default_bins)
 
 
 def dump_schema(schema: Schema, path: str | Path) -> Path:

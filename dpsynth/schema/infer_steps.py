@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ from dpsynth.schema.column import plain_number
 from dpsynth.schema.encode import missing_mask, numbers_of
 from dpsynth.schema.infer_hints import ColumnTask, Hints
 from dpsynth.schema.infer_plan import InferencePlan
+
+if TYPE_CHECKING:
+    from dpsynth.schema.infer_counts import ColumnCounts
 
 OTHER = "<other>"
 #: A column is numeric when its noisy text count is below this many noise scales.
@@ -130,7 +133,7 @@ def categorical_column(task: ColumnTask, levels: Sequence[str], other: str | Non
     return spec
 
 
-def _kinds(data: pd.DataFrame, hints: Hints, plan: InferencePlan, noise: NoiseSource,
+def _kinds(data: ColumnCounts, hints: Hints, plan: InferencePlan, noise: NoiseSource,
            odometer: Odometer) -> dict[str, str]:
     """Step 1: the kind of every column, declared or (open columns) decided from noisy counts of
     integers, other numbers and text."""
@@ -144,40 +147,42 @@ def _kinds(data: pd.DataFrame, hints: Hints, plan: InferencePlan, noise: NoiseSo
         if task.open:
             if plan.kinds is None:
                 raise InternalError("the inference plan has no kinds mechanism for an open column")
-            noisy = plan.kinds(cell_counts(data[task.name], hints.missing_values), noise=noise, odometer=odometer)
+            noisy = plan.kinds(data.cell_counts(task.name), noise=noise, odometer=odometer)
             kinds[task.name] = decide_kind(noisy, plan.kinds.scale)
     return kinds
 
 
-def _levels(data: pd.DataFrame, categorical: list[ColumnTask], hints: Hints, plan: InferencePlan, noise: NoiseSource,
+def _levels(data: ColumnCounts, categorical: list[ColumnTask], hints: Hints, plan: InferencePlan, noise: NoiseSource,
             odometer: Odometer) -> dict[str, list[str]]:
     """Step 2: the released levels of the categorical columns, one partition selection over all."""
     if not categorical:
         return {}
     if plan.levels is None:
         raise InternalError("the inference plan has no levels mechanism for a categorical column")
-    groups = cast(list[Mapping[Hashable, int]], [value_counts(data[t.name], hints.missing_values) for t in categorical])
+    data.prefetch(values=[t.name for t in categorical])  # one pass in an engine
+    # in sorted order: every engine (and any row order) pairs the same noise draw with the same value
+    groups = cast(list[Mapping[Hashable, int]], [dict(sorted(data.value_counts(t.name).items()))
+                                                 for t in categorical])
     kept = plan.levels(groups, noise=noise, odometer=odometer)
     return {task.name: [str(k) for k in levels] for task, levels in zip(categorical, kept, strict=True)}
 
 
-def _bounds(data: pd.DataFrame, numeric: list[ColumnTask], hints: Hints, plan: InferencePlan, quantile: float,
+def _bounds(data: ColumnCounts, numeric: list[ColumnTask], hints: Hints, plan: InferencePlan, quantile: float,
             noise: NoiseSource, odometer: Odometer) -> dict[str, tuple[float, float]]:
     """Step 3: the bounds of the numeric columns, a noisy histogram each over the public log-scale grid."""
     bounds: dict[str, tuple[float, float]] = {}
+    data.prefetch(bins=[t.name for t in numeric])  # one pass in an engine
     for task in numeric:
         if plan.bounds is None:
             raise InternalError("the inference plan has no bounds mechanism for a numeric column")
-        values = data[task.name]
-        numbers = finite_numbers(values, missing_mask(values, hints.missing_values))
-        noisy = plan.bounds(bounds_histogram(numbers[~np.isnan(numbers)]), noise=noise, odometer=odometer)
+        noisy = plan.bounds(data.bounds_histogram(task.name), noise=noise, odometer=odometer)
         found = bounds_from_histogram(noisy, plan.bounds.scale, quantile)
         bounds[task.name] = found if found is not None else (0.0, 1.0)
     return bounds
 
 
 def run_inference(
-    data: pd.DataFrame,
+    data: ColumnCounts,
     hints: Hints,
     plan: InferencePlan,
     *,
@@ -187,8 +192,9 @@ def run_inference(
     noise: NoiseSource,
     odometer: Odometer,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """The column declarations, learned with the planned mechanisms (spent through ``odometer``),
-    and the kind of every column and where it came from."""
+    """The column declarations, learned with the planned mechanisms (spent through ``odometer``) from
+    the private table's per-column counts ``data`` (read with the hints' missing values), and the
+    kind of every column and where it came from."""
     kinds = _kinds(data, hints, plan, noise, odometer)
     categorical = [t for t in hints.tasks if t.declared is None and kinds[t.name] == "categorical"]
     released = _levels(data, categorical, hints, plan, noise, odometer)
