@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from dpsynth.cli.arguments import Parser, integer, number
+from dpsynth.cli.arguments import Parser, engine_options, integer, number
 from dpsynth.cli.charging import ledger_for
 from dpsynth.exceptions import ParameterError
 
@@ -20,7 +20,8 @@ def add_schema(sub: Any) -> None:
     schema = sub.add_parser("schema", help="public schemas")
     ssub = schema.add_subparsers(dest="schema_command", required=True, parser_class=Parser)
     infer = ssub.add_parser("infer", help="learn a schema from the data with DP (charged), or --public without")
-    infer.add_argument("--data", required=True, help="private table (.csv, .csv.gz or .parquet)")
+    infer.add_argument("--data", required=True,
+                       help="private table (.csv, .csv.gz, .parquet; a folder or glob of Parquet files for an engine)")
     infer.add_argument("--out", required=True, help="schema file to write (.yaml, .yml or .json)")
     infer.add_argument("--epsilon", type=number)
     infer.add_argument("--delta", type=number)
@@ -44,6 +45,7 @@ def add_schema(sub: Any) -> None:
                        help="numeric bounds are the DP quantiles q and 1-q (0.01)")
     infer.add_argument("--insecure-seed", type=integer, default=None,
                        help="seed the privacy noise: INSECURE, for tests only; the schema says so")
+    engine_options(infer)
     infer.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -80,7 +82,8 @@ def schema_infer(args: argparse.Namespace) -> dict[str, Any]:
         if given:
             raise ParameterError(f"--public reads the schema without privacy and spends no budget: give it "
                                  f"without {', '.join(given)}")
-        schema = read_schema_without_privacy(args.data, hints=args.hints, bins=args.bins, bin_edges=args.bin_edges)
+        schema = read_schema_without_privacy(args.data, hints=args.hints, bins=args.bins, bin_edges=args.bin_edges,
+                                             engine=args.engine, spark_master=args.spark_master)
     else:
         if args.epsilon is None or args.delta is None:
             raise ParameterError("schema infer needs --epsilon E --delta D (or --public to read the schema "
@@ -90,7 +93,8 @@ def schema_infer(args: argparse.Namespace) -> dict[str, Any]:
             args.data, epsilon=args.epsilon, delta=args.delta, ledger=ledger, dataset=dataset, hints=args.hints,
             split_kinds=args.split_kinds, split_categories=args.split_categories, split_bounds=args.split_bounds,
             split_delta_threshold=args.split_delta_threshold, bins=args.bins, bin_edges=args.bin_edges,
-            bounds_quantile=args.bounds_quantile, insecure_seed=args.insecure_seed,
+            bounds_quantile=args.bounds_quantile, insecure_seed=args.insecure_seed, engine=args.engine,
+            spark_master=args.spark_master,
         )
     dump_schema(schema, out)
     provenance = dict(schema.provenance or {})

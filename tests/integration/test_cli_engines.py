@@ -120,3 +120,27 @@ def test_engine_mistakes_exit_2_with_one_line_and_cost_nothing(tmp_path, adult_s
     with sqlite3.connect(ledger) as con:  # the dataset's registration only: nothing was reserved
         kinds = [r[0] for r in con.execute("SELECT kind FROM dpsynth_ledger_entries")]
     assert "reserve" not in kinds, kinds
+
+
+def infer(data: Path, out: Path, engine: str, *extra: str) -> subprocess.CompletedProcess:
+    return run("schema", "infer", "--data", str(data), "--out", str(out), "--epsilon", "1", "--delta", "1e-6",
+               "--no-ledger", "--insecure-seed", "5", "--engine", engine, "--json", *extra)
+
+
+def test_schema_infer_gives_the_same_schema_in_every_engine(tmp_path, adult_slice):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame = pd.read_csv(adult_slice, dtype=str, keep_default_na=False)
+    for i, part in enumerate((frame.iloc[: ROWS // 2], frame.iloc[ROWS // 2:])):
+        part.to_parquet(folder / f"p{i}.parquet", index=False)
+    runs = {"numpy": (adult_slice, "numpy"), "duckdb": (adult_slice, "duckdb"), "folder": (folder, "auto")}
+    if spark_available() or os.environ.get("DPSYNTH_REQUIRE_SPARK") == "1":
+        runs["spark"] = (adult_slice, "spark")
+    texts = {}
+    for name, (data, engine) in runs.items():
+        proc = infer(data, tmp_path / f"{name}.yaml", engine)
+        assert proc.returncode == 0, proc.stderr
+        texts[name] = (tmp_path / f"{name}.yaml").read_text()
+    assert len(set(texts.values())) == 1, {k: len(v) for k, v in texts.items()}
+    mistake = infer(folder, tmp_path / "x.yaml", "numpy")
+    assert mistake.returncode == 2 and "folder or glob" in mistake.stderr and not (tmp_path / "x.yaml").exists()
