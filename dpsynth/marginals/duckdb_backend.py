@@ -222,6 +222,17 @@ class DuckDBSource:
         self.fetched_rows.append(rows)
         return out
 
+    def sample_rows(self, names: Sequence[str], rows: int, seed: int) -> Any:
+        """A seeded reservoir sample of at most ``rows`` rows of the columns ``names``, as a pandas DataFrame.
+
+        ROWS LEAVE THE ENGINE here, and only here: for the internal checks that need rows (KS distances,
+        associations, utility), which state the sample in their report. Repeatable for the same input and
+        settings (DuckDB's ``REPEATABLE``). Not DP.
+        """
+        cols = ", ".join(sql.quote_identifier(n, "duckdb") for n in names)
+        text = f"SELECT {cols} FROM dpsynth_src USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE ({int(seed)})"
+        return self._guard(lambda: self._src.query("dpsynth_src", text).df())
+
     # -- TableSource ----------------------------------------------------------------------------
 
     @property

@@ -235,6 +235,25 @@ class SparkSource:
         self.fetched_rows.append(len(rows))
         return {name: np.array([r[i] for r in rows], dtype=object) for i, name in enumerate(names)}
 
+    def sample_rows(self, names: Sequence[str], rows: int, seed: int) -> Any:
+        """A seeded Bernoulli sample of at most ``rows`` rows (about ``rows``) of the columns ``names``, as a
+        pandas DataFrame.
+
+        ROWS REACH THE DRIVER here, and only here: for the internal checks that need rows (KS distances,
+        associations, utility), which state the sample in their report. Repeatable for the same input and
+        partitioning (Spark's seeded ``sample``). Not DP.
+        """
+        import pandas as pd
+
+        total = int(self.fetch(f"SELECT COUNT(*) AS n FROM {self.view}", 1)["n"][0])
+        fraction = 1.0 if total <= rows else min(1.0, (rows + 10.0 * rows ** 0.5 + 10.0) / total)
+        cols = ", ".join(sql.quote_identifier(n, "spark") for n in names)
+        with engine_errors(f"sampling data {self.name!r}"), session_conf(self.session):
+            frame = self.session.sql(f"SELECT {cols} FROM {self.view}")
+            picked = (frame if fraction >= 1.0 else frame.sample(False, fraction, int(seed))).limit(int(rows))
+            collected = picked.collect()
+        return pd.DataFrame.from_records([tuple(r) for r in collected], columns=list(names))
+
     # -- TableSource ----------------------------------------------------------------------------
 
     @property

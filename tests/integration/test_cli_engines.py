@@ -6,6 +6,7 @@ Deterministic: the noise is seeded (``--insecure-seed``), so no test here can fa
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -144,3 +145,34 @@ def test_schema_infer_gives_the_same_schema_in_every_engine(tmp_path, adult_slic
     assert len(set(texts.values())) == 1, {k: len(v) for k, v in texts.items()}
     mistake = infer(folder, tmp_path / "x.yaml", "numpy")
     assert mistake.returncode == 2 and "folder or glob" in mistake.stderr and not (tmp_path / "x.yaml").exists()
+
+
+def test_eval_in_an_engine_gives_the_exact_marginal_figures_and_states_its_sample(tmp_path, adult_slice):
+    other = pd.read_csv(adult_path(), dtype=str, keep_default_na=False).iloc[ROWS:ROWS + 3_000]
+    synthetic = tmp_path / "synthetic.csv"
+    other.to_csv(synthetic, index=False)
+    base = ("eval", "--real", str(adult_slice), "--synthetic", str(synthetic), "--schema", str(adult_schema_path()),
+            "--json")
+    reports = {}
+    engines = ["numpy", "duckdb"] + (["spark"] if spark_available() or os.environ.get("DPSYNTH_REQUIRE_SPARK") == "1"
+                                     else [])
+    for engine in engines:
+        proc = run(*base, "--engine", engine, *(["--sample-rows", "100000"] if engine != "numpy" else []))
+        assert proc.returncode == 0, proc.stderr
+        reports[engine] = json.loads(proc.stdout)
+    want = reports["numpy"]
+    for engine in engines[1:]:
+        got = reports[engine]
+        for key in ("real_rows", "synthetic_rows", "l1_1way", "l1_2way", "l1_3way", "n_3way", "tvd"):
+            assert got[key] == want[key], (engine, key)
+        assert got["sample"]["rows"] == {"real": ROWS, "synthetic": 3_000}  # the whole tables: at most 100000 rows
+        for name, entry in want["columns"].items():  # the sample is every row (in another order)
+            assert got["columns"][name]["tvd"] == entry["tvd"]
+            for metric in ("ks", "wasserstein"):
+                if entry.get(metric) is not None:
+                    assert got["columns"][name][metric] == pytest.approx(entry[metric], abs=1e-12), (engine, name)
+        assert got["association"]["mean"] == pytest.approx(want["association"]["mean"], abs=1e-9)
+    small = run(*base, "--engine", "duckdb", "--sample-rows", "500")
+    assert small.returncode == 0 and json.loads(small.stdout)["sample"]["rows"] == {"real": 500, "synthetic": 500}
+    mistake = run(*base, "--engine", "numpy", "--sample-rows", "500")
+    assert mistake.returncode == 2 and "--sample-rows" in mistake.stderr and len(mistake.stderr.splitlines()) == 1
