@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, cast
 
-from dpsynth.cli.arguments import number
+from dpsynth.cli.arguments import engine_options, integer, number
+from dpsynth.exceptions import ParameterError
 
 __all__ = ["add_replay", "add_scan", "run_replay", "run_scan"]
 
@@ -36,6 +37,10 @@ def add_replay(sub: Any) -> None:
     replay.add_argument("--near-threshold", type=number, default=0.02,
                         help="Gower distance at or below which a row is a near copy (default 0.02)")
     replay.add_argument("--alpha", type=number, default=0.01, help="level of the test against the baseline (0.01)")
+    engine_options(replay)
+    replay.add_argument("--sample-rows", type=integer, default=None,
+                        help="with --engine duckdb or spark: rows of each table (a seeded sample) that the near-copy "
+                             "distances read (default 20000); exact and quasi-identifier copies use every row")
     replay.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -70,20 +75,33 @@ def run_scan(args: argparse.Namespace) -> int:
 def run_replay(args: argparse.Namespace) -> int:
     """Exit 0 when no rate is above its baseline, 1 when one is, 2 for bad input."""
     from dpsynth.io import read_table
+    from dpsynth.marginals.engines import choose_engine
     from dpsynth.pii.replay import copy_check
     from dpsynth.schema import load_schema
 
     schema = load_schema(args.schema)
-    real = read_table(args.real)
-    synthetic = read_table(args.synthetic)
-    holdout = read_table(args.holdout) if args.holdout else None
-    report = copy_check(real, synthetic, schema, holdout=holdout, near_threshold=args.near_threshold,
-                        alpha=args.alpha)
+    engine = choose_engine(args.engine, args.real, fits_on_marginals=True, spark_master=args.spark_master)
+    if engine != "numpy":
+        report = _replay_in_engine(args, schema, engine)
+    else:
+        if args.sample_rows is not None:
+            raise ParameterError("--sample-rows samples tables held by an engine: give it with --engine duckdb or "
+                                 "spark")
+        real = read_table(args.real)
+        synthetic = read_table(args.synthetic)
+        holdout = read_table(args.holdout) if args.holdout else None
+        report = copy_check(real, synthetic, schema, holdout=holdout, near_threshold=args.near_threshold,
+                            alpha=args.alpha)
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
         print(f"replay checks of {args.synthetic} against {args.real} -- NOT differentially private: internal "
               f"evidence, no data rows; baseline: {report.baseline}")
+        if report.engine is not None:
+            rows = ", ".join(f"{label} {n:,}" for label, n in report.engine["sample_rows"].items())
+            print(f"  in {report.engine['engine']}: {', '.join(report.engine['every_row'])} over every row"
+                  + (f"; near copies on a seeded sample (seed {report.engine['sample_seed']}): {rows} rows"
+                     if rows else ""))
         for r in report.rates:
             print(f"  {r.check}: {r.synthetic_rate:.4%} of synthetic rows ({r.synthetic_matches:,}) vs baseline "
                   f"{r.baseline_rate:.4%} ({r.baseline_matches:,} of {r.baseline_rows:,}), p={r.p_value:.3g}"
@@ -94,3 +112,21 @@ def run_replay(args: argparse.Namespace) -> int:
         print("FLAGGED: synthetic rows copy real ones more often than chance" if report.flagged
               else "no copy rate above its baseline")
     return 1 if report.flagged else 0
+
+
+def _replay_in_engine(args: argparse.Namespace, schema: Any, engine: str) -> Any:
+    from dpsynth.marginals.engines import open_sources
+    from dpsynth.pii.engine_replay import DEFAULT_SAMPLE_ROWS, engine_copy_check
+
+    rows = DEFAULT_SAMPLE_ROWS if args.sample_rows is None else args.sample_rows
+    if rows < 10:
+        raise ParameterError(f"--sample-rows ({rows}) must be at least 10")
+    sources = open_sources([args.real, args.synthetic, args.holdout], engine, spark_master=args.spark_master)
+    try:
+        real, synthetic = (cast(Any, s) for s in sources[:2])  # given paths: never None
+        return engine_copy_check(real, synthetic, schema, holdout=sources[2],
+                                 near_threshold=args.near_threshold, alpha=args.alpha, sample_rows=rows)
+    finally:
+        for source in reversed(sources):
+            if source is not None:
+                source.close()

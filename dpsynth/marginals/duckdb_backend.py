@@ -124,9 +124,11 @@ class DuckDBSource:
     table = "dpsynth_src"
 
     def __init__(self, data: Any, *, memory_limit: str = "2GB", temp_directory: str | Path | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, connection: Any = None):
         import duckdb
 
+        #: whether ``close`` closes the connection (not one lent by :meth:`beside`)
+        self._owns = connection is None
         self._tables: list[str] = []
         self._levels: dict[tuple[tuple[str, int], ...], str] = {}
         self._coded: dict[Schema, str] = {}
@@ -145,7 +147,7 @@ class DuckDBSource:
             if threads is not None:
                 config["threads"] = int(threads)
             try:
-                self._con = duckdb.connect(":memory:", config=config)
+                self._con = duckdb.connect(":memory:", config=config) if connection is None else connection
             except duckdb.Error as exc:
                 raise ParameterError(f"DuckDB settings (memory_limit={memory_limit!r}, threads={threads!r}) "
                                      f"are not accepted: {exc.__class__.__name__}") from None
@@ -221,6 +223,21 @@ class DuckDBSource:
             raise RuntimeError(f"an aggregate query returned more than {max_rows} rows")
         self.fetched_rows.append(rows)
         return out
+
+    def beside(self, data: str | Path) -> DuckDBSource:
+        """A source over another path, read in this source's connection, so that one query can join the
+        two (their temporary tables live there); closing it leaves the connection to this source."""
+        if self._con is None:
+            raise ParameterError("a DuckDB relation's source cannot open another table beside it: give paths")
+        return DuckDBSource(data, connection=self._con)
+
+    def persist(self, text: str, what: str) -> str:
+        """Run ``text`` into a temporary table of the connection (private data that stays in DuckDB, dropped
+        by ``close``); its name."""
+        name = f"dpsynth_{what}_{next(_ids)}"
+        self._run(f"CREATE TEMP TABLE {name} AS {text}")
+        self._tables.append(name)
+        return name
 
     def sample_rows(self, names: Sequence[str], rows: int, seed: int) -> Any:
         """A seeded reservoir sample of at most ``rows`` rows of the columns ``names``, as a pandas DataFrame.
@@ -327,9 +344,9 @@ class DuckDBSource:
                 pass
         self._tables.clear()
         self._coded.clear()
-        if self._con is not None:
+        if self._con is not None and self._owns:
             self._con.close()
-            self._con = None
+        self._con = None
 
 
 class DuckDBCounter(GroupingCounter):

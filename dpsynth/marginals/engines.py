@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from dpsynth.marginals.duckdb_backend import DuckDBSource
     from dpsynth.marginals.spark_backend import SparkSource
 
-__all__ = ["ENGINES", "IN_MEMORY_BYTES", "choose_engine", "held_by", "is_engine_data", "open_source"]
+__all__ = ["ENGINES", "IN_MEMORY_BYTES", "choose_engine", "held_by", "is_engine_data", "open_source", "open_sources"]
 
 ENGINES = ("auto", "numpy", "duckdb", "spark")
 #: ``auto`` reads a file of at most this many bytes into memory; larger ones are scanned by DuckDB.
@@ -124,3 +124,31 @@ def open_source(
 
         return SparkSource(data, master=spark_master)
     raise ParameterError(f"engine ({engine!r}) must be duckdb or spark to open a counting source")
+
+
+def open_sources(paths: list[str | Path | None], engine: str, *,
+                 spark_master: str | None = None) -> list[DuckDBSource | SparkSource | None]:
+    """Sources over ``paths`` (None stays None) in ONE DuckDB connection or Spark session, so that a query
+    can join them; close them in reverse order (the first holds the connection).
+
+    Raises:
+        ParameterError, DataError: as :func:`open_source`; what was opened is closed again.
+    """
+    opened: list[Any] = []
+    try:
+        for path in paths:
+            if path is None:
+                opened.append(None)
+            elif not opened or all(s is None for s in opened):
+                opened.append(open_source(path, engine, spark_master=spark_master))
+            else:
+                first = next(s for s in opened if s is not None)
+                if isinstance(path, (str, Path)) and not glob.glob(str(path)) and "://" not in str(path):
+                    raise ParameterError(f"data ({str(path)!r}) does not exist")
+                opened.append(first.beside(path))
+    except BaseException:
+        for source in reversed(opened):
+            if source is not None:
+                source.close()
+        raise
+    return opened

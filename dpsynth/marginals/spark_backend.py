@@ -235,6 +235,21 @@ class SparkSource:
         self.fetched_rows.append(len(rows))
         return {name: np.array([r[i] for r in rows], dtype=object) for i, name in enumerate(names)}
 
+    def beside(self, data: str | Path) -> SparkSource:
+        """A source over another path in this source's session, so that one query can join the two."""
+        return SparkSource(data, session=self.session)
+
+    def persist(self, text: str, what: str) -> str:
+        """Persist the result of ``text`` as a temporary view of this source (private data that stays in
+        Spark, dropped by ``close``); its name."""
+        from pyspark import StorageLevel
+
+        df = self.query(text)
+        with engine_errors(f"counting on data {self.name!r}"):
+            df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        self._persisted.append(df)
+        return self._register(df, what)
+
     def sample_rows(self, names: Sequence[str], rows: int, seed: int) -> Any:
         """A seeded Bernoulli sample of at most ``rows`` rows (about ``rows``) of the columns ``names``, as a
         pandas DataFrame.

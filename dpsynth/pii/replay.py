@@ -94,6 +94,8 @@ class CopyReport:
     reference_rows: int
     dcr_quantiles: dict[str, dict[str, float]]
     seconds: float
+    #: for tables in an engine: which checks ran over every row there, which on a sample
+    engine: dict[str, Any] | None = None
 
     @property
     def flagged(self) -> bool:
@@ -112,14 +114,16 @@ class CopyReport:
             "quasi_identifiers": list(self.quasi_identifiers), "near_threshold": self.near_threshold,
             "alpha": self.alpha, "baseline": self.baseline, "reference_rows": self.reference_rows,
             "dcr_quantiles": self.dcr_quantiles, "seconds": self.seconds, "notice": NOT_DP_NOTICE,
-        }
+        } | ({"engine": self.engine} if self.engine is not None else {})
 
 
 def _matches(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.isin(query, reference)
 
 
-def _fisher(a: int, n_a: int, b: int, n_b: int, alpha: float) -> tuple[float, bool]:
+def fisher_flag(a: int, n_a: int, b: int, n_b: int, alpha: float) -> tuple[float, bool]:
+    """(p-value, flagged) of the one-sided Fisher exact test that ``a`` of ``n_a`` is a higher rate than
+    ``b`` of ``n_b``; flagged when p < ``alpha`` and ``a`` > 0."""
     from scipy.stats import fisher_exact
 
     if n_a == 0 or n_b == 0:
@@ -189,7 +193,7 @@ def copy_check(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, h
 
     def add(check: str, s_hits: np.ndarray, b_hits: np.ndarray) -> None:
         a, b = int(s_hits.sum()), int(b_hits.sum())
-        p, flag = _fisher(a, len(s_hits), b, len(b_hits), alpha)
+        p, flag = fisher_flag(a, len(s_hits), b, len(b_hits), alpha)
         rates.append(CopyRate(check, a, len(s_hits), b, len(b_hits), p, flag))
 
     ref_keys = reference.keys(all_cat, all_num)
