@@ -30,7 +30,7 @@ import numpy as np
 
 from dpsynth.exceptions import DataError
 from dpsynth.marginals import sql
-from dpsynth.marginals.sql import _missing, _number, _text
+from dpsynth.marginals.sql_cells import cell_missing, cell_number, cell_text
 from dpsynth.schema.infer_steps import bounds_grid
 
 __all__ = ["MAX_DISTINCT", "EngineCounts", "EngineTable", "open_table"]
@@ -71,8 +71,8 @@ def _cells(names: Sequence[str], source: _Source, tokens: Sequence[str], *, raw:
     parts = [sql.quote_identifier(name, dialect) for name in names] if raw else []
     for j, name in enumerate(names):
         ref, kind = sql.quote_identifier(name, dialect), source.kinds[name]
-        parts.append(f"{_missing(ref, kind, tokens, dialect)} AS m{j}, {_number(ref, kind, dialect)} AS x{j}, "
-                     f"{_text(ref, kind, dialect)} AS v{j}")
+        parts.append(f"{cell_missing(ref, kind, tokens, dialect)} AS m{j}, {cell_number(ref, kind, dialect)} AS x{j}, "
+                     f"{cell_text(ref, kind, dialect)} AS v{j}")
     return f"SELECT {', '.join(parts)} FROM {source.table}"
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from dpsynth.exceptions import DataError, ParameterError
 from dpsynth.marginals import sql
-from dpsynth.marginals.sql import _layers, _missing, _text
+from dpsynth.marginals.sql_cells import cell_missing, cell_text
 from dpsynth.pii.replay import (
     DEFAULT_ALPHA,
     DEFAULT_HOLDOUT_SHARE,
@@ -69,7 +69,7 @@ def _key_query(schema: Schema, source: _Source) -> tuple[str, str]:
     cats = [c.name for c in schema.columns if c.kind == "categorical"]
     nums = Schema(columns=tuple(c for c in schema.columns if c.kind != "categorical"),
                   missing_values=schema.missing_values)
-    layers = _layers(nums, source.table, source.kinds, dialect, None, keep=cats)
+    layers = sql.layers_query(nums, source.table, source.kinds, dialect, keep=cats)
     keys, bad = [], []
     numeric = {c.name: j for j, c in enumerate(nums.columns)}
     for j, col in enumerate(schema.columns):
@@ -77,8 +77,8 @@ def _key_query(schema: Schema, source: _Source) -> tuple[str, str]:
             i = cats.index(col.name)
             kind = source.kinds.get(col.name, "text")
             ref = f"k{i}"
-            keys.append(f"CASE WHEN {_missing(ref, kind, schema.missing_values, dialect)} THEN NULL ELSE "
-                        f"{_text(ref, kind, dialect)} END AS q{j}")
+            keys.append(f"CASE WHEN {cell_missing(ref, kind, schema.missing_values, dialect)} THEN NULL ELSE "
+                        f"{cell_text(ref, kind, dialect)} END AS q{j}")
             continue
         n = numeric[col.name]
         assert col.bounds is not None
@@ -88,9 +88,9 @@ def _key_query(schema: Schema, source: _Source) -> tuple[str, str]:
                     f"AS FLOAT) END AS q{j}")
         bad.append(f"SUM(CASE WHEN NOT m{n} AND NOT {readable} THEN 1 ELSE 0 END) AS bad{j}")
     cols = ", ".join(f"q{j}" for j in range(len(schema)))
-    keyed = (f"SELECT {cols}, COUNT(*) AS w FROM (SELECT {', '.join(keys)} FROM ({layers.sql}) AS l) AS k "
+    keyed = (f"SELECT {cols}, COUNT(*) AS w FROM (SELECT {', '.join(keys)} FROM ({layers}) AS l) AS k "
              f"GROUP BY {cols}")
-    checks = f"SELECT COUNT(*) AS n{''.join(', ' + b for b in bad)} FROM ({layers.sql}) AS l"
+    checks = f"SELECT COUNT(*) AS n{''.join(', ' + b for b in bad)} FROM ({layers}) AS l"
     return keyed, checks
 
 
