@@ -161,7 +161,8 @@ def write_sampled(synth: Any, rows: int, out: str | Path, *, na_rep: str = "",
     lowered = p.name.lower()
     with staged_file(p) as tmp:  # removed on any failure (SIGTERM included); a killed run's, by the next write
         if lowered.endswith(".parquet"):
-            _write_parquet(sample_chunks(synth, rows, chunk_rows=chunk_rows, timings=phases), tmp)
+            _write_parquet(sample_chunks(synth, rows, chunk_rows=chunk_rows, timings=phases), tmp,
+                           getattr(synth, "schema_", None))
         else:
             opener: Any = gzip.open if lowered.endswith(".gz") else open
             with opener(tmp, "wt", encoding="utf-8", newline="") as fh:
@@ -172,18 +173,45 @@ def write_sampled(synth: Any, rows: int, out: str | Path, *, na_rep: str = "",
     return p
 
 
-def _write_parquet(frames: Any, tmp: str) -> None:
+def parquet_fields(schema: Any) -> list[Any]:
+    """The Arrow fields of a synthetic table's Parquet file, from its PUBLIC schema (never from a chunk's
+    values, whose types change with what a chunk happens to hold): text for categorical columns and
+    dates/times (as the CSV output writes them), int64 for integer columns (a missing cell is a null),
+    float64 for continuous ones."""
+    import pyarrow as pa
+
+    types = {"categorical": pa.string(), "datetime": pa.string(), "integer": pa.int64(), "continuous": pa.float64()}
+    return [pa.field(col.name, types.get(col.kind, pa.string()), nullable=True) for col in schema.columns]
+
+
+def _write_parquet(frames: Any, tmp: str, schema: Any = None) -> None:
+    """Chunks into one Parquet file of the schema's types (the first chunk's types without a schema)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     writer = None
+    fields = parquet_fields(schema) if schema is not None else None
     try:
         for frame in frames:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if fields is not None and list(frame.columns) == [f.name for f in fields]:
+                table = pa.Table.from_arrays([_column(frame[f.name], f.type) for f in fields],
+                                             schema=pa.schema(fields))
+            else:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
             if writer is None:
-                fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
-                writer = pq.ParquetWriter(tmp, pa.schema(fields))
+                first = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+                writer = pq.ParquetWriter(tmp, pa.schema(first))
             writer.write_table(table.cast(writer.schema))
     finally:
         if writer is not None:
             writer.close()
+
+
+def _column(values: Any, arrow_type: Any) -> Any:
+    """One column as an Arrow array of ``arrow_type`` (NaN and None are nulls; text as the CSV writes it)."""
+    import pyarrow as pa
+
+    if pa.types.is_string(arrow_type):
+        text = values.astype("string")  # dates, numbers-as-levels: their text, missing stays missing
+        return pa.array(text, type=arrow_type, from_pandas=True)
+    return pa.array(values, type=arrow_type, from_pandas=True)

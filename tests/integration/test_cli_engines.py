@@ -64,6 +64,15 @@ def test_duckdb_fit_gives_the_numpy_fit(tmp_path, adult_slice):
         assert proc.returncode == 0, proc.stderr
         assert f'"engine": "{engine}"' in proc.stdout
     assert outs["numpy"].read_bytes() == outs["duckdb"].read_bytes()
+    parquet = tmp_path / "duckdb.parquet"  # the same table, written in chunks as Parquet of the schema's types
+    proc = fit(adult_slice, parquet, "duckdb", "--no-ledger")
+    assert proc.returncode == 0, proc.stderr
+    from dpsynth.io import read_table
+    from dpsynth.schema import load_schema
+    from dpsynth.schema.encode import encode
+
+    schema = load_schema(adult_schema_path())
+    assert (encode(read_table(parquet), schema) == encode(read_table(outs["duckdb"]), schema)).all()
 
 
 @needs_spark
