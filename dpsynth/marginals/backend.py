@@ -21,16 +21,19 @@ counts, outside the engine.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from dpsynth.marginals.numpy_backend import marginal_counts
 from dpsynth.schema.schema import Schema
 
+if TYPE_CHECKING:
+    from dpsynth.marginals.sql_cells import Dialect, SourceKind
+
 Clique = tuple[int, ...]
 
-__all__ = ["Clique", "CodesCounter", "MarginalCounter", "TableSource"]
+__all__ = ["Clique", "CodesCounter", "EngineSource", "MarginalCounter", "TableSource"]
 
 
 @runtime_checkable
@@ -67,6 +70,40 @@ class TableSource(Protocol):
 
     def counter(self, schema: Schema) -> MarginalCounter:
         """The marginal counts of the table encoded under ``schema`` (validated already)."""
+        ...
+
+
+class EngineSource(TableSource, Protocol):
+    """A :class:`TableSource` in an SQL engine (DuckDB, Spark), for the queries beyond a fit's (schema
+    inference's counts, the copy checks' joins, the samples of ``eval`` and ``replay``)."""
+
+    dialect: Dialect
+    kinds: dict[str, SourceKind]
+
+    @property
+    def table(self) -> str:
+        """The name a query reads the table by."""
+        ...
+
+    @property
+    def columns(self) -> list[str]:
+        """The table's column names (public: its header)."""
+        ...
+
+    def fetch(self, text: str, max_rows: int, *, overflow: str | None = None) -> dict[str, np.ndarray]:
+        """The result of an aggregate query of at most ``max_rows`` rows (the one way results leave)."""
+        ...
+
+    def persist(self, text: str, what: str) -> str:
+        """Run ``text`` into a temporary table or view of the engine; its name."""
+        ...
+
+    def sample_rows(self, names: Sequence[str], rows: int, seed: int) -> Any:
+        """A seeded sample of at most ``rows`` rows as a pandas DataFrame (ROWS LEAVE THE ENGINE)."""
+        ...
+
+    def close(self) -> None:
+        """Drop what this source made in the engine."""
         ...
 
 

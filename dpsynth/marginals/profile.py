@@ -24,12 +24,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from dpsynth.exceptions import DataError
 from dpsynth.marginals import sql
+from dpsynth.marginals.backend import EngineSource
 from dpsynth.marginals.sql_cells import cell_missing, cell_number, cell_text
 from dpsynth.schema.infer_steps import bounds_grid
 
@@ -39,18 +40,6 @@ __all__ = ["MAX_DISTINCT", "EngineCounts", "EngineTable", "open_table"]
 MAX_DISTINCT = 5_000_000
 #: columns per GROUPING SETS query (a grouping id is a 64-bit integer in both engines)
 _SETS = 48
-
-
-class _Source(Protocol):
-    dialect: sql.Dialect
-    kinds: dict[str, sql.SourceKind]
-
-    @property
-    def table(self) -> str: ...
-    @property
-    def columns(self) -> list[str]: ...
-    def fetch(self, text: str, max_rows: int, *, overflow: str | None = None) -> dict[str, np.ndarray]: ...
-    def close(self) -> None: ...
 
 
 def _finite(x: str, dialect: sql.Dialect) -> str:
@@ -64,7 +53,7 @@ def _integral(x: str, dialect: sql.Dialect) -> str:
     return f"(round({x}, 0) = {x})" if dialect == "spark" else f"(floor({x}) = {x})"
 
 
-def _cells(names: Sequence[str], source: _Source, tokens: Sequence[str], *, raw: bool = False) -> str:
+def _cells(names: Sequence[str], source: EngineSource, tokens: Sequence[str], *, raw: bool = False) -> str:
     """One row per table row: ``m{j}`` (missing), ``x{j}`` (the number read, or NULL/NaN) and ``v{j}`` (the
     text) of each column, and (``raw``) the columns themselves."""
     dialect = source.dialect
@@ -84,7 +73,7 @@ def _hash(names: Sequence[str], dialect: sql.Dialect) -> str:
     return f"SUM(CAST(hash({refs}) AS HUGEINT)) AS h1, SUM(CAST(hash({refs}, 1) AS HUGEINT)) AS h2"
 
 
-def kinds_query(names: Sequence[str], source: _Source, tokens: Sequence[str]) -> str:
+def kinds_query(names: Sequence[str], source: EngineSource, tokens: Sequence[str]) -> str:
     """ONE row: ``n`` rows, the hash sums ``h1``, ``h2`` and per column ``m{j}`` (missing cells), ``f{j}``
     (finite numbers among the others) and ``i{j}`` (integral ones)."""
     dialect = source.dialect
@@ -104,7 +93,7 @@ def _grouping(keys: Sequence[str], dialect: sql.Dialect) -> tuple[str, str]:
     return f"{fn}({', '.join(keys)})", f"GROUP BY {listed}GROUPING SETS ({', '.join(f'({k})' for k in keys)})"
 
 
-def values_query(names: Sequence[str], wanted: Sequence[int], source: _Source, tokens: Sequence[str]) -> str:
+def values_query(names: Sequence[str], wanted: Sequence[int], source: EngineSource, tokens: Sequence[str]) -> str:
     """Rows ``(g, k{i}.., n)``: per wanted column ``names[wanted[i]]`` its non-missing texts and their counts
     (``g`` has every bit set but the column's, bit ``len(wanted) - 1 - i``)."""
     keys = [f"k{i}" for i in range(len(wanted))]
@@ -114,7 +103,7 @@ def values_query(names: Sequence[str], wanted: Sequence[int], source: _Source, t
             f"({_cells(names, source, tokens)}) AS c) AS s {group}")
 
 
-def bins_query(names: Sequence[str], wanted: Sequence[int], source: _Source, tokens: Sequence[str]) -> str:
+def bins_query(names: Sequence[str], wanted: Sequence[int], source: EngineSource, tokens: Sequence[str]) -> str:
     """Rows ``(g, b{i}.., n)``: per wanted column, the count of its finite numbers ``x`` by
     ``b = #{edges <= x}`` over :func:`~dpsynth.schema.infer_steps.bounds_grid` (NULL: no finite number)."""
     dialect = source.dialect
@@ -127,7 +116,7 @@ def bins_query(names: Sequence[str], wanted: Sequence[int], source: _Source, tok
             f"({_cells(names, source, tokens)}) AS c) AS s {group}")
 
 
-def range_query(names: Sequence[str], j: int, source: _Source, tokens: Sequence[str]) -> str:
+def range_query(names: Sequence[str], j: int, source: EngineSource, tokens: Sequence[str]) -> str:
     """ONE row ``(lo, hi)``: the smallest and largest finite number of column ``names[j]``."""
     finite = f"NOT m{j} AND {_finite(f'x{j}', source.dialect)}"
     return (f"SELECT MIN(CASE WHEN {finite} THEN x{j} END) AS lo, MAX(CASE WHEN {finite} THEN x{j} END) AS hi "
@@ -158,7 +147,7 @@ class EngineCounts:
     """:class:`~dpsynth.schema.infer_counts.ColumnCounts` of a table in an engine, under the hints'
     ``missing_values`` (pass 1 runs here)."""
 
-    def __init__(self, source: _Source, missing_values: Sequence[str]):
+    def __init__(self, source: EngineSource, missing_values: Sequence[str]):
         self.source = source
         self.names = list(source.columns)
         self.tokens = list(missing_values)
@@ -244,7 +233,7 @@ class EngineCounts:
 class EngineTable:
     """A table opened in an engine for :func:`dpsynth.schema.infer.infer_schema` (header, counts, close)."""
 
-    def __init__(self, source: _Source):
+    def __init__(self, source: EngineSource):
         self.source = source
 
     def header(self) -> list[str]:

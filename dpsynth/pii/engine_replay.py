@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
-
-import numpy as np
 
 from dpsynth.exceptions import DataError, ParameterError
 from dpsynth.marginals import sql
+from dpsynth.marginals.backend import EngineSource
 from dpsynth.marginals.sql_cells import cell_missing, cell_text
 from dpsynth.pii.replay import (
     DEFAULT_ALPHA,
@@ -49,21 +47,7 @@ DEFAULT_SAMPLE_ROWS = 20_000
 _SPLIT = 1_000_000  # resolution of the hash split
 
 
-class _Source(Protocol):
-    engine: str
-    dialect: sql.Dialect
-    kinds: dict[str, sql.SourceKind]
-
-    @property
-    def table(self) -> str: ...
-    @property
-    def columns(self) -> list[str]: ...
-    def fetch(self, text: str, max_rows: int, *, overflow: str | None = None) -> dict[str, np.ndarray]: ...
-    def persist(self, text: str, what: str) -> str: ...
-    def sample_rows(self, names: Sequence[str], rows: int, seed: int) -> Any: ...
-
-
-def _key_query(schema: Schema, source: _Source) -> tuple[str, str]:
+def _key_query(schema: Schema, source: EngineSource) -> tuple[str, str]:
     """(the rows' keys ``q{j}`` with their multiplicity ``w``, the per-column bad-number counts ``bad{j}``)."""
     dialect = source.dialect
     cats = [c.name for c in schema.columns if c.kind == "categorical"]
@@ -114,12 +98,12 @@ def _split_query(keys: str, d: int, share: float, seed: int, dialect: sql.Dialec
             f"AS base FROM ({expand}) AS e GROUP BY {cols}")
 
 
-def _one(source: _Source, text: str) -> dict[str, int]:
+def _one(source: EngineSource, text: str) -> dict[str, int]:
     row = source.fetch(text, 1)
     return {k: int(v[0] or 0) for k, v in row.items()}
 
 
-def _check(source: _Source, checks: str, label: str, schema: Schema) -> int:
+def _check(source: EngineSource, checks: str, label: str, schema: Schema) -> int:
     counts = _one(source, checks)
     if counts["n"] == 0:
         raise DataError(f"the {label} table has no rows")
@@ -141,7 +125,7 @@ def _check_parameters(near_threshold: float, alpha: float, holdout_share: float,
         raise ParameterError(f"sample_rows ({sample_rows!r}) must be an integer of at least 10")
 
 
-def _key_tables(tables: dict[str, _Source], schema: Schema) -> dict[str, str]:
+def _key_tables(tables: dict[str, EngineSource], schema: Schema) -> dict[str, str]:
     """Every table checked (columns, rows, numbers: before anything is persisted) and aggregated to its keys."""
     for label, source in tables.items():
         absent = [c for c in schema.names if c not in source.columns]
@@ -159,7 +143,7 @@ def _key_tables(tables: dict[str, _Source], schema: Schema) -> dict[str, str]:
 
 
 def engine_copy_check(
-    real: _Source, synthetic: _Source, schema: Schema, *, holdout: _Source | None = None,
+    real: EngineSource, synthetic: EngineSource, schema: Schema, *, holdout: EngineSource | None = None,
     near_threshold: float = DEFAULT_NEAR_THRESHOLD, alpha: float = DEFAULT_ALPHA,
     holdout_share: float = DEFAULT_HOLDOUT_SHARE, seed: int = 0, near: bool = True,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,

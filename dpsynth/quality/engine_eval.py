@@ -15,13 +15,12 @@ Privacy: not DP. It reads the real table and is internal evidence; it reports ag
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from dpsynth.exceptions import ParameterError
-from dpsynth.marginals.backend import MarginalCounter
+from dpsynth.marginals.backend import EngineSource, MarginalCounter
 from dpsynth.quality.fidelity import MAX_MARGINALS, SAMPLE_SEED, _marginal_sets
 from dpsynth.schema.encode import encode
 from dpsynth.schema.schema import Schema
@@ -30,14 +29,6 @@ __all__ = ["DEFAULT_SAMPLE_ROWS", "evaluate_sources"]
 
 #: rows of each table the row-level figures read, by default
 DEFAULT_SAMPLE_ROWS = 100_000
-
-
-class _Source(Protocol):
-    engine: str
-
-    def validate(self, schema: Schema) -> None: ...
-    def counter(self, schema: Schema) -> MarginalCounter: ...
-    def sample_rows(self, names: list[str], rows: int, seed: int) -> pd.DataFrame: ...
 
 
 def _workload(real: MarginalCounter, synthetic: MarginalCounter, schema: Schema, out: dict[str, Any]) -> None:
@@ -61,12 +52,12 @@ def _workload(real: MarginalCounter, synthetic: MarginalCounter, schema: Schema,
 
 
 def evaluate_sources(
-    real: _Source,
-    synthetic: _Source,
+    real: EngineSource,
+    synthetic: EngineSource,
     schema: Schema,
     *,
     target: str | None = None,
-    holdout: _Source | None = None,
+    holdout: EngineSource | None = None,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -77,7 +68,7 @@ def evaluate_sources(
         DataError: a table does not fit the schema (per-column counts, no value shown).
     """
     from dpsynth.quality.distances import association_difference, column_distances
-    from dpsynth.quality.utility import split_holdout, utility
+    from dpsynth.quality.fidelity import utility_arms
 
     if target is not None and target not in schema.names:
         raise ParameterError(f"target ({target!r}) must be one of the schema's columns: {', '.join(schema.names)}")
@@ -97,17 +88,8 @@ def evaluate_sources(
     out["association"] = association_difference(samples["real"], samples["synthetic"], codes["real"],
                                                 codes["synthetic"], schema)
     if target is not None:
-        real_s, real_c = samples["real"], codes["real"]
-        if holdout is None:
-            train_idx, test_idx = split_holdout(len(real_s))
-            train, test = real_s.iloc[train_idx].reset_index(drop=True), real_s.iloc[test_idx].reset_index(drop=True)
-            train_codes, test_codes = real_c[train_idx], real_c[test_idx]
-            where = "a fixed 20% split of the real table's sample (seed 0)"
-        else:
-            train, train_codes, test, test_codes = real_s, real_c, samples["holdout"], codes["holdout"]
-            where = "the holdout table's sample"
-        out["utility"] = {**utility(train, train_codes, samples["synthetic"], codes["synthetic"], test, test_codes,
-                                    schema, target), "holdout_source": where}
+        out["utility"] = utility_arms(samples["real"], codes["real"], samples["synthetic"], codes["synthetic"], schema,
+                                      target, samples.get("holdout"), codes.get("holdout"), of="the sample of ")
     out["engine"] = real.engine
     out["sample"] = {
         "rows": {label: int(len(frame)) for label, frame in samples.items()},

@@ -98,8 +98,6 @@ def evaluate(
     """
     from dpsynth.exceptions import ParameterError
     from dpsynth.quality.distances import association_difference, column_distances
-    from dpsynth.quality.utility import split_holdout, utility
-
     if target is not None and target not in schema.names:
         raise ParameterError(f"target ({target!r}) must be one of the schema's columns: {', '.join(schema.names)}")
     r = encode(real, schema)
@@ -108,15 +106,26 @@ def evaluate(
     out["columns"] = column_distances(real, synthetic, r, s, schema)
     out["association"] = association_difference(real, synthetic, r, s, schema)
     if target is not None:
-        if holdout is None:
-            train_idx, test_idx = split_holdout(len(real))
-            train, test = real.iloc[train_idx].reset_index(drop=True), real.iloc[test_idx].reset_index(drop=True)
-            train_codes, test_codes = r[train_idx], r[test_idx]
-            source = "a fixed 20% split of the real table (seed 0)"
-        else:
-            train, train_codes = real, r
-            test, test_codes = holdout.reset_index(drop=True), encode(holdout, schema)
-            source = "the holdout table"
-        out["utility"] = {**utility(train, train_codes, synthetic, s, test, test_codes, schema, target),
-                          "holdout_source": source}
+        out["utility"] = utility_arms(real, r, synthetic, s, schema, target, holdout,
+                                      None if holdout is None else encode(holdout, schema))
     return out
+
+
+def utility_arms(real: pd.DataFrame, real_codes: np.ndarray, synthetic: pd.DataFrame, synthetic_codes: np.ndarray,
+                 schema: Schema, target: str, holdout: pd.DataFrame | None, holdout_codes: np.ndarray | None, *,
+                 of: str = "") -> dict[str, Any]:
+    """The utility of :func:`evaluate`: tested on ``holdout``, or on a fixed seeded 20% of ``real`` (the real
+    model then trains on the other 80%); ``of`` names what ``real`` is in the report (a sample, say)."""
+    from dpsynth.quality.utility import split_holdout, utility
+
+    if holdout is None or holdout_codes is None:
+        train_idx, test_idx = split_holdout(len(real))
+        train, test = real.iloc[train_idx].reset_index(drop=True), real.iloc[test_idx].reset_index(drop=True)
+        train_codes, test_codes = real_codes[train_idx], real_codes[test_idx]
+        source = f"a fixed 20% split of {of}the real table (seed 0)"
+    else:
+        train, train_codes = real, real_codes
+        test, test_codes = holdout.reset_index(drop=True), holdout_codes
+        source = f"{of}the holdout table"
+    return {**utility(train, train_codes, synthetic, synthetic_codes, test, test_codes, schema, target),
+            "holdout_source": source}
