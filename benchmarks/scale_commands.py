@@ -81,7 +81,9 @@ def summary(runs: list[dict[str, Any]]) -> str:
     for (cmd, engine, rows), rs in sorted(groups.items()):
         ok = [r for r in rs if r["exit"] in (0, 1)]
         if not ok:
-            lines.append(f"| {cmd} | {engine} | {rows:,} | failed | | | | {len(rs)} |")
+            capped = [r for r in rs if r.get("capped")]
+            what = f"stopped at {max(r['cpu_s'] for r in capped):.0f} CPU s" if capped else "failed"
+            lines.append(f"| {cmd} | {engine} | {rows:,} | {what} | | | | {len(rs)} |")
             continue
         wall = statistics.median(r["wall_s"] for r in ok)
         cpu = statistics.median(r["cpu_s"] for r in ok)
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--synthetic-rows", type=int, default=1_000_000)
     ap.add_argument("--numpy-max-rows", type=int, default=1_000_000, help="in memory only up to this many rows")
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--cpu-cap", type=int, default=None, help="CPU seconds after which a run is stopped")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--summarize", type=Path, nargs="+")
     args = ap.parse_args(argv)
@@ -119,8 +122,9 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 for kind in args.commands:
                     cmd = command(kind, engine, args.data_dir / f"adult_{rows}.parquet", synthetic, out)
-                    row = measure(cmd, environment(), None)
-                    row = {k: v for k, v in row.items() if k in ("wall_s", "cpu_s", "peak_rss_mb", "exit", "error")}
+                    row = measure(cmd, environment(), args.cpu_cap)
+                    row = {k: v for k, v in row.items()
+                           if k in ("wall_s", "cpu_s", "peak_rss_mb", "exit", "capped", "error")}
                     row.update(command=kind, engine=engine, rows=rows, rep=rep, load=os.getloadavg()[0])
                     runs.append(row)
                     print(json.dumps(row), flush=True)
