@@ -57,6 +57,13 @@ def positive_int(name: str, value: object) -> int:
     return int(value)
 
 
+def int_at_least(name: str, value: object, least: int) -> int:
+    """An integer >= ``least`` (a sample size, say)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise _fail(name, value, f"an integer >= {least}")
+    return int(value)
+
+
 def nonnegative_int(name: str, value: object) -> int:
     """An integer >= 0 (a count: errors, trials, canaries, guesses)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:

@@ -57,22 +57,17 @@ def evaluate_tables(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _evaluate_in_engine(args: argparse.Namespace, schema: Any, engine: str) -> dict[str, Any]:
-    from dpsynth.marginals.engines import open_source
+    from dpsynth.marginals.engines import close_sources, open_sources
     from dpsynth.quality.engine_eval import DEFAULT_SAMPLE_ROWS, evaluate_sources
 
     rows = DEFAULT_SAMPLE_ROWS if args.sample_rows is None else args.sample_rows
-    if rows < 10:
-        raise ParameterError(f"--sample-rows ({rows}) must be at least 10")
-    opened: list[Any] = []
+    sources: list[Any] = open_sources([args.real, args.synthetic, args.holdout], engine,
+                                      spark_master=args.spark_master)
     try:
-        for path in (args.real, args.synthetic, args.holdout):
-            opened.append(None if path is None else open_source(path, engine, spark_master=args.spark_master))
-        return evaluate_sources(opened[0], opened[1], schema, target=args.target, holdout=opened[2],
+        return evaluate_sources(sources[0], sources[1], schema, target=args.target, holdout=sources[2],
                                 sample_rows=rows)
     finally:
-        for source in opened:
-            if source is not None:
-                source.close()
+        close_sources(sources)
 
 
 def print_eval(report: dict[str, Any]) -> None:

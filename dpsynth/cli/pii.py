@@ -115,18 +115,14 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def _replay_in_engine(args: argparse.Namespace, schema: Any, engine: str) -> Any:
-    from dpsynth.marginals.engines import open_sources
+    from dpsynth.marginals.engines import close_sources, open_sources
     from dpsynth.pii.engine_replay import DEFAULT_SAMPLE_ROWS, engine_copy_check
 
     rows = DEFAULT_SAMPLE_ROWS if args.sample_rows is None else args.sample_rows
-    if rows < 10:
-        raise ParameterError(f"--sample-rows ({rows}) must be at least 10")
     sources = open_sources([args.real, args.synthetic, args.holdout], engine, spark_master=args.spark_master)
     try:
         real, synthetic = (cast(Any, s) for s in sources[:2])  # given paths: never None
         return engine_copy_check(real, synthetic, schema, holdout=sources[2],
                                  near_threshold=args.near_threshold, alpha=args.alpha, sample_rows=rows)
     finally:
-        for source in reversed(sources):
-            if source is not None:
-                source.close()
+        close_sources(sources)

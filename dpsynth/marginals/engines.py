@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from dpsynth.marginals.duckdb_backend import DuckDBSource
     from dpsynth.marginals.spark_backend import SparkSource
 
-__all__ = ["ENGINES", "IN_MEMORY_BYTES", "choose_engine", "held_by", "is_engine_data", "open_source", "open_sources"]
+__all__ = ["ENGINES", "IN_MEMORY_BYTES", "choose_engine", "close_sources", "held_by", "is_engine_data", "open_source",
+           "open_sources"]
 
 ENGINES = ("auto", "numpy", "duckdb", "spark")
 #: ``auto`` reads a file of at most this many bytes into memory; larger ones are scanned by DuckDB.
@@ -110,8 +111,7 @@ def open_source(
     """
     if isinstance(data, TableSource):
         return data
-    if isinstance(data, (str, Path)) and not glob.glob(str(data)) and "://" not in str(data):
-        raise ParameterError(f"data ({str(data)!r}) does not exist")
+    _check_exists(data)
     if engine == "duckdb":
         from dpsynth.marginals.duckdb_backend import DuckDBSource
 
@@ -143,12 +143,22 @@ def open_sources(paths: list[str | Path | None], engine: str, *,
                 opened.append(open_source(path, engine, spark_master=spark_master))
             else:
                 first = next(s for s in opened if s is not None)
-                if isinstance(path, (str, Path)) and not glob.glob(str(path)) and "://" not in str(path):
-                    raise ParameterError(f"data ({str(path)!r}) does not exist")
+                _check_exists(path)
                 opened.append(first.beside(path))
     except BaseException:
-        for source in reversed(opened):
-            if source is not None:
-                source.close()
+        close_sources(opened)
         raise
     return opened
+
+
+def close_sources(sources: list[Any]) -> None:
+    """Close what :func:`open_sources` opened, in reverse order (None entries skipped)."""
+    for source in reversed(sources):
+        if source is not None:
+            source.close()
+
+
+def _check_exists(data: Any) -> None:
+    """A local path that matches no file is a ParameterError (a URL is left to the engine)."""
+    if isinstance(data, (str, Path)) and not glob.glob(str(data)) and "://" not in str(data):
+        raise ParameterError(f"data ({str(data)!r}) does not exist")

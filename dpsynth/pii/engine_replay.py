@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from dpsynth import _validation as check
 from dpsynth.exceptions import DataError, ParameterError
 from dpsynth.marginals import sql
 from dpsynth.marginals.backend import EngineSource
@@ -121,8 +122,7 @@ def _check_parameters(near_threshold: float, alpha: float, holdout_share: float,
                             ("holdout_share", holdout_share, 0.0 < holdout_share < 1.0)):
         if not ok:
             raise ParameterError(f"{name} ({value!r}) must be in {'[0, 1)' if name == 'near_threshold' else '(0, 1)'}")
-    if isinstance(sample_rows, bool) or not isinstance(sample_rows, int) or sample_rows < 10:
-        raise ParameterError(f"sample_rows ({sample_rows!r}) must be an integer of at least 10")
+    check.int_at_least("sample_rows", sample_rows, 10)
 
 
 def _key_tables(tables: dict[str, EngineSource], schema: Schema) -> dict[str, str]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from dpsynth import _validation as check
 from dpsynth.exceptions import ParameterError
 from dpsynth.marginals.backend import EngineSource, MarginalCounter
 from dpsynth.quality.fidelity import MAX_MARGINALS, SAMPLE_SEED, _marginal_sets
@@ -72,8 +73,7 @@ def evaluate_sources(
 
     if target is not None and target not in schema.names:
         raise ParameterError(f"target ({target!r}) must be one of the schema's columns: {', '.join(schema.names)}")
-    if isinstance(sample_rows, bool) or not isinstance(sample_rows, int) or sample_rows < 10:
-        raise ParameterError(f"sample_rows ({sample_rows!r}) must be an integer of at least 10")
+    check.int_at_least("sample_rows", sample_rows, 10)
     tables = {"real": real, "synthetic": synthetic} | ({"holdout": holdout} if holdout is not None else {})
     for source in tables.values():
         source.validate(schema)
