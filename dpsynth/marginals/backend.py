@@ -20,7 +20,7 @@ counts, outside the engine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -73,6 +73,7 @@ class TableSource(Protocol):
         ...
 
 
+@runtime_checkable
 class EngineSource(TableSource, Protocol):
     """A :class:`TableSource` in an SQL engine (DuckDB, Spark), for the queries beyond a fit's (schema
     inference's counts, the copy checks' joins, the samples of ``eval`` and ``replay``)."""
@@ -94,12 +95,21 @@ class EngineSource(TableSource, Protocol):
         """The result of an aggregate query of at most ``max_rows`` rows (the one way results leave)."""
         ...
 
+    def beside_frame(self, frame: Any) -> EngineSource:
+        """A source over a pandas DataFrame in the same connection or session (a query can join both)."""
+        ...
+
     def persist(self, text: str, what: str) -> str:
         """Run ``text`` into a temporary table or view of the engine; its name."""
         ...
 
     def sample_rows(self, names: Sequence[str], rows: int, seed: int) -> Any:
         """A seeded sample of at most ``rows`` rows as a pandas DataFrame (ROWS LEAVE THE ENGINE)."""
+        ...
+
+    def reduce_batches(self, names: Sequence[str], fn: Callable[[Any], np.ndarray], width: int) -> np.ndarray:
+        """Σ ``fn(batch)`` (an int64 vector of ``width`` counts) over every row, in pandas batches; only the
+        sum is kept (DuckDB: batches in this process; Spark: on the executors, one vector per task back)."""
         ...
 
     def close(self) -> None:

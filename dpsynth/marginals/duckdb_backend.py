@@ -28,7 +28,7 @@ import gzip
 import io
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ from dpsynth.schema.schema import Schema
 
 __all__ = ["DuckDBCounter", "DuckDBSource"]
 
+#: rows per batch of :meth:`DuckDBSource.reduce_batches`
+BATCH_ROWS = 65_536
 _HEADER_BYTES = 1 << 20
 _ids = itertools.count()
 
@@ -231,6 +233,13 @@ class DuckDBSource:
             raise ParameterError("a DuckDB relation's source cannot open another table beside it: give paths")
         return DuckDBSource(data, connection=self._con)
 
+    def beside_frame(self, frame: Any) -> DuckDBSource:
+        """A source over a pandas DataFrame (a synthetic table: public, or about to be checked) in this
+        source's connection, so that one query can join it with this table."""
+        if self._con is None:
+            raise ParameterError("a DuckDB relation's source cannot register a table beside it: give paths")
+        return DuckDBSource(self._con.from_df(frame), connection=self._con)
+
     def persist(self, text: str, what: str) -> str:
         """Run ``text`` into a temporary table of the connection (private data that stays in DuckDB, dropped
         by ``close``); its name."""
@@ -249,6 +258,27 @@ class DuckDBSource:
         cols = ", ".join(sql.quote_identifier(n, "duckdb") for n in names)
         text = f"SELECT {cols} FROM dpsynth_src USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE ({int(seed)})"
         return self._guard(lambda: self._src.query("dpsynth_src", text).df())
+
+    def reduce_batches(self, names: Sequence[str], fn: Callable[[Any], np.ndarray], width: int, *,
+                       batch_rows: int = BATCH_ROWS) -> np.ndarray:
+        """Σ ``fn(batch)`` over every row of the columns ``names``, read in pandas batches of at most
+        ``batch_rows`` rows; ``fn`` returns an int64 vector of ``width`` counts.
+
+        ROWS LEAVE THE ENGINE here, batch by batch, into this process (DuckDB runs in it); only the
+        running sum is kept, so memory stays at one batch whatever the table's length. For the checks
+        that score every real row with a model of public data (the DP utility check). Decimals come as
+        float64, as :meth:`sample_rows` gives them.
+        """
+        types = dict(zip(self._columns, self._types, strict=True))
+        cols = ", ".join(f"CAST({q} AS DOUBLE) AS {q}" if types[n].upper().startswith("DECIMAL") else q
+                         for n, q in ((n, sql.quote_identifier(n, "duckdb")) for n in names))
+        reader = self._guard(lambda: self._src.query("dpsynth_src", f"SELECT {cols} FROM dpsynth_src")
+                             .to_arrow_reader(int(batch_rows)))
+        total = np.zeros(int(width), dtype=np.int64)
+        batches = iter(reader)
+        while (batch := self._guard(lambda: next(batches, None))) is not None:
+            total += np.asarray(fn(batch.to_pandas(date_as_object=False)), dtype=np.int64)
+        return total
 
     # -- TableSource ----------------------------------------------------------------------------
 

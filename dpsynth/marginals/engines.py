@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from dpsynth.marginals.spark_backend import SparkSource
 
 __all__ = ["ENGINES", "IN_MEMORY_BYTES", "choose_engine", "close_sources", "held_by", "is_engine_data", "open_source",
-           "open_sources"]
+           "open_sources", "register_frame"]
 
 ENGINES = ("auto", "numpy", "duckdb", "spark")
 #: ``auto`` reads a file of at most this many bytes into memory; larger ones are scanned by DuckDB.
@@ -162,3 +162,14 @@ def _check_exists(data: Any) -> None:
     """A local path that matches no file is a ParameterError (a URL is left to the engine)."""
     if isinstance(data, (str, Path)) and not glob.glob(str(data)) and "://" not in str(data):
         raise ParameterError(f"data ({str(data)!r}) does not exist")
+
+
+def register_frame(source: Any, frame: Any, na_rep: str) -> Any:
+    """A source over ``frame`` (a synthetic table) beside ``source``, holding what its CSV would read back:
+    every cell as text, a missing cell as ``na_rep`` (the checks then read exactly what would be released)."""
+    import io
+
+    import pandas as pd
+
+    text = io.StringIO(frame.to_csv(index=False, na_rep=na_rep))
+    return source.beside_frame(pd.read_csv(text, dtype=str, keep_default_na=False, skipinitialspace=True))

@@ -34,7 +34,7 @@ import gzip
 import io
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -44,7 +44,13 @@ import numpy as np
 from dpsynth.exceptions import DataError, ParameterError
 from dpsynth.marginals import sql
 from dpsynth.marginals.grouping import GroupingCounter
-from dpsynth.marginals.spark_session import engine_errors, quiet_python_loggers, session_conf, spark_session
+from dpsynth.marginals.spark_session import (
+    engine_errors,
+    pandas_interop,
+    quiet_python_loggers,
+    session_conf,
+    spark_session,
+)
 from dpsynth.schema.schema import Schema
 
 if TYPE_CHECKING:
@@ -239,6 +245,16 @@ class SparkSource:
         """A source over another path in this source's session, so that one query can join the two."""
         return SparkSource(data, session=self.session)
 
+    def beside_frame(self, frame: Any) -> SparkSource:
+        """A source over a pandas DataFrame of text columns (a synthetic table: public, or about to be
+        checked) in this source's session, sent from the driver."""
+        from pyspark.sql.types import StringType, StructField, StructType
+
+        fields = StructType([StructField(str(c), StringType(), True) for c in frame.columns])
+        with engine_errors("registering a table beside data"), pandas_interop():
+            df = self.session.createDataFrame(frame.astype(object).where(frame.notna(), None), fields)
+        return SparkSource(df)
+
     def persist(self, text: str, what: str) -> str:
         """Persist the result of ``text`` as a temporary view of this source (private data that stays in
         Spark, dropped by ``close``); its name."""
@@ -268,6 +284,35 @@ class SparkSource:
             picked = (frame if fraction >= 1.0 else frame.sample(False, fraction, int(seed))).limit(int(rows))
             collected = picked.collect()
         return pd.DataFrame.from_records([tuple(r) for r in collected], columns=list(names))
+
+    def reduce_batches(self, names: Sequence[str], fn: Callable[[Any], np.ndarray], width: int) -> np.ndarray:
+        """Σ ``fn(batch)`` over every row of the columns ``names``; ``fn`` maps a pandas batch to an int64
+        vector of ``width`` counts.
+
+        ``fn`` runs on the executors (``mapInPandas``, shipped there by pickling: it and what it holds must
+        be picklable, and the executors' Python must have dpsynth); each task sums its batches and only one
+        vector per task reaches the driver, never a row. Decimals come as float64.
+        """
+        import pandas as pd
+
+        kinds = dict(zip(self._columns, self._types, strict=True))
+        cols = ", ".join(f"CAST({q} AS DOUBLE) AS {q}" if kinds[n].startswith("decimal") else q
+                         for n, q in ((n, sql.quote_identifier(n, "spark")) for n in names))
+        size = int(width)
+
+        def partial(frames: Any) -> Any:
+            total = np.zeros(size, dtype=np.int64)
+            for frame in frames:
+                total += np.asarray(fn(frame), dtype=np.int64)
+            yield pd.DataFrame({"h": [total.tolist()]})
+
+        with engine_errors(f"scoring data {self.name!r}"), session_conf(self.session), pandas_interop():
+            rows = self.query(f"SELECT {cols} FROM {self.view}").mapInPandas(partial, "h array<bigint>").collect()
+        self.fetched_rows.append(len(rows))
+        out = np.zeros(size, dtype=np.int64)
+        for row in rows:
+            out += np.asarray(row[0], dtype=np.int64)
+        return out
 
     # -- TableSource ----------------------------------------------------------------------------
 

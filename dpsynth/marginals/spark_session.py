@@ -117,6 +117,16 @@ def spark_session(master: str | None = None) -> SparkSession:
         return session
 
 
+@contextlib.contextmanager
+def pandas_interop() -> Iterator[None]:
+    """Silence pyspark 4.x's "does not yet fully support pandas >= 3.0.0" (it warns when it starts and on
+    every pandas exchange). dpsynth's exchanges (a text-only DataFrame sent in, int64 vectors out of a
+    ``mapInPandas``) are covered by its tests against the pandas it pins."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+        yield
+
+
 def _running(session: SparkSession) -> bool:
     """Whether ``session``'s SparkContext is still up (a caller may have stopped it)."""
     from pyspark import SparkContext
@@ -149,11 +159,10 @@ def _start(master: str) -> SparkSession:
         proc = getattr(gateway, "proc", None)
         if proc is not None and proc.stderr is not None:
             threading.Thread(target=_pump, args=(proc.stderr,), name="dpsynth-spark-stderr", daemon=True).start()
-        with warnings.catch_warnings():  # pyspark 4.x warns once that it "does not yet fully support pandas
-            # >= 3.0.0" while it starts (a probe for numpy); dpsynth sends pandas nothing through Spark
-            warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
-                                    category=FutureWarning)
+        with pandas_interop():
             context = SparkContext(conf=conf, gateway=gateway)
+        if master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+            context.pythonExec = sys.executable  # a UDF's workers run this interpreter (it has dpsynth), not python3
         return SparkSession(context)
     except Exception as exc:  # Spark cannot start: one line, the cause's class only
         raise ParameterError(f"spark master ({master!r}) cannot be started: {exc.__class__.__name__} (is a Java "
