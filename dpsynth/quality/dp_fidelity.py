@@ -29,11 +29,14 @@ release through :mod:`dpsynth.mechanisms` (see :mod:`dpsynth.release.dp_checks`)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from dpsynth.marginals import paired_counts
+from dpsynth.marginals.backend import MarginalCounter
+from dpsynth.marginals.numpy_backend import marginal_counts
 from dpsynth.quality.fidelity import MAX_MARGINALS, SAMPLE_SEED, _marginal_sets
 
 #: SCALE of the released integer g_k = ⌊SCALE·f_k + ½⌋ (an integer, so that Δ = 2·SCALE is one).
@@ -77,24 +80,44 @@ def workload_statistic(real_codes: np.ndarray, synthetic_codes: np.ndarray, size
     d = real_codes.shape[1]
     if k > d:
         return None
-    m_s = len(synthetic_codes)
+    sets, sampled = _marginal_sets(d, k, max_marginals, seed)
+    # sparse for a marginal too big for memory
+    pairs = (paired_counts(real_codes, synthetic_codes, cols, sizes) for cols in sets)
+    return _statistic(k, pairs, len(real_codes), len(synthetic_codes), len(sets), sampled)
+
+
+def counted_workload_statistic(real: MarginalCounter, synthetic_codes: np.ndarray, k: int, *,
+                               max_marginals: int = MAX_MARGINALS,
+                               seed: int = SAMPLE_SEED) -> WorkloadStatistic | None:
+    """:func:`workload_statistic` with the real table's marginals from a counting backend (DuckDB,
+    Spark: the rows stay there; the histograms of the same marginal sets come back dense)."""
+    sizes = real.schema.sizes
+    d = len(sizes)
+    if k > d:
+        return None
+    sets, sampled = _marginal_sets(d, k, max_marginals, seed)
+    counts = real.counts([tuple(cols) for cols in sets])
+    n = int(counts[0].sum()) if counts else 0
+    pairs = ((c, marginal_counts(synthetic_codes, list(cols), sizes)) for c, cols in zip(counts, sets, strict=True))
+    return _statistic(k, pairs, n, len(synthetic_codes), len(sets), sampled)
+
+
+def _statistic(k: int, pairs: Iterable[tuple[np.ndarray, np.ndarray]], n: int, m_s: int, n_sets: int,
+               sampled: bool) -> WorkloadStatistic:
+    """T = Σ_m Σ_cells |m_S·c − n·s| over the (real, synthetic) histograms of the marginal sets."""
     if m_s == 0:
         raise ValueError("the synthetic table has no rows")
-    n = len(real_codes)
-    sets, sampled = _marginal_sets(d, k, max_marginals, seed)
     # |m_S·c − n·s| per cell is at most n·m_S; per marginal the sum is at most 2·n·m_S (int64-safe
     # below 2^62), and the total over marginals is a Python int.
     exact_int64 = 2 * max(n, 1) * m_s < 2**62
     total = 0
-    for cols in sets:
-        c, s = paired_counts(real_codes, synthetic_codes, cols, sizes)  # sparse for a marginal too big for memory
+    for c, s in pairs:
         if exact_int64:
-            total += int(np.abs(m_s * c - n * s).sum())
+            total += int(np.abs(m_s * np.asarray(c, dtype=np.int64) - n * np.asarray(s, dtype=np.int64)).sum())
         else:
             total += sum(abs(m_s * int(a) - n * int(b)) for a, b in zip(c.tolist(), s.tolist(), strict=True))
-    return WorkloadStatistic(k=k, numerator=total, denominator=m_s * len(sets), n_marginals=len(sets),
-                             sampled=sampled)
+    return WorkloadStatistic(k=k, numerator=total, denominator=m_s * n_sets, n_marginals=n_sets, sampled=sampled)
 
 
-__all__ = ["FIDELITY_SCALE", "WORKLOAD_SENSITIVITY", "WorkloadStatistic", "quantised_sensitivity",
-           "workload_statistic"]
+__all__ = ["FIDELITY_SCALE", "WORKLOAD_SENSITIVITY", "WorkloadStatistic", "counted_workload_statistic",
+           "quantised_sensitivity", "workload_statistic"]

@@ -22,13 +22,16 @@ through :mod:`dpsynth.mechanisms` (see :mod:`dpsynth.release.dp_checks`) is DP.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dpsynth.exceptions import ParameterError
+from dpsynth.marginals.backend import EngineSource
 from dpsynth.quality.utility import _features
+from dpsynth.schema.encode import encode
 from dpsynth.schema.schema import Schema
 
 DEFAULT_BINS = 20
@@ -111,6 +114,26 @@ def correct_count(model: SyntheticModel, real: pd.DataFrame, real_codes: np.ndar
     return np.array([int(np.sum(model.predict(real, real_codes) == real_codes[:, j]))], dtype=np.int64)
 
 
+def source_score_histogram(model: SyntheticModel, source: EngineSource, bins: int) -> np.ndarray:
+    """:func:`score_histogram` of a real table held by an engine, every row scored in batches there
+    (:meth:`~dpsynth.marginals.backend.EngineSource.reduce_batches`): the histogram is the sum of the
+    batches' histograms, so it equals the in-memory one exactly."""
+    return source.reduce_batches(model.schema.names, partial(_batch_histogram, model, bins), 2 * bins)
+
+
+def source_correct_count(model: SyntheticModel, source: EngineSource) -> np.ndarray:
+    """:func:`correct_count` of a real table held by an engine (the sum over batches)."""
+    return source.reduce_batches(model.schema.names, partial(_batch_correct, model), 1)
+
+
+def _batch_histogram(model: SyntheticModel, bins: int, batch: pd.DataFrame) -> np.ndarray:
+    return score_histogram(model, batch, encode(batch, model.schema), bins)
+
+
+def _batch_correct(model: SyntheticModel, batch: pd.DataFrame) -> np.ndarray:
+    return correct_count(model, batch, encode(batch, model.schema))
+
+
 def auc_from_histogram(hist: np.ndarray, bins: int) -> float | None:
     """ROC-AUC of binned scores (ties within a bin count ½) from a (possibly noisy) 2·B histogram.
 
@@ -140,4 +163,5 @@ def accuracy_from_histogram(hist: np.ndarray, bins: int) -> float | None:
 
 
 __all__ = ["DEFAULT_BINS", "SyntheticModel", "accuracy_from_histogram", "auc_from_histogram", "correct_count",
-           "fit_synthetic_model", "score_bins", "score_histogram", "target_kind"]
+           "fit_synthetic_model", "score_bins", "score_histogram", "source_correct_count", "source_score_histogram",
+           "target_kind"]

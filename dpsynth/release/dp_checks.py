@@ -40,6 +40,7 @@ import pandas as pd
 
 from dpsynth import _validation as v
 from dpsynth.exceptions import ParameterError
+from dpsynth.marginals.backend import EngineSource, TableSource
 from dpsynth.mechanisms import GaussianCounts, NoiseSource
 from dpsynth.pii import dp_replay
 from dpsynth.privacy.events import PrivacyEvent
@@ -262,14 +263,16 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def run_dp_checks(plan: DPChecksPlan, real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *,
+def run_dp_checks(plan: DPChecksPlan, real: pd.DataFrame | EngineSource, synthetic: pd.DataFrame, schema: Schema, *,
                   target: str | None, noise: NoiseSource, odometer: Odometer, seed: int = 0, alpha: float = 0.01,
                   rows_estimate: float | None = None) -> DPChecksResult:
     """Run the plan's DP checks of ``synthetic`` against ``real``.
 
     Args:
         plan: from :func:`plan_dp_checks`; its events must be reserved in ``odometer``.
-        real: the private table.
+        real: the private table, in memory or held by a counting engine (DuckDB, Spark; validated against
+            ``schema`` already): there every statistic is an aggregate computed in the engine, over every row
+            (the replay sample registered beside it, the utility model scoring the rows in batches there).
         synthetic: the (DP, public) synthetic table.
         schema: the tables' public schema.
         target: the utility check's target column (categorical).
@@ -296,7 +299,8 @@ def run_dp_checks(plan: DPChecksPlan, real: pd.DataFrame, synthetic: pd.DataFram
         raise ParameterError("rows_estimate is given but the plan measures the rows: plan with measure_rows=False")
     if rows_estimate is not None:
         rows_estimate = v.real("rows_estimate", rows_estimate)
-    real_codes = encode(real, schema)
+    held = isinstance(real, TableSource)  # in an engine (validated there): every query below is an aggregate
+    real_codes = None if held else encode(real, schema)
     synthetic_codes = encode(synthetic, schema)
     # Everything below touches the real table only through `measure`: the event is spent, then the
     # noisy value is all that leaves.
@@ -310,14 +314,19 @@ def run_dp_checks(plan: DPChecksPlan, real: pd.DataFrame, synthetic: pd.DataFram
         return noisy
 
     if plan.measure_rows:
-        n_hat = float(measure("rows", np.array([len(real_codes)]))[0])
+        n_hat = float(measure("rows", np.array([_rows(real) if real_codes is None else len(real_codes)]))[0])
         rows_source = "measured"
     else:
         assert rows_estimate is not None  # type narrowing: checked above (ParameterError)
         n_hat, rows_source = float(rows_estimate), "given"
     n_norm = max(n_hat, 1.0)
 
-    fidelity, details = _fidelity(plan, real_codes, synthetic_codes, schema, measure, mechanisms, n_norm)
+    def statistic(k: int) -> dp_fidelity.WorkloadStatistic | None:
+        if real_codes is None:
+            return dp_fidelity.counted_workload_statistic(real.counter(schema), synthetic_codes, k)
+        return dp_fidelity.workload_statistic(real_codes, synthetic_codes, schema.sizes, k)
+
+    fidelity, details = _fidelity(plan, statistic, measure, mechanisms, n_norm)
     replay = _replay(plan, real, synthetic, schema, measure, mechanisms, n_hat, seed, alpha)
     utility = None
     if plan.utility:
@@ -329,13 +338,18 @@ def run_dp_checks(plan: DPChecksPlan, real: pd.DataFrame, synthetic: pd.DataFram
                           secure_noise=bool(getattr(noise, "secure", False)), rows_source=rows_source)
 
 
-def _fidelity(plan: DPChecksPlan, real_codes: np.ndarray, synthetic_codes: np.ndarray, schema: Schema, measure: Any,
-              mechanisms: dict[str, Measurement], n_norm: float) -> tuple[dict[str, float | None], dict[str, Any]]:
+def _rows(real: Any) -> int:
+    """The real table's row count, one aggregate row from its engine."""
+    return int(real.fetch(f"SELECT COUNT(*) AS n FROM {real.table}", 1)["n"][0])
+
+
+def _fidelity(plan: DPChecksPlan, statistic: Any, measure: Any, mechanisms: dict[str, Measurement],
+              n_norm: float) -> tuple[dict[str, float | None], dict[str, Any]]:
     scale = plan.fidelity_scale
     by_k: dict[int, float | None] = {}
     details: dict[str, dict[str, Any]] = {}
     for k in plan.fidelity_ks:
-        stat = dp_fidelity.workload_statistic(real_codes, synthetic_codes, schema.sizes, k)
+        stat = statistic(k)
         name = f"fidelity.{k}way"
         if stat is None:  # fewer columns than k (public): nothing to measure, nothing spent
             by_k[k] = None
@@ -356,13 +370,23 @@ def _fidelity(plan: DPChecksPlan, real_codes: np.ndarray, synthetic_codes: np.nd
     return out, details
 
 
-def _replay(plan: DPChecksPlan, real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, measure: Any,
+def _replay(plan: DPChecksPlan, real: Any, synthetic: pd.DataFrame, schema: Schema, measure: Any,
             mechanisms: dict[str, Measurement], n_hat: float, seed: int, alpha: float) -> dict[str, dict[str, Any]]:
     if not plan.replay:
         return {}
     size = dp_replay.synthetic_sample_size(n_hat, len(synthetic))
     sample = synthetic.iloc[dp_replay.synthetic_sample(len(synthetic), size, seed)].reset_index(drop=True)
-    counts = dp_replay.replay_counts(real, sample, schema, plan.replay, seed=seed)
+    if isinstance(real, EngineSource):  # the sample (a DP output) is registered beside the real table
+        from dpsynth.marginals.engines import register_frame
+        from dpsynth.pii.engine_dp_replay import engine_replay_counts
+
+        beside = register_frame(real, sample, schema.missing_values[0] if schema.missing_values else "")
+        try:
+            counts = engine_replay_counts(real, beside, schema, plan.replay, seed=seed)
+        finally:
+            beside.close()
+    else:
+        counts = dp_replay.replay_counts(real, sample, schema, plan.replay, seed=seed)
     out: dict[str, dict[str, Any]] = {}
     for check in plan.replay:
         c = counts[check]
@@ -382,7 +406,7 @@ def _replay(plan: DPChecksPlan, real: pd.DataFrame, synthetic: pd.DataFrame, sch
     return out
 
 
-def _utility(plan: DPChecksPlan, kind: str, real: pd.DataFrame, real_codes: np.ndarray, synthetic: pd.DataFrame,
+def _utility(plan: DPChecksPlan, kind: str, real: Any, real_codes: np.ndarray | None, synthetic: pd.DataFrame,
              synthetic_codes: np.ndarray, schema: Schema, target: str, measure: Any,
              mechanisms: dict[str, Measurement], n_norm: float) -> dict[str, Any]:
     model = dp_utility.fit_synthetic_model(synthetic, synthetic_codes, schema, target)
@@ -392,14 +416,16 @@ def _utility(plan: DPChecksPlan, kind: str, real: pd.DataFrame, real_codes: np.n
                            "note": "no train-on-real arm: it would need a DP-trained model"}
     if kind == "binary":
         bins = plan.utility_bins
-        noisy = measure("utility", dp_utility.score_histogram(model, real, real_codes, bins))
+        noisy = measure("utility", dp_utility.score_histogram(model, real, real_codes, bins) if real_codes is not None
+                        else dp_utility.source_score_histogram(model, real, bins))
         out.update({"metric": "roc_auc", "kind": "binary", "bins": bins,
                     "train_synthetic": {"roc_auc": dp_utility.auc_from_histogram(noisy, bins),
                                         "accuracy": dp_utility.accuracy_from_histogram(noisy, bins)},
                     "binning": f"{bins} uniform bins of the predicted probability of code 1; ties within a bin "
                                "count 1/2"})
     else:
-        correct = float(measure("utility", dp_utility.correct_count(model, real, real_codes))[0])
+        correct = float(measure("utility", dp_utility.correct_count(model, real, real_codes) if real_codes is not None
+                                else dp_utility.source_correct_count(model, real))[0])
         out.update({"metric": "accuracy", "kind": "multiclass",
                     "train_synthetic": {"accuracy": min(max(correct / n_norm, 0.0), 1.0)},
                     "noise_sd": sigma / n_norm})
