@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any
 
-from dpsynth.cli.arguments import THREADS_HELP, integer, number
+from dpsynth.cli.arguments import THREADS_HELP, engine_options, integer, number
 from dpsynth.cli.synth_params import synth_params
 from dpsynth.exceptions import ParameterError
 
@@ -20,7 +20,8 @@ def add_release(sub: Any) -> None:
     rel = sub.add_parser("release", help="the release gate: fit, audit, scan, check against a policy, write the "
                                          "report (exit 0 released, 1 blocked, 2 bad input, 3 budget refused, "
                                          "4 failed after the charge: kept in OUT.failed-TIMESTAMP)")
-    rel.add_argument("--data", required=True, help="private table (.csv, .csv.gz or .parquet)")
+    rel.add_argument("--data", required=True, help="private table (.csv, .csv.gz or .parquet; with --engine duckdb "
+                     "or spark also a folder or glob of Parquet files)")
     rel.add_argument("--schema", required=True, help="public schema (YAML/JSON)")
     rel.add_argument("--synthesizer", required=True,
                      help="mst, aim, dpctgan, dpvae, or an import path package.module:Class")
@@ -41,6 +42,7 @@ def add_release(sub: Any) -> None:
     rel.add_argument("--workers", type=integer, help="processes for the audit's fits (default: the CPUs, at most 8)")
     rel.add_argument("--threads", type=integer, default=None, help=THREADS_HELP)
     rel.add_argument("--json", action="store_true", help="print the decision as one JSON object (no progress)")
+    engine_options(rel)
 
 
 def add_verify_manifest(sub: Any) -> None:
@@ -64,7 +66,8 @@ def run_release(args: argparse.Namespace) -> int:
     result = release(data=args.data, schema=args.schema, synthesizer=args.synthesizer, epsilon=args.epsilon,
                      delta=args.delta, ledger=args.ledger, dataset=args.dataset, policy=args.policy, out=args.out,
                      rows=args.rows, synthesizer_params=params, target=args.target, insecure_seed=args.insecure_seed,
-                     progress=False if args.json else None, workers=args.workers, threads=args.threads)
+                     progress=False if args.json else None, workers=args.workers, threads=args.threads,
+                     engine=args.engine, spark_master=args.spark_master)
     report = result.report
     if args.json:
         print(json.dumps({"status": result.status, "exit_code": result.exit_code, "reasons": result.reasons,

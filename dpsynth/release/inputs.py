@@ -46,13 +46,14 @@ class ReleaseInputs:
     dp_plan: Any
     scanner: Any
     suite: dict[str, Any] | None
-    real: pd.DataFrame
+    real: Any  # a pandas DataFrame, or the source of a counting engine (open: release closes it)
     input_name: str
     input_sha256: str
     workers: int
     threads: int | None
     schema_file: dict[str, str]
     check_events: list[Any]
+    engine: str = "numpy"
 
     @property
     def na_rep(self) -> str:
@@ -78,7 +79,8 @@ def check_out_dir(out: str | Path) -> Path:
 def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, synthesizer: str, epsilon: float,
                  delta: float, ledger: str | Any, dataset: str, policy: str | Path | Policy, out: str | Path,
                  rows: int | None, synthesizer_params: dict[str, Any] | None, target: str | None,
-                 insecure_seed: int | None, seed: int, workers: int | None, threads: int | None) -> ReleaseInputs:
+                 insecure_seed: int | None, seed: int, workers: int | None, threads: int | None,
+                 engine: str = "auto", spark_master: str | None = None) -> ReleaseInputs:
     """Check the arguments of :func:`~dpsynth.release.pipeline.release` in its order (the first
     mistake is the one reported); reads the private table only to check it against its schema."""
     from dpsynth import _validation as check
@@ -125,15 +127,20 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
     dp_plan = plan_decision(pol, sch, target)
     scanner = _pii_scanner(pol)
     suite = _audit_suite(pol)
-    if isinstance(data, pd.DataFrame):
+    workers = min(os.cpu_count() or 1, 8) if workers is None else check.positive_int("workers", workers)
+    threads = None if threads is None else check_threads(threads)
+    engine = _engine(engine, data, cls, spark_master)
+    real: Any
+    if engine != "numpy":  # the rows stay in the engine; it validates them (counts only) and fingerprints them
+        real, input_name, input_sha256 = _open_in_engine(data, engine, spark_master, sch)
+    elif isinstance(data, pd.DataFrame):
         real = data
         input_name, input_sha256 = "<DataFrame>", sha256_bytes(data.to_csv(index=False).encode("utf-8"))
     else:
         real = read_table(data)
         input_name, input_sha256 = Path(data).name, sha256_path(data)
-    encode(real, sch)  # a table that does not fit its schema is a user mistake (exit 2), before any charge
-    workers = min(os.cpu_count() or 1, 8) if workers is None else check.positive_int("workers", workers)
-    threads = None if threads is None else check_threads(threads)
+    if engine == "numpy":
+        encode(real, sch)  # a table that does not fit its schema is a user mistake (exit 2), before any charge
     schema_file = ({"name": schema_path.name, "sha256": sha256_path(schema_path)} if schema_path is not None else
                    {"name": "<Schema>", "sha256": sha256_bytes(json.dumps(sch.to_dict(), sort_keys=True).encode())})
     check_events = dp_plan.events() if dp_plan is not None else []
@@ -142,7 +149,39 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
                          sch=sch, cls=cls, params=params, probe=probe, events=events, claimed=claimed, rows=rows,
                          led=led, statement_before=statement_before, target=target, dp_plan=dp_plan,
                          scanner=scanner, suite=suite, real=real, input_name=input_name, input_sha256=input_sha256,
-                         workers=workers, threads=threads, schema_file=schema_file, check_events=check_events)
+                         workers=workers, threads=threads, schema_file=schema_file, check_events=check_events,
+                         engine=engine)
+
+
+def _engine(engine: str, data: Any, cls: Any, spark_master: str | None) -> str:
+    """The engine that holds the private table (``--engine``; ``auto`` as for ``fit``)."""
+    from dpsynth.marginals.engines import choose_engine, held_by
+
+    chosen = choose_engine(engine, data, fits_on_marginals=getattr(cls, "fits_on_marginals", False),
+                           spark_master=spark_master)
+    if chosen != "numpy" and isinstance(data, pd.DataFrame):
+        raise ParameterError(f"engine ({engine!r}): a pandas DataFrame is in memory already; use engine numpy or "
+                             "auto, or give the table's path")
+    if held_by(data) == "duckdb":
+        raise ParameterError("release reads a DuckDB table by its path (its checks register the synthetic table "
+                             "in the same connection): give the file, folder or glob")
+    return chosen
+
+
+def _open_in_engine(data: Any, engine: str, spark_master: str | None, sch: Any) -> tuple[Any, str, str]:
+    """(the open source, its name for the report, its fingerprint), the table validated against ``sch``
+    in the engine (a DataError, exit 2, names the column and the count of bad cells; nothing is charged)."""
+    from dpsynth.marginals.engines import held_by, open_source
+
+    source: Any = open_source(data, engine, spark_master=spark_master)
+    try:
+        source.validate(sch)
+        fingerprint = source.fingerprint(sch)
+    except BaseException:
+        source.close()
+        raise
+    name = "<Spark DataFrame>" if held_by(data) == "spark" else Path(str(data)).name
+    return source, name, fingerprint
 
 
 def _pii_scanner(pol: Policy) -> Any:

@@ -50,7 +50,7 @@ from dpsynth.release.private_checks import (
 )
 from dpsynth.release.progress import Progress
 from dpsynth.release.recovery import current_kept, keeps_what_it_has
-from dpsynth.release.report import ledger_history, ledger_statement, new_report, privacy_block
+from dpsynth.release.report import engine_block, ledger_history, ledger_statement, new_report, privacy_block
 
 NOTICE = INTERNAL_NOTICE
 
@@ -112,6 +112,8 @@ def release(
     progress: bool | None = None,
     workers: int | None = None,
     threads: int | None = None,
+    engine: str = "auto",
+    spark_master: str | None = None,
 ) -> ReleaseResult:
     """Take a private table through the release road and write the artifacts to ``out``.
 
@@ -139,6 +141,12 @@ def release(
         workers: processes for the audit's fits (default: the machine's CPUs, at most 8; 1 fits in
             this process). The audit's figures do not depend on it.
         threads: threads of the synthesizer's fit (``Synthesizer.fit(threads=)``; default automatic).
+        engine: where the private table is read (``auto``, ``numpy``, ``duckdb``, ``spark``; as for ``fit``,
+            :mod:`dpsynth.marginals.engines`). In DuckDB or Spark the rows stay there: the validation, the
+            fit's marginals and every DP check are aggregates computed in the engine over every row; the
+            exact internal figures are exact where they are counts and on stated seeded samples where
+            they need rows (``docs/scale.md``). The synthetic table is held in memory.
+        spark_master: the Spark master for ``engine="spark"`` (default: the active session's, or local).
 
     Returns:
         :class:`ReleaseResult`: ``status`` released / blocked / refused, ``exit_code`` 0 / 1 / 3.
@@ -155,14 +163,27 @@ def release(
     then DP. Under the policy's opt-in ``decision_read_private_data_without_privacy`` it is not.
     """
     started = time.perf_counter()
-    timings: dict[str, float] = {}
     # -- 1. everything a user can get wrong, before any private computation ---------------------
     inp = check_inputs(data=data, schema=schema, synthesizer=synthesizer, epsilon=epsilon, delta=delta, ledger=ledger,
                        dataset=dataset, policy=policy, out=out, rows=rows, synthesizer_params=synthesizer_params,
-                       target=target, insecure_seed=insecure_seed, seed=seed, workers=workers, threads=threads)
+                       target=target, insecure_seed=insecure_seed, seed=seed, workers=workers, threads=threads,
+                       engine=engine, spark_master=spark_master)
+    try:
+        return _road(inp, started, progress)
+    finally:
+        if inp.engine != "numpy":
+            inp.real.close()  # its temporary tables and views; the user's file or DataFrame is left alone
+
+
+def _road(inp: ReleaseInputs, started: float, progress: bool | None) -> ReleaseResult:
+    """Steps 2 to 5 of :func:`release` for its checked inputs."""
+    epsilon, delta, dataset = inp.epsilon, inp.delta, inp.dataset
+    timings: dict[str, float] = {}
     checks = Checks()
     report = new_report(inp, checks, privacy_block(inp.events, inp.check_events, float(epsilon), float(delta)),
                         timings)
+    if inp.engine != "numpy":
+        report["release"]["engine"] = engine_block(inp.engine)
     kept = current_kept()  # what a failure after the charge keeps (keeps_what_it_has)
     kept.out_dir, kept.report = inp.out_dir, report
     kept.na_rep = inp.na_rep
@@ -324,7 +345,8 @@ def _evidence(synth: Any, synthetic: pd.DataFrame, inp: ReleaseInputs, report: d
     gate = not pol.decision.dp  # the exact checks gate only under the named opt-in
     if pol.replay is not None:
         exact_replay_checks(report, checks, pol, inp.real, synthetic, sch, inp.seed, bar, timings, gate=gate)
-    exact_quality_checks(report, checks, pol, inp.real, synthetic, sch, inp.target, bar, timings, gate=gate)
+    exact_quality_checks(report, checks, pol, inp.real, synthetic, sch, inp.target, bar, timings, gate=gate,
+                         seed=inp.seed)
 
 
 def _finish(report: dict[str, Any], checks: Checks, out_dir: Path, synthetic: pd.DataFrame | None, status: str,

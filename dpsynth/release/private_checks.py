@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dpsynth.exceptions import BudgetExceededError, InternalError, ParameterError
+from dpsynth.marginals.backend import EngineSource
 from dpsynth.release.checks import Checks, first_line
 from dpsynth.release.policy import Policy
 from dpsynth.release.progress import Progress
@@ -59,8 +62,8 @@ def plan_decision(pol: Policy, sch: Any, target: str | None) -> Any:
 
 
 def dp_private_checks(report: dict[str, Any], checks: Checks, pol: Policy, plan: Any, led: Any, dataset: str,
-                      real: pd.DataFrame, synthetic: pd.DataFrame, sch: Any, target: str | None, seed: int,
-                      insecure_seed: int | None, input_sha256: str, synth: Any, bar: Progress,
+                      real: pd.DataFrame | EngineSource, synthetic: pd.DataFrame, sch: Any, target: str | None,
+                      seed: int, insecure_seed: int | None, input_sha256: str, synth: Any, bar: Progress,
                       timings: dict[str, float]) -> None:
     """Reserve the DP checks' plan (a second entry of this release), measure, and gate on the
     noisy values only."""
@@ -151,7 +154,7 @@ def _dp_check_ids(plan: Any) -> list[tuple[str, str, str, Any, str]]:
     return out
 
 
-def exact_replay_checks(report: dict[str, Any], checks: Checks, pol: Policy, real: pd.DataFrame,
+def exact_replay_checks(report: dict[str, Any], checks: Checks, pol: Policy, real: pd.DataFrame | EngineSource,
                         synthetic: pd.DataFrame, sch: Any, seed: int, bar: Progress, timings: dict[str, float], *,
                         gate: bool) -> None:
     """Exact replay figures (NOT DP): internal evidence; they gate only under the named opt-in."""
@@ -162,8 +165,15 @@ def exact_replay_checks(report: dict[str, Any], checks: Checks, pol: Policy, rea
     t = time.perf_counter()
     with bar.step("replay checks against the real table"):
         try:
-            rep = copy_check(real, synthetic, sch, alpha=rules.alpha, near_threshold=rules.near_threshold, seed=seed,
-                             near="near_copies" in rules.checks)
+            if isinstance(real, EngineSource):  # joins over every row in the engine; near copies on a sample
+                from dpsynth.pii.engine_replay import engine_copy_check
+
+                with _beside(real, synthetic, sch) as beside:
+                    rep = engine_copy_check(real, beside, sch, alpha=rules.alpha, near_threshold=rules.near_threshold,
+                                            seed=seed, near="near_copies" in rules.checks)
+            else:
+                rep = copy_check(real, synthetic, sch, alpha=rules.alpha, near_threshold=rules.near_threshold,
+                                 seed=seed, near="near_copies" in rules.checks)
             report["evidence"]["replay"] = rep.to_dict()
             for name in rules.checks if gate else ():
                 title = REPLAY_TITLES[name] + (f" (distance <= {rules.near_threshold:g})" if name == "near_copies"
@@ -188,9 +198,9 @@ def exact_replay_checks(report: dict[str, Any], checks: Checks, pol: Policy, rea
     timings["replay"] = round(time.perf_counter() - t, 3)
 
 
-def exact_quality_checks(report: dict[str, Any], checks: Checks, pol: Policy, real: pd.DataFrame,
+def exact_quality_checks(report: dict[str, Any], checks: Checks, pol: Policy, real: pd.DataFrame | EngineSource,
                          synthetic: pd.DataFrame, sch: Any, target: str | None, bar: Progress,
-                         timings: dict[str, float], *, gate: bool) -> None:
+                         timings: dict[str, float], *, gate: bool, seed: int = 0) -> None:
     """Exact fidelity and utility (NOT DP): internal evidence; they gate only under the named opt-in."""
     from dpsynth.quality import evaluate
 
@@ -198,9 +208,18 @@ def exact_quality_checks(report: dict[str, Any], checks: Checks, pol: Policy, re
     error: BaseException | None = None
     with bar.step("fidelity and utility"):
         try:
-            quality = evaluate(real, synthetic, sch, target=target)
+            if isinstance(real, EngineSource):  # exact counts in the engine; row-level figures on seeded samples
+                from dpsynth.quality.engine_eval import evaluate_sources
+
+                with _beside(real, synthetic, sch) as beside:
+                    quality = evaluate_sources(real, beside, sch, target=target, seed=seed)
+                    ones = [(j,) for j in range(len(sch))]
+                    quality["marginals"] = marginals_of_counts(real.counter(sch).counts(ones),
+                                                               beside.counter(sch).counts(ones), sch)
+            else:
+                quality = evaluate(real, synthetic, sch, target=target)
+                quality["marginals"] = marginals(real, synthetic, sch)
             utility = quality.pop("utility", None)
-            quality["marginals"] = marginals(real, synthetic, sch)
             report["evidence"]["fidelity"] = quality
             report["evidence"]["utility"] = utility
         except Exception as exc:  # noqa: BLE001 - a check that fails to run blocks
@@ -259,17 +278,35 @@ def _gate_on_exact_utility(checks: Checks, pol: Policy, utility: dict[str, Any] 
                        reads="private_not_dp")
 
 
+@contextmanager
+def _beside(real: EngineSource, synthetic: pd.DataFrame, sch: Any) -> Iterator[EngineSource]:
+    """The synthetic table registered beside the real one in its engine (as its CSV reads back), dropped after."""
+    from dpsynth.marginals.engines import register_frame
+
+    beside = register_frame(real, synthetic, sch.missing_values[0] if sch.missing_values else "")
+    try:
+        yield beside
+    finally:
+        beside.close()
+
+
 def marginals(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Any) -> list[dict[str, Any]]:
     """Per column, the shares of real and synthetic rows in each public level or bin (the largest
     ``MAX_PLOT_LEVELS`` levels by real share, the rest pooled as "(other levels)"); NOT DP."""
     from dpsynth.schema.encode import encode
 
     r, s = encode(real, schema), encode(synthetic, schema)
+    return marginals_of_counts([np.bincount(r[:, j], minlength=c.size) for j, c in enumerate(schema.columns)],
+                               [np.bincount(s[:, j], minlength=c.size) for j, c in enumerate(schema.columns)], schema)
+
+
+def marginals_of_counts(real: list[np.ndarray], synthetic: list[np.ndarray], schema: Any) -> list[dict[str, Any]]:
+    """:func:`marginals` from each column's 1-way counts (in memory, or from a counting engine)."""
     out = []
     for j, col in enumerate(schema.columns):
         labels = _labels(col)
-        pr = np.bincount(r[:, j], minlength=col.size) / max(len(r), 1)
-        ps = np.bincount(s[:, j], minlength=col.size) / max(len(s), 1)
+        pr = real[j] / max(int(real[j].sum()), 1)
+        ps = synthetic[j] / max(int(synthetic[j].sum()), 1)
         if col.kind == "categorical" and col.size > MAX_PLOT_LEVELS:
             keep = np.sort(np.argsort(-pr, kind="stable")[: MAX_PLOT_LEVELS - 1])
             rest = np.setdiff1d(np.arange(col.size), keep)

@@ -60,6 +60,27 @@ def new_report(inputs: ReleaseInputs, checks: Checks, privacy: dict[str, Any],
     }
 
 
+def engine_block(engine: str) -> dict[str, Any]:
+    """Where each figure of a release whose private table an engine holds was computed (internal: under
+    ``--engine auto`` the engine follows the file's size, so ``publishable`` leaves this out)."""
+    name = {"duckdb": "DuckDB", "spark": "Spark"}[engine]
+    where = "in this process" if engine == "duckdb" else "on the executors"
+    return {
+        "engine": engine,
+        "real_table": f"read by {name}: only aggregates left it, and the seeded samples named below",
+        "validation": f"per-column counts of cells that do not fit the schema, in {name}",
+        "fit": f"the synthesizer's marginal counts, in {name} (noise added outside, by dpsynth)",
+        "dp_checks": (f"every real row: the row count, the fidelity marginals and the replay joins are aggregates "
+                      f"in {name}; the utility model (trained on the synthetic table) scores the real rows in batches "
+                      f"{where}, only the histogram kept"),
+        "exact_checks": ("internal, NOT DP: the row counts, workload errors and TVDs and the exact and "
+                         "quasi-identifier copies are over every row; KS, Wasserstein, associations, utility and near "
+                         "copies are on seeded samples (evidence.fidelity.sample, evidence.replay.engine)"),
+        "synthetic_table": "held in memory and registered beside the real table for the checks; the PII scan and the "
+                           "audit read all of it",
+    }
+
+
 def versions() -> dict[str, str | None]:
     """dpsynth's, Python's and :data:`VERSIONED` packages' versions."""
     from importlib import metadata
