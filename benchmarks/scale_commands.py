@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-r"""``schema infer``, ``eval`` and ``replay`` through DuckDB (and in memory, where it fits) on tables of 1M
+r"""``schema infer``, ``eval``, ``replay`` and ``release`` (the default policy, secure noise, 100,000 released
+rows) through DuckDB (and in memory, where it fits) on tables of 1M
 to 100M rows (issue 19): wall seconds, CPU seconds and peak RSS of each command, a child process each.
 
 The data are ``benchmarks/scale_data.py``'s Parquet files (``DATA_DIR/adult_<N>.parquet``). The
@@ -27,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale_fit import measure  # noqa: E402  (the same child-process measurement as the fit benchmark)
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ("schema-infer", "eval", "replay")
+COMMANDS = ("schema-infer", "eval", "replay", "release")
+#: rows of the synthetic table a benchmarked release samples (a public number; the PII scan reads them all)
+RELEASE_ROWS = 100_000
 
 
 def _schema() -> str:
@@ -46,8 +49,32 @@ def command(kind: str, engine: str, data: Path, synthetic: Path, out: Path) -> l
     if kind == "eval":
         return base + ["eval", "--real", str(data), "--synthetic", str(synthetic), "--schema", _schema(),
                        "--engine", engine, "--json"]
-    return base + ["replay", "--real", str(data), "--synthetic", str(synthetic), "--schema", _schema(),
-                   "--engine", engine, "--json"]
+    if kind == "replay":
+        return base + ["replay", "--real", str(data), "--synthetic", str(synthetic), "--schema", _schema(),
+                       "--engine", engine, "--json"]
+    return base + ["release", "--data", str(data), "--schema", _schema(), "--synthesizer", "mst", "--epsilon", "1",
+                   "--delta", "1e-9", "--ledger", _ledger(out), "--dataset", "scale", "--policy", "default",
+                   "--rows", str(RELEASE_ROWS), "--out", str(_fresh(out / "release")), "--engine", engine, "--json"]
+
+
+def _ledger(out: Path) -> str:
+    """A ledger with a budget for every benchmarked release (made once)."""
+    url = f"sqlite:///{out / 'ledger.db'}"
+    if not (out / "ledger.db").exists():
+        sys.path.insert(0, str(ROOT))
+        from dpsynth.privacy import ApproxDP
+        from dpsynth.privacy.ledger import Ledger
+
+        Ledger(url, create=True).create_dataset("scale", ApproxDP(1e6, 1e-3))
+    return url
+
+
+def _fresh(folder: Path) -> Path:
+    """``folder`` removed (a release writes into a new folder)."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 def environment() -> dict[str, str]:
