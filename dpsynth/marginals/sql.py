@@ -69,6 +69,8 @@ from dpsynth.schema.schema import Schema
 CASE_LEVELS = 64
 #: GROUPING SETS per query by default (a chunk scans the codes once)
 MAX_SETS = 128
+#: most columns in the union of one query's grouping sets (its grouping id has a bit per column)
+MAX_UNION = 62
 
 __all__ = [
     "CASE_LEVELS", "ISO_DATETIME", "MAX_SETS", "PANDAS_NUMBER", "Dialect", "GroupingQuery", "SourceKind",
@@ -326,10 +328,8 @@ def marginal_queries(codes: str, schema: Schema, cliques: Sequence[Sequence[int]
         sets.setdefault(frozenset(clique), []).append((i, clique))
     grouping = "grouping_id" if dialect == "spark" else "GROUPING"
     count = f"SUM({weight})" if weight else "COUNT(*)"
-    keys = list(sets)
     out: list[GroupingQuery] = []
-    for start in range(0, len(keys), max(1, max_sets)):
-        chunk = keys[start:start + max(1, max_sets)]
+    for chunk in _chunks(list(sets), max(1, max_sets)):
         union = tuple(sorted(set().union(*chunk)))
         spec = ", ".join("(" + ", ".join(f"c{c}" for c in sorted(s)) + ")" for s in chunk)
         cols = "".join(f", COALESCE(c{c}, 0) AS c{c}" for c in union)
@@ -341,6 +341,23 @@ def marginal_queries(codes: str, schema: Schema, cliques: Sequence[Sequence[int]
         max_rows = sum(math.prod(sizes[c] for c in s) for s in chunk)
         out.append(GroupingQuery(sql, union, tuple(x for s in chunk for x in sets[s]), max_rows))
     return out
+
+
+def _chunks(keys: list[frozenset[int]], max_sets: int) -> list[list[frozenset[int]]]:
+    """``keys`` cut in order into chunks of at most ``max_sets`` sets whose union has at most
+    :data:`MAX_UNION` columns (the grouping id is a bit mask over the union, a signed 64-bit integer)."""
+    chunks: list[list[frozenset[int]]] = []
+    chunk: list[frozenset[int]] = []
+    union: set[int] = set()
+    for key in keys:
+        if chunk and (len(chunk) >= max_sets or len(union | key) > MAX_UNION):
+            chunks.append(chunk)
+            chunk, union = [], set()
+        chunk.append(key)
+        union |= key
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
 
 def densify(query: GroupingQuery, schema: Schema, columns: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:

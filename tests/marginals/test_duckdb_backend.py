@@ -299,3 +299,24 @@ def test_parquet_dates_float32_and_booleans(tmp_path):
     source = DuckDBSource(path, threads=1)
     assert source.kinds == {"d": "date", "f": "float", "b": "boolean"}
     assert_counts_equal(source, pd.read_parquet(path), schema, all_cliques(3, three=1))
+
+
+def test_a_table_wider_than_a_grouping_id_is_counted_in_chunks(tmp_path):
+    """70 columns: one query's grouping id has a bit per column of its sets' union (a 64-bit integer), so
+    the 1-way sets are cut into queries of at most MAX_UNION columns; the counts are numpy's."""
+    from dpsynth.marginals import sql
+
+    width = 70
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({f"x{j}": rng.choice(["a", "b", "c"], 50) for j in range(width)})
+    schema = Schema.from_dict({"version": 1, "columns": [{"name": f"x{j}", "kind": "categorical",
+                                                          "levels": ["a", "b", "c"]} for j in range(width)]})
+    cliques = [(j,) for j in range(width)] + [(0, 69), (1, 68)]
+    queries = sql.marginal_queries("t", schema, cliques, "duckdb", weight="w")
+    assert len(queries) >= 2 and all(len(q.union) <= sql.MAX_UNION for q in queries)
+    assert sorted(i for q in queries for i, _ in q.cliques) == list(range(len(cliques)))
+    path = tmp_path / "wide.csv"
+    df.to_csv(path, index=False)
+    source = DuckDBSource(path, threads=1)
+    assert_counts_equal(source, df, schema, cliques)
+    source.close()
