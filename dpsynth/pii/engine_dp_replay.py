@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dpsynth.exceptions import ParameterError
 from dpsynth.marginals.backend import EngineSource
 from dpsynth.pii.dp_replay import CHECKS, HOLDOUT_SHARE, ReplayCounts, quasi_identifier_names
-from dpsynth.pii.engine_replay import _key_query, _one, _same, _split_query
+from dpsynth.pii.engine_replay import _one, _same, _split_query, key_table
 from dpsynth.schema.schema import Schema
 
 __all__ = ["engine_replay_counts"]
@@ -48,8 +48,7 @@ def engine_replay_counts(real: EngineSource, sample: EngineSource, schema: Schem
         raise ParameterError(f"share ({share!r}) must be in (0, 1)")
     d, dialect = len(schema), real.dialect
     # the tables were validated against the schema before the reservation: no check here may raise on the data
-    keyed = {label: source.persist(_key_query(schema, source)[0], f"dp_keys_{label}")
-             for label, source in (("real", real), ("synthetic", sample))}
+    keyed = {label: key_table(source, schema)[0] for label, source in (("real", real), ("synthetic", sample))}
     split = real.persist(_split_query(keyed["real"], d, share, seed, dialect), "dp_split")
     out: dict[str, ReplayCounts] = {}
     if "exact_rows" in checks:

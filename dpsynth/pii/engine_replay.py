@@ -5,7 +5,9 @@ The checks and their semantics are :func:`dpsynth.pii.replay.copy_check`'s: a ro
 categorical cells as text (missing a value of its own; values beyond the schema's levels are values
 too) and its numbers clamped to the public bounds and scaled to [0, 1] in float32. In the engine:
 
-1. each table is aggregated once into its distinct keys with their multiplicity (a temporary table);
+1. each table is aggregated once into its distinct keys with their multiplicity (a temporary table, made
+   once per source: a release's DP and exact checks share it), which also counts the numeric cells that
+   are not numbers (the table's check reads the key table, not the rows);
 2. without a holdout, the real table's rows are split into reference and baseline by a seeded
    hash of (key, copy number, seed): each row is a baseline row with probability ``holdout_share``,
    independently of the others (a Bernoulli split; ``copy_check`` in memory cuts an exact share);
@@ -23,7 +25,9 @@ rates and distance quantiles, never a row. The samples of step 4 leave the engin
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
+from typing import Any
 
 from dpsynth import _validation as check
 from dpsynth.exceptions import DataError, ParameterError
@@ -48,8 +52,9 @@ DEFAULT_SAMPLE_ROWS = 20_000
 _SPLIT = 1_000_000  # resolution of the hash split
 
 
-def _key_query(schema: Schema, source: EngineSource) -> tuple[str, str]:
-    """(the rows' keys ``q{j}`` with their multiplicity ``w``, the per-column bad-number counts ``bad{j}``)."""
+def _key_query(schema: Schema, source: EngineSource) -> str:
+    """The rows' distinct keys ``q{j}`` with their multiplicity ``w`` and, per numeric column, the count
+    ``bad{j}`` of its cells that are neither missing nor a number (checked from the key table, one scan)."""
     dialect = source.dialect
     cats = [c.name for c in schema.columns if c.kind == "categorical"]
     nums = Schema(columns=tuple(c for c in schema.columns if c.kind != "categorical"),
@@ -71,12 +76,25 @@ def _key_query(schema: Schema, source: EngineSource) -> tuple[str, str]:
         readable = f"(NOT m{n} AND x{n} IS NOT NULL AND NOT isnan(x{n}))"
         keys.append(f"CASE WHEN {readable} THEN CAST((LEAST(GREATEST(x{n}, {lo}), {hi}) - {lo}) / ({hi} - {lo}) "
                     f"AS FLOAT) END AS q{j}")
-        bad.append(f"SUM(CASE WHEN NOT m{n} AND NOT {readable} THEN 1 ELSE 0 END) AS bad{j}")
+        keys.append(f"CASE WHEN NOT m{n} AND NOT {readable} THEN 1 ELSE 0 END AS bad{j}")
+        bad.append(f"SUM(bad{j}) AS bad{j}")
     cols = ", ".join(f"q{j}" for j in range(len(schema)))
-    keyed = (f"SELECT {cols}, COUNT(*) AS w FROM (SELECT {', '.join(keys)} FROM ({layers}) AS l) AS k "
-             f"GROUP BY {cols}")
-    checks = f"SELECT COUNT(*) AS n{''.join(', ' + b for b in bad)} FROM ({layers}) AS l"
-    return keyed, checks
+    return (f"SELECT {cols}, COUNT(*) AS w{''.join(', ' + b for b in bad)} FROM (SELECT {', '.join(keys)} "
+            f"FROM ({layers}) AS l) AS k GROUP BY {cols}")
+
+
+#: the key table of a source under a schema, made once per source (the release's DP and exact checks share it)
+_KEYS: weakref.WeakKeyDictionary[Any, dict[Schema, tuple[str, dict[str, int]]]] = weakref.WeakKeyDictionary()
+
+
+def key_table(source: EngineSource, schema: Schema) -> tuple[str, dict[str, int]]:
+    """(the persisted key table of ``source`` under ``schema``, its totals: ``n`` rows and ``bad{j}``)."""
+    memo = _KEYS.setdefault(source, {})
+    if schema not in memo:
+        name = source.persist(_key_query(schema, source), "keys")
+        bad = [f"SUM(bad{j}) AS bad{j}" for j, c in enumerate(schema.columns) if c.kind != "categorical"]
+        memo[schema] = (name, _one(source, f"SELECT SUM(w) AS n{''.join(', ' + b for b in bad)} FROM {name}"))
+    return memo[schema]
 
 
 def _same(columns: Sequence[int], dialect: sql.Dialect, a: str = "a", b: str = "b") -> str:
@@ -104,8 +122,7 @@ def _one(source: EngineSource, text: str) -> dict[str, int]:
     return {k: int(v[0] or 0) for k, v in row.items()}
 
 
-def _check(source: EngineSource, checks: str, label: str, schema: Schema) -> int:
-    counts = _one(source, checks)
+def _check(counts: dict[str, int], label: str, schema: Schema) -> int:
     if counts["n"] == 0:
         raise DataError(f"the {label} table has no rows")
     for j, col in enumerate(schema.columns):
@@ -132,14 +149,13 @@ def _key_tables(tables: dict[str, EngineSource], schema: Schema) -> dict[str, st
         if absent:
             raise DataError(f"the {label} table has no column(s) {', '.join(map(repr, absent))} "
                             "that the schema declares")
-    queries = {}
+    names = {}
     for label, source in tables.items():
-        text, checks = _key_query(schema, source)
-        n = _check(source, checks, label, schema)
+        names[label], counts = key_table(source, schema)
+        n = _check(counts, label, schema)
         if label == "real" and "holdout" not in tables and n < 10:
             raise DataError("the real table has fewer than 10 rows: too few to hold some out as the baseline")
-        queries[label] = text
-    return {label: tables[label].persist(text, f"keys_{label}") for label, text in queries.items()}
+    return names
 
 
 def engine_copy_check(
