@@ -277,7 +277,8 @@ def run_fit(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     clock = EngineClock(data) if kind.endswith(("duckdb", "spark")) else None
     if kind.startswith("aim"):
         from dpsynth.synth.aim import AIM
-        model: Any = AIM(epsilon=args.epsilon, delta=args.delta, insecure_seed=args.seed)
+        params = {k: json.loads(v) for k, v in (c.split("=", 1) for c in args.aim_param)}
+        model: Any = AIM(epsilon=args.epsilon, delta=args.delta, insecure_seed=args.seed, **params)
     else:
         from dpsynth.synth.mst import MST
         model = MST(epsilon=args.epsilon, delta=args.delta, insecure_seed=args.seed)
@@ -400,10 +401,11 @@ def parent(args: argparse.Namespace) -> None:
                            "--seed", str(rep), "--epsilon", str(args.epsilon), "--delta", str(args.delta),
                            "--duckdb-threads", str(args.duckdb_threads), "--spark-threads", str(args.spark_threads),
                            *(["--duckdb-memory-limit", args.duckdb_memory_limit] if args.duckdb_memory_limit else []),
-                           *[f"--spark-conf={c}" for c in args.spark_conf]]
+                           *[f"--spark-conf={c}" for c in args.spark_conf],
+                           *[f"--aim-param={c}" for c in args.aim_param]]
                     load = Path("/proc/loadavg").read_text().split()[0]
                     row = {"kind": kind, "rows": rows if kind != "mst-adult" else 32561, "rep": rep, "data": path,
-                           "tree": str(tree), "load_at_start": load,
+                           "tree": str(tree), "load_at_start": load, "aim_params": args.aim_param,
                            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
                     cap = args.cpu_cap if kind.startswith("aim") or args.cap_all else None
                     row.update(measure(cmd, env, cap))
@@ -480,6 +482,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="DuckDB memory_limit of the reference and of DuckDBSource (2GB, DuckDBSource's default)")
     ap.add_argument("--spark-threads", type=int, default=2)
     ap.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--aim-param", action="append", default=[], metavar="NAME=VALUE",
+                    help="an AIM parameter (VALUE as JSON), e.g. max_rounds=15")
     ap.add_argument("--cpu-cap", type=int, default=900, help="CPU seconds after which an AIM run is stopped (900)")
     ap.add_argument("--cap-all", action="store_true", help="apply --cpu-cap to every run, not only AIM")
     ap.add_argument("--json", type=Path, help="append one JSON line per run; print the table of the whole file")
