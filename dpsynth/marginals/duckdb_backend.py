@@ -276,8 +276,11 @@ class DuckDBSource:
                              .to_arrow_reader(int(batch_rows)))
         total = np.zeros(int(width), dtype=np.int64)
         batches = iter(reader)
-        while (batch := self._guard(lambda: next(batches, None))) is not None:
-            total += np.asarray(fn(batch.to_pandas(date_as_object=False)), dtype=np.int64)
+        try:
+            while (batch := self._guard(lambda: next(batches, None))) is not None:
+                total += np.asarray(fn(batch.to_pandas(date_as_object=False)), dtype=np.int64)
+        finally:
+            reader.close()  # an unread result would keep the connection busy for every later query
         return total
 
     # -- TableSource ----------------------------------------------------------------------------

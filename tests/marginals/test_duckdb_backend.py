@@ -320,3 +320,20 @@ def test_a_table_wider_than_a_grouping_id_is_counted_in_chunks(tmp_path):
     source = DuckDBSource(path, threads=1)
     assert_counts_equal(source, df, schema, cliques)
     source.close()
+
+
+def test_reduce_batches_sums_every_row_and_frees_the_connection_on_an_error(tmp_path):
+    """The sum over batches is the sum over rows; a failing batch function leaves the connection usable."""
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"x": [str(i) for i in range(10_000)]}).to_csv(path, index=False)
+    source = DuckDBSource(path, threads=1)
+    total = source.reduce_batches(["x"], lambda b: np.array([len(b), pd.to_numeric(b["x"]).sum()]), 2, batch_rows=999)
+    assert total.tolist() == [10_000, sum(range(10_000))]
+
+    def fails(batch: pd.DataFrame) -> np.ndarray:
+        raise ValueError("a batch function failed")
+
+    with pytest.raises(ValueError, match="a batch function failed"):
+        source.reduce_batches(["x"], fails, 1, batch_rows=999)
+    assert int(source.fetch("SELECT COUNT(*) AS n FROM dpsynth_src", 1)["n"][0]) == 10_000
+    source.close()
