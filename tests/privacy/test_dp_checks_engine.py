@@ -12,14 +12,12 @@ an engine source): the same statistics, computed in the engine.
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
-from test_dp_checks import ADULT_ROWS, SEEDS, SMALL, neighbours, scales, seeded, small_table
+from test_dp_checks import SEEDS, SMALL, adult_tables, assert_replay_sensitivity, scales, seeded, small_table
 
-from dpsynth.datasets import adult_path, adult_schema_path
 from dpsynth.marginals.duckdb_backend import DuckDBSource
 from dpsynth.marginals.engines import register_frame
 from dpsynth.marginals.spark_backend import SparkSource
@@ -29,7 +27,6 @@ from dpsynth.privacy import ZCDP, Odometer
 from dpsynth.privacy.accounting import discrete_gaussian_tail
 from dpsynth.quality.fidelity import MAX_MARGINALS, SAMPLE_SEED, _marginal_sets
 from dpsynth.release.dp_checks import plan_dp_checks, run_dp_checks
-from dpsynth.schema import load_schema
 
 FAILURE = 1e-4
 
@@ -37,12 +34,7 @@ FAILURE = 1e-4
 @pytest.fixture(scope="module")
 def adult(tmp_path_factory):
     """5,000 Adult rows as a CSV and a Parquet file, and an independent-columns synthetic table."""
-    schema = load_schema(adult_schema_path())
-    df = pd.read_csv(adult_path(), dtype=str, keep_default_na=False, nrows=2 * ADULT_ROWS)
-    real = df.iloc[:ADULT_ROWS].reset_index(drop=True)
-    indep = df.iloc[ADULT_ROWS:].reset_index(drop=True)
-    rng = np.random.default_rng(0)
-    columns = pd.DataFrame({c: indep[c].to_numpy()[rng.permutation(len(indep))] for c in indep.columns})
+    schema, real, indep, columns = adult_tables()
     folder = tmp_path_factory.mktemp("adult")
     real.to_csv(folder / "real.csv", index=False)
     typed = real.copy()
@@ -111,22 +103,7 @@ def _engine_counts(table: pd.DataFrame, sample: pd.DataFrame, seed: int, folder)
 def test_engine_replay_counts_sensitivity(tmp_path):
     """As tests/privacy/test_dp_checks.py::test_replay_counts_sensitivity, for the counts DuckDB computes:
     (a, d_H) moves by at most 1 in L2, b by at most 1, d_S not at all; every count does move somewhere."""
-    moves: Counter = Counter()
-    for seed in SEEDS[:15]:
-        rng = np.random.default_rng(seed)
-        d = small_table(rng, int(rng.integers(2, 60)))
-        sample = small_table(rng, int(rng.integers(1, 30)))
-        base = _engine_counts(d, sample, seed, tmp_path)
-        for other in neighbours(rng, d):
-            moved = _engine_counts(other, sample, seed, tmp_path)
-            for check in dp_replay.CHECKS:
-                x, y = base[check], moved[check]
-                assert x.d_s == y.d_s
-                assert np.linalg.norm(x.reference_vector() - y.reference_vector()) <= 1.0, (seed, check)
-                assert np.abs(x.baseline_vector() - y.baseline_vector()).sum() <= 1, (seed, check)
-                for name in ("a", "b", "d_h"):
-                    moves[(check, name)] += getattr(x, name) != getattr(y, name)
-    assert all(moves[(c, f)] > 0 for c in dp_replay.CHECKS for f in ("a", "b", "d_h")), moves
+    assert_replay_sensitivity(lambda d, sample, seed: _engine_counts(d, sample, seed, tmp_path), SEEDS[:15])
 
 
 def test_engine_replay_counts_agree_with_memory_without_a_baseline_effect(tmp_path):
