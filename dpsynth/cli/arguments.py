@@ -53,11 +53,13 @@ def ledger_option(parser: argparse.ArgumentParser) -> None:
                         default=os.environ.get("DPSYNTH_LEDGER"))
 
 
-def engine_options(parser: argparse.ArgumentParser) -> None:
-    """``--engine`` and ``--spark-master``: where the private table is counted (docs/scale.md)."""
+def engine_options(parser: argparse.ArgumentParser, *, by_size: bool = True) -> None:
+    """``--engine`` and ``--spark-master``: where the private table is counted (docs/scale.md); ``by_size``:
+    whether ``auto`` sends a large file to DuckDB (not for ``release``, whose DP replay depends on the engine)."""
+    large = "a file over 256 MiB" if by_size else "(never by a file's size: name duckdb for a large file)"
     parser.add_argument("--engine", default="auto", choices=["auto", "numpy", "duckdb", "spark"],
-                        help="where the private table is counted: auto (the default: DuckDB for a folder, a glob or a "
-                             "file over 256 MiB, Spark when --spark-master is given, else in memory), numpy (in "
-                             "memory), duckdb (embedded, larger than memory) or spark")
+                        help=f"where the private table is counted: auto (the default: DuckDB for a folder, a glob or "
+                             f"{large}, Spark when --spark-master is given, else in memory), numpy (in memory), "
+                             "duckdb (embedded, larger than memory) or spark")
     parser.add_argument("--spark-master", default=None,
                         help="the Spark master URL for --engine spark (default: the active session's, or local[*])")

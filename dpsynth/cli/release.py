@@ -42,7 +42,7 @@ def add_release(sub: Any) -> None:
     rel.add_argument("--workers", type=integer, help="processes for the audit's fits (default: the CPUs, at most 8)")
     rel.add_argument("--threads", type=integer, default=None, help=THREADS_HELP)
     rel.add_argument("--json", action="store_true", help="print the decision as one JSON object (no progress)")
-    engine_options(rel)
+    engine_options(rel, by_size=False)
 
 
 def add_verify_manifest(sub: Any) -> None:

@@ -13,7 +13,8 @@
 
 The choice changes where the counts are computed, never what they are: every engine gives the
 same exact counts (``tests/marginals/``), so the same seeded noise gives the same model. The size
-of the file decides only where it is read; it is not reported in any published artifact.
+of the file decides only where it is read; it is not reported in any published artifact. ``release``
+does not let it decide (``by_size=False``): its DP replay split is the engine's hash.
 """
 
 from __future__ import annotations
@@ -60,8 +61,13 @@ def _is_many_files(path: str) -> bool:
     return os.path.isdir(path) and any(Path(path).rglob("*.parquet"))
 
 
-def choose_engine(engine: str, data: Any, *, fits_on_marginals: bool, spark_master: str | None = None) -> str:
+def choose_engine(engine: str, data: Any, *, fits_on_marginals: bool, spark_master: str | None = None,
+                  by_size: bool = True) -> str:
     """The engine that will count ``data`` (a path, a DataFrame, a relation) for a synthesizer.
+
+    ``by_size=False``: under ``auto`` a file's size never picks DuckDB (only the path's form and the
+    Spark master do), for a command whose published figures differ by engine (the release's DP replay
+    split is the engine's hash): the size is a function of the private rows, so it must not choose.
 
     Raises:
         ParameterError: an unknown engine, an engine that cannot hold this data, or ``duckdb``/``spark``
@@ -77,7 +83,7 @@ def choose_engine(engine: str, data: Any, *, fits_on_marginals: bool, spark_mast
             engine = "numpy"
         elif spark_master is not None:
             engine = "spark"
-        elif isinstance(data, (str, Path)) and (_is_many_files(str(data)) or _large(str(data))):
+        elif isinstance(data, (str, Path)) and (_is_many_files(str(data)) or (by_size and _large(str(data)))):
             engine = "duckdb"
         else:
             engine = "numpy"

@@ -154,11 +154,14 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
 
 
 def _engine(engine: str, data: Any, cls: Any, spark_master: str | None) -> str:
-    """The engine that holds the private table (``--engine``; ``auto`` as for ``fit``)."""
+    """The engine that holds the private table (``--engine``; ``auto`` as for ``fit``, except that a large
+    file stays in memory unless the engine is named: see the comment below)."""
     from dpsynth.marginals.engines import choose_engine, held_by
 
+    # by_size=False: the DP replay check splits the real rows by the engine's hash, so the engine changes a
+    # published noisy figure, and a file's size (a function of the private rows) must not choose it
     chosen = choose_engine(engine, data, fits_on_marginals=getattr(cls, "fits_on_marginals", False),
-                           spark_master=spark_master)
+                           spark_master=spark_master, by_size=False)
     if chosen != "numpy" and isinstance(data, pd.DataFrame):
         raise ParameterError(f"engine ({engine!r}): a pandas DataFrame is in memory already; use engine numpy or "
                              "auto, or give the table's path")

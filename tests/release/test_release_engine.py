@@ -132,3 +132,14 @@ def test_cli_release_with_an_engine(env, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'spend'" in err and "lots" not in err and str(OUTLIER["spend"]) not in err
     assert not (env.root / "b").exists() and env.releases() == 2
+
+
+def test_under_auto_a_files_size_never_picks_the_engine_of_a_release(env, monkeypatch):
+    """The DP replay split is the engine's hash, so the engine changes a published noisy figure: a file's
+    size (a function of its rows) must not choose it. ``fit`` may still follow the size."""
+    from dpsynth.marginals import engines
+
+    monkeypatch.setattr(engines, "IN_MEMORY_BYTES", 10)  # every file is "large"
+    assert engines.choose_engine("auto", env.data, fits_on_marginals=True) == "duckdb"  # fit: by size
+    result = env.run(policy=env.policy(audit=None))
+    assert result.status == "released" and "engine" not in result.report["release"]  # release: in memory
