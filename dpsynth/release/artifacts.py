@@ -58,7 +58,7 @@ def publishable(report: dict[str, Any]) -> dict[str, Any]:
     out["scope"] = "publishable"
     out["notice"] = PUBLIC_NOTICE
     out["release"].pop("seconds", None)
-    out["release"].pop("engine", None)  # under --engine auto the engine follows the file's size
+    out["release"].pop("engine", None)  # where the figures were computed: internal evidence
     for key in _INTERNAL_EVIDENCE:
         out["evidence"].pop(key, None)
     _drop_timings(out["evidence"])

@@ -61,8 +61,8 @@ def new_report(inputs: ReleaseInputs, checks: Checks, privacy: dict[str, Any],
 
 
 def engine_block(engine: str) -> dict[str, Any]:
-    """Where each figure of a release whose private table an engine holds was computed (internal: under
-    ``--engine auto`` the engine follows the file's size, so ``publishable`` leaves this out)."""
+    """Where each figure of a release whose private table an engine holds was computed (internal evidence:
+    ``publishable`` leaves it out, as it leaves out how the exact figures were computed)."""
     name = {"duckdb": "DuckDB", "spark": "Spark"}[engine]
     where = "in this process" if engine == "duckdb" else "on the executors"
     return {
