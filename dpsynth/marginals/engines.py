@@ -19,8 +19,10 @@ does not let it decide (``by_size=False``): its DP replay split is the engine's 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from dpsynth.marginals.spark_backend import SparkSource
 
 __all__ = ["ENGINES", "IN_MEMORY_BYTES", "choose_engine", "close_sources", "held_by", "is_engine_data", "open_source",
-           "open_sources", "register_frame"]
+           "open_sources", "register_frame", "registered"]
 
 ENGINES = ("auto", "numpy", "duckdb", "spark")
 #: ``auto`` reads a file of at most this many bytes into memory; larger ones are scanned by DuckDB.
@@ -179,3 +181,13 @@ def register_frame(source: Any, frame: Any, na_rep: str) -> Any:
 
     text = io.StringIO(frame.to_csv(index=False, na_rep=na_rep))
     return source.beside_frame(pd.read_csv(text, dtype=str, keep_default_na=False, skipinitialspace=True))
+
+
+@contextlib.contextmanager
+def registered(source: Any, frame: Any, schema: Any) -> Iterator[Any]:
+    """:func:`register_frame` of ``frame`` with ``schema``'s missing-value text, closed when the block ends."""
+    beside = register_frame(source, frame, schema.missing_values[0] if schema.missing_values else "")
+    try:
+        yield beside
+    finally:
+        beside.close()

@@ -377,14 +377,11 @@ def _replay(plan: DPChecksPlan, real: Any, synthetic: pd.DataFrame, schema: Sche
     size = dp_replay.synthetic_sample_size(n_hat, len(synthetic))
     sample = synthetic.iloc[dp_replay.synthetic_sample(len(synthetic), size, seed)].reset_index(drop=True)
     if isinstance(real, EngineSource):  # the sample (a DP output) is registered beside the real table
-        from dpsynth.marginals.engines import register_frame
+        from dpsynth.marginals.engines import registered
         from dpsynth.pii.engine_dp_replay import engine_replay_counts
 
-        beside = register_frame(real, sample, schema.missing_values[0] if schema.missing_values else "")
-        try:
+        with registered(real, sample, schema) as beside:
             counts = engine_replay_counts(real, beside, schema, plan.replay, seed=seed)
-        finally:
-            beside.close()
     else:
         counts = dp_replay.replay_counts(real, sample, schema, plan.replay, seed=seed)
     out: dict[str, dict[str, Any]] = {}

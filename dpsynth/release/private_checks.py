@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -21,6 +19,7 @@ import pandas as pd
 
 from dpsynth.exceptions import BudgetExceededError, InternalError, ParameterError
 from dpsynth.marginals.backend import EngineSource
+from dpsynth.marginals.engines import registered
 from dpsynth.release.checks import Checks, first_line
 from dpsynth.release.policy import Policy
 from dpsynth.release.progress import Progress
@@ -168,7 +167,7 @@ def exact_replay_checks(report: dict[str, Any], checks: Checks, pol: Policy, rea
             if isinstance(real, EngineSource):  # joins over every row in the engine; near copies on a sample
                 from dpsynth.pii.engine_replay import engine_copy_check
 
-                with _beside(real, synthetic, sch) as beside:
+                with registered(real, synthetic, sch) as beside:
                     rep = engine_copy_check(real, beside, sch, alpha=rules.alpha, near_threshold=rules.near_threshold,
                                             seed=seed, near="near_copies" in rules.checks)
             else:
@@ -211,7 +210,7 @@ def exact_quality_checks(report: dict[str, Any], checks: Checks, pol: Policy, re
             if isinstance(real, EngineSource):  # exact counts in the engine; row-level figures on seeded samples
                 from dpsynth.quality.engine_eval import evaluate_sources
 
-                with _beside(real, synthetic, sch) as beside:
+                with registered(real, synthetic, sch) as beside:
                     quality = evaluate_sources(real, beside, sch, target=target, seed=seed)
                     ones = [(j,) for j in range(len(sch))]
                     quality["marginals"] = marginals_of_counts(real.counter(sch).counts(ones),
@@ -276,18 +275,6 @@ def _gate_on_exact_utility(checks: Checks, pol: Policy, utility: dict[str, Any] 
             checks.add("utility.score", "utility", f"train-synthetic-test-real {metric} (target {target})", score,
                        urules.min_score, ">=", score is not None and score >= urules.min_score,
                        reads="private_not_dp")
-
-
-@contextmanager
-def _beside(real: EngineSource, synthetic: pd.DataFrame, sch: Any) -> Iterator[EngineSource]:
-    """The synthetic table registered beside the real one in its engine (as its CSV reads back), dropped after."""
-    from dpsynth.marginals.engines import register_frame
-
-    beside = register_frame(real, synthetic, sch.missing_values[0] if sch.missing_values else "")
-    try:
-        yield beside
-    finally:
-        beside.close()
 
 
 def marginals(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Any) -> list[dict[str, Any]]:
