@@ -261,7 +261,7 @@ class SparkSource:
         from pyspark import StorageLevel
 
         df = self.query(text)
-        with engine_errors(f"counting on data {self.name!r}"):
+        with engine_errors(f"counting on data {self.name!r}"), session_conf(self.session):  # the cache's plan
             df = df.persist(StorageLevel.MEMORY_AND_DISK)
         self._persisted.append(df)
         return self._register(df, what)
@@ -375,7 +375,7 @@ class SparkSource:
         encoded = sql.encoded_query(schema, self.view, self.kinds, "spark", self.lookups(schema))
         cols = ", ".join(f"c{j}" for j in range(len(schema)))
         codes = self.query(f"SELECT {cols}, COUNT(*) AS w FROM ({encoded}) AS e GROUP BY {cols}")
-        with engine_errors(f"counting on data {self.name!r}"):
+        with engine_errors(f"counting on data {self.name!r}"), session_conf(self.session):  # the cache's plan
             codes = codes.persist(StorageLevel.MEMORY_AND_DISK)
         self._persisted.append(codes)
         return self._register(codes, "codes")

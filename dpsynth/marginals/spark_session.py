@@ -48,8 +48,14 @@ DEFAULT_MASTER = "local[*]"
 
 #: The SQL options every counting query is written for: timestamps without a zone are UTC (as
 #: :func:`dpsynth.schema.encode.numbers_of` reads them), and ANSI mode, so that an overflow fails
-#: instead of wrapping (the queries use ``try_cast``, which never fails on a bad cell).
-QUERY_CONF: Mapping[str, str] = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "true"}
+#: instead of wrapping (the queries use ``try_cast``, which never fails on a bad cell). And the
+#: aggregated code tuples that a backend persists (``SparkSource.materialize``) may have their
+#: partitions coalesced by adaptive execution, as any other shuffle's: without it the cached table
+#: keeps ``spark.sql.shuffle.partitions`` partitions (200 by default) however few tuples it holds, and
+#: every marginal query over it runs that many tasks (MST on 1M rows in ``local[2]``: 19-30 s with it
+#: off, 5-10 s with it on; ``benchmarks/RESULTS.md``).
+QUERY_CONF: Mapping[str, str] = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "true",
+                                 "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true"}
 
 #: Spark's JVM loggers, all at FATAL: WARN and ERROR lines of a failed task carry cell values.
 _LOG4J2 = """\

@@ -396,3 +396,21 @@ def test_a_dataframe_source_uses_its_own_session_and_the_process_keeps_one(spark
         assert [int(x.sum()) for x in source.counter(STRICT).counts([(0,), (1, 3)])] == [1, 1]
     finally:
         source.close()
+
+
+def test_the_persisted_codes_are_coalesced_whatever_the_shuffle_partitions(spark):
+    """A session's ``spark.sql.shuffle.partitions`` (200 by default) must not become the partitions of the
+    small persisted code-tuple table that every marginal query reads: adaptive execution coalesces them
+    (``QUERY_CONF``; without it the table keeps every partition, and each query runs that many tasks)."""
+    from dpsynth.marginals.spark_backend import SparkSource
+    from dpsynth.marginals.spark_session import session_conf
+
+    schema = load_adult()[1]
+    with session_conf(spark, {"spark.sql.shuffle.partitions": "50"}):
+        source = SparkSource(adult_path(), session=spark)
+        try:
+            source.validate(schema)
+            source.counter(schema).counts([(0,), (1, 2)])
+            assert [df.rdd.getNumPartitions() for df in source._persisted] == [1]
+        finally:
+            source.close()
