@@ -20,7 +20,7 @@ from dpsynth.exceptions import (
     ParameterError,
     SchemaError,
 )
-from dpsynth.privacy import ZCDP, ApproxDP
+from dpsynth.privacy import ZCDP, ApproxDP, PrivacyUnit
 from dpsynth.privacy.ledger import UNTRACKED, Ledger, UntrackedPrivacyWarning
 from dpsynth.schema import Schema, load_schema
 
@@ -38,6 +38,7 @@ __all__ = [
     "DPVAE",
     "MST",
     "ApproxDP",
+    "PrivacyUnit",
     "BudgetExceededError",
     "DPSynthError",
     "DataError",

@@ -14,6 +14,7 @@ from dpsynth.privacy.events import (
     total_rho,
 )
 from dpsynth.privacy.odometer import Odometer
+from dpsynth.privacy.unit import PrivacyUnit
 
 __all__ = [
     "ApproxDP",
@@ -24,6 +25,7 @@ __all__ = [
     "Odometer",
     "PartitionSelectionEvent",
     "PrivacyEvent",
+    "PrivacyUnit",
     "approx_dp_to_rho",
     "total_delta",
     "total_epsilon",

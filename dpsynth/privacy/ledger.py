@@ -97,6 +97,7 @@ from dpsynth.privacy.ledger_store import GENESIS, SCHEMA_VERSION, LedgerError, b
 from dpsynth.privacy.ledger_verify import VerifyResult, canonical, entry_hash
 from dpsynth.privacy.overdraft import Account, refuse_overdraft, rho_cap, spent_epsilon
 from dpsynth.privacy.redact import redact_url
+from dpsynth.privacy.unit import PrivacyUnit
 
 __all__ = ["FINGERPRINT_PREFIX", "GENESIS", "SCHEMA_VERSION", "UNIT_DESCRIPTIONS", "UNTRACKED", "DatasetStatement",
            "Entry", "Ledger", "LedgerError", "LedgerTamperedError", "Reservation", "ReservationView", "Untracked",
@@ -110,7 +111,6 @@ _backend = backend
 _Untracked = Untracked
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-_UNIT = re.compile(r"^(row|user:[1-9][0-9]*)$")
 
 
 class Ledger:
@@ -210,12 +210,12 @@ class Ledger:
             return statement_of(dataset, dataset_entries(cur, self._db.sql, dataset))
 
     # -- datasets -----------------------------------------------------------------------------
-    def create_dataset(self, dataset: str, budget: ApproxDP, *, unit: str = "row") -> int:
-        """Register ``dataset`` with its total budget (cap) and privacy unit. Returns the entry id."""
+    def create_dataset(self, dataset: str, budget: ApproxDP, *, unit: str | PrivacyUnit = "row") -> int:
+        """Register ``dataset`` with its total budget (cap) and privacy unit (``row``, ``user:K`` or a
+        :class:`~dpsynth.privacy.unit.PrivacyUnit`). Returns the entry id."""
         _check_name(dataset)
         budget = _check_cap(budget)
-        if not isinstance(unit, str) or not _UNIT.match(unit):
-            raise ParameterError(f"unit ({unit!r}) must be 'row' or 'user:K' (at most K rows per user)")
+        unit = unit.label if isinstance(unit, PrivacyUnit) else PrivacyUnit.parse(unit).label
         with self._db.write() as cur:
             head = self._chain.guard(cur, None)
             cur.execute(self._db.sql("SELECT 1 FROM dpsynth_ledger_entries WHERE dataset = ? AND kind = 'dataset'"),
@@ -290,7 +290,7 @@ class Ledger:
         claimed: ApproxDP,
         input_sha256: str | None = None,
         parameters: dict[str, Any] | None = None,
-        unit: str = "row",
+        unit: str | PrivacyUnit = "row",
         opt_ins: Sequence[str] = (),
     ) -> Reservation:
         """Atomically append a reservation of ``events``, or refuse it before anything is spent.
@@ -309,13 +309,15 @@ class Ledger:
         from dpsynth._version import __version__
 
         events = list(events)
+        fit_unit = unit if isinstance(unit, PrivacyUnit) else PrivacyUnit.parse(unit)
         rho, delta, rdp, epsilon = charged_costs(events)
         with self._db.write() as cur:
             head, statement = self._guard_charge(cur, dataset)
-            if statement.unit != unit:
+            if not fit_unit.fits_within(PrivacyUnit.parse(statement.unit)):
                 raise LedgerError(
                     f"dataset {dataset!r} is registered with privacy unit {statement.unit!r} "
-                    f"({describe_unit(statement.unit)}), but {synthesizer} protects {describe_unit(unit)}"
+                    f"({describe_unit(statement.unit)}), but {synthesizer} protects {fit_unit.describe()}"
+                    + (" (a person's bound K must be at most the registered one)" if fit_unit.is_user else "")
                 )
             refuse_overdraft(statement, rho, delta, claimed, rdp, epsilon)
             seq = self._chain.append(cur, head, "reserve", dataset, rho, {

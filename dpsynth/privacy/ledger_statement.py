@@ -20,6 +20,7 @@ from dpsynth.privacy.accounting import sum_up, thresholding_delta
 from dpsynth.privacy.budgets import RDP, ApproxDP
 from dpsynth.privacy.ledger_store import LedgerError
 from dpsynth.privacy.overdraft import rho_cap, spent_epsilon
+from dpsynth.privacy.unit import PrivacyUnit
 
 __all__ = ["UNIT_DESCRIPTIONS", "DatasetStatement", "Entry", "ReservationView", "dataset_entries", "describe_unit",
            "statement_of"]
@@ -28,10 +29,8 @@ UNIT_DESCRIPTIONS = {"row": "add/remove one row"}
 
 
 def describe_unit(unit: str) -> str:
-    """The privacy unit in words: ``row``, or ``user:K`` (a user with at most K rows)."""
-    if unit == "row":
-        return UNIT_DESCRIPTIONS["row"]
-    return f"add/remove one user with at most {unit.split(':', 1)[1]} rows"
+    """The privacy unit of a ledger label in words: ``row``, or ``user:K`` (one person with up to K rows)."""
+    return PrivacyUnit.parse(unit).describe()
 
 
 @dataclass(frozen=True)

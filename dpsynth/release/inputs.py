@@ -96,6 +96,10 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
     out_dir = check_out_dir(out)
     schema_path = None if not isinstance(schema, (str, Path)) else Path(schema)
     sch: Any = load_schema(schema_path) if schema_path is not None else schema
+    unit = getattr(sch, "privacy_unit", None)
+    if unit is not None and unit.is_user:
+        raise ParameterError(f"release does not support the privacy unit {unit.label} ({unit.describe()}) yet: its "
+                             "DP checks and audits are per row; fit, sample and eval do")
     cls = load_generator(synthesizer)  # a plug-in (plain contract) comes back wrapped: dpsynth charges its claim
     params = dict(synthesizer_params or {})
     if insecure_seed is not None:

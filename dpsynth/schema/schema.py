@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dpsynth._limits import MAX_LEVELS
-from dpsynth.exceptions import SchemaError
+from dpsynth.exceptions import ParameterError, SchemaError
+from dpsynth.privacy.unit import ROW, PrivacyUnit
 from dpsynth.schema.column import RESOLUTIONS, Column, Kind, from_units, integer_bin, plain_number, to_units
 from dpsynth.schema.declaration import (
     KNOWN_OPT_INS,
@@ -64,6 +65,7 @@ class Schema:
     source: str = "dpsynth"
     name: str = ""
     provenance: Mapping[str, Any] | None = field(default=None, compare=False)
+    privacy_unit: PrivacyUnit = ROW
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +77,15 @@ class Schema:
                 raise SchemaError(f"schema declares column {c.name!r} twice")
             seen[c.name] = i
         object.__setattr__(self, "_index", seen)
+        if self.privacy_unit.column is not None and self.privacy_unit.column in seen:
+            raise SchemaError(f"privacy_unit column {self.privacy_unit.column!r} is also a column of the schema: the "
+                              "person key is never synthesised, so it must not be declared among the columns")
+
+    def with_unit(self, unit: PrivacyUnit) -> Schema:
+        """This schema with another privacy unit (e.g. the CLI's ``--user-column``)."""
+        if unit.is_user and unit.column is None:
+            raise SchemaError("a schema's user privacy unit must name its key column")
+        return replace(self, privacy_unit=unit, _index={})
 
     @property
     def names(self) -> list[str]:
@@ -110,6 +121,8 @@ class Schema:
             "missing_values": list(self.missing_values),
             "columns": [c.to_dict() for c in self.columns],
         }
+        if self.privacy_unit.is_user:
+            out["privacy_unit"] = self.privacy_unit.to_dict()
         if self.provenance is not None:
             out["provenance"] = dict(self.provenance)
         return out
@@ -134,7 +147,8 @@ class Schema:
     def from_dict(cls, spec: Mapping[str, Any], *, name: str = "") -> Schema:
         """A schema from the parsed content of a dpsynth schema file (all problems at once)."""
         problems: list[str] = []
-        unknown = set(spec) - {"version", "name", "missing_values", "columns", "description", "provenance"}
+        unknown = set(spec) - {"version", "name", "missing_values", "columns", "description", "provenance",
+                               "privacy_unit"}
         if unknown:
             from dpsynth.io import key_names
 
@@ -159,6 +173,7 @@ class Schema:
             problems.extend(errs)
             if col is not None:
                 cols.append(col)
+        unit = _parse_unit(spec.get("privacy_unit"), problems)
         if problems:
             raise SchemaError("; ".join(problems))
         check_total(c.size for c in cols)
@@ -168,7 +183,22 @@ class Schema:
             source="dpsynth",
             name=str(spec.get("name", name) or name),
             provenance=provenance,
+            privacy_unit=unit,
         )
+
+
+def _parse_unit(raw: Any, problems: list[str]) -> PrivacyUnit:
+    """The schema file's ``privacy_unit`` (``{column: KEY, max_rows: K}``; absent: a row); problems appended."""
+    if raw is None:
+        return ROW
+    if not isinstance(raw, Mapping) or set(raw) != {"column", "max_rows"}:
+        problems.append("privacy_unit must be a mapping with exactly 'column' (the person key) and 'max_rows' (K)")
+        return ROW
+    try:
+        return PrivacyUnit.users(raw["column"], max_rows=raw["max_rows"])
+    except ParameterError as exc:
+        problems.append(f"privacy_unit: {exc}")
+        return ROW
 
 
 def read_spec(path: str | Path, *, what: str = "schema file") -> Mapping[str, Any]:

@@ -117,6 +117,7 @@ class AIM(Synthesizer):
     name = "aim"
     adaptive = True
     fits_on_marginals = True
+    user_level = True
 
     def __init__(
         self,
@@ -223,9 +224,10 @@ class AIM(Synthesizer):
             return answers[cl].astype(np.int64)
 
         measurements = []
-        one_way = GaussianCounts.for_rho((1 - select_share) * rho_round, label="aim_one_way")
+        k = schema.privacy_unit.sensitivity  # 1 for a row; K for a person with up to K rows
+        one_way = GaussianCounts.for_rho((1 - select_share) * rho_round, l2_sensitivity=k, label="aim_one_way")
         if used() + len(names) * one_way.rho > rho_total:  # fewer rounds than columns: share it out
-            one_way = GaussianCounts.for_rho(rho_total / (2 * len(names)), label="aim_one_way")
+            one_way = GaussianCounts.for_rho(rho_total / (2 * len(names)), l2_sensitivity=k, label="aim_one_way")
         for name in names:
             y = one_way(counts((name,)), noise=noise, odometer=odometer)
             measurements.append(_pgm.linear_measurement(y, (name,), one_way.scale))
@@ -240,8 +242,8 @@ class AIM(Synthesizer):
                 rho_round = remaining * (1 - 1e-9)  # the last round spends what is left
                 terminate = True
             select = ExponentialSelection.for_rho(select_share * rho_round,
-                                                  sensitivity=max(candidates.values()), label="aim_select")
-            measure = GaussianCounts.for_rho((1 - select_share) * rho_round, label="aim_measure")
+                                                  sensitivity=k * max(candidates.values()), label="aim_select")
+            measure = GaussianCounts.for_rho((1 - select_share) * rho_round, l2_sensitivity=k, label="aim_measure")
             size_limit = float(self.max_model_size) * min(1.0, (used() + rho_round) / rho_total)
             allowed = self._allowed(candidates, measured, size_limit, oracle)
             estimates = self._estimates(allowed, model, fit)

@@ -31,7 +31,7 @@ import pandas as pd
 
 from dpsynth import _validation as check
 from dpsynth.exceptions import NotFittedError, ParameterError, SchemaWithoutPrivacyWarning
-from dpsynth.marginals import engines
+from dpsynth.marginals import bounding, engines
 from dpsynth.marginals.backend import CodesCounter, MarginalCounter, TableSource
 from dpsynth.mechanisms import ExponentialSelection, NoiseSource, make_noise
 from dpsynth.privacy.budgets import ZCDP, ApproxDP
@@ -104,6 +104,24 @@ class CountsOf(CodesCounter):
         return [self.count(self.codes, list(cl), self.schema.sizes) for cl in cliques]
 
 
+def _person_keys(frame: pd.DataFrame, schema: Schema) -> pd.Series | None:
+    """The person keys of ``frame`` under the schema's user unit (checked: none missing); None for a row."""
+    column = schema.privacy_unit.column
+    return None if column is None else bounding.check_keys(frame, column)
+
+
+def _bounded(data: Any, codes: np.ndarray | None, keys: pd.Series | None,
+             schema: Schema) -> tuple[Any, np.ndarray | None]:
+    """Contribution bounding (:mod:`dpsynth.marginals.bounding`): the table and its codes with at most K
+    rows a person and without the key column; unchanged without keys (a row unit)."""
+    if keys is None or codes is None:
+        return data, codes
+    unit = schema.privacy_unit
+    kept = bounding.bound_contributions(keys, codes, unit.max_rows)
+    frame = cast(pd.DataFrame, data).iloc[kept].drop(columns=[cast(str, unit.column)]).reset_index(drop=True)
+    return frame, codes[kept]
+
+
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)) for k, v in params.items()}
 
@@ -144,8 +162,11 @@ class Synthesizer(ABC):
     def plan(self, schema: Schema) -> list[PrivacyEvent]:
         """The privacy events a fit on data of this schema spends (public information only)."""
 
-    #: The privacy unit the synthesizer's sensitivities are computed for.
+    #: The privacy unit the synthesizer's sensitivities are computed for, when the schema declares none.
     unit: ClassVar[str] = "row"
+    #: Whether the synthesizer scales its sensitivities by a user unit's K (the schema's ``privacy_unit``):
+    #: one that does not refuses such a schema before anything is reserved.
+    user_level: ClassVar[bool] = False
     #: Whether the model works on binned codes (DP quantile bins are chosen and charged by the fit);
     #: DP-SGD models numeric columns on their public bounds instead.
     uses_bins: ClassVar[bool] = True
@@ -211,6 +232,7 @@ class Synthesizer(ABC):
 
         if threads is not None:
             threads = _threads.check_threads(threads)  # a user mistake costs nothing
+        self._check_unit(schema, data)
         events = self.plan(schema)
         opt_ins = list(schema.opt_ins)
         check_ledger_argument(ledger, dataset, doing="fit")
@@ -220,6 +242,7 @@ class Synthesizer(ABC):
             return self._fit_held(data, held, schema=schema, ledger=ledger, dataset=dataset,
                                   input_sha256=input_sha256, threads=threads)
         codes: np.ndarray | None = None
+        keys: pd.Series | None = None  # the person keys under a user unit (in memory only)
         if source is not None:
             if not self.fits_on_marginals:
                 raise ParameterError(f"synthesizer {self.name!r} trains on rows, which a {source.engine} table "
@@ -229,6 +252,7 @@ class Synthesizer(ABC):
                 input_sha256 = source.fingerprint(schema)
         else:
             frame = cast(pd.DataFrame, data)
+            keys = _person_keys(frame, schema)
             codes = encode(frame, schema)  # validates the data against the schema; learns nothing
             self._check_data(frame, codes, schema)  # a user mistake costs nothing
             if isinstance(ledger, Ledger) and input_sha256 is None:
@@ -243,11 +267,12 @@ class Synthesizer(ABC):
         booked = cast("Ledger | Untracked", ledger)  # check_ledger_argument refused None and anything else
         reservation = booked.reserve(
             cast(str, dataset), events, synthesizer=self.name, claimed=self.budget(), input_sha256=input_sha256,
-            parameters=_jsonable(self.get_params()), unit=self.unit, opt_ins=opt_ins,
+            parameters=_jsonable(self.get_params()), unit=schema.privacy_unit, opt_ins=opt_ins,
         )
         start = time.perf_counter()
         noise = make_noise(self.insecure_seed)
         try:
+            data, codes = _bounded(data, codes, keys, schema)  # the first private step: each person keeps ≤ K rows
             choice = _threads.choose(threads, work=self._thread_work(schema))  # public sizes, never the data
             with _threads.limited(choice):
                 fit_schema = schema
@@ -265,11 +290,27 @@ class Synthesizer(ABC):
             reservation.fail(type(exc).__name__)  # the budget stays spent: noise may have been drawn
             raise
         self.ledger_entry_ = reservation.id
+        self.unit_ = schema.privacy_unit
         self.threads_ = {"threads": choice.threads, "source": choice.source, "reason": choice.reason}
         self.dataset_ = dataset
         self.opt_ins_ = opt_ins
         reservation.complete(seconds=round(time.perf_counter() - start, 3), opt_ins=opt_ins, **self._ledger_detail())
         return self
+
+    def _check_unit(self, schema: Schema, data: Any) -> None:
+        """Refuse a user privacy unit that this fit cannot honour, before anything is reserved."""
+        unit = schema.privacy_unit
+        if not unit.is_user:
+            return
+        if not self.user_level:
+            raise ParameterError(f"synthesizer {self.name!r} does not support the privacy unit {unit.label} "
+                                 f"({unit.describe()}) yet; MST and AIM do")
+        if table_source(data) is not None or engines.held_by(data) is not None:
+            raise ParameterError(f"the privacy unit {unit.label} needs the table in memory (--engine numpy): "
+                                 "contribution bounding does not run in DuckDB or Spark yet")
+        if self.uses_bins and dp_bins.dp_binned(schema):
+            raise ParameterError(f"the privacy unit {unit.label} cannot be used with DP bin edges yet (columns "
+                                 f"{', '.join(repr(c.name) for c in dp_bins.dp_binned(schema))}); declare the edges")
 
     def _fit_held(self, data: Any, held: str, **fit: Any) -> Synthesizer:
         """:meth:`fit` on a table held by the ``held`` engine, through a source opened here and closed after."""

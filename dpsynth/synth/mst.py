@@ -208,6 +208,7 @@ class MST(Synthesizer):
 
     name = "mst"
     fits_on_marginals = True
+    user_level = True
 
     def __init__(
         self,
@@ -245,10 +246,12 @@ class MST(Synthesizer):
         preprocess, rho = dp_bins.plan_quantiles(schema, rho, self.split_preprocess)
         rho_one, rho_select, rho_two = rho.split(splits)
         # d 1-way marginals, each with weight 1/√d of the noise budget: the concatenated vector
-        # has L2 sensitivity 1 when each marginal's noise scale is σ·√d, i.e. ρ_one/d apiece.
-        one_way = GaussianCounts.for_rho(rho_one.rho / d, label="one_way_marginal")
-        two_way = GaussianCounts.for_rho(rho_two.rho / (d - 1), label="two_way_marginal")
-        select = ExponentialSelection.for_rho(rho_select.rho / (d - 1), sensitivity=1.0, label="tree_edge")
+        # has L2 sensitivity K (1 for a row; a person's K rows in one cell of each) when each
+        # marginal's noise scale is σ·√d, i.e. ρ_one/d apiece. A pair's score moves by K too.
+        k = schema.privacy_unit.sensitivity
+        one_way = GaussianCounts.for_rho(rho_one.rho / d, l2_sensitivity=k, label="one_way_marginal")
+        two_way = GaussianCounts.for_rho(rho_two.rho / (d - 1), l2_sensitivity=k, label="two_way_marginal")
+        select = ExponentialSelection.for_rho(rho_select.rho / (d - 1), sensitivity=float(k), label="tree_edge")
         plan = _Plan(preprocess=preprocess, one_way=one_way, select=select, two_way=two_way, n_columns=d)
         if not total_rho(plan.events()) <= self.zcdp_budget().rho * (1 + 1e-12):
             raise InternalError("MST's plan spends more than its budget")

@@ -1,0 +1,68 @@
+"""Contribution bounding: each person keeps at most K rows, chosen by a rule that ignores every other person.
+
+Under a user privacy unit (:class:`~dpsynth.privacy.unit.PrivacyUnit` ``users(column, max_rows=K)``)
+the neighbouring tables differ by one whole person. Bounding makes the sensitivities finite: of each
+person's rows (those sharing a value of the key column), the K rows with the smallest priority are kept
+and the rest dropped, before any measurement. The priority of a row is the MD5 digest of the public
+``seed``, the person's key (as text) and the row's encoded codes, so it is a function of that row
+alone: whether a row is kept depends only on its own person's rows. Adding or removing one person
+therefore adds or removes at most K rows of the bounded table and changes nothing else, which is
+what every mechanism's sensitivity (scaled by K) assumes. MD5 is used as a well-spread, portable
+hash (SQL engines compute the same digest), not for secrecy: DP holds whatever the rule, as long as
+it does not look at other people.
+
+Identical rows of one person have equal priorities; which of them is kept does not matter (they are
+the same row). How many rows were dropped is private and is never reported.
+
+What is read: the key column and the encoded codes, in memory. Returns row indices only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from dpsynth.exceptions import DataError
+
+__all__ = ["bound_contributions", "check_keys", "row_priorities"]
+
+
+def check_keys(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The person key column of ``frame`` as text; a DataError (one line, no value) when it is absent
+    or a key is missing."""
+    if column not in frame.columns:
+        raise DataError(f"data has no column {column!r}: the schema's privacy unit is keyed by it")
+    keys = frame[column]
+    missing = keys.isna().to_numpy() | (keys.astype(str).str.strip() == "").to_numpy()
+    if missing.any():
+        first = int(np.flatnonzero(missing)[0])
+        raise DataError(f"column {column!r}, row {first + 1}: the person key is missing ({int(missing.sum())} "
+                        "row(s)); every row must name its person")
+    return keys.astype(str)
+
+
+def row_priorities(keys: pd.Series, codes: np.ndarray, seed: int) -> np.ndarray:
+    """Each row's priority: the first 8 bytes of MD5(seed | key | codes), as unsigned 64-bit integers."""
+    out = np.empty(len(keys), dtype=np.uint64)
+    prefix = f"{int(seed)}|".encode()
+    rows = np.ascontiguousarray(codes, dtype=np.int64)
+    for i, (key, row) in enumerate(zip(keys.tolist(), rows, strict=True)):
+        text = prefix + str(key).encode("utf-8") + b"|" + ",".join(map(str, row.tolist())).encode()
+        out[i] = int.from_bytes(hashlib.md5(text, usedforsecurity=False).digest()[:8], "big")
+    return out
+
+
+def bound_contributions(keys: pd.Series, codes: np.ndarray, max_rows: int, *, seed: int = 0) -> np.ndarray:
+    """The indices (ascending) of the rows kept when every person keeps at most ``max_rows`` rows: those
+    of smallest :func:`row_priorities`. Reads private data; returns indices only."""
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.int64)
+    person = pd.factorize(keys, sort=False)[0]  # only a grouping: which rows share a person
+    priority = row_priorities(keys, codes, seed)
+    order = np.lexsort((priority, person))
+    grouped = person[order]
+    starts = np.r_[0, np.flatnonzero(grouped[1:] != grouped[:-1]) + 1]
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return np.sort(order[rank < int(max_rows)])
