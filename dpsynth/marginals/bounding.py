@@ -26,7 +26,10 @@ import pandas as pd
 
 from dpsynth.exceptions import DataError
 
-__all__ = ["bound_contributions", "check_keys", "row_priorities"]
+__all__ = ["BOUNDING_SEED", "bound_contributions", "check_keys", "row_priorities"]
+
+#: The public seed of the bounding rule's digest (the same in memory and in every engine).
+BOUNDING_SEED = 0
 
 
 def check_keys(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -35,7 +38,7 @@ def check_keys(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame.columns:
         raise DataError(f"data has no column {column!r}: the schema's privacy unit is keyed by it")
     keys = frame[column]
-    missing = keys.isna().to_numpy() | (keys.astype(str).str.strip() == "").to_numpy()
+    missing = keys.isna().to_numpy() | (keys.astype(str).str.strip(" ") == "").to_numpy()  # SQL's trim
     if missing.any():
         first = int(np.flatnonzero(missing)[0])
         raise DataError(f"column {column!r}, row {first + 1}: the person key is missing ({int(missing.sum())} "
@@ -44,24 +47,27 @@ def check_keys(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def row_priorities(keys: pd.Series, codes: np.ndarray, seed: int) -> np.ndarray:
-    """Each row's priority: the first 8 bytes of MD5(seed | key | codes), as unsigned 64-bit integers."""
-    out = np.empty(len(keys), dtype=np.uint64)
+    """Each row's priority: MD5 of the text ``seed|key|c0,c1,...`` as two big-endian unsigned 64-bit
+    halves (shape (n, 2); ordering rows by them orders them by the hex digest, as the SQL engines do,
+    :func:`dpsynth.marginals.sql_bounding.bounded_codes_query`)."""
+    out = np.empty((len(keys), 2), dtype=np.uint64)
     prefix = f"{int(seed)}|".encode()
     rows = np.ascontiguousarray(codes, dtype=np.int64)
     for i, (key, row) in enumerate(zip(keys.tolist(), rows, strict=True)):
         text = prefix + str(key).encode("utf-8") + b"|" + ",".join(map(str, row.tolist())).encode()
-        out[i] = int.from_bytes(hashlib.md5(text, usedforsecurity=False).digest()[:8], "big")
+        digest = hashlib.md5(text, usedforsecurity=False).digest()
+        out[i] = (int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big"))
     return out
 
 
-def bound_contributions(keys: pd.Series, codes: np.ndarray, max_rows: int, *, seed: int = 0) -> np.ndarray:
+def bound_contributions(keys: pd.Series, codes: np.ndarray, max_rows: int, *, seed: int = BOUNDING_SEED) -> np.ndarray:
     """The indices (ascending) of the rows kept when every person keeps at most ``max_rows`` rows: those
     of smallest :func:`row_priorities`. Reads private data; returns indices only."""
     if len(keys) == 0:
         return np.zeros(0, dtype=np.int64)
     person = pd.factorize(keys, sort=False)[0]  # only a grouping: which rows share a person
     priority = row_priorities(keys, codes, seed)
-    order = np.lexsort((priority, person))
+    order = np.lexsort((priority[:, 1], priority[:, 0], person))
     grouped = person[order]
     starts = np.r_[0, np.flatnonzero(grouped[1:] != grouped[:-1]) + 1]
     rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))

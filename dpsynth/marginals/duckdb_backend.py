@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from dpsynth.exceptions import DataError, ParameterError
-from dpsynth.marginals import sql
+from dpsynth.marginals import sql, sql_bounding
 from dpsynth.marginals.grouping import GroupingCounter
 from dpsynth.schema.schema import Schema
 
@@ -299,9 +299,12 @@ class DuckDBSource:
         or a date/time.
         """
         sql.check_columns(schema, self._columns)
-        table = self.materialize(schema)
-        row = self.fetch(sql.codes_validation_query(table, schema, weight="w"), 1)
+        every_row = sql_bounding.rows_schema(schema)  # bad cells are looked for in every row, bounded or not
+        table = self.materialize(every_row)
+        row = self.fetch(sql.codes_validation_query(table, every_row, weight="w"), 1)
         error = sql.validation_error(schema, {k: v[0] for k, v in row.items()})
+        if error is None:
+            sql_bounding.check_keys(self, schema)
         if error is not None:
             self._drop(self._coded.pop(schema))
             raise error
@@ -316,8 +319,8 @@ class DuckDBSource:
         return sql.below_from_histogram(out["b"], out["n"], len(points))
 
     def fingerprint(self, schema: Schema) -> str:
-        """SHA-256 hex of order-independent sums of hashes of the encoded rows (one aggregate row)."""
-        return self.counter(schema).fingerprint()
+        """SHA-256 hex of order-independent sums of hashes of the encoded rows, every row (one aggregate row)."""
+        return self.counter(sql_bounding.rows_schema(schema)).fingerprint()
 
     def counter(self, schema: Schema) -> DuckDBCounter:
         """The marginal counts of the table encoded under ``schema`` (validate it first)."""
@@ -353,8 +356,12 @@ class DuckDBSource:
         data that stays in the engine."""
         if schema not in self._coded:
             name = f"dpsynth_codes_{next(_ids)}"
-            encoded = sql.encoded_query(schema, "dpsynth_src", self.kinds, "duckdb", self._lookups(schema),
-                                        problems=True)
+            if schema.privacy_unit.is_user:  # each person's rows beyond K dropped, in DuckDB
+                encoded = sql_bounding.bounded_codes_query(schema, "dpsynth_src", self.kinds, "duckdb",
+                                                           self._lookups(schema))
+            else:
+                encoded = sql.encoded_query(schema, "dpsynth_src", self.kinds, "duckdb", self._lookups(schema),
+                                            problems=True)
             self._run(f"CREATE TEMP TABLE {name} AS SELECT *, COUNT(*) AS w FROM ({encoded}) AS e GROUP BY ALL")
             self._tables.append(name)
             self._coded[schema] = name

@@ -42,7 +42,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from dpsynth.exceptions import DataError, ParameterError
-from dpsynth.marginals import sql
+from dpsynth.marginals import sql, sql_bounding
 from dpsynth.marginals.grouping import GroupingCounter
 from dpsynth.marginals.spark_session import (
     engine_errors,
@@ -336,6 +336,7 @@ class SparkSource:
         error = sql.validation_error(schema, {k: v[0] for k, v in row.items()})
         if error is not None:
             raise error
+        sql_bounding.check_keys(self, schema)
 
     def below_counts(self, column: str, schema: Schema, grid: np.ndarray) -> tuple[np.ndarray, int]:
         """(#{x < c} for each c of ``grid``, the number of non-missing values), values clamped to the
@@ -347,8 +348,8 @@ class SparkSource:
         return sql.below_from_histogram(out["b"].astype(np.int64), out["n"].astype(np.int64), len(points))
 
     def fingerprint(self, schema: Schema) -> str:
-        """SHA-256 hex of order-independent sums of hashes of the encoded rows (one aggregate row)."""
-        return self.counter(schema).fingerprint()
+        """SHA-256 hex of order-independent sums of hashes of the encoded rows, every row (one aggregate row)."""
+        return self.counter(sql_bounding.rows_schema(schema)).fingerprint()
 
     def counter(self, schema: Schema) -> SparkCounter:
         """The marginal counts of the table encoded under ``schema`` (validate it first)."""
@@ -372,7 +373,10 @@ class SparkSource:
         their count ``w``); its name. Private data that stays in Spark."""
         from pyspark import StorageLevel
 
-        encoded = sql.encoded_query(schema, self.view, self.kinds, "spark", self.lookups(schema))
+        if schema.privacy_unit.is_user:  # each person's rows beyond K dropped, in Spark
+            encoded = sql_bounding.bounded_codes_query(schema, self.view, self.kinds, "spark", self.lookups(schema))
+        else:
+            encoded = sql.encoded_query(schema, self.view, self.kinds, "spark", self.lookups(schema))
         cols = ", ".join(f"c{j}" for j in range(len(schema)))
         codes = self.query(f"SELECT {cols}, COUNT(*) AS w FROM ({encoded}) AS e GROUP BY {cols}")
         with engine_errors(f"counting on data {self.name!r}"), session_conf(self.session):  # the cache's plan

@@ -305,9 +305,6 @@ class Synthesizer(ABC):
         if not self.user_level:
             raise ParameterError(f"synthesizer {self.name!r} does not support the privacy unit {unit.label} "
                                  f"({unit.describe()}) yet; MST and AIM do")
-        if table_source(data) is not None or engines.held_by(data) is not None:
-            raise ParameterError(f"the privacy unit {unit.label} needs the table in memory (--engine numpy): "
-                                 "contribution bounding does not run in DuckDB or Spark yet")
         if self.uses_bins and dp_bins.dp_binned(schema):
             raise ParameterError(f"the privacy unit {unit.label} cannot be used with DP bin edges yet (columns "
                                  f"{', '.join(repr(c.name) for c in dp_bins.dp_binned(schema))}); declare the edges")
