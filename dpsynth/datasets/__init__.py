@@ -1,4 +1,5 @@
-"""Bundled public data for the demo and the tests: UCI Adult with its hand-written schema."""
+"""Bundled public data for the demo and the tests: UCI Adult with its hand-written schema, and the same
+rows with a synthetic person id (``people``: many rows a person, for the user privacy unit)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,19 @@ def load_adult() -> tuple[pd.DataFrame, Schema]:
     """The bundled Adult table (as text, like any CSV dpsynth reads) and its public schema."""
     df = pd.read_csv(adult_path(), dtype=str, keep_default_na=False)
     return df, load_schema(adult_schema_path())
+
+
+def people_path() -> Path:
+    """Path of the bundled multi-row-per-person table (gzip CSV: Adult's rows and a synthetic ``person_id``)."""
+    return Path(str(resources.files("dpsynth.datasets") / "people" / "people.csv.gz"))
+
+
+def people_schema_path() -> Path:
+    """Where its public schema is (Adult's, with ``privacy_unit: {column: person_id, max_rows: 4}``)."""
+    return Path(str(resources.files("dpsynth.datasets") / "people" / "schema.yaml"))
+
+
+def load_people() -> tuple[pd.DataFrame, Schema]:
+    """The bundled multi-row-per-person table (as text) and its public schema (a user privacy unit)."""
+    df = pd.read_csv(people_path(), dtype=str, keep_default_na=False)
+    return df, load_schema(people_schema_path())

@@ -126,6 +126,34 @@ def test_a_sensitivity_not_scaled_by_k_is_caught(monkeypatch):
     assert any("sensitivity" in f and "exceed" in f for f in report.failures())
 
 
+def whitebox_pair() -> tuple[Schema, pd.DataFrame, pd.DataFrame]:
+    """The worst case: ten people of one all-zero row each, and the same plus one person with K identical
+    all-ones rows (every kept row of the new person in one cell of every marginal)."""
+    from dpsynth.audit.replay import neighbouring_pairs
+
+    binary = Schema.from_domain({"a": 2, "b": 2, "c": 2})
+    zeros, with_ones = neighbouring_pairs(binary, rows=10)["constant_plus_outlier"]
+    before = zeros.assign(pid=[f"p{i}" for i in range(10)])
+    after = pd.concat([before, pd.concat([with_ones.iloc[[10]]] * K).assign(pid="new")], ignore_index=True)
+    return binary.with_unit(PrivacyUnit.users("pid", max_rows=K)), before, after
+
+
+def test_a_whitebox_audit_of_one_person_with_k_identical_rows_stays_within_the_claim_and_flags_row_noise(
+        monkeypatch):
+    """Seeded noise per transcript (deterministic: no false-failure probability in CI). With row-level
+    noise (sensitivity 1 while each person keeps K = 4 rows) the transcript's μ is 4 × the Gaussian
+    part's: 300 transcripts a world show μ ≥ 1.05 against the claim's 0.4548."""
+    from dpsynth.audit.whitebox import whitebox_audit
+
+    schema, before, after = whitebox_pair()
+    claim = {"claimed_epsilon": 1.0, "claimed_delta": 1e-2}
+    correct = whitebox_audit(make_mst, schema, before, after, trials_per_world=15, noise="seeded", **claim)
+    assert not correct.violation and correct.epsilon_lower_bound < 1.0
+    monkeypatch.setattr(PrivacyUnit, "sensitivity", property(lambda self: 1))
+    row_noise = whitebox_audit(make_mst, schema, before, after, trials_per_world=300, noise="seeded", **claim)
+    assert row_noise.violation and row_noise.mu_lower_bound > 2 * row_noise.claimed_mu
+
+
 def test_the_ledger_composes_by_unit(tmp_path):
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", create=True)
     ledger.create_dataset("people", ApproxDP(10.0, 1e-3), unit=PrivacyUnit.parse(f"user:{K}"))
