@@ -69,7 +69,9 @@ def plan_quantiles(
     if not quantiles:
         return (), rho
     rho_pre, rest = rho.split([share, 1.0 - share])
-    mechanism = ExponentialSelection.for_rho(rho_pre.rho / quantiles, sensitivity=1.0, label="dp_quantile")
+    # a score moves by at most 1 when one row comes or goes, by at most K for a person with up to K rows
+    k = float(schema.privacy_unit.sensitivity)
+    mechanism = ExponentialSelection.for_rho(rho_pre.rho / quantiles, sensitivity=k, label="dp_quantile")
     return (mechanism,) * quantiles, rest
 
 

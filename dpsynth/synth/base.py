@@ -305,9 +305,11 @@ class Synthesizer(ABC):
         if not self.user_level:
             raise ParameterError(f"synthesizer {self.name!r} does not support the privacy unit {unit.label} "
                                  f"({unit.describe()}) yet; MST and AIM do")
-        if self.uses_bins and dp_bins.dp_binned(schema):
-            raise ParameterError(f"the privacy unit {unit.label} cannot be used with DP bin edges yet (columns "
-                                 f"{', '.join(repr(c.name) for c in dp_bins.dp_binned(schema))}); declare the edges")
+        held = table_source(data) is not None or engines.held_by(data) is not None
+        if held and self.uses_bins and dp_bins.dp_binned(schema):
+            raise ParameterError(f"the privacy unit {unit.label} cannot be used with DP bin edges in DuckDB or Spark "
+                                 f"yet (columns {', '.join(repr(c.name) for c in dp_bins.dp_binned(schema))}); "
+                                 "declare the edges, or use --engine numpy")
 
     def _fit_held(self, data: Any, held: str, **fit: Any) -> Synthesizer:
         """:meth:`fit` on a table held by the ``held`` engine, through a source opened here and closed after."""

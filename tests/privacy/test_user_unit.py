@@ -232,3 +232,24 @@ def test_the_cli_fits_at_the_user_unit_and_refuses_a_missing_key(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "column 'pid', row 6: the person key is missing" in lines[0]
     assert "Traceback" not in proc.stderr and not (tmp_path / "y.csv").exists()
+
+
+def test_dp_bin_edges_are_chosen_on_the_bounded_rows_with_scores_scaled_by_k():
+    """A column whose bin edges are DP quantiles: the quantile scores move by at most K between tables
+    that differ by one person (who has more rows than K, all at the top of the range)."""
+    spec = {"columns": [{"name": "a", "kind": "categorical", "levels": ["x", "y"]},
+                        {"name": "n", "kind": "integer", "bounds": [0, 100], "bins": {"dp_quantiles": 3}}],
+            "privacy_unit": {"column": "pid", "max_rows": 3}}
+    schema = Schema.from_dict(spec)
+    rng = np.random.default_rng(5)
+    base = pd.DataFrame({"a": rng.choice(["x", "y"], 40), "n": rng.integers(0, 60, 40).astype(str),
+                         "pid": [f"p{i % 15}" for i in range(40)]})
+    person = pd.DataFrame({"a": ["y"] * 6, "n": ["100"] * 6, "pid": ["new"] * 6})
+    pairs = {"person_added": (base, pd.concat([base, person], ignore_index=True))}
+    report = replay_check(make_mst, schema, pairs=pairs)
+    assert report.passed, report.failures()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = make_mst().fit(pairs["person_added"][1], schema=schema, ledger=UNTRACKED)
+    quantiles = [e for e in model.privacy_events_ if e.label == "dp_quantile"]
+    assert len(quantiles) == 2 and all(e.sensitivity == 3.0 for e in quantiles)
