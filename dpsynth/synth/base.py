@@ -111,15 +111,18 @@ def _person_keys(frame: pd.DataFrame, schema: Schema) -> pd.Series | None:
 
 
 def _bounded(data: Any, codes: np.ndarray | None, keys: pd.Series | None,
-             schema: Schema) -> tuple[Any, np.ndarray | None]:
+             schema: Schema) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """Contribution bounding (:mod:`dpsynth.marginals.bounding`): the table and its codes with at most K
-    rows a person and without the key column; unchanged without keys (a row unit)."""
+    rows a person and without the key column, and the person of each kept row (``0 .. people-1``, a
+    grouping only: for a synthesizer that samples people, e.g. DP-SGD); unchanged and None without
+    keys (a row unit)."""
     if keys is None or codes is None:
-        return data, codes
+        return data, codes, None
     unit = schema.privacy_unit
     kept = bounding.bound_contributions(keys, codes, unit.max_rows)
     frame = cast(pd.DataFrame, data).iloc[kept].drop(columns=[cast(str, unit.column)]).reset_index(drop=True)
-    return frame, codes[kept]
+    groups = pd.factorize(keys.iloc[kept], sort=False)[0].astype(np.int64)
+    return frame, codes[kept], groups
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +170,9 @@ class Synthesizer(ABC):
     #: Whether the synthesizer scales its sensitivities by a user unit's K (the schema's ``privacy_unit``):
     #: one that does not refuses such a schema before anything is reserved.
     user_level: ClassVar[bool] = False
+    #: During a fit at a user unit, the person (0 .. people-1) of each row the fit reads, after bounding;
+    #: None otherwise and after the fit. Private data: a grouping of the rows, never stored or reported.
+    _person_groups: np.ndarray | None = None
     #: Whether the model works on binned codes (DP quantile bins are chosen and charged by the fit);
     #: DP-SGD models numeric columns on their public bounds instead.
     uses_bins: ClassVar[bool] = True
@@ -272,7 +278,7 @@ class Synthesizer(ABC):
         start = time.perf_counter()
         noise = make_noise(self.insecure_seed)
         try:
-            data, codes = _bounded(data, codes, keys, schema)  # the first private step: each person keeps ≤ K rows
+            data, codes, self._person_groups = _bounded(data, codes, keys, schema)  # first: each person keeps ≤ K rows
             choice = _threads.choose(threads, work=self._thread_work(schema))  # public sizes, never the data
             with _threads.limited(choice):
                 fit_schema = schema
@@ -289,6 +295,8 @@ class Synthesizer(ABC):
         except BaseException as exc:
             reservation.fail(type(exc).__name__)  # the budget stays spent: noise may have been drawn
             raise
+        finally:
+            self._person_groups = None  # private: never part of the fitted model
         self.ledger_entry_ = reservation.id
         self.unit_ = schema.privacy_unit
         self.threads_ = {"threads": choice.threads, "source": choice.source, "reason": choice.reason}
