@@ -48,6 +48,11 @@ is the largest ε' with Σ (e^ε' · N · Q_row + δ) ≤ α/2. Categorical and 
 when they have one unreserved value; float columns are taken to add none at all (a float may be
 rounded by a generator). What one copy shows is a broken δ: one real record in the output.
 
+**At a user privacy unit** (one person with up to K rows) the claim is about people, so each fitted
+table gets the unit's key column: every base row is its own person and every included key canary a
+person of K identical rows (:func:`_fitted_table`). The scores and both bounds are unchanged: each
+canary is still one unit, now the unit of the claim.
+
 What it can and cannot show is in ``docs/audit.md``. The audit reads only the public schema, the
 claim and the generator's outputs on tables it made itself: it is data-independent, and so is its
 verdict (a release may gate on it and stay DP). Its fits are internal evidence on an untracked
@@ -234,6 +239,20 @@ def _make_run(schema: Schema, base_rows: int, rng: np.random.Generator) -> _Run:
 # -- fitting and scoring --------------------------------------------------------------------------
 
 
+def _fitted_table(run: _Run, schema: Schema) -> pd.DataFrame:
+    """The table a fit reads: ``run.table``; at a user privacy unit, with the unit's key column: every base
+    row its own person, and every included key canary a person of K identical rows (the canary is then a
+    whole person, the unit the claim is about, and the worst case: K rows in one cell of every marginal)."""
+    unit = schema.privacy_unit
+    if unit.column is None:
+        return run.table
+    people = np.array([f"r{i}" for i in range(len(run.table))], dtype=object)
+    extra = np.repeat(run.canary[run.canary >= 0], unit.max_rows - 1)
+    out = pd.concat([run.table, run.table.iloc[extra]], ignore_index=True)
+    out[unit.column] = np.concatenate([people, people[extra]])
+    return out
+
+
 def _fit_sample(make: Callable[[], Any], table: pd.DataFrame, schema: Schema, rows: int) -> pd.DataFrame:
     synthesizer = make()
     fit = synthesizer.fit
@@ -395,7 +414,7 @@ def canary_audit(
     for i, run in enumerate(runs):
         t = time.perf_counter()
         try:
-            synthetic = _fit_sample(make, run.table, schema, sample_factor * len(run.table))
+            synthetic = _fit_sample(make, _fitted_table(run, schema), schema, sample_factor * len(run.table))
         except AuditError:
             raise
         except Exception as exc:  # noqa: BLE001 - an audited generator may fail in any way; the audit reports it

@@ -125,6 +125,41 @@ def neighbouring_pairs(schema: Schema, *, rows: int = 10, seed: int = 0) -> dict
     }
 
 
+def neighbouring_people(schema: Schema, *, rows: int = 10, seed: int = 0) -> dict[str, Pair]:
+    """Synthetic pairs that differ by one whole person, for a schema whose privacy unit is a user with
+    at most K rows (no real data; the key column is the unit's).
+
+    * ``person_of_identical_rows_added``: ``rows`` people of one random row each, and the same plus one
+      person with K + 2 identical rows at every column's last value (more rows than K, all in one cell
+      of every marginal: the worst case for the sensitivities, and what bounding must cut to K);
+    * ``person_removed``: people of 1 to K + 2 random rows, and the same less one of them.
+    """
+    unit = schema.privacy_unit
+    if unit.column is None:
+        raise ValueError("neighbouring_people needs a schema with a user privacy unit (its key column)")
+    sizes = np.asarray(schema.sizes)
+    rng = np.random.default_rng(seed)
+    many = unit.max_rows + 2
+
+    def table(codes: np.ndarray, people: list[str]) -> pd.DataFrame:
+        frame = _decode(codes, schema, seed)
+        frame[unit.column] = people
+        return frame
+
+    singles = rng.integers(0, sizes, size=(rows, len(sizes)))
+    ids = [f"p{i}" for i in range(rows)]
+    worst = np.repeat((sizes - 1)[None, :], many, axis=0)
+    counts = rng.integers(1, many + 1, size=rows)
+    grouped = rng.integers(0, sizes, size=(int(counts.sum()), len(sizes)))
+    owners = [f"p{i}" for i, c in enumerate(counts) for _ in range(c)]
+    last = int(counts[-1])
+    return {
+        "person_of_identical_rows_added": (table(singles, ids),
+                                           table(np.vstack([singles, worst]), [*ids, *["new"] * many])),
+        "person_removed": (table(grouped, owners), table(grouped[:-last], owners[:-last])),
+    }
+
+
 # -- comparisons -------------------------------------------------------------------------------------
 
 

@@ -63,3 +63,25 @@ def engine_options(parser: argparse.ArgumentParser, *, by_size: bool = True) -> 
                              "duckdb (embedded, larger than memory) or spark")
     parser.add_argument("--spark-master", default=None,
                         help="the Spark master URL for --engine spark (default: the active session's, or local[*])")
+
+
+def user_unit_options(parser: argparse.ArgumentParser) -> None:
+    """``--user-column`` and ``--max-rows-per-user``: the privacy unit, one person (overrides the schema's)."""
+    parser.add_argument("--user-column", help="privacy unit: one person, keyed by this column (never synthesised); "
+                        "overrides the schema's privacy_unit; needs --max-rows-per-user")
+    parser.add_argument("--max-rows-per-user", type=integer, default=None,
+                        help="K: each person keeps at most K rows (the rest are dropped before any measurement)")
+
+
+def user_unit(args: argparse.Namespace) -> Any:
+    """The :class:`~dpsynth.privacy.unit.PrivacyUnit` of ``--user-column`` and ``--max-rows-per-user`` (both or
+    neither), or None: the schema's own."""
+    from dpsynth.exceptions import ParameterError
+    from dpsynth.privacy.unit import PrivacyUnit
+
+    column, max_rows = args.user_column, args.max_rows_per_user
+    if column is None and max_rows is None:
+        return None
+    if column is None or max_rows is None:
+        raise ParameterError("--user-column and --max-rows-per-user must be given together")
+    return PrivacyUnit.users(column, max_rows=max_rows)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dpsynth.cli.arguments import THREADS_HELP, engine_options, integer, number
+from dpsynth.cli.arguments import THREADS_HELP, engine_options, integer, number, user_unit, user_unit_options
 from dpsynth.cli.charging import ledger_for
 from dpsynth.cli.synth_params import synth_params
 from dpsynth.exceptions import ParameterError
@@ -44,10 +44,7 @@ def add_fit(sub: Any) -> None:
     fit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a synthesizer parameter, e.g. max_model_size=20 (repeatable; VALUE read as JSON)")
     fit.add_argument("--threads", type=integer, default=None, help=THREADS_HELP)
-    fit.add_argument("--user-column", help="privacy unit: one person, keyed by this column (never synthesised); "
-                     "overrides the schema's privacy_unit; needs --max-rows-per-user")
-    fit.add_argument("--max-rows-per-user", type=integer, default=None,
-                     help="K: each person keeps at most K rows (the rest are dropped before any measurement)")
+    user_unit_options(fit)
     engine_options(fit)
     fit.add_argument(
         "--insecure-seed",
@@ -89,7 +86,9 @@ def fit_result(args: argparse.Namespace) -> dict[str, Any]:
     threads = None if args.threads is None else check_threads(args.threads)
     out = check_writable(args.out)
     check_fit_out(out, Path(args.data), overwrite=args.overwrite)
-    schema = with_user_unit(load_schema(args.schema), args.user_column, args.max_rows_per_user)
+    schema = load_schema(args.schema)
+    if (unit := user_unit(args)) is not None:
+        schema = schema.with_unit(unit)
     na_rep = schema.missing_values[0] if schema.missing_values else ""
     check_rows_on_disk(n_synthetic, schema, out, na_rep=na_rep)  # what the output's folder can hold, before any charge
     params = synth_params(cls, args.param, args.workload)
@@ -138,17 +137,6 @@ def fit_result(args: argparse.Namespace) -> dict[str, Any]:
     result["dataset"] = synth.dataset_
     result["opt_ins"] = list(synth.opt_ins_)
     return result
-
-
-def with_user_unit(schema: Any, column: str | None, max_rows: int | None) -> Any:
-    """``schema`` with the privacy unit of ``--user-column`` and ``--max-rows-per-user`` (both or neither)."""
-    from dpsynth.privacy.unit import PrivacyUnit
-
-    if column is None and max_rows is None:
-        return schema
-    if column is None or max_rows is None:
-        raise ParameterError("--user-column and --max-rows-per-user must be given together")
-    return schema.with_unit(PrivacyUnit.users(column, max_rows=max_rows))
 
 
 def check_fit_out(out: Path, data: Path, *, overwrite: bool) -> None:

@@ -8,7 +8,7 @@ import json
 import os
 from typing import Any
 
-from dpsynth.cli.arguments import THREADS_HELP, engine_options, integer, number
+from dpsynth.cli.arguments import THREADS_HELP, engine_options, integer, number, user_unit, user_unit_options
 from dpsynth.cli.synth_params import synth_params
 from dpsynth.exceptions import ParameterError
 
@@ -42,6 +42,7 @@ def add_release(sub: Any) -> None:
     rel.add_argument("--workers", type=integer, help="processes for the audit's fits (default: the CPUs, at most 8)")
     rel.add_argument("--threads", type=integer, default=None, help=THREADS_HELP)
     rel.add_argument("--json", action="store_true", help="print the decision as one JSON object (no progress)")
+    user_unit_options(rel)
     engine_options(rel, by_size=False)
 
 
@@ -67,7 +68,7 @@ def run_release(args: argparse.Namespace) -> int:
                      delta=args.delta, ledger=args.ledger, dataset=args.dataset, policy=args.policy, out=args.out,
                      rows=args.rows, synthesizer_params=params, target=args.target, insecure_seed=args.insecure_seed,
                      progress=False if args.json else None, workers=args.workers, threads=args.threads,
-                     engine=args.engine, spark_master=args.spark_master)
+                     engine=args.engine, spark_master=args.spark_master, privacy_unit=user_unit(args))
     report = result.report
     if args.json:
         print(json.dumps({"status": result.status, "exit_code": result.exit_code, "reasons": result.reasons,

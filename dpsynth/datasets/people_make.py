@@ -50,6 +50,7 @@ def make(adult: pd.DataFrame, seed: int = SEED) -> pd.DataFrame:
 
 
 def main() -> None:  # pragma: no cover - a maintainer's script
+    """Write ``people/people.csv.gz`` (byte-stable) and print its shape."""
     from dpsynth.datasets import load_adult
 
     adult, _ = load_adult()

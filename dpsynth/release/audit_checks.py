@@ -65,7 +65,7 @@ def canary_checks(report: dict[str, Any], checks: Checks, pol: Policy, cls: Any,
     if rules.max_auc is not None:
         checks.add("audit.auc", "audit", "canary membership AUC (best score)", float(result.auc), rules.max_auc, "<=",
                    float(result.auc) <= rules.max_auc, reads="public")
-    replay_checks(report, checks, cls, params, epsilon, delta)
+    replay_checks(report, checks, cls, params, epsilon, delta, sch.privacy_unit)
     timings["audit"] = round(time.perf_counter() - t, 3)
 
 
@@ -74,13 +74,15 @@ REPLAY_DOMAIN = {"a": 2, "b": 2, "c": 2}
 
 
 def replay_checks(report: dict[str, Any], checks: Checks, cls: Any, params: dict[str, Any], epsilon: float,
-                  delta: float) -> None:
+                  delta: float, unit: Any = None) -> None:
     """dpsynth's record/replay checks (:mod:`dpsynth.audit.replay`: noise removed, sensitivity
     halved, a domain learned from the data) on neighbouring ten-row tables of a three-column public
     domain, for dpsynth's own marginal synthesizers (MST, AIM and their subclasses), where they are
-    cheap; a plug-in or a DP-SGD generator has no mechanism transcript to replay."""
-    from dpsynth.audit.replay import neighbouring_pairs, replay_check
+    cheap; a plug-in or a DP-SGD generator has no mechanism transcript to replay. At a user privacy
+    ``unit`` the neighbours differ by one whole person (:func:`~dpsynth.audit.replay.neighbouring_people`)."""
+    from dpsynth.audit.replay import neighbouring_pairs, neighbouring_people, replay_check
     from dpsynth.exceptions import ParameterError
+    from dpsynth.privacy.unit import PrivacyUnit
     from dpsynth.schema.schema import Schema
     from dpsynth.synth.base import Synthesizer
 
@@ -88,6 +90,9 @@ def replay_checks(report: dict[str, Any], checks: Checks, cls: Any, params: dict
         return
     title = "record/replay: every privacy event is spent by a mechanism with the declared sensitivity"
     domain = Schema.from_domain(dict(REPLAY_DOMAIN))
+    people = unit is not None and unit.is_user
+    if people:
+        domain = domain.with_unit(PrivacyUnit.users("person", max_rows=unit.max_rows))
     make = functools.partial(cls, epsilon=epsilon, delta=delta, **params)
     try:
         make().plan(domain)
@@ -98,14 +103,17 @@ def replay_checks(report: dict[str, Any], checks: Checks, cls: Any, params: dict
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            rep = replay_check(make, domain, pairs=neighbouring_pairs(domain, rows=10), name=str(cls.name))
+            pairs = neighbouring_people(domain, rows=10) if people else neighbouring_pairs(domain, rows=10)
+            rep = replay_check(make, domain, pairs=pairs, name=str(cls.name))
     except Exception as exc:  # noqa: BLE001 - a check that fails to run blocks
         checks.error("audit.replay", "audit", title, "pass", "==", exc, reads="public")
         return
     out = rep.to_dict()
     report["evidence"].setdefault("audit", {})["replay"] = out
     checks.add("audit.replay", "audit", title, "pass" if rep.passed else "fail", "pass", "==", rep.passed,
-               "; ".join(rep.failures()) or "3 neighbouring pairs of ten-row tables from a public domain",
+               "; ".join(rep.failures()) or (f"{len(pairs)} pairs of tables from a public domain that differ by one "
+                                             f"person with {unit.max_rows + 2} rows or fewer" if people else
+                                             "3 neighbouring pairs of ten-row tables from a public domain"),
                reads="public")
 
 

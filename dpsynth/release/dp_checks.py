@@ -8,7 +8,9 @@ spending from the release's odometer (adaptive composition with the fit). Everyt
 :class:`DPChecksResult` is post-processing of those noisy measurements, S and public information,
 so a gate that reads only it is DP, with the cost :meth:`DPChecksPlan.events` states up front.
 
-Neighbours: add or remove one row. The measurements (ρ split by named weights, see
+Neighbours: add or remove one row; at a user privacy unit, one person with up to K rows, every
+sensitivity below times K (``unit_sensitivity``: each person's rows beyond K are dropped from the
+real table before any check reads it). The measurements (ρ split by named weights, see
 :class:`DPChecksPlan`):
 
 * ``rows``: n, sensitivity 1 (here);
@@ -99,6 +101,8 @@ class DPChecksPlan:
     fidelity_scale: int = dp_fidelity.FIDELITY_SCALE
     #: False when the caller already holds a DP (or public) row count and passes it to the run.
     measure_rows: bool = True
+    #: K of a user privacy unit (1 for a row): every sensitivity is scaled by it.
+    unit_sensitivity: int = 1
 
     def __post_init__(self) -> None:
         """Validate and canonicalise (names in their canonical order): a plan built directly is
@@ -117,6 +121,7 @@ class DPChecksPlan:
             raise ParameterError(f"utility_bins ({self.utility_bins!r}) must be an even integer >= 2")
         set_(self, "utility_bins", bins)
         set_(self, "fidelity_scale", v.positive_int("fidelity_scale", self.fidelity_scale))
+        set_(self, "unit_sensitivity", v.positive_int("unit_sensitivity", self.unit_sensitivity))
         if not (self.measure_rows or self.fidelity or self.replay or self.utility):
             raise ParameterError("the plan measures nothing: ask for a check, or measure_rows=True")
 
@@ -145,7 +150,8 @@ class DPChecksPlan:
         out: list[Measurement] = []
 
         def add(name: str, statistic: str, units: str, share: float, sensitivity: int) -> None:
-            mech = GaussianCounts.for_rho(share, l2_sensitivity=sensitivity, label=f"{LABEL_PREFIX}.{name}")
+            mech = GaussianCounts.for_rho(share, l2_sensitivity=sensitivity * self.unit_sensitivity,
+                                          label=f"{LABEL_PREFIX}.{name}")
             out.append(Measurement(name, statistic, units, mech))
 
         if "rows" in rho:
@@ -193,7 +199,7 @@ def plan_dp_checks(*, rho: float, fidelity: Sequence[str] = (), replay: Sequence
                    schema: Schema | None = None, target: str | None = None, rows_weight: float = 1.0,
                    fidelity_weight: float = 3.0, replay_weight: float = 3.0, utility_weight: float = 3.0,
                    utility_bins: int = dp_utility.DEFAULT_BINS, fidelity_scale: int = dp_fidelity.FIDELITY_SCALE,
-                   measure_rows: bool = True) -> DPChecksPlan:
+                   measure_rows: bool = True, unit_sensitivity: int = 1) -> DPChecksPlan:
     """A validated :class:`DPChecksPlan`.
 
     With the (public) ``schema`` (and ``target`` for utility), what the run would refuse is refused
@@ -205,7 +211,7 @@ def plan_dp_checks(*, rho: float, fidelity: Sequence[str] = (), replay: Sequence
     plan = DPChecksPlan(rho=rho, fidelity=fidelity, replay=replay, utility=utility,  # type: ignore[arg-type]
                         rows_weight=rows_weight, fidelity_weight=fidelity_weight, replay_weight=replay_weight,
                         utility_weight=utility_weight, utility_bins=utility_bins, fidelity_scale=fidelity_scale,
-                        measure_rows=measure_rows)
+                        measure_rows=measure_rows, unit_sensitivity=unit_sensitivity)
     if schema is not None:
         _check_public(schema, plan.replay, plan.utility, target)
     elif plan.utility and target is not None and not isinstance(target, str):

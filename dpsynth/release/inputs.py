@@ -80,7 +80,7 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
                  delta: float, ledger: str | Any, dataset: str, policy: str | Path | Policy, out: str | Path,
                  rows: int | None, synthesizer_params: dict[str, Any] | None, target: str | None,
                  insecure_seed: int | None, seed: int, workers: int | None, threads: int | None,
-                 engine: str = "auto", spark_master: str | None = None) -> ReleaseInputs:
+                 engine: str = "auto", spark_master: str | None = None, privacy_unit: Any = None) -> ReleaseInputs:
     """Check the arguments of :func:`~dpsynth.release.pipeline.release` in its order (the first
     mistake is the one reported); reads the private table only to check it against its schema."""
     from dpsynth import _validation as check
@@ -88,7 +88,6 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
     from dpsynth.io import read_table
     from dpsynth.privacy.ledger import Ledger
     from dpsynth.schema import load_schema
-    from dpsynth.schema.encode import encode
     from dpsynth.synth.plugin import load_generator
     from dpsynth.synth.streaming import check_rows_in_memory
 
@@ -96,10 +95,8 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
     out_dir = check_out_dir(out)
     schema_path = None if not isinstance(schema, (str, Path)) else Path(schema)
     sch: Any = load_schema(schema_path) if schema_path is not None else schema
-    unit = getattr(sch, "privacy_unit", None)
-    if unit is not None and unit.is_user:
-        raise ParameterError(f"release does not support the privacy unit {unit.label} ({unit.describe()}) yet: its "
-                             "DP checks and audits are per row; fit, sample and eval do")
+    if privacy_unit is not None:
+        sch = sch.with_unit(privacy_unit)
     cls = load_generator(synthesizer)  # a plug-in (plain contract) comes back wrapped: dpsynth charges its claim
     params = dict(synthesizer_params or {})
     if insecure_seed is not None:
@@ -121,6 +118,7 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
     led = Ledger(ledger) if isinstance(ledger, str) else ledger
     led.check_integrity(dataset)  # a damaged ledger is refused (exit 2) before anything is read or charged
     statement_before = led.statement(dataset)  # raises LedgerError (exit 2) for an unknown dataset
+    _check_unit(sch, cls, synthesizer, dataset, statement_before.unit, pol)
     target = target if target is not None else (pol.utility.target if pol.utility else None)
     if target is not None and target not in sch.names:
         raise ParameterError(f"target ({target!r}) must be one of the schema's columns: {', '.join(sch.names)}")
@@ -143,8 +141,7 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
     else:
         real = read_table(data)
         input_name, input_sha256 = Path(data).name, sha256_path(data)
-    if engine == "numpy":
-        encode(real, sch)  # a table that does not fit its schema is a user mistake (exit 2), before any charge
+    _check_rows(real, sch, engine)
     schema_file = ({"name": schema_path.name, "sha256": sha256_path(schema_path)} if schema_path is not None else
                    {"name": "<Schema>", "sha256": sha256_bytes(json.dumps(sch.to_dict(), sort_keys=True).encode())})
     check_events = dp_plan.events() if dp_plan is not None else []
@@ -155,6 +152,39 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
                          scanner=scanner, suite=suite, real=real, input_name=input_name, input_sha256=input_sha256,
                          workers=workers, threads=threads, schema_file=schema_file, check_events=check_events,
                          engine=engine)
+
+
+def _check_rows(real: Any, sch: Any, engine: str) -> None:
+    """A table in memory against its schema and, at a user unit, its person keys (exit 2, before any charge);
+    an engine's table was validated where it lives."""
+    from dpsynth.marginals.bounding import check_keys
+    from dpsynth.schema.encode import encode
+
+    if engine == "numpy":
+        encode(real, sch)  # a table that does not fit its schema is a user mistake (exit 2), before any charge
+        if sch.privacy_unit.column is not None:
+            check_keys(real, sch.privacy_unit.column)  # every row names its person
+    elif sch.privacy_unit.is_user:
+        raise ParameterError(f"release at the privacy unit {sch.privacy_unit.label} reads the table in memory for "
+                             "now (--engine numpy): its DP checks bound each person's rows in memory")
+
+
+def _check_unit(sch: Any, cls: Any, synthesizer: str, dataset: str, registered: str, pol: Policy) -> None:
+    """The schema's privacy unit against the synthesizer and the dataset's registered unit, before anything."""
+    from dpsynth.privacy.ledger import LedgerError
+    from dpsynth.privacy.unit import PrivacyUnit
+
+    unit = sch.privacy_unit
+    if unit.is_user and not getattr(cls, "user_level", False):
+        raise ParameterError(f"synthesizer {synthesizer!r} does not support the privacy unit {unit.label} "
+                             f"({unit.describe()}) yet; MST and AIM do")
+    if unit.is_user and pol.audit is not None and pol.audit.method != "canary":
+        raise ParameterError(f"policy {pol.name!r}: audit.method {pol.audit.method!r} audits rows; at the privacy "
+                             f"unit {unit.label} the release audit is the canary audit (audit.method: canary)")
+    on_file = PrivacyUnit.parse(registered)
+    if not unit.fits_within(on_file):
+        raise LedgerError(f"dataset {dataset!r} is registered with privacy unit {registered!r} ({on_file.describe()}), "
+                          f"but the schema's privacy unit is {unit.label} ({unit.describe()})")
 
 
 def _engine(engine: str, data: Any, cls: Any, spark_master: str | None) -> str:

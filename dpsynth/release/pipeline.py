@@ -114,6 +114,7 @@ def release(
     threads: int | None = None,
     engine: str = "auto",
     spark_master: str | None = None,
+    privacy_unit: Any = None,
 ) -> ReleaseResult:
     """Take a private table through the release road and write the artifacts to ``out``.
 
@@ -147,6 +148,8 @@ def release(
             exact internal figures are exact where they are counts and on stated seeded samples where
             they need rows (``docs/scale.md``). The synthetic table is held in memory.
         spark_master: the Spark master for ``engine="spark"`` (default: the active session's, or local).
+        privacy_unit: a :class:`~dpsynth.privacy.unit.PrivacyUnit` that replaces the schema's (e.g.
+            ``PrivacyUnit.users("patient_id", max_rows=4)``: one person with up to 4 rows; ``docs/user-level.md``).
 
     Returns:
         :class:`ReleaseResult`: ``status`` released / blocked / refused, ``exit_code`` 0 / 1 / 3.
@@ -167,7 +170,7 @@ def release(
     inp = check_inputs(data=data, schema=schema, synthesizer=synthesizer, epsilon=epsilon, delta=delta, ledger=ledger,
                        dataset=dataset, policy=policy, out=out, rows=rows, synthesizer_params=synthesizer_params,
                        target=target, insecure_seed=insecure_seed, seed=seed, workers=workers, threads=threads,
-                       engine=engine, spark_master=spark_master)
+                       engine=engine, spark_master=spark_master, privacy_unit=privacy_unit)
     try:
         return _road(inp, started, progress)
     finally:
@@ -339,14 +342,34 @@ def _evidence(synth: Any, synthetic: pd.DataFrame, inp: ReleaseInputs, report: d
                      inp.suite, inp.synthesizer, bar, timings, inp.workers)
     if inp.scanner is not None:
         pii_check(report, checks, pol, inp.scanner, synthetic, sch, timings)
+    bounded, every_row = real_for_checks(inp.real, sch)  # at a user unit: each person's rows beyond K dropped
     if inp.dp_plan is not None:
-        dp_private_checks(report, checks, pol, inp.dp_plan, inp.led, inp.dataset, inp.real, synthetic, sch,
+        dp_private_checks(report, checks, pol, inp.dp_plan, inp.led, inp.dataset, bounded, synthetic, sch,
                           inp.target, inp.seed, inp.insecure_seed, inp.input_sha256, synth, bar, timings)
     gate = not pol.decision.dp  # the exact checks gate only under the named opt-in
     if pol.replay is not None:
-        exact_replay_checks(report, checks, pol, inp.real, synthetic, sch, inp.seed, bar, timings, gate=gate)
-    exact_quality_checks(report, checks, pol, inp.real, synthetic, sch, inp.target, bar, timings, gate=gate,
+        exact_replay_checks(report, checks, pol, every_row, synthetic, sch, inp.seed, bar, timings, gate=gate)
+    exact_quality_checks(report, checks, pol, every_row, synthetic, sch, inp.target, bar, timings, gate=gate,
                          seed=inp.seed)
+
+
+def real_for_checks(real: Any, sch: Any) -> tuple[Any, Any]:
+    """The private table as the DP checks read it and as the exact (internal) figures read it.
+
+    At a row unit (or in an engine), both are ``real``. At a user unit, the DP checks read the table the
+    fit read: each person's rows beyond K dropped by the fit's own rule (their sensitivities are scaled
+    by K, which holds only for a bounded table); the exact figures read every real row (a copy of any
+    real row counts). Neither holds the key column: the synthetic table has none.
+    """
+    from dpsynth.marginals.bounding import bound_contributions, check_keys
+    from dpsynth.schema.encode import encode
+
+    unit = sch.privacy_unit
+    if unit.column is None or not isinstance(real, pd.DataFrame):
+        return real, real
+    kept = bound_contributions(check_keys(real, unit.column), encode(real, sch), unit.max_rows)
+    every_row = real.drop(columns=[unit.column])
+    return every_row.iloc[kept].reset_index(drop=True), every_row
 
 
 def _finish(report: dict[str, Any], checks: Checks, out_dir: Path, synthetic: pd.DataFrame | None, status: str,

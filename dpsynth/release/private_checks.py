@@ -57,7 +57,7 @@ def plan_decision(pol: Policy, sch: Any, target: str | None) -> Any:
     if not (fidelity or replay or utility):
         return None
     return plan_dp_checks(rho=pol.decision.rho, fidelity=fidelity, replay=replay, utility=utility, schema=sch,
-                          target=target)
+                          target=target, unit_sensitivity=sch.privacy_unit.sensitivity)
 
 
 def dp_private_checks(report: dict[str, Any], checks: Checks, pol: Policy, plan: Any, led: Any, dataset: str,
@@ -77,8 +77,8 @@ def dp_private_checks(report: dict[str, Any], checks: Checks, pol: Policy, plan:
     claimed = ApproxDP(max(float(accounting.zcdp_epsilon(plan.rho, delta)), 1e-12), delta)
     try:
         reservation = led.reserve(dataset, plan.events(), synthesizer="release-checks", claimed=claimed,
-                                  input_sha256=input_sha256, parameters={"policy": pol.name, "rho": plan.rho},
-                                  unit=getattr(synth, "unit", "row"))
+                                  unit=sch.privacy_unit,
+                                  input_sha256=input_sha256, parameters={"policy": pol.name, "rho": plan.rho})
     except BudgetExceededError as exc:
         for cid, cat, title, threshold, comparison in ids:
             checks.failed(cid, cat, title, threshold, comparison, "the ledger refused the DP checks' budget after "
