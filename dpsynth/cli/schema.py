@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from dpsynth.cli.arguments import Parser, engine_options, integer, number
+from dpsynth.cli.arguments import Parser, engine_options, integer, number, user_unit, user_unit_options
 from dpsynth.cli.charging import ledger_for
 from dpsynth.exceptions import ParameterError
 
@@ -45,6 +45,7 @@ def add_schema(sub: Any) -> None:
                        help="numeric bounds are the DP quantiles q and 1-q (0.01)")
     infer.add_argument("--insecure-seed", type=integer, default=None,
                        help="seed the privacy noise: INSECURE, for tests only; the schema says so")
+    user_unit_options(infer)
     engine_options(infer)
     infer.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -73,6 +74,9 @@ def schema_infer(args: argparse.Namespace) -> dict[str, Any]:
 
     start = time.perf_counter()
     out = check_schema_writable(args.out)
+    if args.public and user_unit(args) is not None:
+        raise ParameterError("--user-column is for a schema inferred with DP; with --public, add privacy_unit: "
+                             "{column: KEY, max_rows: K} to the schema file (and leave the key out of its columns)")
     if args.public:
         given = [flag for flag, value in (("--epsilon", args.epsilon), ("--delta", args.delta),
                                           ("--ledger", args.ledger), ("--dataset", args.dataset),
@@ -94,7 +98,7 @@ def schema_infer(args: argparse.Namespace) -> dict[str, Any]:
             split_kinds=args.split_kinds, split_categories=args.split_categories, split_bounds=args.split_bounds,
             split_delta_threshold=args.split_delta_threshold, bins=args.bins, bin_edges=args.bin_edges,
             bounds_quantile=args.bounds_quantile, insecure_seed=args.insecure_seed, engine=args.engine,
-            spark_master=args.spark_master,
+            spark_master=args.spark_master, privacy_unit=user_unit(args),
         )
     dump_schema(schema, out)
     provenance = dict(schema.provenance or {})

@@ -26,7 +26,7 @@ import pandas as pd
 
 from dpsynth.exceptions import DataError
 
-__all__ = ["BOUNDING_SEED", "bound_contributions", "check_keys", "row_priorities"]
+__all__ = ["BOUNDING_SEED", "bound_contributions", "bound_raw_rows", "check_keys", "row_priorities"]
 
 #: The public seed of the bounding rule's digest (the same in memory and in every engine).
 BOUNDING_SEED = 0
@@ -65,8 +65,28 @@ def bound_contributions(keys: pd.Series, codes: np.ndarray, max_rows: int, *, se
     of smallest :func:`row_priorities`. Reads private data; returns indices only."""
     if len(keys) == 0:
         return np.zeros(0, dtype=np.int64)
+    return _smallest_per_person(keys, row_priorities(keys, codes, seed), max_rows)
+
+
+def bound_raw_rows(keys: pd.Series, frame: pd.DataFrame, max_rows: int, *, seed: int = BOUNDING_SEED) -> np.ndarray:
+    """As :func:`bound_contributions`, for a table without a schema yet (DP schema inference): a row's
+    priority is the MD5 of ``seed|key|`` and its cells' text (every column of ``frame``, in order,
+    separated by the unit separator). Reads private data; returns indices only."""
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.int64)
+    out = np.empty((len(keys), 2), dtype=np.uint64)
+    prefix = f"{int(seed)}|".encode()
+    cells = frame.astype("string").fillna("").to_numpy()
+    for i, (key, row) in enumerate(zip(keys.tolist(), cells, strict=True)):
+        digest = hashlib.md5(prefix + str(key).encode("utf-8") + b"|" + "\x1f".join(row).encode("utf-8"),
+                             usedforsecurity=False).digest()
+        out[i] = (int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big"))
+    return _smallest_per_person(keys, out, max_rows)
+
+
+def _smallest_per_person(keys: pd.Series, priority: np.ndarray, max_rows: int) -> np.ndarray:
+    """The rows of smallest ``priority`` (n × 2 unsigned halves), at most ``max_rows`` a person, ascending."""
     person = pd.factorize(keys, sort=False)[0]  # only a grouping: which rows share a person
-    priority = row_priorities(keys, codes, seed)
     order = np.lexsort((priority[:, 1], priority[:, 0], person))
     grouped = person[order]
     starts = np.r_[0, np.flatnonzero(grouped[1:] != grouped[:-1]) + 1]

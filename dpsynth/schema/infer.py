@@ -43,7 +43,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pandas as pd
 
@@ -51,8 +51,9 @@ from dpsynth import _validation as check
 from dpsynth.exceptions import DataError, InternalError, ParameterError, SchemaWithoutPrivacyWarning
 from dpsynth.mechanisms import make_noise
 from dpsynth.privacy.budgets import ApproxDP
+from dpsynth.privacy.unit import ROW, PrivacyUnit
 from dpsynth.schema.declaration import MAX_INTEGER_LEVELS, SCHEMA_WITHOUT_PRIVACY
-from dpsynth.schema.infer_counts import ColumnCounts, FrameCounts
+from dpsynth.schema.infer_counts import ColumnCounts, FrameCounts, PersonCounts
 from dpsynth.schema.infer_hints import ColumnTask, Hints, parse_hints
 from dpsynth.schema.infer_plan import InferencePlan, plan_inference
 from dpsynth.schema.infer_steps import (
@@ -150,6 +151,18 @@ def _open(data: Any, engine: str, spark_master: str | None) -> _Table:
     return open_table(data, chosen, spark_master=spark_master)
 
 
+def _bounded_counts(counts: FrameCounts, header: list[str], unit: PrivacyUnit,
+                    missing_values: Sequence[str]) -> PersonCounts:
+    """The counts of the table with each person's rows beyond K dropped (key checked: none missing)."""
+    from dpsynth.marginals.bounding import bound_raw_rows, check_keys
+
+    frame = counts.frame
+    keys = check_keys(frame, cast(str, unit.column))
+    kept = bound_raw_rows(keys, frame[header], unit.max_rows)
+    people = pd.factorize(keys.iloc[kept], sort=False)[0]
+    return PersonCounts(frame.iloc[kept][header].reset_index(drop=True), people, missing_values)
+
+
 def _default_bins(numeric_bins: int, bin_edges: str) -> Any:
     return {"dp_quantiles": numeric_bins} if bin_edges == "dp_quantiles" else numeric_bins
 
@@ -186,6 +199,7 @@ def infer_schema(
     insecure_seed: int | None = None,
     engine: str = "auto",
     spark_master: str | None = None,
+    privacy_unit: PrivacyUnit | None = None,
 ) -> Schema:
     """A schema for ``data`` learned with (ε, δ)-DP and charged to ``ledger`` for ``dataset``.
 
@@ -219,6 +233,11 @@ def infer_schema(
             ``spark`` (:mod:`dpsynth.marginals.engines`); the same counts, so the same schema for
             the same seed.
         spark_master: the Spark master for ``engine="spark"``.
+        privacy_unit: ``PrivacyUnit.users(column, max_rows=K)`` to protect one person with up to K rows
+            (in memory only, for now): the key column is left out of the schema (and written as its
+            ``privacy_unit``), each person's rows beyond K are dropped before counting (by the digest of
+            their cells' text: :func:`~dpsynth.marginals.bounding.bound_raw_rows`), the levels are
+            counted in distinct people, and every sensitivity is scaled by K. Default: one row.
 
     Returns:
         the schema, with ``provenance`` (method ``dp``, the budget, the ledger entry, the dataset).
@@ -239,23 +258,33 @@ def infer_schema(
     if insecure_seed is not None and (isinstance(insecure_seed, bool) or not isinstance(insecure_seed, int)):
         raise ParameterError(f"insecure_seed ({insecure_seed!r}) must be an integer or None")
     check_ledger_argument(ledger, dataset, doing="infer")
+    unit = ROW if privacy_unit is None else privacy_unit
+    if not isinstance(unit, PrivacyUnit) or (unit.is_user and unit.column is None):
+        raise ParameterError(f"privacy_unit ({privacy_unit!r}) must be a PrivacyUnit (users: with its key column)")
     table = _open(data, engine, spark_master)
     try:
+        if unit.is_user and not isinstance(table, _FrameTable):
+            raise ParameterError(f"schema inference at the privacy unit {unit.label} reads the table in memory for "
+                                 "now (--engine numpy)")
         return _infer(table, budget, ledger, dataset, hints, k=k, edges=edges, q=q, other=other, name=name,
                       insecure_seed=insecure_seed, splits=(split_kinds, split_categories, split_bounds,
-                                                           split_delta_threshold))
+                                                           split_delta_threshold), unit=unit)
     finally:
         table.close()
 
 
 def _infer(table: _Table, budget: ApproxDP, ledger: Ledger | Untracked | None, dataset: str | None, hints: Any, *,
            k: int, edges: str, q: float, other: str, name: str | None, insecure_seed: int | None,
-           splits: tuple[float, float, float, float]) -> Schema:
+           splits: tuple[float, float, float, float], unit: PrivacyUnit = ROW) -> Schema:
     from dpsynth._version import __version__
     from dpsynth.privacy.ledger import Ledger
 
     split_kinds, split_categories, split_bounds, split_delta_threshold = splits
     header = table.header()
+    if unit.column is not None:  # the person key is never a column of the schema
+        if unit.column not in header:
+            raise DataError(f"data has no column {unit.column!r}: the privacy unit is keyed by it")
+        header = [h for h in header if h != unit.column]
     parsed = parse_hints(header, hints, bins=_default_bins(k, edges))
     plan = plan_inference(
         parsed.tasks,
@@ -264,6 +293,7 @@ def _infer(table: _Table, budget: ApproxDP, ledger: Ledger | Untracked | None, d
         split_categories=split_categories,
         split_bounds=split_bounds,
         split_delta_threshold=split_delta_threshold,
+        max_rows=unit.max_rows if unit.is_user else 1,
     )
     events = plan.events()
     if ledger is None:  # check_ledger_argument refused it
@@ -271,6 +301,8 @@ def _infer(table: _Table, budget: ApproxDP, ledger: Ledger | Untracked | None, d
     if isinstance(ledger, Ledger):
         ledger.check(str(dataset), events, claimed=budget)  # fail early, before reading the rows
     counts = table.counts(header, parsed.missing_values)
+    if unit.column is not None:  # each person's rows beyond K dropped before anything is counted
+        counts = _bounded_counts(cast(FrameCounts, counts), header, unit, parsed.missing_values)
     parameters = {
         "split_kinds": split_kinds,
         "split_categories": split_categories,
@@ -289,7 +321,7 @@ def _infer(table: _Table, budget: ApproxDP, ledger: Ledger | Untracked | None, d
         claimed=budget,
         input_sha256=table.fingerprint(counts),
         parameters=parameters,
-        unit="row",
+        unit=unit,
         opt_ins=opt_ins,
     )
     start = time.perf_counter()
@@ -331,6 +363,8 @@ def _infer(table: _Table, budget: ApproxDP, ledger: Ledger | Untracked | None, d
         "columns": columns,
         "provenance": provenance,
     }
+    if unit.is_user:
+        spec["privacy_unit"] = unit.to_dict()
     schema = Schema.from_dict(spec)
     reservation.complete(
         seconds=round(time.perf_counter() - start, 3), events_run=len(reservation.odometer.events), opt_ins=opt_ins

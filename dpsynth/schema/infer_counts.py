@@ -111,3 +111,23 @@ class FrameCounts:
         """SHA-256 of pandas' row hashes of the table."""
         hashed = pd.util.hash_pandas_object(self.frame, index=False).to_numpy()
         return hashlib.sha256(np.ascontiguousarray(hashed).tobytes()).hexdigest()
+
+
+class PersonCounts(FrameCounts):
+    """:class:`ColumnCounts` of a table at a user privacy unit, each person's rows already bounded at K
+    (:func:`~dpsynth.marginals.bounding.bound_raw_rows`). The kinds' counts and the bounds' histograms
+    count rows (a person moves each by at most K); :meth:`value_counts` counts the distinct PEOPLE
+    holding each value, so a person moves a value's count by at most one and touches at most K values
+    of a column: the partition selection's L0 is K per column."""
+
+    def __init__(self, frame: pd.DataFrame, people: np.ndarray, missing_values: Sequence[str]):
+        super().__init__(frame, missing_values)
+        self.people = np.asarray(people)
+
+    def value_counts(self, name: str) -> dict[str, int]:
+        """Distinct people per non-missing value of the column, as text."""
+        values = self.frame[name]
+        missing = missing_mask(values, self.missing_values)
+        pairs = pd.DataFrame({"v": values[~missing].astype("string").to_numpy(), "p": self.people[~missing]})
+        counted = pairs.drop_duplicates().value_counts("v", sort=False)
+        return {str(k): int(v) for k, v in counted.items()}

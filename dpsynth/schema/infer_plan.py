@@ -66,8 +66,14 @@ def plan_inference(
     split_categories: float,
     split_bounds: float,
     split_delta_threshold: float,
+    max_rows: int = 1,
 ) -> InferencePlan:
-    """Calibrate the mechanisms for ``tasks`` within ``budget`` (ε, δ)."""
+    """Calibrate the mechanisms for ``tasks`` within ``budget`` (ε, δ).
+
+    ``max_rows``: K of a user privacy unit (1 for a row). The kinds' counts and the bounds' histograms
+    then have L2 sensitivity K (a person's K rows in one cell), and the partition selection, which
+    counts distinct people per value, L0 = K per categorical column (a person holds at most K values).
+    """
     weights = {
         "kinds": _share("split_kinds", split_kinds),
         "categories": _share("split_categories", split_categories),
@@ -88,13 +94,14 @@ def plan_inference(
     parts = dict(zip(names, rho.split([weights[k] for k in names]), strict=True))
     kinds = levels = bounds = None
     if used["kinds"]:
-        kinds = GaussianCounts.for_rho(parts["kinds"].rho / n_open, label="schema_kind")
+        kinds = GaussianCounts.for_rho(parts["kinds"].rho / n_open, l2_sensitivity=max_rows, label="schema_kind")
     if used["categories"]:
         levels = PartitionSelection.calibrate(
-            parts["categories"].rho, delta_threshold, max_partitions=n_categorical, label="schema_levels"
+            parts["categories"].rho, delta_threshold, max_partitions=max_rows * n_categorical, label="schema_levels"
         )
     if used["bounds"]:
-        bounds = GaussianCounts.for_rho(parts["bounds"].rho / n_numeric, label="schema_bounds")
+        bounds = GaussianCounts.for_rho(parts["bounds"].rho / n_numeric, l2_sensitivity=max_rows,
+                                        label="schema_bounds")
     plan = InferencePlan(kinds, n_open, levels, bounds, n_numeric, budget, delta_threshold)
     if plan.additive_delta > delta_threshold:
         raise InternalError(f"the inference plan's additive delta ({plan.additive_delta:g}) exceeds its reserved share "
