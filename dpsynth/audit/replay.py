@@ -300,14 +300,17 @@ def replay_check(
     Args:
         make_synthesizer: returns a fresh, unfitted synthesizer (called twice per pair).
         schema: the public schema of the pairs.
-        pairs: named (A, B) neighbouring tables; default :func:`neighbouring_pairs` of the schema.
+        pairs: named (A, B) neighbouring tables; default :func:`neighbouring_pairs` of the schema, or
+            :func:`neighbouring_people` at a user privacy unit.
         noise: builds the noise source of the recorded fit from a seed; default seeded noise
             (:class:`~dpsynth.mechanisms.SeededNoise`, insecure and fine here: the checks do not
             depend on the noise values and nothing is released).
         seed: seeds the default pairs and the noise (pair k draws from ``seed + k``).
         name: the synthesizer's name in the report; default its ``name`` attribute (or class name).
     """
-    pairs = neighbouring_pairs(schema, seed=seed) if pairs is None else pairs
+    if pairs is None:  # at a user privacy unit the neighbours differ by one whole person
+        people = schema.privacy_unit.column is not None
+        pairs = neighbouring_people(schema, seed=seed) if people else neighbouring_pairs(schema, seed=seed)
     make_noise = noise or (lambda s: SeededNoise(s, _warn=False))
     first = make_synthesizer()
     report = ReplayReport(synthesizer=str(name or getattr(first, "name", type(first).__name__)))
