@@ -64,8 +64,8 @@ def _first_step(module, cls, params, data, schema, n, monkeypatch, clipping):
 
         model.register_forward_pre_hook(record)
 
-    def dp_backward(private, optimizer, loss_per_sample):
-        real_backward(private, optimizer, loss_per_sample)
+    def dp_backward(private, optimizer, loss_per_sample, people=None):
+        real_backward(private, optimizer, loss_per_sample, people=people)
         if "sum" in seen:
             return
         params_ = [p for p in seen["model"].parameters() if p.requires_grad]

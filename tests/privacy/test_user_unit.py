@@ -179,11 +179,14 @@ def test_the_ledger_composes_by_unit(tmp_path):
 def test_what_cannot_honour_the_unit_is_refused_before_anything_is_reserved(tmp_path):
     from dpsynth.synth.dpsgd.vae import DPVAE
 
+    class RowsOnly(DPVAE):  # a synthesizer that does not declare user_level (plug-ins, for one)
+        user_level = False
+
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", create=True)
     ledger.create_dataset("people", ApproxDP(10.0, 1e-3), unit=f"user:{K}")
     data = person_pairs()["person_of_identical_rows_added"][1]
     with pytest.raises(ParameterError, match="does not support the privacy unit user:4"):
-        DPVAE(epsilon=1.0, delta=1e-5).fit(data, schema=SCHEMA, ledger=ledger, dataset="people")
+        RowsOnly(epsilon=1.0, delta=1e-5).fit(data, schema=SCHEMA, ledger=ledger, dataset="people")
     missing = data.copy()
     missing.loc[3, "pid"] = None
     with pytest.raises(DataError, match=r"^column 'pid', row 4: the person key is missing \(1 row\(s\)\)"):

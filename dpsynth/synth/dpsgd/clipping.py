@@ -4,7 +4,10 @@ backward pass of a DP step that leaves Σ_i clip_C(∇ loss_i) (or the per-sampl
 Opacus's hooks) for the DP optimizer, which then adds the noise.
 
 Privacy: this is where the sensitivity C of a step comes from: each sample's whole gradient (all
-parameters) is clipped to norm C, so adding or removing a sample moves the sum by at most C.
+parameters) is clipped to norm C, so adding or removing a sample moves the sum by at most C. At
+the user unit (``people`` given), the clipped unit is a PERSON: :func:`sum_per_person` replaces
+the per-sample gradients by each person's sum over their rows, and the optimizer clips those, so
+adding or removing a person (up to K rows) moves the sum by at most C, not K·C.
 """
 
 from __future__ import annotations
@@ -139,7 +142,28 @@ def _zero_grads(layers: list[Any]) -> None:
             p.grad = torch.zeros_like(p)
 
 
-def dp_backward(private: Any, optimizer: Any, loss_per_sample: torch.Tensor) -> None:
+def sum_per_person(optimizer: Any, people: torch.Tensor, n_people: int) -> None:
+    """Replace each parameter's per-sample gradients (Opacus hooks, ``p.grad_sample``: one per row)
+    by their sums per person: ``p.grad_sample[b] = Σ_{i: people[i] = b} g_i`` for b < ``n_people``.
+
+    The DP optimizer then clips each PERSON's summed gradient to norm C over all parameters (its
+    per-sample norm is taken over the first dimension of ``grad_sample``), sums and adds the noise.
+    Exact (no approximation): a person's gradient is the sum of their rows' gradients because the
+    loss is a sum of per-row terms.
+    """
+    import torch
+
+    index = people.to(torch.int64)
+    for p in optimizer.params:
+        per_row = optimizer._get_flat_grad_sample(p)  # the one hooks' tensor of this step
+        if per_row.shape[0] != index.shape[0]:
+            raise PrivacyAccountingError(f"{per_row.shape[0]} per-sample gradients for {index.shape[0]} rows")
+        per_person = torch.zeros((n_people, *per_row.shape[1:]), device=per_row.device, dtype=per_row.dtype)
+        p.grad_sample = per_person.index_add_(0, index.to(per_row.device), per_row)
+
+
+def dp_backward(private: Any, optimizer: Any, loss_per_sample: torch.Tensor,
+                people: torch.Tensor | None = None) -> None:
     """Backward pass of a DP step: leaves what the DP optimizer needs before its noise.
 
     ``loss_per_sample`` has one entry per sample of the Poisson batch (the loss of sample i
@@ -149,11 +173,26 @@ def dp_backward(private: Any, optimizer: Any, loss_per_sample: torch.Tensor) -> 
     Σ_i clip_C(g_i) in ``p.grad``; the optimizer then only adds noise. With hooks: the
     per-sample gradients are stored and the optimizer clips them. An empty batch gives zero
     gradients (the step is then pure noise, as the analysis assumes).
+
+    ``people`` (the user unit): sample i's person within the batch (0 .. B-1, every number used);
+    it needs Opacus's hooks (per-sample gradients), which :func:`sum_per_person` turns into one
+    gradient per person for the optimizer to clip.
     """
     import torch
 
     if loss_per_sample.dim() != 1:
         raise PrivacyAccountingError(f"per-sample loss must be a vector, got shape {tuple(loss_per_sample.shape)}")
+    if people is not None:
+        from opacus.grad_sample import GradSampleModule, GradSampleModuleFastGradientClipping
+
+        if not isinstance(private, GradSampleModule) or isinstance(private, GradSampleModuleFastGradientClipping):
+            raise PrivacyAccountingError("per-person clipping needs per-sample gradients (clipping 'hooks')")
+        if people.shape != loss_per_sample.shape:
+            raise PrivacyAccountingError(f"{people.shape[0]} person labels for {loss_per_sample.shape[0]} samples")
+        n_people = int(people.max()) + 1 if people.numel() else 0
+        loss_per_sample.sum().backward()
+        sum_per_person(optimizer, people, n_people)
+        return
     if isinstance(private, FusedLinearClipping):
         private.clipped_sum(loss_per_sample)
         return

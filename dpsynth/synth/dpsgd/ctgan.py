@@ -52,7 +52,7 @@ from dpsynth.synth.base import register
 from dpsynth.synth.dpsgd.clipping import dp_backward
 from dpsynth.synth.dpsgd.ctgan_conditions import Conditions
 from dpsynth.synth.dpsgd.estimator import DPSGDPlan, DPSGDSynthesizer
-from dpsynth.synth.dpsgd.loop import StepBudget, poisson_batches
+from dpsynth.synth.dpsgd.loop import StepBudget, person_batches, poisson_batches
 from dpsynth.synth.dpsgd.params import check_dims, check_share
 from dpsynth.synth.dpsgd.randomness import (
     RANDOM_BLOCK_ROWS,
@@ -245,7 +245,10 @@ class DPCTGAN(DPSGDSynthesizer):
 
         loss_fake = torch.zeros((), device=device)
         self._spend_dp_sgd(plan, odometer)  # the reservation is spent from here on
-        for batch in poisson_batches(loader, budget):
+        # At the user unit: Poisson over people, each row's person within the batch (summed, then clipped)
+        batches = person_batches(loader, budget) if self._person_groups is not None else \
+            ((rows, None) for rows in poisson_batches(loader, budget))
+        for batch, people in batches:
             real = batch.to(device)
             n = real.shape[0]
             # -- discriminator: one DP-SGD step on (real, fake) pairs ------------------------------
@@ -261,7 +264,7 @@ class DPCTGAN(DPSGDSynthesizer):
             logits = private(pairs)
             # per pair: BCE(D(real), 1) + BCE(D(fake), 0), i.e. softplus(-real) + softplus(fake)
             loss_d = F.softplus(-logits[:, 0]) + F.softplus(logits[:, 1])
-            dp_backward(private, optimizer_d, loss_d)
+            dp_backward(private, optimizer_d, loss_d, people=people)
             budget.take()
             optimizer_d.step()
             # -- generator: no real data, the DP discriminator's judgement only -----------------

@@ -17,6 +17,11 @@ Privacy road of a fit (see ``docs/dpsgd.md``):
    loop cannot take more than T steps. A step's model randomness (latent codes, conditional
    vectors, fakes) is drawn in fixed-size blocks from per-step seeds (:mod:`.randomness`), so
    adding a row to a batch adds one per-sample term and changes no other.
+   At the user unit (the schema's ``privacy_unit``: one person with up to K rows), the Poisson
+   sample is over PEOPLE at the same planned q, each person's gradient is the sum of their rows'
+   per-sample gradients, clipped to C (:func:`~.clipping.sum_per_person`; Opacus's hooks), and
+   the noisy row count has L2 sensitivity K. The accountant is unchanged: one person moves a
+   step's sum by at most C, so a step is the same subsampled Gaussian at rate q over people.
 3. After training, Opacus's own ε for the steps actually taken (fresh RDP and PRV accountants)
    is checked against the reserved curve and recorded in the ledger's completion entry.
 
@@ -46,6 +51,7 @@ from dpsynth.mechanisms import GaussianCounts
 from dpsynth.privacy.accounting import composed_epsilon
 from dpsynth.privacy.events import PrivacyEvent, total_rdp, total_rho
 from dpsynth.privacy.odometer import Odometer
+from dpsynth.privacy.unit import ROW, PrivacyUnit
 from dpsynth.schema.schema import Schema
 from dpsynth.synth.base import Synthesizer
 from dpsynth.synth.dpsgd import accounting, loop
@@ -77,7 +83,8 @@ class DPSGDPlan:
     steps: int
     calibration: accounting.Calibration
     zcdp_events: tuple[PrivacyEvent, ...]
-    count: GaussianCounts  # the noisy row count (``total_estimate_``), L2 sensitivity 1
+    count: GaussianCounts  # the noisy row count (``total_estimate_``), L2 sensitivity 1 (K at the user unit)
+    unit: PrivacyUnit = ROW  # what q samples and C bounds: a row, or a person with up to K rows
 
     def events(self) -> list[PrivacyEvent]:
         """The events to reserve, in the order the fit spends them."""
@@ -93,6 +100,8 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
     """
 
     uses_bins: ClassVar[bool] = False
+    #: person-level DP-SGD at a user unit: Poisson over people, per-person clipped summed gradients
+    user_level: ClassVar[bool] = True
     #: set by :meth:`observe_training` for the fits inside its block (never a parameter)
     _training_observer: TrainingObserver | None = field(default=None, init=False, repr=False)
 
@@ -128,12 +137,21 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
                        ) -> tuple[Any, Any, Any]:
         """Opacus's module, optimizer and Poisson loader (:func:`~.loop.private_parts`) for ``module``
         with this fit's σ, C, q and clipping mode; the training observer, if any, sees ``module`` first."""
+        people = self._person_groups
+        if (people is not None) != plan.unit.is_user:  # the base fit sets both from the schema: a bug
+            raise PrivacyAccountingError(f"the plan's unit is {plan.unit.label}, but the fit "
+                                         f"{'has' if people is not None else 'has no'} person groups")
         if self._training_observer is not None:
             self._training_observer(module)
         return loop.private_parts(
             module, matrix, learning_rate=learning_rate, betas=betas, weight_decay=weight_decay,
             noise_multiplier=plan.calibration.noise_multiplier, max_grad_norm=float(self.max_grad_norm),
-            sample_rate=plan.sample_rate, randomness=randomness, clipping=str(self.clipping))
+            sample_rate=plan.sample_rate, randomness=randomness, clipping=self._clipping_mode(plan), people=people)
+
+    def _clipping_mode(self, plan: DPSGDPlan) -> str:
+        """The clipping that runs: ``clipping``, or per-sample gradients (``hooks``) at the user unit,
+        where a person's summed gradient is clipped (fused and ghost norms are one row's)."""
+        return "hooks" if plan.unit.is_user else str(self.clipping)
 
     def noise_provenance(self) -> tuple[bool, str]:
         """Whether DP-SGD's noise (and Poisson sampling) would come from a cryptographically
@@ -157,12 +175,14 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
         return TableTransformer(schema, max_levels=int(self.max_levels), synthesizer=self.name,
                                 numeric=str(self.numeric_encoding))
 
-    def _count_mechanism(self) -> GaussianCounts:
-        """The noisy row count: ``count_split`` of ρ, L2 sensitivity 1 (one row moves the count by 1).
+    def _count_mechanism(self, unit: PrivacyUnit = ROW) -> GaussianCounts:
+        """The noisy row count: ``count_split`` of ρ, L2 sensitivity 1 (one row moves the count by 1),
+        K at a user unit (one person moves the count of bounded rows by up to K).
 
         Privacy: (count_split · ρ)-zCDP, exact discrete Gaussian (:class:`~dpsynth.mechanisms.GaussianCounts`).
         """
-        return GaussianCounts.for_rho(self.zcdp_budget().rho * float(self.count_split), label="row_count")
+        return GaussianCounts.for_rho(self.zcdp_budget().rho * float(self.count_split),
+                                      l2_sensitivity=unit.sensitivity, label="row_count")
 
     def _zcdp_events(self, transformer: TableTransformer) -> tuple[PrivacyEvent, ...]:
         """zCDP events besides DP-SGD (none by default)."""
@@ -175,11 +195,17 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
         budget = self.budget()
         self._validate_common()
         self._validate_model()
+        unit = schema.privacy_unit
+        if unit.is_user and self.batch_size is not None:
+            raise ParameterError(
+                f"batch_size ({self.batch_size!r}) cannot be used at the privacy unit {unit.label}: Poisson sampling "
+                "is over people there; give sample_rate, the probability that a person joins a step"
+            )
         q = self._sample_rate()
         require_torch()
         transformer = self._transformer(schema)
         steps = accounting.steps_for(float(self.epochs), q)
-        count = self._count_mechanism()
+        count = self._count_mechanism(unit)
         zcdp = self._zcdp_events(transformer)
         rho_other = total_rho([count.event, *zcdp])
         rho = self.zcdp_budget().rho
@@ -194,7 +220,7 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
             epsilon=budget.epsilon, delta=budget.delta, sample_rate=q, steps=steps, rho_other=rho_other,
             max_noise_multiplier=float(self.max_noise_multiplier),
         )
-        return DPSGDPlan(transformer, q, steps, calibration, zcdp, count)
+        return DPSGDPlan(transformer, q, steps, calibration, zcdp, count, unit)
 
     def plan(self, schema: Schema) -> list[PrivacyEvent]:
         """The privacy events a fit on data of ``schema`` spends (public information only; validates
@@ -254,7 +280,8 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
     def _noisy_count(plan: DPSGDPlan, rows: int, odometer: Odometer, noise: NoiseSource) -> float:
         """The DP estimate of the number of rows measured (at least 1), for ``total_estimate_``.
 
-        Privacy: spends the plan's ``row_count`` event (discrete Gaussian, L2 sensitivity 1)
+        Privacy: spends the plan's ``row_count`` event (discrete Gaussian, L2 sensitivity 1, or K
+        at a user unit: ``rows`` is then the count of the bounded rows)
         through ``odometer``, drawn from the fit's noise source; the float is post-processing.
         """
         noisy = plan.count(np.asarray([rows], dtype=np.int64), noise=noise, odometer=odometer)
@@ -294,7 +321,10 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
             "noise_multiplier_rdp": cal.noise_multiplier_rdp,
             "sample_rate": cal.sample_rate,
             "max_grad_norm": float(self.max_grad_norm),
-            "clipping": str(self.clipping),
+            "clipping": self._clipping_mode(plan),
+            "unit": plan.unit.label,
+            "sampled": "people" if plan.unit.is_user else "rows",
+            "clipped": "person's summed gradient" if plan.unit.is_user else "row's gradient",
             "steps_planned": cal.steps,
             "steps_taken": budget.taken,
             "delta": cal.delta,

@@ -1,16 +1,20 @@
 """The DP-SGD loop's parts: Opacus's module, optimizer and Poisson loader built for a planned run
 (:func:`private_parts`), the :class:`StepBudget` that refuses a step past the plan, and the
-Poisson batches (:func:`poisson_batches`) that never yield one step more.
+Poisson batches (:func:`poisson_batches`; :func:`person_batches` at the user unit) that never
+yield one step more.
 
 Privacy: the noise N(0, (σ·C)²) on each step's clipped sum is drawn by Opacus's optimizer from the
 fit's noise generator; the batches are Poisson samples at the PLANNED rate q, never one derived
-from the private row count.
+from the private row count. At the user unit (:class:`PersonPoissonLoader`) the Poisson sample is
+over PEOPLE: each person joins a step with probability q, with all their (bounded) rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from dpsynth.exceptions import ParameterError, PrivacyAccountingError
 from dpsynth.synth.dpsgd.clipping import CLIPPING, FusedLinearClipping
@@ -45,7 +49,7 @@ class StepBudget:
 def private_parts(
     module: torch.nn.Module, matrix: torch.Tensor, *, learning_rate: float, betas: tuple[float, float],
     weight_decay: float, noise_multiplier: float, max_grad_norm: float, sample_rate: float, randomness: Randomness,
-    clipping: str = "fused",
+    clipping: str = "fused", people: np.ndarray | None = None,
 ) -> tuple[Any, Any, Any]:
     """Opacus's three parts, built directly so that nothing depends on the row count.
 
@@ -69,6 +73,12 @@ def private_parts(
     This is what ``make_private(..., poisson_sampling=True, grad_sample_mode=...)`` assembles,
     minus that. Both modes clip each sample's whole gradient (all parameters) to norm C; the
     privacy analysis is the same. Gradients must come from :func:`dp_backward`.
+
+    At the user unit, ``people`` is each row's person (0 .. P-1): the loader is then a
+    :class:`PersonPoissonLoader` (Poisson over people, same generator and sampler), and
+    ``clipping`` must be ``hooks``: :func:`~.clipping.dp_backward` sums each person's per-sample
+    gradients, and the optimizer clips those per-person sums (ghost or fused norms are norms of
+    one row's gradient, not of a sum over rows).
     """
     import torch
     from opacus.data_loader import DPDataLoader
@@ -76,6 +86,8 @@ def private_parts(
 
     if clipping not in CLIPPING:
         raise ParameterError(f"clipping ({clipping!r}) must be one of: {', '.join(CLIPPING)}")
+    if people is not None and clipping != "hooks":  # the estimator chooses it: a bug, not a user mistake
+        raise PrivacyAccountingError(f"per-person clipping needs per-sample gradients (hooks), not {clipping!r}")
     errors = ModuleValidator.validate(module, strict=False)
     if errors:  # our own models: a bug, not a user mistake
         raise PrivacyAccountingError(f"model not compatible with per-sample gradients: {errors}")
@@ -100,9 +112,73 @@ def private_parts(
             adam, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm, expected_batch_size=None,
             loss_reduction="sum", generator=randomness.noise, secure_mode=True,
         )
+    if people is not None:
+        return private, optimizer, PersonPoissonLoader(matrix, people, sample_rate=sample_rate,
+                                                       generator=randomness.sampling)
     loader = DPDataLoader(torch.utils.data.TensorDataset(matrix), sample_rate=sample_rate,
                           generator=randomness.sampling)
     return private, optimizer, loader
+
+
+class PersonPoissonLoader:
+    """Poisson batches of PEOPLE: at every step each person joins independently with probability q
+    (the planned rate), and a person who joins brings every one of their rows.
+
+    The draw is Opacus's own (``UniformWithReplacementSampler``, the sampler inside
+    ``DPDataLoader``: ``torch.rand(P, generator) < q``), over the P people instead of the rows,
+    from the fit's sampling generator. Iterating yields ``1/q`` batches (as Opacus's loader), each
+    ``(rows, people)``: the rows of the sampled people in table order, and each row's person
+    renumbered 0 .. B-1 within the batch (a grouping for the per-person sum, nothing else).
+
+    Privacy: P (the private number of people) sizes the draw and nothing public: steps, q and σ
+    are the plan's. Adding or removing one person adds or removes that person's rows in the steps
+    that sample them and changes no other person's membership.
+    """
+
+    def __init__(self, matrix: torch.Tensor, people: np.ndarray, *, sample_rate: float, generator: Any):
+        import torch
+        from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+        groups = np.asarray(people, dtype=np.int64)
+        if groups.ndim != 1 or len(groups) != matrix.shape[0]:
+            raise PrivacyAccountingError(f"{len(groups)} person labels for {matrix.shape[0]} rows")
+        n_people = int(groups.max()) + 1 if len(groups) else 0
+        if n_people == 0:  # no row at all: the fit refuses empty data before this
+            raise PrivacyAccountingError("no person to sample")
+        self.matrix = matrix
+        self.people = torch.from_numpy(groups)
+        self.n_people = n_people
+        self.sample_rate = float(sample_rate)
+        self.sampler = UniformWithReplacementSampler(num_samples=n_people, sample_rate=self.sample_rate,
+                                                     generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        import torch
+
+        for chosen in self.sampler:
+            yield self.batch(torch.as_tensor(chosen, dtype=torch.int64))
+
+    def rows_of(self, chosen: torch.Tensor) -> torch.Tensor:
+        """The indices (ascending) of every row of the people ``chosen``."""
+        import torch
+
+        sampled = torch.zeros(self.n_people, dtype=torch.bool)
+        sampled[chosen] = True
+        return sampled[self.people].nonzero(as_tuple=False).reshape(-1)
+
+    def batch(self, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of the people ``chosen`` (distinct person numbers): all their rows, in table
+        order, and each row's person renumbered 0 .. len(chosen)-1 (in person order)."""
+        import torch
+
+        rows = self.rows_of(chosen)
+        sampled = torch.zeros(self.n_people, dtype=torch.int64)
+        sampled[chosen] = 1
+        rank = torch.cumsum(sampled, 0) - 1  # a sampled person's number within the batch
+        return self.matrix[rows.to(self.matrix.device)], rank[self.people[rows]]
 
 
 def poisson_batches(loader: Any, budget: StepBudget) -> Iterator[torch.Tensor]:
@@ -113,3 +189,11 @@ def poisson_batches(loader: Any, budget: StepBudget) -> Iterator[torch.Tensor]:
                 return
             yield batch
 
+
+def person_batches(loader: PersonPoissonLoader, budget: StepBudget) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Poisson batches of people (:class:`PersonPoissonLoader`) until the planned steps are taken; never one more."""
+    while budget.remaining() > 0:
+        for batch, people in loader:
+            if budget.remaining() <= 0:
+                return
+            yield batch, people

@@ -52,12 +52,13 @@ class DPSGDParameters:
             σ of DP-SGD is calibrated for what the count (and any other zCDP event) leaves.
         epochs: expected passes over the data; the plan takes ⌈epochs / q⌉ Poisson steps (each
             generator has its own default).
-        sample_rate: Poisson sample rate q (each row joins each batch with probability q). Public
-            and data-independent: it is what the accounting uses. When neither it nor
+        sample_rate: Poisson sample rate q (each row joins each batch with probability q; at a
+            user privacy unit each PERSON, with all their rows). Public and data-independent: it
+            is what the accounting uses. When neither it nor
             ``batch_size`` is given: the generator's ``default_sample_rate`` (dpvae 0.1, dpctgan 0.01).
         batch_size: expected batch size, as an alternative to ``sample_rate``: needs ``rows``, the
             PUBLIC row count the data owner declares (q = batch_size / rows). The private row count
-            is never used for the accounting.
+            is never used for the accounting. Refused at a user unit (q is over people there).
         rows: the public row count that goes with ``batch_size``.
         max_grad_norm: per-sample clipping norm C.
         max_noise_multiplier: the largest σ the calibration may choose; a target that needs more
@@ -71,7 +72,8 @@ class DPSGDParameters:
             models of linear layers; :class:`~.clipping.FusedLinearClipping`), ``ghost`` (Opacus's
             ghost clipping: norms without per-sample gradients, two backward passes) or ``hooks``
             (Opacus's per-sample gradients, materialised). Same clipped sum, same privacy
-            analysis; fused is the fastest, hooks the slowest.
+            analysis; fused is the fastest, hooks the slowest. At a user unit the step always
+            uses hooks: each person's summed gradient is clipped (``docs/dpsgd.md``).
         numeric_encoding: ``bins`` (default: a numeric column is one-hot over its public bins plus
             the position inside the bin) or ``scaled`` (the value scaled with the bounds); see
             :class:`~.transform.TableTransformer`. Public either way.

@@ -29,7 +29,7 @@ from dpsynth.privacy.odometer import Odometer
 from dpsynth.synth.base import register
 from dpsynth.synth.dpsgd.clipping import dp_backward
 from dpsynth.synth.dpsgd.estimator import DPSGDPlan, DPSGDSynthesizer
-from dpsynth.synth.dpsgd.loop import StepBudget, poisson_batches
+from dpsynth.synth.dpsgd.loop import StepBudget, person_batches, poisson_batches
 from dpsynth.synth.dpsgd.params import check_dims
 from dpsynth.synth.dpsgd.randomness import Randomness, blocked, latent_noise, seeded_generator, step_seeds
 from dpsynth.synth.dpsgd.transform import TableTransformer
@@ -182,7 +182,10 @@ class DPVAE(DPSGDSynthesizer):
             weight_decay=float(self.weight_decay))
         sigma, factor = float(self.numeric_sigma), float(self.loss_factor)
         self._spend_dp_sgd(plan, odometer)  # the reservation is spent from here on
-        for batch in poisson_batches(loader, budget):
+        # At the user unit: Poisson over people, each row's person within the batch (summed, then clipped)
+        batches = person_batches(loader, budget) if self._person_groups is not None else \
+            ((rows, None) for rows in poisson_batches(loader, budget))
+        for batch, people in batches:
             x = batch.to(device)
             n = x.shape[0]
             optimizer.zero_grad(set_to_none=True)
@@ -195,7 +198,7 @@ class DPVAE(DPSGDSynthesizer):
             eps = torch.cat(blocked(n, latent_block))[:n]
             out, mu, logvar = private(x, eps)
             loss = negative_elbo(out, mu, logvar, x, transformer, sigma=sigma, loss_factor=factor)  # per sample
-            dp_backward(private, optimizer, loss)
+            dp_backward(private, optimizer, loss, people=people)
             budget.take()
             optimizer.step()
         decoder = model.decoder.to("cpu")
