@@ -103,6 +103,11 @@ class EngineSource(TableSource, Protocol):
         """Run ``text`` into a temporary table or view of the engine; its name."""
         ...
 
+    def bounded(self, schema: Schema) -> EngineSource:
+        """A source over the rows each person keeps under the schema's user unit (the schema's columns),
+        in the same connection or session; closed before this one."""
+        ...
+
     def sample_rows(self, names: Sequence[str], rows: int, seed: int) -> Any:
         """A seeded sample of at most ``rows`` rows as a pandas DataFrame (ROWS LEAVE THE ENGINE)."""
         ...

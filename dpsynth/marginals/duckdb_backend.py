@@ -138,7 +138,7 @@ class DuckDBSource:
         self.fetched_rows: list[int] = []
         if isinstance(data, duckdb.DuckDBPyRelation):
             self.name, self.format = "relation", "relation"
-            self._con = None
+            self._con = connection  # a relation of this package's own connection (e.g. :meth:`bounded`), or None
             raw = data
         else:
             target, self.format = _resolve(data)
@@ -240,6 +240,22 @@ class DuckDBSource:
             raise ParameterError("a DuckDB relation's source cannot register a table beside it: give paths")
         return DuckDBSource(self._con.from_df(frame), connection=self._con)
 
+    #: whether this source's rows are already bounded (a :meth:`bounded` view): a user unit's schema is then
+    #: counted as the row unit's
+    already_bounded: bool = False
+
+    def _unit_schema(self, schema: Schema) -> Schema:
+        return sql_bounding.rows_schema(schema) if self.already_bounded else schema
+
+    def bounded(self, schema: Schema) -> DuckDBSource:
+        """A source over the rows each person keeps under the schema's user unit (the fit's rule, in SQL:
+        :func:`~dpsynth.marginals.sql_bounding.bounded_rows_query`), the schema's columns only, in this
+        source's connection. Private data that stays in DuckDB; close it before this source."""
+        text = sql_bounding.bounded_rows_query(schema, "dpsynth_src", self.kinds, "duckdb", self._lookups(schema))
+        view = DuckDBSource(self._guard(lambda: self._src.query("dpsynth_src", text)), connection=self._con)
+        view.already_bounded = True  # its rows are a bounded table: counted at the row unit from here on
+        return view
+
     def persist(self, text: str, what: str) -> str:
         """Run ``text`` into a temporary table of the connection (private data that stays in DuckDB, dropped
         by ``close``); its name."""
@@ -298,6 +314,7 @@ class DuckDBSource:
         missing cells of a column not nullable, values outside the levels, text that is not a number
         or a date/time.
         """
+        schema = self._unit_schema(schema)
         sql.check_columns(schema, self._columns)
         every_row = sql_bounding.rows_schema(schema)  # bad cells are looked for in every row, bounded or not
         table = self.materialize(every_row)
@@ -324,6 +341,7 @@ class DuckDBSource:
 
     def counter(self, schema: Schema) -> DuckDBCounter:
         """The marginal counts of the table encoded under ``schema`` (validate it first)."""
+        schema = self._unit_schema(schema)
         sql.check_columns(schema, self._columns)
         return DuckDBCounter(self, schema)
 
@@ -354,6 +372,7 @@ class DuckDBSource:
         """The temporary table of the encoded table aggregated (distinct tuples of codes ``c{j}`` and
         problem flags ``p{j}``, their count ``w``), made in one pass on first need; its name. Private
         data that stays in the engine."""
+        schema = self._unit_schema(schema)
         if schema not in self._coded:
             name = f"dpsynth_codes_{next(_ids)}"
             if schema.privacy_unit.is_user:  # each person's rows beyond K dropped, in DuckDB

@@ -255,6 +255,22 @@ class SparkSource:
             df = self.session.createDataFrame(frame.astype(object).where(frame.notna(), None), fields)
         return SparkSource(df)
 
+    #: whether this source's rows are already bounded (a :meth:`bounded` view): a user unit's schema is then
+    #: counted as the row unit's
+    already_bounded: bool = False
+
+    def _unit_schema(self, schema: Schema) -> Schema:
+        return sql_bounding.rows_schema(schema) if self.already_bounded else schema
+
+    def bounded(self, schema: Schema) -> SparkSource:
+        """A source over the rows each person keeps under the schema's user unit (the fit's rule, in SQL:
+        :func:`~dpsynth.marginals.sql_bounding.bounded_rows_query`), the schema's columns only, in this
+        source's session. Private data that stays in Spark; close it before this source."""
+        text = sql_bounding.bounded_rows_query(schema, self.view, self.kinds, "spark", self.lookups(schema))
+        view = SparkSource(self.query(text), session=self.session)
+        view.already_bounded = True  # its rows are a bounded table: counted at the row unit from here on
+        return view
+
     def persist(self, text: str, what: str) -> str:
         """Persist the result of ``text`` as a temporary view of this source (private data that stays in
         Spark, dropped by ``close``); its name."""
@@ -330,6 +346,7 @@ class SparkSource:
         """Raise the DataError ``encode`` raises if the table does not fit ``schema`` (one aggregation:
         per column, counts of missing cells of a column not nullable, values outside the levels, text
         that is not a number or a date/time)."""
+        schema = self._unit_schema(schema)
         sql.check_columns(schema, self._columns)
         text = sql.validation_query(schema, self.view, self.kinds, "spark", self.lookups(schema))
         row = self.fetch(text, 1)
@@ -353,6 +370,7 @@ class SparkSource:
 
     def counter(self, schema: Schema) -> SparkCounter:
         """The marginal counts of the table encoded under ``schema`` (validate it first)."""
+        schema = self._unit_schema(schema)
         sql.check_columns(schema, self._columns)
         return SparkCounter(self, schema)
 
@@ -371,6 +389,7 @@ class SparkSource:
     def materialize(self, schema: Schema) -> str:
         """Aggregate the encoded table once into a persisted view (distinct code tuples ``c{j}`` and
         their count ``w``); its name. Private data that stays in Spark."""
+        schema = self._unit_schema(schema)
         from pyspark import StorageLevel
 
         if schema.privacy_unit.is_user:  # each person's rows beyond K dropped, in Spark

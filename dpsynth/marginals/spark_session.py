@@ -155,7 +155,11 @@ def _start(master: str) -> SparkSession:
             .set("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
             .set("spark.sql.session.timeZone", "UTC"))
     if master.startswith("local"):
-        conf = conf.set("spark.sql.shuffle.partitions", "8").set("spark.driver.bindAddress", "127.0.0.1")
+        # on the loopback interface, advertised as such: a task result above spark.task.maxDirectResultSize
+        # (1 MB) is fetched from the block manager at the advertised host, which the machine's own address
+        # may not reach (TaskResultLost)
+        conf = (conf.set("spark.sql.shuffle.partitions", "8").set("spark.driver.bindAddress", "127.0.0.1")
+                .set("spark.driver.host", "127.0.0.1"))
     try:
         with warnings.catch_warnings():  # pyspark starts the JVM with a preexec_fn, so Python's fork hooks
             # run; JAX's (installed once mbi has used JAX) warns that "os.fork() was called". The child only

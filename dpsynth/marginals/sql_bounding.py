@@ -17,7 +17,8 @@ from dpsynth.marginals import sql
 from dpsynth.marginals.bounding import BOUNDING_SEED
 from dpsynth.schema.schema import Schema
 
-__all__ = ["bounded_codes_query", "check_keys", "missing_keys_message", "missing_keys_query", "rows_schema"]
+__all__ = ["bounded_codes_query", "bounded_rows_query", "check_keys", "missing_keys_message", "missing_keys_query",
+           "rows_schema"]
 
 
 def rows_schema(schema: Schema) -> Schema:
@@ -31,6 +32,24 @@ def _text(dialect: sql.Dialect) -> str:
     return "VARCHAR" if dialect == "duckdb" else "STRING"
 
 
+def _ranked(schema: Schema, encoded: str, carried: str, dialect: sql.Dialect, raw: int = 0) -> str:
+    """``carried`` (columns of ``encoded``, which has the key as ``k0`` and the codes ``c{j}``) of the rows
+    each person keeps: ROW_NUMBER over the key, ordered by the row's digest, at most K.
+
+    Rows of one person with the same codes tie; for counts of codes it does not matter which is kept.
+    With ``raw`` carried columns ``k1 .. k{raw}`` (raw values), ties are broken by the digest of their
+    text, so that which raw row is kept is still a function of that person's rows alone (never of the
+    engine's physical row order, which other people's rows can change)."""
+    text = _text(dialect)
+    cells = ", ".join(f"CAST(c{j} AS {text})" for j in range(len(schema)))
+    order = f"md5(concat('{int(BOUNDING_SEED)}|', CAST(k0 AS {text}), '|', concat_ws(',', {cells})))"
+    if raw:
+        values = ", ".join(f"COALESCE(CAST(k{i} AS {text}), '')" for i in range(1, raw + 1))
+        order += f", md5(concat_ws('|', {values}))"
+    return (f"SELECT {carried} FROM (SELECT {carried}, ROW_NUMBER() OVER (PARTITION BY k0 ORDER BY {order}) "
+            f"AS dpsynth_rank FROM ({encoded}) AS e) AS b WHERE dpsynth_rank <= {int(schema.privacy_unit.max_rows)}")
+
+
 def bounded_codes_query(schema: Schema, source: str, kinds: Mapping[str, sql.SourceKind], dialect: sql.Dialect,
                         lookups: Mapping[int, str] | None = None) -> str:
     """The encoded rows ``c0 .. c{k-1}`` of ``source`` with at most ``max_rows`` rows a person (the schema's
@@ -38,12 +57,21 @@ def bounded_codes_query(schema: Schema, source: str, kinds: Mapping[str, sql.Sou
     unit = schema.privacy_unit
     assert unit.column is not None, "bounding needs a user unit with its key column"
     encoded = sql.encoded_query(schema, source, kinds, dialect, lookups, keep=[unit.column])
-    text = _text(dialect)
-    cols = ", ".join(f"c{j}" for j in range(len(schema)))
-    cells = ", ".join(f"CAST(c{j} AS {text})" for j in range(len(schema)))
-    digest = f"md5(concat('{int(BOUNDING_SEED)}|', CAST(k0 AS {text}), '|', concat_ws(',', {cells})))"
-    return (f"SELECT {cols} FROM (SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY k0 ORDER BY {digest}) "
-            f"AS dpsynth_rank FROM ({encoded}) AS e) AS b WHERE dpsynth_rank <= {int(unit.max_rows)}")
+    return _ranked(schema, encoded, ", ".join(f"c{j}" for j in range(len(schema))), dialect)
+
+
+def bounded_rows_query(schema: Schema, source: str, kinds: Mapping[str, sql.SourceKind], dialect: sql.Dialect,
+                       lookups: Mapping[int, str] | None = None) -> str:
+    """The rows of ``source`` that each person keeps (the same rows as :func:`bounded_codes_query`), as
+    they are: the schema's columns, unchanged and under their names, without the key (what the release's
+    DP checks read at a user unit). Private data that stays in the engine."""
+    unit = schema.privacy_unit
+    assert unit.column is not None, "bounding needs a user unit with its key column"
+    names = schema.names
+    encoded = sql.encoded_query(schema, source, kinds, dialect, lookups, keep=[unit.column, *names])
+    kept = _ranked(schema, encoded, ", ".join(f"k{i + 1}" for i in range(len(names))), dialect, raw=len(names))
+    columns = ", ".join(f"k{i + 1} AS {sql.quote_identifier(n, dialect)}" for i, n in enumerate(names))
+    return f"SELECT {columns} FROM ({kept}) AS kept"
 
 
 def missing_keys_query(column: str, source: str, dialect: sql.Dialect) -> str:

@@ -343,9 +343,13 @@ def _evidence(synth: Any, synthetic: pd.DataFrame, inp: ReleaseInputs, report: d
     if inp.scanner is not None:
         pii_check(report, checks, pol, inp.scanner, synthetic, sch, timings)
     bounded, every_row = real_for_checks(inp.real, sch)  # at a user unit: each person's rows beyond K dropped
-    if inp.dp_plan is not None:
-        dp_private_checks(report, checks, pol, inp.dp_plan, inp.led, inp.dataset, bounded, synthetic, sch,
-                          inp.target, inp.seed, inp.insecure_seed, inp.input_sha256, synth, bar, timings)
+    try:
+        if inp.dp_plan is not None:
+            dp_private_checks(report, checks, pol, inp.dp_plan, inp.led, inp.dataset, bounded, synthetic, sch,
+                              inp.target, inp.seed, inp.insecure_seed, inp.input_sha256, synth, bar, timings)
+    finally:
+        if bounded is not every_row and not isinstance(bounded, pd.DataFrame):
+            bounded.close()  # an engine's view of the bounded rows (the source itself is closed by release)
     gate = not pol.decision.dp  # the exact checks gate only under the named opt-in
     if pol.replay is not None:
         exact_replay_checks(report, checks, pol, every_row, synthetic, sch, inp.seed, bar, timings, gate=gate)
@@ -356,17 +360,20 @@ def _evidence(synth: Any, synthetic: pd.DataFrame, inp: ReleaseInputs, report: d
 def real_for_checks(real: Any, sch: Any) -> tuple[Any, Any]:
     """The private table as the DP checks read it and as the exact (internal) figures read it.
 
-    At a row unit (or in an engine), both are ``real``. At a user unit, the DP checks read the table the
-    fit read: each person's rows beyond K dropped by the fit's own rule (their sensitivities are scaled
-    by K, which holds only for a bounded table); the exact figures read every real row (a copy of any
-    real row counts). Neither holds the key column: the synthetic table has none.
+    At a row unit, both are ``real``. At a user unit, the DP checks read the table the fit read: each
+    person's rows beyond K dropped by the fit's own rule (their sensitivities are scaled by K, which
+    holds only for a bounded table; in an engine, a view of the kept rows, ``bounded``); the exact
+    figures read every real row (a copy of any real row counts). In memory neither holds the key
+    column (the synthetic table has none); an engine's checks read the schema's columns only.
     """
     from dpsynth.marginals.bounding import bound_contributions, check_keys
     from dpsynth.schema.encode import encode
 
     unit = sch.privacy_unit
-    if unit.column is None or not isinstance(real, pd.DataFrame):
+    if unit.column is None:
         return real, real
+    if not isinstance(real, pd.DataFrame):
+        return real.bounded(sch), real
     kept = bound_contributions(check_keys(real, unit.column), encode(real, sch), unit.max_rows)
     every_row = real.drop(columns=[unit.column])
     return every_row.iloc[kept].reset_index(drop=True), every_row

@@ -414,3 +414,18 @@ def test_the_persisted_codes_are_coalesced_whatever_the_shuffle_partitions(spark
             assert [df.rdd.getNumPartitions() for df in source._persisted] == [1]
         finally:
             source.close()
+
+
+def test_a_task_result_above_the_direct_size_reaches_the_driver(spark):
+    """A task result above ``spark.task.maxDirectResultSize`` (1 MB) is fetched from the block manager at the
+    driver's advertised host; a local session advertises the loopback address it binds, so the fetch works
+    on a machine whose own address it cannot reach (before: TaskResultLost, e.g. the DP replay on Adult)."""
+    from dpsynth.marginals.spark_backend import SparkSource
+
+    assert spark.conf.get("spark.driver.host") == "127.0.0.1"
+    source = SparkSource(spark.range(1).toDF("x"))
+    try:
+        out = source.fetch("SELECT id, COUNT(*) AS n FROM range(150000) GROUP BY id", 150000)
+        assert len(out["id"]) == 150000 and int(out["n"].sum()) == 150000
+    finally:
+        source.close()

@@ -81,7 +81,6 @@ def test_the_people_table_is_released_at_the_user_unit_with_every_sensitivity_sc
     ("row_dataset", LedgerError, "registered with privacy unit 'row'"),
     ("larger_k", LedgerError, "registered with privacy unit 'user:4'"),
     ("dpvae", ParameterError, "does not support the privacy unit user:4"),
-    ("engine", ParameterError, "reads the table in memory for now"),
     ("missing_key", DataError, "column 'person_id', row 3: the person key is missing"),
 ])
 def test_what_cannot_honour_the_unit_is_refused_before_any_charge(env, case, error, words, monkeypatch):
@@ -96,8 +95,6 @@ def test_what_cannot_honour_the_unit_is_refused_before_any_charge(env, case, err
         over["privacy_unit"] = PrivacyUnit.users("person_id", max_rows=8)
     elif case == "dpvae":
         over.update(synthesizer="dpvae", synthesizer_params={}, rows=100)
-    elif case == "engine":
-        over["engine"] = "duckdb"
     else:
         people, _ = load_people()
         people.loc[2, "person_id"] = ""
@@ -120,3 +117,20 @@ def test_the_cli_releases_with_a_smaller_k_than_registered(env, capsys):
     assert out["status"] == "released"
     report = json.loads((root / "cli" / "internal" / "report.json").read_text())
     assert report["release"]["privacy_unit"] == "add/remove one person with up to 2 rows"
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_an_engine_bounds_each_person_and_gives_the_in_memory_figures(env, engine, request):
+    """The fit counts the bounded table in the engine and the DP checks read a view of the kept rows
+    there (the same rule): the same seeded synthetic table, row count and fidelity figures as in memory."""
+    if engine == "spark":
+        request.getfixturevalue("spark")
+    root = env[0]
+    memory = run(env, out=root / "numpy")
+    engined = run(env, out=root / engine, engine=engine)
+    assert memory.status == engined.status == "released", (memory.reasons, engined.reasons)
+    a, b = (r.report["evidence"]["dp_checks"] for r in (memory, engined))
+    assert a["rows"] == b["rows"] and a["fidelity"] == b["fidelity"]
+    assert [m["l2_sensitivity"] for m in a["measurements"]] == [m["l2_sensitivity"] for m in b["measurements"]]
+    assert (memory.publish / "synthetic.csv").read_bytes() == (engined.publish / "synthetic.csv").read_bytes()
+    assert engined.report["release"]["engine"]["engine"] == engine
