@@ -278,15 +278,15 @@ class Synthesizer(ABC):
         start = time.perf_counter()
         noise = make_noise(self.insecure_seed)
         try:
+            original = data
             data, codes, self._person_groups = _bounded(data, codes, keys, schema)  # first: each person keeps ≤ K rows
             choice = _threads.choose(threads, work=self._thread_work(schema))  # public sizes, never the data
             with _threads.limited(choice):
                 fit_schema = schema
                 if self.uses_bins and dp_bins.dp_binned(schema):  # DP-chosen bin edges: from the same reservation
-                    fit_schema = dp_bins.resolve(data, schema, self._preprocess_mechanisms(schema), noise=noise,
-                                                 odometer=reservation.odometer)
+                    fit_schema = self._dp_edges(data, source, schema, noise, reservation.odometer)
                     if source is None:
-                        codes = encode(cast(pd.DataFrame, data), fit_schema)
+                        data, codes = self._encoded_again(original, data, keys, fit_schema)
                 if source is not None:
                     self._fit_counts(source.counter(fit_schema), fit_schema, reservation.odometer, noise)
                 else:
@@ -305,6 +305,32 @@ class Synthesizer(ABC):
         reservation.complete(seconds=round(time.perf_counter() - start, 3), opt_ins=opt_ins, **self._ledger_detail())
         return self
 
+    def _dp_edges(self, data: Any, source: TableSource | None, schema: Schema, noise: NoiseSource,
+                  odometer: Odometer) -> Schema:
+        """The schema with its DP-chosen bin edges, the quantiles measured on the rows the fit may read: at a
+        user unit, the bounded rows (in an engine, its view of the kept rows: ``bounded``)."""
+        mechanisms = self._preprocess_mechanisms(schema)
+        if source is None or not schema.privacy_unit.is_user:
+            return dp_bins.resolve(data, schema, mechanisms, noise=noise, odometer=odometer)
+        view = cast(Any, source).bounded(schema)
+        try:
+            return dp_bins.resolve(view, schema, mechanisms, noise=noise, odometer=odometer)
+        finally:
+            view.close()
+
+    def _encoded_again(self, original: Any, bounded: Any, keys: pd.Series | None,
+                       fit_schema: Schema) -> tuple[Any, np.ndarray]:
+        """The rows and codes a fit in memory reads once its DP edges are chosen: re-encoded; at a user unit
+        bounded again, by the digest of the codes under the fitted schema (the rule an engine applies to the
+        schema it counts, so that both keep the same rows)."""
+        from dpsynth.schema.encode import encode
+
+        if keys is None:
+            return bounded, encode(cast(pd.DataFrame, bounded), fit_schema)
+        data, codes, self._person_groups = _bounded(original, encode(cast(pd.DataFrame, original), fit_schema), keys,
+                                                    fit_schema)
+        return data, cast(np.ndarray, codes)
+
     def _check_unit(self, schema: Schema, data: Any) -> None:
         """Refuse a user privacy unit that this fit cannot honour, before anything is reserved."""
         unit = schema.privacy_unit
@@ -313,11 +339,6 @@ class Synthesizer(ABC):
         if not self.user_level:
             raise ParameterError(f"synthesizer {self.name!r} does not support the privacy unit {unit.label} "
                                  f"({unit.describe()}) yet; MST and AIM do")
-        held = table_source(data) is not None or engines.held_by(data) is not None
-        if held and self.uses_bins and dp_bins.dp_binned(schema):
-            raise ParameterError(f"the privacy unit {unit.label} cannot be used with DP bin edges in DuckDB or Spark "
-                                 f"yet (columns {', '.join(repr(c.name) for c in dp_bins.dp_binned(schema))}); "
-                                 "declare the edges, or use --engine numpy")
 
     def _fit_held(self, data: Any, held: str, **fit: Any) -> Synthesizer:
         """:meth:`fit` on a table held by the ``held`` engine, through a source opened here and closed after."""

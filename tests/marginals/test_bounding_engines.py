@@ -100,3 +100,31 @@ def test_a_missing_key_in_an_engine_is_one_line_without_the_value(people, tmp_pa
             source.validate(schema.with_unit(PrivacyUnit.users("other", max_rows=3)))
     finally:
         source.close()
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_dp_bin_edges_at_the_user_unit_are_chosen_on_the_kept_rows_in_every_engine(people, engine, request):
+    """Age's bin edges are DP quantiles: an engine measures them on its view of the kept rows and counts the
+    fit under the chosen edges; in memory the same rows are kept, so the seeded fits are equal."""
+    from dpsynth.marginals.duckdb_backend import DuckDBSource
+    from dpsynth.marginals.spark_backend import SparkSource
+    from dpsynth.schema import Schema
+
+    frame, schema, folder = people
+    spec = schema.to_dict()
+    spec["columns"][0] = {"name": "age", "kind": "integer", "bounds": [17, 90], "bins": {"dp_quantiles": 4}}
+    binned = Schema.from_dict(spec)
+    if engine == "spark":
+        source = SparkSource(str(folder / "people.csv"), session=request.getfixturevalue("spark"))
+    else:
+        source = DuckDBSource(folder / "people.parquet")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # untracked, seeded: expected here
+            fitted = [MST(epsilon=1.0, delta=1e-9, estimation_iters=100, insecure_seed=3).fit(
+                data, schema=binned, ledger=UNTRACKED) for data in (frame, source)]
+    finally:
+        source.close()
+    edges = [m.schema_["age"].edges for m in fitted]
+    assert edges[0] == edges[1] and len(edges[0]) == 5
+    assert fitted[0].sample(500, random_state=0).equals(fitted[1].sample(500, random_state=0))
