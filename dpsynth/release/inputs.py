@@ -174,7 +174,7 @@ def _check_unit(sch: Any, cls: Any, synthesizer: str, dataset: str, registered: 
     unit = sch.privacy_unit
     if unit.is_user and not getattr(cls, "user_level", False):
         raise ParameterError(f"synthesizer {synthesizer!r} does not support the privacy unit {unit.label} "
-                             f"({unit.describe()}) yet; MST and AIM do")
+                             f"({unit.describe()}) yet; MST, AIM, dpvae and dpctgan do")
     if unit.is_user and pol.audit is not None and pol.audit.method != "canary":
         raise ParameterError(f"policy {pol.name!r}: audit.method {pol.audit.method!r} audits rows; at the privacy "
                              f"unit {unit.label} the release audit is the canary audit (audit.method: canary)")

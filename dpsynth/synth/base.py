@@ -338,7 +338,7 @@ class Synthesizer(ABC):
             return
         if not self.user_level:
             raise ParameterError(f"synthesizer {self.name!r} does not support the privacy unit {unit.label} "
-                                 f"({unit.describe()}) yet; MST and AIM do")
+                                 f"({unit.describe()}) yet; MST, AIM, dpvae and dpctgan do")
 
     def _fit_held(self, data: Any, held: str, **fit: Any) -> Synthesizer:
         """:meth:`fit` on a table held by the ``held`` engine, through a source opened here and closed after."""
