@@ -256,6 +256,12 @@ class DuckDBSource:
         view.already_bounded = True  # its rows are a bounded table: counted at the row unit from here on
         return view
 
+    def bounded_raw(self, columns: Sequence[str], key: str, max_rows: int) -> DuckDBSource:
+        """A source over the rows each person keeps before any schema exists (the key and ``columns``;
+        :func:`~dpsynth.marginals.sql_bounding.bounded_raw_query`), in this source's connection."""
+        text = sql_bounding.bounded_raw_query("dpsynth_src", columns, key, max_rows, "duckdb")
+        return DuckDBSource(self._guard(lambda: self._src.query("dpsynth_src", text)), connection=self._con)
+
     def persist(self, text: str, what: str) -> str:
         """Run ``text`` into a temporary table of the connection (private data that stays in DuckDB, dropped
         by ``close``); its name."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -53,16 +53,17 @@ def _integral(x: str, dialect: sql.Dialect) -> str:
     return f"(round({x}, 0) = {x})" if dialect == "spark" else f"(floor({x}) = {x})"
 
 
-def _cells(names: Sequence[str], source: EngineSource, tokens: Sequence[str], *, raw: bool = False) -> str:
+def _cells(names: Sequence[str], source: EngineSource, tokens: Sequence[str], *, raw: bool = False,
+           extra: str = "") -> str:
     """One row per table row: ``m{j}`` (missing), ``x{j}`` (the number read, or NULL/NaN) and ``v{j}`` (the
-    text) of each column, and (``raw``) the columns themselves."""
+    text) of each column, (``raw``) the columns themselves, and ``extra`` (``, expression AS name``)."""
     dialect = source.dialect
     parts = [sql.quote_identifier(name, dialect) for name in names] if raw else []
     for j, name in enumerate(names):
         ref, kind = sql.quote_identifier(name, dialect), source.kinds[name]
         parts.append(f"{cell_missing(ref, kind, tokens, dialect)} AS m{j}, {cell_number(ref, kind, dialect)} AS x{j}, "
                      f"{cell_text(ref, kind, dialect)} AS v{j}")
-    return f"SELECT {', '.join(parts)} FROM {source.table}"
+    return f"SELECT {', '.join(parts)}{extra} FROM {source.table}"
 
 
 def _hash(names: Sequence[str], dialect: sql.Dialect) -> str:
@@ -93,14 +94,20 @@ def _grouping(keys: Sequence[str], dialect: sql.Dialect) -> tuple[str, str]:
     return f"{fn}({', '.join(keys)})", f"GROUP BY {listed}GROUPING SETS ({', '.join(f'({k})' for k in keys)})"
 
 
-def values_query(names: Sequence[str], wanted: Sequence[int], source: EngineSource, tokens: Sequence[str]) -> str:
+def values_query(names: Sequence[str], wanted: Sequence[int], source: EngineSource, tokens: Sequence[str],
+                 person: str | None = None) -> str:
     """Rows ``(g, k{i}.., n)``: per wanted column ``names[wanted[i]]`` its non-missing texts and their counts
-    (``g`` has every bit set but the column's, bit ``len(wanted) - 1 - i``)."""
+    (``g`` has every bit set but the column's, bit ``len(wanted) - 1 - i``); with ``person`` (the key column
+    of a user unit), the number of distinct people holding each text instead of rows."""
     keys = [f"k{i}" for i in range(len(wanted))]
     cols = ", ".join(f"CASE WHEN m{j} THEN NULL ELSE v{j} END AS k{i}" for i, j in enumerate(wanted))
     gid, group = _grouping(keys, source.dialect)
-    return (f"SELECT {gid} AS g, {', '.join(keys)}, COUNT(*) AS n FROM (SELECT {cols} FROM "
-            f"({_cells(names, source, tokens)}) AS c) AS s {group}")
+    count = "COUNT(*)" if person is None else "COUNT(DISTINCT dpsynth_person)"
+    carried = "" if person is None else f", {sql.quote_identifier(person, source.dialect)} AS dpsynth_person"
+    inner = _cells(names, source, tokens, extra=carried)
+    keep = "" if person is None else ", dpsynth_person"
+    return (f"SELECT {gid} AS g, {', '.join(keys)}, {count} AS n FROM (SELECT {cols}{keep} FROM "
+            f"({inner}) AS c) AS s {group}")
 
 
 def bins_query(names: Sequence[str], wanted: Sequence[int], source: EngineSource, tokens: Sequence[str]) -> str:
@@ -147,10 +154,13 @@ class EngineCounts:
     """:class:`~dpsynth.schema.infer_counts.ColumnCounts` of a table in an engine, under the hints'
     ``missing_values`` (pass 1 runs here)."""
 
-    def __init__(self, source: EngineSource, missing_values: Sequence[str]):
+    def __init__(self, source: EngineSource, missing_values: Sequence[str], *, names: Sequence[str] | None = None,
+                 person: str | None = None):
         self.source = source
-        self.names = list(source.columns)
+        self.names = list(source.columns) if names is None else list(names)
         self.tokens = list(missing_values)
+        #: at a user unit, the key column: the values are then counted in distinct people (the rows already bounded)
+        self.person = person
         row = source.fetch(kinds_query(self.names, source, self.tokens), 1)
         first = {k: v[0] for k, v in row.items()}
         self.rows = int(first["n"] or 0)
@@ -184,7 +194,8 @@ class EngineCounts:
             chunk = todo[start:start + _SETS]
             wanted = [self.names.index(n) for n in chunk]
             out = self.source.fetch(
-                values_query(self.names, wanted, self.source, self.tokens), MAX_DISTINCT * len(chunk) + len(chunk),
+                values_query(self.names, wanted, self.source, self.tokens, self.person),
+                MAX_DISTINCT * len(chunk) + len(chunk),
                 overflow=f"a column among {', '.join(repr(n) for n in chunk)} has more distinct values than "
                          f"{MAX_DISTINCT:,} per column: declare its kind or levels in the hints")
             for name, pairs in zip(chunk, _groups(out, "k", len(chunk)), strict=True):
@@ -244,12 +255,27 @@ class EngineTable:
         """Pass 1 over the rows (after everything public has been checked)."""
         return EngineCounts(self.source, missing_values)
 
+    def person_counts(self, header: list[str], missing_values: Sequence[str], key: str,
+                      max_rows: int) -> EngineCounts:
+        """Pass 1 over the rows each person keeps (at most ``max_rows`` by the digest of their cells' text, the
+        in-memory rule), ``header`` only, the levels counted in distinct people; a missing key is a DataError."""
+        from dpsynth.marginals import sql_bounding
+
+        n = self.source.fetch(sql_bounding.missing_keys_query(key, self.source.table, self.source.dialect), 1)["n"][0]
+        if n is not None and int(n) > 0:
+            raise DataError(sql_bounding.missing_keys_message(key, int(n)))
+        self._view = cast(Any, self.source).bounded_raw(header, key, max_rows)
+        return EngineCounts(self._view, missing_values, names=header, person=key)
+
     def fingerprint(self, counts: Any) -> str:
         """The counts' aggregate hash."""
         return str(counts.fingerprint())
 
     def close(self) -> None:
-        """Drop what the source made in the engine."""
+        """Drop what the source made in the engine (a bounded view first)."""
+        view = getattr(self, "_view", None)
+        if view is not None:
+            view.close()
         self.source.close()
 
 

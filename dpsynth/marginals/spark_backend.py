@@ -271,6 +271,12 @@ class SparkSource:
         view.already_bounded = True  # its rows are a bounded table: counted at the row unit from here on
         return view
 
+    def bounded_raw(self, columns: Sequence[str], key: str, max_rows: int) -> SparkSource:
+        """A source over the rows each person keeps before any schema exists (the key and ``columns``;
+        :func:`~dpsynth.marginals.sql_bounding.bounded_raw_query`), in this source's session."""
+        text = sql_bounding.bounded_raw_query(self.view, columns, key, max_rows, "spark")
+        return SparkSource(self.query(text), session=self.session)
+
     def persist(self, text: str, what: str) -> str:
         """Persist the result of ``text`` as a temporary view of this source (private data that stays in
         Spark, dropped by ``close``); its name."""

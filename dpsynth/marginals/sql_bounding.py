@@ -9,7 +9,7 @@ keeps (its text and its digest are the same), so every engine counts the same bo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dpsynth.exceptions import DataError
@@ -17,8 +17,8 @@ from dpsynth.marginals import sql
 from dpsynth.marginals.bounding import BOUNDING_SEED
 from dpsynth.schema.schema import Schema
 
-__all__ = ["bounded_codes_query", "bounded_rows_query", "check_keys", "missing_keys_message", "missing_keys_query",
-           "rows_schema"]
+__all__ = ["bounded_codes_query", "bounded_raw_query", "bounded_rows_query", "check_keys", "missing_keys_message",
+           "missing_keys_query", "rows_schema"]
 
 
 def rows_schema(schema: Schema) -> Schema:
@@ -97,3 +97,18 @@ def check_keys(source: Any, schema: Schema) -> None:
     n = source.fetch(missing_keys_query(column, source.table, source.engine), 1)["n"][0]
     if n is not None and int(n) > 0:
         raise DataError(missing_keys_message(column, int(n)))
+
+
+def bounded_raw_query(source: str, columns: Sequence[str], key: str, max_rows: int, dialect: sql.Dialect) -> str:
+    """The rows of ``source`` each person (``key``) keeps when no schema exists yet (DP schema inference): the
+    ``max_rows`` of smallest ``md5('seed|key|' + cells' text joined by U+001F)``, the rule of
+    :func:`~dpsynth.marginals.bounding.bound_raw_rows`; the key and ``columns``, unchanged. Private data that
+    stays in the engine."""
+    text = _text(dialect)
+    ref = sql.quote_identifier(key, dialect)
+    refs = [sql.quote_identifier(c, dialect) for c in columns]
+    cells = ", ".join(f"COALESCE(CAST({r} AS {text}), '')" for r in refs)
+    digest = f"md5(concat('{int(BOUNDING_SEED)}|', CAST({ref} AS {text}), '|', concat_ws(chr(31), {cells})))"
+    carried = ", ".join([ref, *refs])
+    return (f"SELECT {carried} FROM (SELECT {carried}, ROW_NUMBER() OVER (PARTITION BY {ref} ORDER BY {digest}) "
+            f"AS dpsynth_rank FROM {source}) AS b WHERE dpsynth_rank <= {int(max_rows)}")

@@ -234,7 +234,7 @@ def infer_schema(
             the same seed.
         spark_master: the Spark master for ``engine="spark"``.
         privacy_unit: ``PrivacyUnit.users(column, max_rows=K)`` to protect one person with up to K rows
-            (in memory only, for now): the key column is left out of the schema (and written as its
+            (in memory, DuckDB or Spark): the key column is left out of the schema (and written as its
             ``privacy_unit``), each person's rows beyond K are dropped before counting (by the digest of
             their cells' text: :func:`~dpsynth.marginals.bounding.bound_raw_rows`), the levels are
             counted in distinct people, and every sensitivity is scaled by K. Default: one row.
@@ -263,9 +263,6 @@ def infer_schema(
         raise ParameterError(f"privacy_unit ({privacy_unit!r}) must be a PrivacyUnit (users: with its key column)")
     table = _open(data, engine, spark_master)
     try:
-        if unit.is_user and not isinstance(table, _FrameTable):
-            raise ParameterError(f"schema inference at the privacy unit {unit.label} reads the table in memory for "
-                                 "now (--engine numpy)")
         return _infer(table, budget, ledger, dataset, hints, k=k, edges=edges, q=q, other=other, name=name,
                       insecure_seed=insecure_seed, splits=(split_kinds, split_categories, split_bounds,
                                                            split_delta_threshold), unit=unit)
@@ -300,9 +297,12 @@ def _infer(table: _Table, budget: ApproxDP, ledger: Ledger | Untracked | None, d
         raise InternalError("infer_schema reached its charge without a ledger")
     if isinstance(ledger, Ledger):
         ledger.check(str(dataset), events, claimed=budget)  # fail early, before reading the rows
-    counts = table.counts(header, parsed.missing_values)
-    if unit.column is not None:  # each person's rows beyond K dropped before anything is counted
-        counts = _bounded_counts(cast(FrameCounts, counts), header, unit, parsed.missing_values)
+    if unit.column is None:
+        counts = table.counts(header, parsed.missing_values)
+    elif isinstance(table, _FrameTable):  # each person's rows beyond K dropped before anything is counted
+        counts = _bounded_counts(table.counts(header, parsed.missing_values), header, unit, parsed.missing_values)
+    else:  # the same rule in the engine
+        counts = cast(Any, table).person_counts(header, parsed.missing_values, unit.column, unit.max_rows)
     parameters = {
         "split_kinds": split_kinds,
         "split_categories": split_categories,

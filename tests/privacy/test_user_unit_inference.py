@@ -92,7 +92,25 @@ def test_inference_at_the_user_unit_refuses_what_it_cannot_do_before_any_charge(
         broken.loc[4, "pid"] = ""
         with pytest.raises(DataError, match=r"column 'pid', row 5: the person key is missing"):
             infer_schema(broken, epsilon=1.0, delta=1e-8, ledger=UNTRACKED, privacy_unit=UNIT)
-        path = tmp_path / "t.parquet"
-        before.to_parquet(path, index=False)
-        with pytest.raises(ParameterError, match="reads the table in memory for now"):
+        path = tmp_path / "t.csv"
+        broken.to_csv(path, index=False)
+        with pytest.raises(DataError, match=r"^column 'pid': the person key is missing in 1 row\(s\)"):
             infer_schema(path, epsilon=1.0, delta=1e-8, ledger=UNTRACKED, privacy_unit=UNIT, engine="duckdb")
+        with pytest.raises(ParameterError, match="must be a PrivacyUnit"):
+            infer_schema(before, epsilon=1.0, delta=1e-8, ledger=UNTRACKED, privacy_unit="user:3")
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_an_engine_bounds_by_the_same_rule_and_infers_the_same_schema(engine, request):
+    from dpsynth.datasets import people_path
+
+    if engine == "spark":
+        request.getfixturevalue("spark")
+    unit = PrivacyUnit.users("person_id", max_rows=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # untracked, seeded: expected here
+        schemas = [infer_schema(people_path(), epsilon=1.0, delta=1e-8, ledger=UNTRACKED, insecure_seed=0,
+                                privacy_unit=unit, engine=e).to_dict() for e in ("numpy", engine)]
+    for s in schemas:
+        s.pop("provenance")
+    assert schemas[0] == schemas[1] and schemas[0]["privacy_unit"] == {"column": "person_id", "max_rows": 4}
