@@ -107,7 +107,7 @@ def _unique(names: Sequence[str], where: str) -> None:
         seen.add(n)
 
 
-class DuckDBSource:
+class DuckDBSource(sql_bounding.BoundedRows):
     """A private table read by DuckDB (:class:`~dpsynth.marginals.backend.TableSource`).
 
     Args:
@@ -239,13 +239,6 @@ class DuckDBSource:
         if self._con is None:
             raise ParameterError("a DuckDB relation's source cannot register a table beside it: give paths")
         return DuckDBSource(self._con.from_df(frame), connection=self._con)
-
-    #: whether this source's rows are already bounded (a :meth:`bounded` view): a user unit's schema is then
-    #: counted as the row unit's
-    already_bounded: bool = False
-
-    def _unit_schema(self, schema: Schema) -> Schema:
-        return sql_bounding.rows_schema(schema) if self.already_bounded else schema
 
     def bounded(self, schema: Schema) -> DuckDBSource:
         """A source over the rows each person keeps under the schema's user unit (the fit's rule, in SQL:

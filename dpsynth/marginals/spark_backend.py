@@ -152,7 +152,7 @@ def _unique(names: Sequence[str], where: str) -> None:
         seen.add(n)
 
 
-class SparkSource:
+class SparkSource(sql_bounding.BoundedRows):
     """A private table read by Spark (:class:`~dpsynth.marginals.backend.TableSource`).
 
     Args:
@@ -254,13 +254,6 @@ class SparkSource:
         with engine_errors("registering a table beside data"), pandas_interop():
             df = self.session.createDataFrame(frame.astype(object).where(frame.notna(), None), fields)
         return SparkSource(df)
-
-    #: whether this source's rows are already bounded (a :meth:`bounded` view): a user unit's schema is then
-    #: counted as the row unit's
-    already_bounded: bool = False
-
-    def _unit_schema(self, schema: Schema) -> Schema:
-        return sql_bounding.rows_schema(schema) if self.already_bounded else schema
 
     def bounded(self, schema: Schema) -> SparkSource:
         """A source over the rows each person keeps under the schema's user unit (the fit's rule, in SQL:

@@ -17,8 +17,8 @@ from dpsynth.marginals import sql
 from dpsynth.marginals.bounding import BOUNDING_SEED
 from dpsynth.schema.schema import Schema
 
-__all__ = ["bounded_codes_query", "bounded_raw_query", "bounded_rows_query", "check_keys", "missing_keys_message",
-           "missing_keys_query", "rows_schema"]
+__all__ = ["BoundedRows", "bounded_codes_query", "bounded_raw_query", "bounded_rows_query", "check_keys",
+           "missing_keys_message", "missing_keys_query", "rows_schema"]
 
 
 def rows_schema(schema: Schema) -> Schema:
@@ -26,6 +26,17 @@ def rows_schema(schema: Schema) -> Schema:
     from dpsynth.privacy.unit import ROW
 
     return schema if not schema.privacy_unit.is_user else schema.with_unit(ROW)
+
+
+class BoundedRows:
+    """What an engine's source knows of bounding: whether its rows are already bounded (a view of the kept
+    rows, ``bounded``), in which case a user unit's schema is counted as the row unit's (bounding again would
+    look for the key column, which the view does not hold)."""
+
+    already_bounded: bool = False
+
+    def _unit_schema(self, schema: Schema) -> Schema:
+        return rows_schema(schema) if self.already_bounded else schema
 
 
 def _text(dialect: sql.Dialect) -> str:
