@@ -114,3 +114,27 @@ def test_an_engine_bounds_by_the_same_rule_and_infers_the_same_schema(engine, re
     for s in schemas:
         s.pop("provenance")
     assert schemas[0] == schemas[1] and schemas[0]["privacy_unit"] == {"column": "person_id", "max_rows": 4}
+
+
+def test_the_cli_infers_a_schema_at_the_user_unit(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from dpsynth.datasets import people_path
+    from dpsynth.schema import load_schema
+
+    out = tmp_path / "schema.yaml"
+    base = [sys.executable, "-m", "dpsynth", "schema", "infer", "--data", str(people_path()), "--no-ledger"]
+    proc = subprocess.run([*base, "--out", str(out), "--epsilon", "1", "--delta", "1e-8", "--insecure-seed", "0",
+                           "--user-column", "person_id", "--max-rows-per-user", "4", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["columns"] == 15
+    schema = load_schema(out)
+    assert schema.privacy_unit == PrivacyUnit.users("person_id", max_rows=4) and "person_id" not in schema.names
+    proc = subprocess.run([*base, "--out", str(tmp_path / "p.yaml"), "--public", "--user-column", "person_id",
+                           "--max-rows-per-user", "4"], capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "--user-column is for a schema inferred with DP" in lines[0]
+    assert not (tmp_path / "p.yaml").exists()
