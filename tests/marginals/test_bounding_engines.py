@@ -42,6 +42,16 @@ def in_memory(frame: pd.DataFrame, schema) -> list[np.ndarray]:
     return [marginal_counts(codes[kept], c, schema.sizes) for c in CLIQUES]
 
 
+def assert_counts_as_numpy(source, frame: pd.DataFrame, schema) -> None:
+    """The engine's bounded marginal counts equal the in-memory ones (the source is closed after)."""
+    try:
+        source.validate(schema)
+        counts = source.counter(schema).counts(CLIQUES)
+    finally:
+        source.close()
+    assert all(np.array_equal(a.ravel(), b.ravel()) for a, b in zip(in_memory(frame, schema), counts, strict=True))
+
+
 def mst_sample(data, schema) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # untracked, seeded: expected here
@@ -55,13 +65,7 @@ def test_duckdb_bounds_as_numpy_does(people, form):
     from dpsynth.marginals.duckdb_backend import DuckDBSource
 
     frame, schema, folder = people
-    source = DuckDBSource(folder / form)
-    try:
-        source.validate(schema)
-        counts = source.counter(schema).counts(CLIQUES)
-    finally:
-        source.close()
-    assert all(np.array_equal(a.ravel(), b.ravel()) for a, b in zip(in_memory(frame, schema), counts, strict=True))
+    assert_counts_as_numpy(DuckDBSource(folder / form), frame, schema)
     assert mst_sample(DuckDBSource(folder / form), schema).equals(mst_sample(frame, schema))
 
 
@@ -69,13 +73,7 @@ def test_spark_bounds_as_numpy_does(people, spark):
     from dpsynth.marginals.spark_backend import SparkSource
 
     frame, schema, folder = people
-    source = SparkSource(str(folder / "people.parquet"), session=spark)
-    try:
-        source.validate(schema)
-        counts = source.counter(schema).counts(CLIQUES)
-    finally:
-        source.close()
-    assert all(np.array_equal(a.ravel(), b.ravel()) for a, b in zip(in_memory(frame, schema), counts, strict=True))
+    assert_counts_as_numpy(SparkSource(str(folder / "people.parquet"), session=spark), frame, schema)
     assert mst_sample(SparkSource(str(folder / "people.csv"), session=spark), schema).equals(
         mst_sample(frame, schema))
 
