@@ -20,6 +20,7 @@ What is read: the key column and the encoded codes, in memory. Returns row indic
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -50,14 +51,8 @@ def row_priorities(keys: pd.Series, codes: np.ndarray, seed: int) -> np.ndarray:
     """Each row's priority: MD5 of the text ``seed|key|c0,c1,...`` as two big-endian unsigned 64-bit
     halves (shape (n, 2); ordering rows by them orders them by the hex digest, as the SQL engines do,
     :func:`dpsynth.marginals.sql_bounding.bounded_codes_query`)."""
-    out = np.empty((len(keys), 2), dtype=np.uint64)
-    prefix = f"{int(seed)}|".encode()
     rows = np.ascontiguousarray(codes, dtype=np.int64)
-    for i, (key, row) in enumerate(zip(keys.tolist(), rows, strict=True)):
-        text = prefix + str(key).encode("utf-8") + b"|" + ",".join(map(str, row.tolist())).encode()
-        digest = hashlib.md5(text, usedforsecurity=False).digest()
-        out[i] = (int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big"))
-    return out
+    return _digests(keys, (",".join(map(str, row)) for row in rows.tolist()), seed)
 
 
 def bound_contributions(keys: pd.Series, codes: np.ndarray, max_rows: int, *, seed: int = BOUNDING_SEED) -> np.ndarray:
@@ -74,14 +69,19 @@ def bound_raw_rows(keys: pd.Series, frame: pd.DataFrame, max_rows: int, *, seed:
     separated by the unit separator). Reads private data; returns indices only."""
     if len(keys) == 0:
         return np.zeros(0, dtype=np.int64)
+    cells = frame.astype("string").fillna("").to_numpy()
+    return _smallest_per_person(keys, _digests(keys, ("\x1f".join(row) for row in cells), seed), max_rows)
+
+
+def _digests(keys: pd.Series, rows: Iterable[str], seed: int) -> np.ndarray:
+    """MD5 of ``seed|key|row`` for each row's text, as two big-endian unsigned 64-bit halves (n × 2)."""
     out = np.empty((len(keys), 2), dtype=np.uint64)
     prefix = f"{int(seed)}|".encode()
-    cells = frame.astype("string").fillna("").to_numpy()
-    for i, (key, row) in enumerate(zip(keys.tolist(), cells, strict=True)):
-        digest = hashlib.md5(prefix + str(key).encode("utf-8") + b"|" + "\x1f".join(row).encode("utf-8"),
+    for i, (key, row) in enumerate(zip(keys.tolist(), rows, strict=True)):
+        digest = hashlib.md5(prefix + str(key).encode("utf-8") + b"|" + row.encode("utf-8"),
                              usedforsecurity=False).digest()
         out[i] = (int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big"))
-    return _smallest_per_person(keys, out, max_rows)
+    return out
 
 
 def _smallest_per_person(keys: pd.Series, priority: np.ndarray, max_rows: int) -> np.ndarray:

@@ -261,9 +261,7 @@ class EngineTable:
         in-memory rule), ``header`` only, the levels counted in distinct people; a missing key is a DataError."""
         from dpsynth.marginals import sql_bounding
 
-        n = self.source.fetch(sql_bounding.missing_keys_query(key, self.source.table, self.source.dialect), 1)["n"][0]
-        if n is not None and int(n) > 0:
-            raise DataError(sql_bounding.missing_keys_message(key, int(n)))
+        sql_bounding.check_key_column(self.source, key)
         self._view = cast(Any, self.source).bounded_raw(header, key, max_rows)
         return EngineCounts(self._view, missing_values, names=header, person=key)
 

@@ -17,8 +17,8 @@ from dpsynth.marginals import sql
 from dpsynth.marginals.bounding import BOUNDING_SEED
 from dpsynth.schema.schema import Schema
 
-__all__ = ["BoundedRows", "bounded_codes_query", "bounded_raw_query", "bounded_rows_query", "check_keys",
-           "missing_keys_message", "missing_keys_query", "rows_schema"]
+__all__ = ["BoundedRows", "bounded_codes_query", "bounded_raw_query", "bounded_rows_query", "check_key_column",
+           "check_keys", "missing_keys_message", "missing_keys_query", "rows_schema"]
 
 
 def rows_schema(schema: Schema) -> Schema:
@@ -100,9 +100,13 @@ def missing_keys_message(column: str, n: int) -> str:
 def check_keys(source: Any, schema: Schema) -> None:
     """Under a user unit, a DataError (one line, no value) when ``source`` (a DuckDB or Spark source) lacks
     the key column or a key is missing; one aggregate row leaves the engine."""
-    column = schema.privacy_unit.column
-    if column is None:
-        return
+    if schema.privacy_unit.column is not None:
+        check_key_column(source, schema.privacy_unit.column)
+
+
+def check_key_column(source: Any, column: str) -> None:
+    """A DataError (one line, no value) when ``source`` lacks the key ``column`` or a key is missing; one
+    aggregate row leaves the engine."""
     if column not in source.columns:
         raise DataError(f"data has no column {column!r}: the schema's privacy unit is keyed by it")
     n = source.fetch(missing_keys_query(column, source.table, source.engine), 1)["n"][0]
