@@ -97,7 +97,7 @@ from dpsynth.privacy.ledger_store import GENESIS, SCHEMA_VERSION, LedgerError, b
 from dpsynth.privacy.ledger_verify import VerifyResult, canonical, entry_hash
 from dpsynth.privacy.overdraft import Account, refuse_overdraft, rho_cap, spent_epsilon
 from dpsynth.privacy.redact import redact_url
-from dpsynth.privacy.unit import PrivacyUnit
+from dpsynth.privacy.unit import PrivacyUnit, unit_refusal
 
 __all__ = ["FINGERPRINT_PREFIX", "GENESIS", "SCHEMA_VERSION", "UNIT_DESCRIPTIONS", "UNTRACKED", "DatasetStatement",
            "Entry", "Ledger", "LedgerError", "LedgerTamperedError", "Reservation", "ReservationView", "Untracked",
@@ -313,12 +313,9 @@ class Ledger:
         rho, delta, rdp, epsilon = charged_costs(events)
         with self._db.write() as cur:
             head, statement = self._guard_charge(cur, dataset)
-            if not fit_unit.fits_within(PrivacyUnit.parse(statement.unit)):
-                raise LedgerError(
-                    f"dataset {dataset!r} is registered with privacy unit {statement.unit!r} "
-                    f"({describe_unit(statement.unit)}), but {synthesizer} protects {fit_unit.describe()}"
-                    + (" (a person's bound K must be at most the registered one)" if fit_unit.is_user else "")
-                )
+            refusal = unit_refusal(dataset, statement.unit, fit_unit, synthesizer)
+            if refusal is not None:
+                raise LedgerError(refusal)
             refuse_overdraft(statement, rho, delta, claimed, rdp, epsilon)
             seq = self._chain.append(cur, head, "reserve", dataset, rho, {
                 "synthesizer": synthesizer,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from dpsynth.exceptions import ParameterError
 
-__all__ = ["ROW", "PrivacyUnit"]
+__all__ = ["ROW", "PrivacyUnit", "unit_refusal"]
 
 _LABEL = re.compile(r"^(row|user:[1-9][0-9]*)$")
 #: The largest K accepted: sensitivities are integers scaled by K, and a bound beyond this is no bound.
@@ -102,3 +102,14 @@ class PrivacyUnit:
 
 
 ROW = PrivacyUnit()
+
+
+def unit_refusal(dataset: str, registered: str, unit: PrivacyUnit, protector: str) -> str | None:
+    """Why a charge at ``unit`` (by ``protector``, e.g. a synthesizer's name) may not go to ``dataset``,
+    registered at the ledger label ``registered``; None when it may (:meth:`PrivacyUnit.fits_within`)."""
+    on_file = PrivacyUnit.parse(registered)
+    if unit.fits_within(on_file):
+        return None
+    return (f"dataset {dataset!r} is registered with privacy unit {registered!r} ({on_file.describe()}), but "
+            f"{protector} protects {unit.describe()}"
+            + (" (a person's bound K must be at most the registered one)" if unit.is_user else ""))

@@ -169,7 +169,7 @@ def _check_rows(real: Any, sch: Any, engine: str) -> None:
 def _check_unit(sch: Any, cls: Any, synthesizer: str, dataset: str, registered: str, pol: Policy) -> None:
     """The schema's privacy unit against the synthesizer and the dataset's registered unit, before anything."""
     from dpsynth.privacy.ledger import LedgerError
-    from dpsynth.privacy.unit import PrivacyUnit
+    from dpsynth.privacy.unit import unit_refusal
 
     unit = sch.privacy_unit
     if unit.is_user and not getattr(cls, "user_level", False):
@@ -178,10 +178,9 @@ def _check_unit(sch: Any, cls: Any, synthesizer: str, dataset: str, registered: 
     if unit.is_user and pol.audit is not None and pol.audit.method != "canary":
         raise ParameterError(f"policy {pol.name!r}: audit.method {pol.audit.method!r} audits rows; at the privacy "
                              f"unit {unit.label} the release audit is the canary audit (audit.method: canary)")
-    on_file = PrivacyUnit.parse(registered)
-    if not unit.fits_within(on_file):
-        raise LedgerError(f"dataset {dataset!r} is registered with privacy unit {registered!r} ({on_file.describe()}), "
-                          f"but the schema's privacy unit is {unit.label} ({unit.describe()})")
+    refusal = unit_refusal(dataset, registered, unit, f"{synthesizer} at the schema's privacy unit")
+    if refusal is not None:  # the ledger's own refusal, before anything is read or charged
+        raise LedgerError(refusal)
 
 
 def _engine(engine: str, data: Any, cls: Any, spark_master: str | None) -> str:
