@@ -11,33 +11,40 @@ import pandas as pd
 from dpsynth.schema import Schema, load_schema
 
 
+def _bundled(folder: str, name: str) -> Path:
+    return Path(str(resources.files("dpsynth.datasets") / folder / name))
+
+
+def _load(table: Path, schema: Path) -> tuple[pd.DataFrame, Schema]:
+    """A bundled table as text, like any CSV dpsynth reads, and its public schema."""
+    return pd.read_csv(table, dtype=str, keep_default_na=False), load_schema(schema)
+
+
 def adult_path() -> Path:
     """Path of the bundled Adult table (gzip-compressed CSV)."""
-    return Path(str(resources.files("dpsynth.datasets") / "adult" / "adult.csv.gz"))
+    return _bundled("adult", "adult.csv.gz")
 
 
 def adult_schema_path() -> Path:
     """Where the bundled Adult table's public schema (YAML) is."""
-    return Path(str(resources.files("dpsynth.datasets") / "adult" / "schema.yaml"))
+    return _bundled("adult", "schema.yaml")
 
 
 def load_adult() -> tuple[pd.DataFrame, Schema]:
     """The bundled Adult table (as text, like any CSV dpsynth reads) and its public schema."""
-    df = pd.read_csv(adult_path(), dtype=str, keep_default_na=False)
-    return df, load_schema(adult_schema_path())
+    return _load(adult_path(), adult_schema_path())
 
 
 def people_path() -> Path:
     """Path of the bundled multi-row-per-person table (gzip CSV: Adult's rows and a synthetic ``person_id``)."""
-    return Path(str(resources.files("dpsynth.datasets") / "people" / "people.csv.gz"))
+    return _bundled("people", "people.csv.gz")
 
 
 def people_schema_path() -> Path:
     """Where its public schema is (Adult's, with ``privacy_unit: {column: person_id, max_rows: 4}``)."""
-    return Path(str(resources.files("dpsynth.datasets") / "people" / "schema.yaml"))
+    return _bundled("people", "schema.yaml")
 
 
 def load_people() -> tuple[pd.DataFrame, Schema]:
     """The bundled multi-row-per-person table (as text) and its public schema (a user privacy unit)."""
-    df = pd.read_csv(people_path(), dtype=str, keep_default_na=False)
-    return df, load_schema(people_schema_path())
+    return _load(people_path(), people_schema_path())
