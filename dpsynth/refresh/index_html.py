@@ -1,0 +1,351 @@
+"""``ROOT/<dataset>/index.html``: the history of a refresh series as one self-contained page.
+
+Every version newest first (status, snapshot, ε and the composed total, checks, drift, links to its
+publishable report and to the previous version), the interrupted attempts, and the budget over time
+as an inline SVG plot (:func:`budget_svg`, which a release report can embed too). The page uses the
+release report's style and chart helpers (``dpsynth.release.html``): inline CSS, no script, no external
+resource, a Content-Security-Policy that forbids both, everything escaped.
+
+Only publishable content is shown: each version's ``version.json`` and links into its ``publish/``
+folder. Nothing is read from ``internal/``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from dpsynth.refresh.history import (
+    InterruptedAttempt,
+    VersionRecord,
+    check_counts,
+    drift_text,
+    pending_text,
+    read_history,
+    read_interrupted,
+    read_pending,
+    series_folder,
+)
+from dpsynth.release.html.charts import legend_html, nice_ticks, shorten, svg, svg_text
+from dpsynth.release.html.markup import as_dict, as_float, as_list, data_table, esc, fmt, kv_table, section
+from dpsynth.release.html.style import CSP, CSS
+
+__all__ = ["INDEX_FILE", "PUBLISHED", "budget_svg", "render_index", "write_index"]
+
+INDEX_FILE = "index.html"
+#: The files of a version's ``publish/`` folder the page links to, when they exist.
+PUBLISHED = ("report.html", "report.json", "manifest.json", "synthetic.csv")
+#: Version labels written under the plot's axis (thinned evenly beyond this).
+MAX_AXIS_LABELS = 12
+
+_SPENT, _FORECAST, _CAP = "#1c2833", "#4c72b0", "#c0392b"
+_BADGE = {"released": "pass", "blocked": "fail", "refused": "error", "incomplete": "unknown"}
+_EXTRA_CSS = """
+.links a { margin-right: 6px; white-space: nowrap; }
+.drift.above { color: var(--bad); font-weight: 600; }
+"""
+
+
+# -- the budget plot ------------------------------------------------------------------------------------
+
+
+def _curve(budget: dict[str, Any]) -> list[tuple[int, float]]:
+    """The forecast's (more refreshes, ε spent) points, by refreshes, skipping malformed ones."""
+    points = []
+    for item in as_list(budget.get("curve")):
+        item = as_dict(item)
+        k, eps = item.get("refreshes"), as_float(item.get("epsilon"))
+        if isinstance(k, int) and not isinstance(k, bool) and k >= 0 and eps is not None:
+            points.append((k, eps))
+    return sorted(points)
+
+
+def _axis_labels(labels: Sequence[str], steps: int) -> list[tuple[int, str]]:
+    """(x index, text) of the labels under the axis: every version, then ``+k`` forecast steps, thinned."""
+    every = [(i, lab) for i, lab in enumerate(labels)] + [(len(labels) - 1 + k, f"+{k}") for k in range(1, steps + 1)]
+    if len(every) <= MAX_AXIS_LABELS:
+        return every
+    stride = (len(every) - 1) / (MAX_AXIS_LABELS - 1)
+    return [every[round(i * stride)] for i in range(MAX_AXIS_LABELS)]
+
+
+def budget_svg(budget: dict[str, Any], spent_history: list[tuple[str, float]]) -> str:
+    """The budget of a series over time as an HTML figure with an inline SVG plot.
+
+    ``spent_history``: (version label, ε spent on the dataset after it), oldest first, drawn as a solid
+    line; ``budget``: the newest version's ``budget`` object of ``version.json``: its ``curve`` (ε spent
+    after k more refreshes at the plan's ε, from ``refreshes`` 0, the newest version) is drawn dashed
+    from the last version on, and ``cap_epsilon`` as a horizontal line. Malformed values are skipped;
+    nothing to draw gives a short note instead of a plot. Every text is escaped.
+    """
+    budget = as_dict(budget)
+    history = [(str(lab), v) for lab, v in ((h[0], as_float(h[1])) for h in as_list(spent_history)
+                                           if isinstance(h, (list, tuple)) and len(h) == 2) if v is not None]
+    curve = _curve(budget)
+    cap = as_float(budget.get("cap_epsilon"))
+    if not history and not curve:
+        note = f" (cap ε = {fmt(cap)})" if cap is not None else ""
+        return f"<p class=muted>{esc('No ε spent recorded yet' + note)}: no budget plot.</p>"
+    steps = max([k for k, _ in curve] + [0])
+    origin = max(len(history) - 1, 0)  # the x of the newest version, where the forecast starts
+    n = origin + steps
+    width, height, left, right, top, bottom = 900, 300, 56, 130, 16, 56
+    pw, ph = width - left - right, height - top - bottom
+    hi = max([v for _, v in history] + [v for _, v in curve] + [cap or 0.0])
+    ticks = nice_ticks(hi * 1.05)
+    ymax = ticks[-1]
+
+    def x(i: float) -> float:
+        return left + (pw * i / n if n else pw / 2)
+
+    def y(v: float) -> float:
+        return top + ph * (1 - v / ymax)
+
+    parts = _grid(ticks, y, left, pw, top, ph)
+    if history:
+        parts += _spent_line(history, x, y)
+    if curve:
+        pts = " ".join(f"{x(origin + k):.1f},{y(v):.1f}" for k, v in curve)
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{_FORECAST}" stroke-width="2" '
+                     'stroke-dasharray="6 4"><title>forecast</title></polyline>')
+        for k, v in curve:
+            parts.append(f'<circle cx="{x(origin + k):.1f}" cy="{y(v):.1f}" r="2.5" fill="{_FORECAST}">'
+                         f"<title>{esc(f'+{k} refresh(es): ε = {fmt(v)}')}</title></circle>")
+    if cap is not None:
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(cap):.1f}" y2="{y(cap):.1f}" stroke="{_CAP}" '
+                     'stroke-width="2" stroke-dasharray="8 4"/>')
+        parts.append(svg_text(left + pw + 6, y(cap) + 4, f"cap ε = {fmt(cap)}", color=_CAP, size=11, weight="bold"))
+    for i, text in _axis_labels([lab for lab, _ in history], steps):
+        parts.append(svg_text(x(i), top + ph + 16, shorten(text, 10), anchor="middle", size=10, title=text,
+                              color=_FORECAST if text.startswith("+") else "#1c2833"))
+    parts.append(svg_text(left + pw / 2, height - 8, "versions, oldest first, then forecast refreshes (+k)",
+                          anchor="middle", size=11))
+    legend = legend_html([("ε spent after each version", _SPENT), ("forecast at this plan's ε (dashed)", _FORECAST),
+                          ("cap", _CAP)])
+    return (f"<figure>{legend}{svg(width, height, ''.join(parts), 'privacy budget of the series against the cap')}"
+            f"<figcaption>{esc(_caption(budget))}</figcaption></figure>")
+
+
+def _grid(ticks: list[float], y: Callable[[float], float], left: int, pw: int, top: int, ph: int) -> list[str]:
+    parts = []
+    for t in ticks:
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eaeded"/>')
+        parts.append(svg_text(left - 6, y(t) + 4, fmt(t), anchor="end", size=10))
+    parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#566573"/>')
+    parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#566573"/>')
+    parts.append(svg_text(14, top + ph / 2, "ε spent", anchor="middle", size=11)
+                 .replace("<text ", f'<text transform="rotate(-90 14 {top + ph / 2:.1f})" ', 1))
+    return parts
+
+
+def _spent_line(history: list[tuple[str, float]], x: Callable[[float], float],
+                y: Callable[[float], float]) -> list[str]:
+    pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, (_, v) in enumerate(history))
+    parts = [f'<polyline points="{pts}" fill="none" stroke="{_SPENT}" stroke-width="2"/>']
+    for i, (label, v) in enumerate(history):
+        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="4" fill="{_SPENT}">'
+                     f"<title>{esc(f'{label}: ε spent {fmt(v)}')}</title></circle>")
+    return parts
+
+
+def _caption(budget: dict[str, Any]) -> str:
+    text = ("ε spent on the dataset after each version (tight composition over the ledger's reservations, "
+            "interrupted attempts included); dashed: the ε spent after each further refresh at this plan's ε; "
+            "red: the ledger's cap.")
+    left, horizon = budget.get("forecast_refreshes_left"), budget.get("horizon_left")
+    if isinstance(left, int) and not isinstance(left, bool):
+        text += f" {left} more refresh(es) fit under the cap"
+        text += f"; the plan's horizon needs {horizon} more." if isinstance(horizon, int) else "."
+    return text
+
+
+# -- the page -------------------------------------------------------------------------------------------
+
+
+def _published(record: VersionRecord) -> list[tuple[str, str]]:
+    """(link text, relative URL) of each publishable file of a version that exists."""
+    publish = record.path / "publish"
+    return [(name, f"{quote(record.label)}/publish/{quote(name)}") for name in PUBLISHED
+            if (publish / name).is_file()]
+
+
+def _links(record: VersionRecord) -> tuple[str, str]:
+    links = "".join(f'<a href="{esc(url)}">{esc(text)}</a>' for text, url in _published(record))
+    return ("html", f'<span class="links">{links}</span>' if links else '<span class="muted">no published file</span>')
+
+
+def _status(record: VersionRecord) -> tuple[str, str]:
+    return ("html", f'<span class="badge {_BADGE.get(record.status, "unknown")}">{esc(record.status.upper())}</span>')
+
+
+def _previous(record: VersionRecord, labels: set[str]) -> Any:
+    if record.previous is None:
+        return "—" if record.complete else ""
+    if record.previous in labels:
+        return ("html", f'<a href="#{esc(record.previous)}">{esc(record.previous)}</a>')
+    return f"{record.previous} (not in this folder)"
+
+
+def _checks_cell(record: VersionRecord) -> Any:
+    if not record.complete:
+        return ""
+    passed, failed, not_run = check_counts(record)
+    text = f"{passed} passed, {len(failed)} failed" + (f", {not_run} not run" if not_run else "")
+    if failed:
+        text += ": " + ", ".join(failed)
+    return text
+
+
+def _drift_cell(record: VersionRecord) -> Any:
+    drift = record.drift or {}
+    tvd, threshold = as_float(drift.get("max_tvd")), as_float(drift.get("threshold"))
+    above = tvd is not None and threshold is not None and tvd > threshold
+    return ("html", f'<span class="{"drift above" if above else "drift"}">{esc(drift_text(record))}</span>')
+
+
+def _epsilon_cell(record: VersionRecord) -> Any:
+    if not record.complete:
+        return ""
+    return f"{fmt(record.epsilon)} (total {fmt(record.epsilon_total)})"
+
+
+def _versions_table(records: Sequence[VersionRecord]) -> str:
+    labels = {r.label for r in records if r.complete}
+    rows = [(("html", f'<a id="{esc(r.label)}" href="#{esc(r.label)}{"-detail" if r.complete else ""}">'
+                      f"{esc(r.label)}</a>"), _status(r),
+             r.created_at or "", r.snapshot_name or ("(no version.json: the refresh stopped before writing it)"
+                                                     if not r.complete else ""),
+             _epsilon_cell(r), _checks_cell(r), _drift_cell(r), _previous(r, labels), _links(r)) for r in records]
+    return data_table(["version", "status", "created", "snapshot", "ε (composed total)", "checks", "drift (max TVD)",
+                       "previous", "published files"], rows, numeric=(4,),
+                       row_class=lambda i: {"blocked": "fail", "refused": "error"}.get(records[i].status, ""))
+
+
+def _version_detail(record: VersionRecord) -> str:
+    """The details of one version: its parameters, reasons, checks and drift per column."""
+    rows: list[tuple[str, Any]] = [
+        ("Status", record.status), ("Created", record.created_at), ("Snapshot", record.snapshot_name),
+        ("Snapshot fingerprint", record.snapshot.get("fingerprint")), ("Synthesizer", record.synthesizer),
+        ("ε of the table", record.epsilon), ("δ", record.delta),
+        ("ε of the table and the decision, composed", record.epsilon_total), ("Rows (public)", record.rows),
+        ("Ledger entries", list(record.ledger_entries)), ("Compared with", record.previous)]
+    out = [kv_table(rows)]
+    if record.reasons:
+        out.append("<ul>" + "".join(f"<li>{esc(r)}</li>" for r in record.reasons) + "</ul>")
+    if record.checks:
+        out.append(data_table(["check", "status", "value", "threshold"], [
+            (c.get("id"), c.get("status"), c.get("value"),
+             None if c.get("threshold") is None else f"{c.get('comparison') or ''} {fmt(c.get('threshold'))}".strip())
+            for c in record.checks], numeric=(2, 3),
+            row_class=lambda i: str(record.checks[i].get("status")) if record.checks[i].get("status") in
+            ("fail", "error") else ""))
+    out.append(_drift_detail(record.drift))
+    return (f'<section id="{esc(record.label)}-detail"><h3>{esc(record.label)} · {esc(record.status)}</h3>'
+            + "".join(out) + "</section>")
+
+
+def _drift_detail(drift: dict[str, Any] | None) -> str:
+    if not drift:
+        return "<p class=muted>No drift measured (the first release, or nothing to compare with).</p>"
+    head = (f"<p>Drift from the previous release ({esc(drift.get('statistic', 'TVD'))}): max "
+            f"{esc(fmt(drift.get('max_tvd'), 3))} at {esc(drift.get('where') or '—')}, threshold "
+            f"{esc(fmt(drift.get('threshold'), 3))}, noise floor {esc(fmt(drift.get('noise_floor'), 3))}.</p>")
+    rows = []
+    for kind in ("columns", "pairs"):
+        for name, item in as_dict(drift.get(kind)).items():
+            item = as_dict(item)
+            rows.append((name, kind[:-1], as_float(item.get("tvd")), as_float(item.get("noise_floor")),
+                         item.get("above_noise")))
+    rows.sort(key=lambda r: -(r[2] or 0.0))
+    table = data_table(["column or pair", "kind", "TVD", "noise floor", "above noise"], rows, numeric=(2, 3))
+    return head + (table if rows else "")
+
+
+def _interrupted_table(attempts: Sequence[InterruptedAttempt], pending: dict[str, Any] | None) -> str:
+    note = f'<p class="note">{esc(pending_text(pending))}.</p>' if pending is not None else ""
+    if not attempts:
+        return note + "<p class=muted>No refresh of this series was interrupted.</p>"
+    return (note + "<p>Refreshes killed before they wrote their version. Their ledger reservations stay spent "
+            "(a reservation is final), so the budget counts them.</p>"
+            + data_table(["snapshot", "would have been", "started", "detected", "ledger entries", "note"], [
+                (a.snapshot.get("name") or "(unknown)", a.label, a.started_at, a.detected_at, list(a.ledger_entries),
+                 a.note or "—") for a in attempts]))
+
+
+def _budget_section(records: Sequence[VersionRecord]) -> str:
+    done = [r for r in records if r.complete]
+    newest = next((r.budget for r in done if r.budget), None)
+    spent = [(r.label, v) for r in reversed(done) if (v := as_float(as_dict(r.budget).get("spent_epsilon")))
+             is not None]
+    if newest is None and not spent:
+        return "<p class=muted>No version records a budget yet.</p>"
+    budget = as_dict(newest)
+    summary = kv_table([("Cap ε", budget.get("cap_epsilon")), ("Cap δ", budget.get("cap_delta")),
+                        ("ε spent", budget.get("spent_epsilon")), ("ε remaining", budget.get("remaining_epsilon")),
+                        ("Refreshes the cap still allows (forecast)", budget.get("forecast_refreshes_left")),
+                        ("Refreshes the plan's horizon still needs", budget.get("horizon_left"))])
+    return summary + budget_svg(budget, spent)
+
+
+def render_index(dataset: str, records: Sequence[VersionRecord], interrupted: Sequence[InterruptedAttempt],
+                 pending: dict[str, Any] | None = None) -> str:
+    """The history page of a series as one self-contained HTML document (``pending``: a refresh that has not
+    finished, :func:`~dpsynth.refresh.history.read_pending`)."""
+    done = [r for r in records if r.complete]
+    sub = (f"{len(done)} version(s)" + (f", newest {done[0].label} ({done[0].status})" if done else "")
+           + (f"; {len(records) - len(done)} incomplete" if len(done) < len(records) else "")
+           + (f"; {len(interrupted)} interrupted attempt(s)" if interrupted else ""))
+    sections = [
+        section("Versions, newest first", "versions",
+                lambda: _versions_table(records) if records else "<p class=muted>No version yet.</p>"),
+        section("Privacy budget over time", "budget", lambda: _budget_section(records)),
+        section("Interrupted attempts", "interrupted", lambda: _interrupted_table(interrupted, pending)),
+        section("Each version", "details", lambda: "".join(_version_detail(r) for r in done)
+                or "<p class=muted>No version yet.</p>"),
+        section("What this page shows", "notice", lambda: (
+            "<p>Only publishable content: each version's <code>version.json</code> (its decision, its privacy "
+            "parameters, its checks and its drift, measured on released DP artifacts only) and links into its "
+            "<code>publish/</code> folder. Nothing here was read from a version's <code>internal/</code> "
+            "folder.</p>")),
+    ]
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="color-scheme" content="light">'
+        f"<title>dpsynth release history · {esc(dataset)}</title>"
+        f"<style>{CSS}{_EXTRA_CSS}</style></head>\n<body><main>\n"
+        f"<header><h1>dpsynth release history: {esc(dataset)}</h1><p class=sub>{esc(sub)}</p></header>\n"
+        + "\n".join(sections) + "\n</main></body></html>\n"
+    )
+
+
+def write_index(root: str | Path, dataset: str) -> Path:
+    """Write ``ROOT/<dataset>/index.html`` from the series' versions and interrupted attempts, atomically
+    (a temporary file in the same folder, then :func:`os.replace`), and return its path.
+
+    Raises:
+        ParameterError: the folder does not exist or holds a malformed ``version.json`` or
+            ``interrupted.jsonl`` (nothing is written then).
+    """
+    folder = series_folder(root, dataset)
+    page = render_index(dataset, read_history(root, dataset), read_interrupted(root, dataset),
+                        read_pending(root, dataset))
+    target = folder / INDEX_FILE
+    fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".html.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(page)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
