@@ -2,8 +2,9 @@
 
 One module per command group: :mod:`~dpsynth.cli.fit`, :mod:`~dpsynth.cli.evaluate` (``eval``),
 :mod:`~dpsynth.cli.schema`, :mod:`~dpsynth.cli.ledger`, :mod:`~dpsynth.cli.demo`,
-:mod:`~dpsynth.cli.release` (``release``, ``verify-manifest``), :mod:`~dpsynth.cli.audit` and
-:mod:`~dpsynth.cli.pii` (``scan``, ``replay``); the parser is assembled in :mod:`~dpsynth.cli.parser`.
+:mod:`~dpsynth.cli.release` (``release``, ``verify-manifest``), :mod:`~dpsynth.cli.audit`,
+:mod:`~dpsynth.cli.pii` (``scan``, ``replay``) and :mod:`~dpsynth.cli.history`; the parser is assembled in
+:mod:`~dpsynth.cli.parser`.
 
 Exit codes: 0 success; 2 bad input (one line on stderr, nothing written); 3 budget refused;
 4 a release failed after its charge (one line on stderr saying where what it had is kept);
@@ -21,6 +22,7 @@ from dpsynth.cli.audit import run_audit
 from dpsynth.cli.demo import run_demo
 from dpsynth.cli.evaluate import run_eval
 from dpsynth.cli.fit import run_fit
+from dpsynth.cli.history import run_history
 from dpsynth.cli.ledger import run_ledger
 from dpsynth.cli.parser import build_parser
 from dpsynth.cli.pii import run_replay, run_scan
@@ -45,6 +47,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "scan": run_scan,
     "replay": run_replay,
     "verify-manifest": run_verify_manifest,
+    "history": run_history,
 }
 
 
