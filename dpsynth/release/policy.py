@@ -101,6 +101,23 @@ class UtilityRules:
     min_score: float | None = None
 
 
+#: the marginals a drift check may compare (``drift.over``), and those it compares by default: every column's.
+#: Pairs of two synthetic tables also move with the model's choices (e.g. MST's tree), not only the data.
+DRIFT_OVER = ("columns", "pairs")
+DRIFT_DEFAULT = ("columns",)
+
+
+@dataclass(frozen=True)
+class DriftRules:
+    """The ``drift`` section: the most a release of a series may move from the previous released
+    version, in total-variation distance of its marginals (``docs/refresh.md``). It compares only DP
+    output (the two synthetic tables), so it costs no privacy; a release with no previous version
+    (the first of a series, or ``dpsynth release``) has nothing to compare and no drift check."""
+
+    max_tvd: float | None = None
+    over: tuple[str, ...] = DRIFT_DEFAULT
+
+
 @dataclass(frozen=True)
 class DecisionRules:
     """How the checks that read the private rows (replay, fidelity, utility) are computed.
@@ -136,6 +153,7 @@ class Policy:
     fidelity: QualityRules | None = None
     utility: UtilityRules | None = None
     decision: DecisionRules = field(default_factory=DecisionRules)
+    drift: DriftRules | None = None
     path: str = ""
     sha256: str = ""
 
@@ -157,6 +175,7 @@ class Policy:
             "fidelity": plain(self.fidelity),
             "utility": plain(self.utility),
             "decision": {"private_checks": self.decision.private_checks, "rho": self.decision.rho},
+            "drift": plain(self.drift),
         }
 
     @property
@@ -174,7 +193,8 @@ class Policy:
 
 # -- validation ---------------------------------------------------------------------------------
 
-_SECTIONS = {"version", "name", "description", "privacy", "audit", "pii", "replay", "fidelity", "utility", "decision"}
+_SECTIONS = {"version", "name", "description", "privacy", "audit", "pii", "replay", "fidelity", "utility", "decision",
+             "drift"}
 
 
 class _Checker:
@@ -349,6 +369,17 @@ def _utility_rules(c: _Checker, raw: dict[str, Any]) -> UtilityRules | None:
                         min_score=c.number(sec, "utility", "min_score", None, low=-1.0, high=1.0))
 
 
+def _drift_rules(c: _Checker, raw: dict[str, Any]) -> DriftRules | None:
+    """The ``drift`` section (None: no drift ceiling)."""
+    sec = c.section(raw, "drift", {"max_tvd", "over"})
+    if sec is None:
+        return None
+    over = c.names(sec, "drift", "over", DRIFT_DEFAULT, DRIFT_OVER)
+    if not over:
+        c.problem("drift.over", f"must name at least one of: {', '.join(DRIFT_OVER)}")
+    return DriftRules(max_tvd=c.number(sec, "drift", "max_tvd", None, low=0.0, high=1.0), over=over or DRIFT_DEFAULT)
+
+
 def _decision_rules(c: _Checker, raw: dict[str, Any]) -> DecisionRules:
     """The ``decision`` section (absent: the DP checks at the default ρ)."""
     sec = c.section(raw, "decision", {"private_checks", "rho"})
@@ -413,6 +444,7 @@ def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: 
     opt_ins = c.names(privacy, "privacy", "allowed_opt_ins", (), tuple(KNOWN_OPT_INS))
     audit, pii, replay = _audit_rules(c, raw), _pii_rules(c, raw), _replay_rules(c, raw)
     fidelity, utility, decision = _quality_rules(c, raw), _utility_rules(c, raw), _decision_rules(c, raw)
+    drift = _drift_rules(c, raw)
     _no_dp_form(c, decision, replay, utility)
 
     from dpsynth._file_schema import POLICY_FILE, with_schema_problems
@@ -422,7 +454,8 @@ def parse_policy(raw: object, *, where: str = "policy", path: str = "", sha256: 
         raise PolicyError(f"{where} is invalid: " + "; ".join(problems))
     return Policy(name=name, description=description, max_epsilon=max_epsilon, max_delta=max_delta,
                   require_secure_noise=require_secure, allowed_opt_ins=opt_ins, audit=audit, pii=pii, replay=replay,
-                  fidelity=fidelity, utility=utility, decision=decision, path=path, sha256=sha256)
+                  fidelity=fidelity, utility=utility, decision=decision, drift=drift, path=path,
+                  sha256=sha256)
 
 
 def load_policy(path: str | Path) -> Policy:
