@@ -54,6 +54,7 @@ class ReleaseInputs:
     schema_file: dict[str, str]
     check_events: list[Any]
     engine: str = "numpy"
+    series: Any = None  # a SeriesContext when the release is one version of a series (dpsynth refresh)
 
     @property
     def na_rep(self) -> str:
@@ -80,7 +81,8 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
                  delta: float, ledger: str | Any, dataset: str, policy: str | Path | Policy, out: str | Path,
                  rows: int | None, synthesizer_params: dict[str, Any] | None, target: str | None,
                  insecure_seed: int | None, seed: int, workers: int | None, threads: int | None,
-                 engine: str = "auto", spark_master: str | None = None, privacy_unit: Any = None) -> ReleaseInputs:
+                 engine: str = "auto", spark_master: str | None = None, privacy_unit: Any = None,
+                 series: Any = None) -> ReleaseInputs:
     """Check the arguments of :func:`~dpsynth.release.pipeline.release` in its order (the first
     mistake is the one reported); reads the private table only to check it against its schema."""
     from dpsynth import _validation as check
@@ -151,7 +153,7 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
                          led=led, statement_before=statement_before, target=target, dp_plan=dp_plan,
                          scanner=scanner, suite=suite, real=real, input_name=input_name, input_sha256=input_sha256,
                          workers=workers, threads=threads, schema_file=schema_file, check_events=check_events,
-                         engine=engine)
+                         engine=engine, series=series)
 
 
 def _check_rows(real: Any, sch: Any, engine: str) -> None:

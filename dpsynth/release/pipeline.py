@@ -51,6 +51,7 @@ from dpsynth.release.private_checks import (
 from dpsynth.release.progress import Progress
 from dpsynth.release.recovery import current_kept, keeps_what_it_has
 from dpsynth.release.report import engine_block, ledger_history, ledger_statement, new_report, privacy_block
+from dpsynth.release.series import SeriesContext, drift_check, horizon_check
 
 NOTICE = INTERNAL_NOTICE
 
@@ -75,6 +76,8 @@ class ReleaseResult:
     out: Path
     artifacts: list[str]
     internal_artifacts: list[str]
+    #: the fitted synthesizer's noisy measurements (DP output), when it exposes them and the table was released
+    measurements: list[Any] | None = None
 
     @property
     def released(self) -> bool:
@@ -115,6 +118,7 @@ def release(
     engine: str = "auto",
     spark_master: str | None = None,
     privacy_unit: Any = None,
+    series: SeriesContext | None = None,
 ) -> ReleaseResult:
     """Take a private table through the release road and write the artifacts to ``out``.
 
@@ -150,6 +154,9 @@ def release(
         spark_master: the Spark master for ``engine="spark"`` (default: the active session's, or local).
         privacy_unit: a :class:`~dpsynth.privacy.unit.PrivacyUnit` that replaces the schema's (e.g.
             ``PrivacyUnit.users("patient_id", max_rows=4)``: one person with up to 4 rows; ``docs/user-level.md``).
+        series: this release is one version of a series (:class:`~dpsynth.release.series.SeriesContext`,
+            given by ``dpsynth refresh``): the budget's forecast is checked against the plan's horizon
+            before the charge, and the drift from the previous released version after the sample.
 
     Returns:
         :class:`ReleaseResult`: ``status`` released / blocked / refused, ``exit_code`` 0 / 1 / 3.
@@ -170,7 +177,7 @@ def release(
     inp = check_inputs(data=data, schema=schema, synthesizer=synthesizer, epsilon=epsilon, delta=delta, ledger=ledger,
                        dataset=dataset, policy=policy, out=out, rows=rows, synthesizer_params=synthesizer_params,
                        target=target, insecure_seed=insecure_seed, seed=seed, workers=workers, threads=threads,
-                       engine=engine, spark_master=spark_master, privacy_unit=privacy_unit)
+                       engine=engine, spark_master=spark_master, privacy_unit=privacy_unit, series=series)
     try:
         return _road(inp, started, progress)
     finally:
@@ -221,8 +228,11 @@ def _road(inp: ReleaseInputs, started: float, progress: bool | None) -> ReleaseR
                                 history=ledger_history(after, report["ledger"]["entry_ids"]))
 
     status = "released" if checks.passed else "blocked"
-    return _finish(report, checks, inp.out_dir, synthetic if status == "released" else None, status, started,
-                   na_rep=inp.na_rep)
+    result = _finish(report, checks, inp.out_dir, synthetic if status == "released" else None, status, started,
+                     na_rep=inp.na_rep)
+    if result.released:
+        result.measurements = getattr(synth, "measurements_", None)
+    return result
 
 
 def _before_the_charge(inp: ReleaseInputs, report: dict[str, Any], checks: Checks, timings: dict[str, float],
@@ -251,6 +261,9 @@ def _before_the_charge(inp: ReleaseInputs, report: dict[str, Any], checks: Check
     except BudgetExceededError as exc:
         refused = True
         checks.add("budget.ledger", "budget", _LEDGER_TITLE, False, True, "==", False, first_line(exc), reads="public")
+    if not refused and inp.series is not None:
+        refused = horizon_check(inp.series, inp.led, inp.dataset, [*inp.events, *inp.check_events], inp.claimed,
+                                report, checks)
     if checks.passed and pol.audit is not None and pol.audit.method == "canary":
         # data-independent: run before the charge, so that a generator it refutes spends nothing
         with Progress(show) as bar:
@@ -342,6 +355,7 @@ def _evidence(synth: Any, synthetic: pd.DataFrame, inp: ReleaseInputs, report: d
                      inp.suite, inp.synthesizer, bar, timings, inp.workers)
     if inp.scanner is not None:
         pii_check(report, checks, pol, inp.scanner, synthetic, sch, timings)
+    drift_check(inp.series, synth, synthetic, sch, pol, report, checks)  # DP output only: the two synthetic tables
     bounded, every_row = real_for_checks(inp.real, sch)  # at a user unit: each person's rows beyond K dropped
     try:
         if inp.dp_plan is not None:

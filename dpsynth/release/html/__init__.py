@@ -23,6 +23,7 @@ from typing import Any
 from dpsynth.release.html.charts import MAX_BARS, MAX_FULL, MAX_LABEL, MAX_ROC_POINTS
 from dpsynth.release.html.evidence import audit_section, fidelity_section, pii_section, replay_section
 from dpsynth.release.html.markup import as_dict, dig, esc, section
+from dpsynth.release.html.series import series_section
 from dpsynth.release.html.style import CSP, CSS
 from dpsynth.release.html.summary import (
     VERDICTS,
@@ -50,6 +51,8 @@ def render_html(report: dict[str, Any]) -> str:
     dataset = dig(report, "release", "dataset", default="")
     sections = [
         section("Privacy claim and budget", "budget", lambda: privacy_section(report)),
+        *([section("Series: version, budget forecast and drift", "series", lambda: series_section(report))]
+          if report.get("series") else []),
         section("Checks", "checks", lambda: checks_section(report)),
         section("How the decision was reached, by what each check read", "decision", lambda: decision_section(report)),
         section("Fidelity: real against synthetic", "fidelity", lambda: fidelity_section(report)),
