@@ -3,8 +3,8 @@
 One module per command group: :mod:`~dpsynth.cli.fit`, :mod:`~dpsynth.cli.evaluate` (``eval``),
 :mod:`~dpsynth.cli.schema`, :mod:`~dpsynth.cli.ledger`, :mod:`~dpsynth.cli.demo`,
 :mod:`~dpsynth.cli.release` (``release``, ``verify-manifest``), :mod:`~dpsynth.cli.audit`,
-:mod:`~dpsynth.cli.pii` (``scan``, ``replay``) and :mod:`~dpsynth.cli.history`; the parser is assembled in
-:mod:`~dpsynth.cli.parser`.
+:mod:`~dpsynth.cli.pii` (``scan``, ``replay``), :mod:`~dpsynth.cli.refresh` and :mod:`~dpsynth.cli.history`;
+the parser is assembled in :mod:`~dpsynth.cli.parser`.
 
 Exit codes: 0 success; 2 bad input (one line on stderr, nothing written); 3 budget refused;
 4 a release failed after its charge (one line on stderr saying where what it had is kept);
@@ -26,6 +26,7 @@ from dpsynth.cli.history import run_history
 from dpsynth.cli.ledger import run_ledger
 from dpsynth.cli.parser import build_parser
 from dpsynth.cli.pii import run_replay, run_scan
+from dpsynth.cli.refresh import run_refresh
 from dpsynth.cli.release import run_release, run_verify_manifest
 from dpsynth.cli.schema import run_schema
 from dpsynth.exceptions import DPSynthError, InsecureNoiseWarning, SchemaWithoutPrivacyWarning
@@ -47,6 +48,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "scan": run_scan,
     "replay": run_replay,
     "verify-manifest": run_verify_manifest,
+    "refresh": run_refresh,
     "history": run_history,
 }
 
