@@ -46,6 +46,7 @@ from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
 from dpsynth.synth import _inference, _jtree, _pgm, _sampling
 from dpsynth.synth.base import CountsOf, Synthesizer, register
+from dpsynth.synth.measurements import Measurement
 
 Clique = tuple[str, ...]
 ROUND_TOL = 1e-5  # between rounds: warm-started fits stop once the loss stops improving
@@ -224,6 +225,7 @@ class AIM(Synthesizer):
             return answers[cl].astype(np.int64)
 
         measurements = []
+        published: list[Measurement] = []  # the same noisy measurements as plain values (``measurements_``)
         k = schema.privacy_unit.sensitivity  # 1 for a row; K for a person with up to K rows
         one_way = GaussianCounts.for_rho((1 - select_share) * rho_round, l2_sensitivity=k, label="aim_one_way")
         if used() + len(names) * one_way.rho > rho_total:  # fewer rounds than columns: share it out
@@ -231,6 +233,7 @@ class AIM(Synthesizer):
         for name in names:
             y = one_way(counts((name,)), noise=noise, odometer=odometer)
             measurements.append(_pgm.linear_measurement(y, (name,), one_way.scale))
+            published.append(Measurement.of((name,), y, one_way.scale, shape=(size_of[name],)))
         fit = _pgm.estimate_model(domain, measurements, iters=int(self.estimation_iters), tol=ROUND_TOL)
         model = _inference.Model(fit.potentials, size_of)
         measured: list[Clique] = [(n,) for n in names]
@@ -252,6 +255,7 @@ class AIM(Synthesizer):
             before = estimates[chosen]
             y = measure(counts(chosen), noise=noise, odometer=odometer)
             measurements.append(_pgm.linear_measurement(y, chosen, measure.scale))
+            published.append(Measurement.of(chosen, y, measure.scale, shape=[size_of[c] for c in chosen]))
             if chosen not in measured:
                 measured.append(chosen)
             fit = _pgm.estimate_model(domain, measurements, iters=int(self.estimation_iters), tol=ROUND_TOL,
@@ -275,6 +279,7 @@ class AIM(Synthesizer):
         self.privacy_spent_ = odometer.spent
         self.secure_noise_ = bool(noise.secure)
         self.timings_ = {"fit": round(time.perf_counter() - start, 4), "rounds": len(history)}
+        self.measurements_ = published  # DP output, on the original codes (see dpsynth.synth.measurements)
 
     def _ledger_detail(self) -> dict[str, object]:
         return {**super()._ledger_detail(), "rounds": [r["clique"] for r in self.rounds_]}

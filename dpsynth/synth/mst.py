@@ -41,6 +41,7 @@ from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
 from dpsynth.synth import _pgm, _sampling
 from dpsynth.synth.base import CountsOf, Synthesizer, register
+from dpsynth.synth.measurements import Measurement
 
 Pair = tuple[int, int]
 
@@ -303,9 +304,12 @@ class MST(Synthesizer):
         selected = [(names.index(a), names.index(b)) for a, b in edges]
         tables.update(compressed_pairs(counter, mapping, csizes, [p for p in selected if p not in tables]))
         two_way = []
+        measurements = [Measurement.of((names[i],), y, sigma1, shape=(sizes[i],)) for i, y in enumerate(noisy1)]
         for (a, b), pair in zip(edges, selected, strict=True):
             y = plan.two_way(tables[pair], noise=noise, odometer=odometer)
             two_way.append(_pgm.linear_measurement(y, (a, b), sigma2))
+            measurements.append(Measurement.of((a, b), y, sigma2, shape=(csizes[pair[0]], csizes[pair[1]]),
+                                               compression=[mapping.get(a), mapping.get(b)]))
         del tables
 
         clock.lap("measure_two_way")
@@ -323,6 +327,9 @@ class MST(Synthesizer):
         self.privacy_spent_ = odometer.spent
         self.secure_noise_ = bool(noise.secure)
         self.timings_ = clock.laps
+        # The noisy measurements (DP output): 1-way on the original codes, 2-way on the compressed domain
+        # with the compression of each column (see dpsynth.synth.measurements).
+        self.measurements_ = measurements
 
     @staticmethod
     def _compression(noisy1: list[np.ndarray], names: list[str], sizes: list[int], sigma1: float
