@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dpsynth.datasets.snapshots import adult_snapshots
 from dpsynth.schema import Schema, load_schema
 
 
@@ -48,3 +49,7 @@ def people_schema_path() -> Path:
 def load_people() -> tuple[pd.DataFrame, Schema]:
     """The bundled multi-row-per-person table (as text) and its public schema (a user privacy unit)."""
     return _load(people_path(), people_schema_path())
+
+
+__all__ = ["adult_path", "adult_schema_path", "adult_snapshots", "load_adult", "load_people", "people_path",
+           "people_schema_path"]
