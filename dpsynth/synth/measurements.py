@@ -2,7 +2,7 @@
 
 A fitted MST or AIM keeps them in ``measurements_``: one :class:`Measurement` per Gaussian
 measurement, in the order they were taken. They are the mechanisms' DP output (post-processing
-only), so publishing them, e.g. to compare two releases (:mod:`dpsynth.refresh.drift`), costs no
+only), so publishing them, e.g. to compare two releases (:mod:`dpsynth.quality.drift`), costs no
 privacy.
 
 Which domain the values are on: the schema's original codes of the measured columns wherever the
@@ -12,7 +12,7 @@ one code; the merge is itself post-processing of the noisy 1-way marginals). Spr
 cell back over the original codes would invent a split the fit never measured, so the values stay on
 the measured cells and ``compression`` says, for each column, which measured cell each original code
 fell into (``None``: measured on the original codes). Two fits compressed differently are compared
-honestly on the coarsest partition both refine (:func:`dpsynth.refresh.drift.measurement_drift`),
+honestly on the coarsest partition both refine (:func:`dpsynth.quality.drift.measurement_drift`),
 where every cell is a sum of measured cells and its noise is known exactly.
 """
 
