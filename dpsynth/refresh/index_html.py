@@ -2,9 +2,10 @@
 
 Every version newest first (status, snapshot, ε and the composed total, checks, drift, links to its
 publishable report and to the previous version), the interrupted attempts, and the budget over time
-as an inline SVG plot (:func:`budget_svg`, which a release report can embed too). The page uses the
-release report's style and chart helpers (``dpsynth.release.html``): inline CSS, no script, no external
-resource, a Content-Security-Policy that forbids both, everything escaped.
+as an inline SVG plot (:func:`~dpsynth.release.html.series.budget_svg`, the plot a version's report
+draws too). The page uses the release report's style and chart helpers (``dpsynth.release.html``):
+inline CSS, no script, no external resource, a Content-Security-Policy that forbids both, everything
+escaped.
 
 Only publishable content is shown: each version's ``version.json`` and links into its ``publish/``
 folder. Nothing is read from ``internal/``.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,137 +31,20 @@ from dpsynth.refresh.history import (
     read_pending,
     series_folder,
 )
-from dpsynth.release.html.charts import legend_html, nice_ticks, shorten, svg, svg_text
-from dpsynth.release.html.markup import as_dict, as_float, as_list, data_table, esc, fmt, kv_table, section
+from dpsynth.release.html.markup import as_dict, as_float, data_table, esc, fmt, kv_table, section
+from dpsynth.release.html.series import budget_svg
 from dpsynth.release.html.style import CSP, CSS
 
-__all__ = ["INDEX_FILE", "PUBLISHED", "budget_svg", "render_index", "write_index"]
+__all__ = ["INDEX_FILE", "PUBLISHED", "render_index", "write_index"]
 
 INDEX_FILE = "index.html"
 #: The files of a version's ``publish/`` folder the page links to, when they exist.
 PUBLISHED = ("report.html", "report.json", "manifest.json", "synthetic.csv")
-#: Version labels written under the plot's axis (thinned evenly beyond this).
-MAX_AXIS_LABELS = 12
-
-_SPENT, _FORECAST, _CAP = "#1c2833", "#4c72b0", "#c0392b"
 _BADGE = {"released": "pass", "blocked": "fail", "refused": "error", "incomplete": "unknown"}
 _EXTRA_CSS = """
 .links a { margin-right: 6px; white-space: nowrap; }
 .drift.above { color: var(--bad); font-weight: 600; }
 """
-
-
-# -- the budget plot ------------------------------------------------------------------------------------
-
-
-def _curve(budget: dict[str, Any]) -> list[tuple[int, float]]:
-    """The forecast's (more refreshes, ε spent) points, by refreshes, skipping malformed ones."""
-    points = []
-    for item in as_list(budget.get("curve")):
-        item = as_dict(item)
-        k, eps = item.get("refreshes"), as_float(item.get("epsilon"))
-        if isinstance(k, int) and not isinstance(k, bool) and k >= 0 and eps is not None:
-            points.append((k, eps))
-    return sorted(points)
-
-
-def _axis_labels(labels: Sequence[str], steps: int) -> list[tuple[int, str]]:
-    """(x index, text) of the labels under the axis: every version, then ``+k`` forecast steps, thinned."""
-    every = [(i, lab) for i, lab in enumerate(labels)] + [(len(labels) - 1 + k, f"+{k}") for k in range(1, steps + 1)]
-    if len(every) <= MAX_AXIS_LABELS:
-        return every
-    stride = (len(every) - 1) / (MAX_AXIS_LABELS - 1)
-    return [every[round(i * stride)] for i in range(MAX_AXIS_LABELS)]
-
-
-def budget_svg(budget: dict[str, Any], spent_history: list[tuple[str, float]]) -> str:
-    """The budget of a series over time as an HTML figure with an inline SVG plot.
-
-    ``spent_history``: (version label, ε spent on the dataset after it), oldest first, drawn as a solid
-    line; ``budget``: the newest version's ``budget`` object of ``version.json``: its ``curve`` (ε spent
-    after k more refreshes at the plan's ε, from ``refreshes`` 0, the newest version) is drawn dashed
-    from the last version on, and ``cap_epsilon`` as a horizontal line. Malformed values are skipped;
-    nothing to draw gives a short note instead of a plot. Every text is escaped.
-    """
-    budget = as_dict(budget)
-    history = [(str(lab), v) for lab, v in ((h[0], as_float(h[1])) for h in as_list(spent_history)
-                                           if isinstance(h, (list, tuple)) and len(h) == 2) if v is not None]
-    curve = _curve(budget)
-    cap = as_float(budget.get("cap_epsilon"))
-    if not history and not curve:
-        note = f" (cap ε = {fmt(cap)})" if cap is not None else ""
-        return f"<p class=muted>{esc('No ε spent recorded yet' + note)}: no budget plot.</p>"
-    steps = max([k for k, _ in curve] + [0])
-    origin = max(len(history) - 1, 0)  # the x of the newest version, where the forecast starts
-    n = origin + steps
-    width, height, left, right, top, bottom = 900, 300, 56, 130, 16, 56
-    pw, ph = width - left - right, height - top - bottom
-    hi = max([v for _, v in history] + [v for _, v in curve] + [cap or 0.0])
-    ticks = nice_ticks(hi * 1.05)
-    ymax = ticks[-1]
-
-    def x(i: float) -> float:
-        return left + (pw * i / n if n else pw / 2)
-
-    def y(v: float) -> float:
-        return top + ph * (1 - v / ymax)
-
-    parts = _grid(ticks, y, left, pw, top, ph)
-    if history:
-        parts += _spent_line(history, x, y)
-    if curve:
-        pts = " ".join(f"{x(origin + k):.1f},{y(v):.1f}" for k, v in curve)
-        parts.append(f'<polyline points="{pts}" fill="none" stroke="{_FORECAST}" stroke-width="2" '
-                     'stroke-dasharray="6 4"><title>forecast</title></polyline>')
-        for k, v in curve:
-            parts.append(f'<circle cx="{x(origin + k):.1f}" cy="{y(v):.1f}" r="2.5" fill="{_FORECAST}">'
-                         f"<title>{esc(f'+{k} refresh(es): ε = {fmt(v)}')}</title></circle>")
-    if cap is not None:
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(cap):.1f}" y2="{y(cap):.1f}" stroke="{_CAP}" '
-                     'stroke-width="2" stroke-dasharray="8 4"/>')
-        parts.append(svg_text(left + pw + 6, y(cap) + 4, f"cap ε = {fmt(cap)}", color=_CAP, size=11, weight="bold"))
-    for i, text in _axis_labels([lab for lab, _ in history], steps):
-        parts.append(svg_text(x(i), top + ph + 16, shorten(text, 10), anchor="middle", size=10, title=text,
-                              color=_FORECAST if text.startswith("+") else "#1c2833"))
-    parts.append(svg_text(left + pw / 2, height - 8, "versions, oldest first, then forecast refreshes (+k)",
-                          anchor="middle", size=11))
-    legend = legend_html([("ε spent after each version", _SPENT), ("forecast at this plan's ε (dashed)", _FORECAST),
-                          ("cap", _CAP)])
-    return (f"<figure>{legend}{svg(width, height, ''.join(parts), 'privacy budget of the series against the cap')}"
-            f"<figcaption>{esc(_caption(budget))}</figcaption></figure>")
-
-
-def _grid(ticks: list[float], y: Callable[[float], float], left: int, pw: int, top: int, ph: int) -> list[str]:
-    parts = []
-    for t in ticks:
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eaeded"/>')
-        parts.append(svg_text(left - 6, y(t) + 4, fmt(t), anchor="end", size=10))
-    parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#566573"/>')
-    parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#566573"/>')
-    parts.append(svg_text(14, top + ph / 2, "ε spent", anchor="middle", size=11)
-                 .replace("<text ", f'<text transform="rotate(-90 14 {top + ph / 2:.1f})" ', 1))
-    return parts
-
-
-def _spent_line(history: list[tuple[str, float]], x: Callable[[float], float],
-                y: Callable[[float], float]) -> list[str]:
-    pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, (_, v) in enumerate(history))
-    parts = [f'<polyline points="{pts}" fill="none" stroke="{_SPENT}" stroke-width="2"/>']
-    for i, (label, v) in enumerate(history):
-        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="4" fill="{_SPENT}">'
-                     f"<title>{esc(f'{label}: ε spent {fmt(v)}')}</title></circle>")
-    return parts
-
-
-def _caption(budget: dict[str, Any]) -> str:
-    text = ("ε spent on the dataset after each version (tight composition over the ledger's reservations, "
-            "interrupted attempts included); dashed: the ε spent after each further refresh at this plan's ε; "
-            "red: the ledger's cap.")
-    left, horizon = budget.get("forecast_refreshes_left"), budget.get("horizon_left")
-    if isinstance(left, int) and not isinstance(left, bool):
-        text += f" {left} more refresh(es) fit under the cap"
-        text += f"; the plan's horizon needs {horizon} more." if isinstance(horizon, int) else "."
-    return text
 
 
 # -- the page -------------------------------------------------------------------------------------------

@@ -70,7 +70,6 @@ def refresh(plan: str | Path | RefreshPlan, *, again: bool = False, progress: bo
         ReleaseFailed (exit 4): the release failed after its charge; the next refresh reports it.
     """
     from dpsynth.privacy.ledger import Ledger
-
     from dpsynth.release.manifest import sha256_path
 
     plan = plan if isinstance(plan, RefreshPlan) else load_plan(plan)

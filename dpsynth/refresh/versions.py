@@ -16,7 +16,6 @@ import contextlib
 import fcntl
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from dpsynth.exceptions import ParameterError
+from dpsynth.refresh.history import FORMAT, VERSION_DIR
 
-FORMAT = "dpsynth-refresh-version/1"
 VERSION_FILE, MEASUREMENTS_FILE, ATTEMPT_FILE = "version.json", "measurements.json", "attempt.json"
 INTERRUPTED_FILE, LOCK_FILE, INDEX_FILE = "interrupted.jsonl", ".lock", "index.html"
-_LABEL = re.compile(r"^v(\d{4,})$")
 
 
 def label_of(number: int) -> str:
@@ -88,7 +86,7 @@ class Series:
             return []
         out = []
         for child in self.folder.iterdir():
-            m = _LABEL.match(child.name)
+            m = VERSION_DIR.fullmatch(child.name)
             if m and child.is_dir():
                 out.append(Version(int(m.group(1)), child, self._record(child)))
         return sorted(out, key=lambda v: v.number)

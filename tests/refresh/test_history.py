@@ -20,7 +20,8 @@ from dpsynth.refresh.history import (
     read_history,
     read_interrupted,
 )
-from dpsynth.refresh.index_html import budget_svg, write_index
+from dpsynth.refresh.index_html import write_index
+from dpsynth.release.html.series import budget_svg
 
 DATASET = "adult"
 EVIL = "<script>alert(1)</script>.csv"
