@@ -51,6 +51,11 @@ def test_three_refreshes_then_nothing(series: Series, capsys: pytest.CaptureFixt
     assert not (series.folder / "v0003" / "publish" / "synthetic.csv").exists()
     assert (series.folder / "v0002" / "publish" / "synthetic.csv").is_file()
     assert (series.folder / "index.html").is_file()
+    page = (series.folder / "v0002" / "publish" / "report.html").read_text(encoding="utf-8")
+    assert 'id="series"' in page and "privacy budget of the series against the cap" in page
+    report = json.loads((series.folder / "v0002" / "publish" / "report.json").read_text(encoding="utf-8"))
+    assert report["series"]["version"] == "v0002" and report["series"]["previous"] == "v0001"
+    assert report["evidence"]["drift"]["measurements"]["summary"]["compared"] > 0  # MST's noisy measurements
 
     # the ledger: every reservation completed, its total the tight composition of all of them
     statement = led.statement("adult")
