@@ -97,3 +97,18 @@ def test_snapshot_dates_come_from_the_names(tmp_path: Path) -> None:
     assert [s.name for s in find_snapshots(str(tmp_path / "*-2026-0*.csv"))] == ["b-2026-02.csv"]
     with pytest.raises(PlanError, match="no snapshot file matches"):
         find_snapshots(str(tmp_path / "*.parquet"))
+
+
+def test_the_policy_drift_section() -> None:
+    from dpsynth.release.policy import PolicyError, parse_policy
+
+    base = {"version": 1, "name": "p", "privacy": {"max_epsilon": 2.0, "max_delta": 1e-6}}
+    assert parse_policy(base).drift is None
+    rules = parse_policy({**base, "drift": {"max_tvd": 0.1}}).drift
+    assert rules is not None and rules.max_tvd == 0.1 and rules.over == ("columns",)
+    assert parse_policy({**base, "drift": {"max_tvd": 0.1, "over": ["columns", "pairs"]}}).drift.over == (
+        "columns", "pairs")
+    for bad, words in (({"max_tvd": 2}, "drift.max_tvd"), ({"over": ["triples"]}, "drift.over"),
+                       ({"over": []}, "drift.over"), ({"ceiling": 1}, "drift.ceiling")):
+        with pytest.raises(PolicyError, match=words):
+            parse_policy({**base, "drift": bad})
