@@ -23,7 +23,7 @@ import hashlib
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
@@ -42,6 +42,7 @@ from dpsynth.schema.schema import Schema
 
 if TYPE_CHECKING:
     from dpsynth.privacy.ledger import Ledger, Untracked
+    from dpsynth.synth.conditions import Evidence
 
 _REGISTRY: dict[str, type[Synthesizer]] = {}
 
@@ -417,16 +418,42 @@ class Synthesizer(ABC):
     def _sample_codes(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
         """Integer codes of ``n_rows`` synthetic rows (post-processing of the fitted model)."""
 
-    def sample(self, n_rows: int, *, random_state: int | None = None) -> pd.DataFrame:
+    def _sample_codes_given(self, n_rows: int, rng: np.random.Generator, evidence: Evidence) -> np.ndarray:
+        """Codes of ``n_rows`` rows of the model given ``evidence`` (each conditioned column's allowed
+        codes). By default rejection sampling from :meth:`_sample_codes` (a bounded loop,
+        :func:`~dpsynth.synth.conditions.draw_until`); MST and AIM condition their model instead."""
+        from dpsynth.synth import conditions as cond
+
+        names = [self.schema_.names[j] for j in sorted(evidence)]
+        return cond.codes_by_rejection(n_rows, lambda m: self._sample_codes(m, rng), evidence, names)
+
+    def sample(self, n_rows: int, *, random_state: int | None = None,
+               conditions: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """``n_rows`` synthetic rows decoded to the schema's values. Privacy: post-processing.
 
         ``random_state`` seeds the post-processing only (sampling from the model, decoding bins);
         it does not touch privacy noise.
+
+        ``conditions`` (public schema values only; see :mod:`dpsynth.synth.conditions` and
+        ``docs/conditional-sampling.md``): ``{column: value}``, ``{column: [values]}`` (every row takes
+        one of them) or one stated mix ``{column: {value: share, ...}}`` (shares summing to 1, the
+        rows split by the largest-remainder rule and shuffled), on one column or several. Post-
+        processing too: it costs nothing, but a rare condition amplifies the model's noise.
+
+        Raises:
+            ParameterError: a condition names a column or value outside the schema, or (for a
+                generator sampled by rejection) is too rare to reach ``n_rows`` rows.
         """
         n_rows, rng = self._sampling(n_rows, random_state)
         from dpsynth.schema.encode import decode
 
-        return decode(self._sample_codes(n_rows, rng), self.schema_, rng)
+        if conditions is None:
+            return decode(self._sample_codes(n_rows, rng), self.schema_, rng)
+        from dpsynth.synth import conditions as cond
+
+        parsed = cond.parse_conditions(conditions, self.schema_)
+        codes = cond.codes_by_strata(parsed, n_rows, rng, lambda n, ev: self._sample_codes_given(n, rng, ev))
+        return decode(codes, self.schema_, rng)
 
     def _sampling(self, n_rows: int, random_state: int | None) -> tuple[int, np.random.Generator]:
         """The checked row count of a ``sample`` call of a fitted model, and its post-processing
