@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dpsynth.exceptions import ParameterError
+
 Clique = tuple[str, ...]
 
 
@@ -65,6 +67,59 @@ def _one_way(marginals: dict[Clique, np.ndarray], col: str, size: int) -> np.nda
     return np.ones(size)
 
 
+def _bfs(root: str, adjacency: dict[str, list[str]]) -> tuple[list[str], dict[str, str]]:
+    """The nodes of ``root``'s tree in breadth-first order (children in adjacency order), and each
+    one's parent."""
+    order, parent = [root], {}
+    seen = {root}
+    k = 0
+    while k < len(order):
+        node = order[k]
+        k += 1
+        for child in adjacency[node]:
+            if child not in seen:
+                seen.add(child)
+                parent[child] = node
+                order.append(child)
+    return order, parent
+
+
+def _conditional(marginals: dict[Clique, np.ndarray], parent: str, child: str) -> np.ndarray:
+    """The model's P(child | parent), rows by parent value (a row of zeros where the parent has no mass)."""
+    joint = np.asarray(_joint(marginals, parent, child), dtype=np.float64)
+    rows = joint.sum(axis=1, keepdims=True)
+    return np.where(rows > 0, joint / np.where(rows > 0, rows, 1.0), 0.0)
+
+
+def upward_beliefs(order: Sequence[str], parent: dict[str, str], marginals: dict[Clique, np.ndarray],
+                   sizes: dict[str, int], evidence: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Belief propagation toward the root of one tree: for every node v, β_v(x) ∝ P(evidence in v's
+    subtree | x_v = x) (each rescaled to a maximum of 1). ``evidence`` gives a column's likelihood per
+    code (0/1 for a condition; a fraction for a merged code of which only some values are allowed).
+
+    Sampling the root from P(x_r)·β_r and every child from P(x_c | x_parent)·β_c gives the model's
+    exact distribution given the evidence (post-processing).
+
+    Raises:
+        ParameterError: the model gives the evidence probability zero.
+    """
+    beliefs = {v: np.asarray(evidence.get(v, np.ones(sizes[v])), dtype=np.float64).copy() for v in order}
+    for child in reversed(order[1:]):  # a node's children come after it: its belief is complete here
+        beliefs[child] = _rescaled(beliefs[child])
+        up = parent[child]
+        beliefs[up] = beliefs[up] * (_conditional(marginals, up, child) @ beliefs[child])
+    root = order[0]
+    beliefs[root] = _rescaled(beliefs[root])
+    if not float(np.asarray(_one_way(marginals, root, sizes[root]), dtype=np.float64) @ beliefs[root]) > 0:
+        raise ParameterError("conditions: the model gives them probability zero; nothing can be sampled")
+    return beliefs
+
+
+def _rescaled(belief: np.ndarray) -> np.ndarray:
+    top = belief.max()
+    return belief / top if top > 0 else belief
+
+
 def sample_tree(
     names: Sequence[str],
     sizes: Sequence[int],
@@ -72,13 +127,20 @@ def sample_tree(
     marginals: dict[Clique, np.ndarray],
     n_rows: int,
     rng: np.random.Generator,
+    evidence: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Sample ``n_rows`` codes from a tree- (or forest-) structured model, column by column.
 
     Each column is drawn given its parent in the tree with systematic rounding inside every
     parent group, so the synthetic pairwise marginals follow the model's up to rounding.
+
+    ``evidence`` (by column: a likelihood per code, e.g. 0/1 for the codes a condition allows)
+    conditions the model exactly: belief propagation toward each tree's root
+    (:func:`upward_beliefs`), then the same draws from the conditioned root marginal and the
+    conditioned parent-to-child tables.
     """
     index = {a: i for i, a in enumerate(names)}
+    size_of = {a: int(sizes[index[a]]) for a in names}
     adjacency: dict[str, list[str]] = {a: [] for a in names}
     for a, b in edges:
         adjacency[a].append(b)
@@ -88,16 +150,18 @@ def sample_tree(
     for root in names:
         if root in done:
             continue
-        root_marginal = _one_way(marginals, root, int(sizes[index[root]]))
+        order, parent = _bfs(root, adjacency)
+        beliefs = None
+        if evidence and any(v in evidence for v in order):
+            beliefs = upward_beliefs(order, parent, marginals, size_of, evidence)
+        root_marginal = _one_way(marginals, root, size_of[root])
+        if beliefs is not None:
+            root_marginal = np.asarray(root_marginal, dtype=np.float64) * beliefs[root]
         out[:, index[root]] = sample_grouped(np.zeros(n_rows, dtype=np.int64), root_marginal[None, :], rng)
-        done.add(root)
-        queue = [root]
-        while queue:
-            parent = queue.pop(0)
-            for child in adjacency[parent]:
-                if child in done:
-                    continue
-                out[:, index[child]] = sample_grouped(out[:, index[parent]], _joint(marginals, parent, child), rng)
-                done.add(child)
-                queue.append(child)
+        for child in order[1:]:
+            table = _joint(marginals, parent[child], child)
+            if beliefs is not None:
+                table = _conditional(marginals, parent[child], child) * beliefs[child][None, :]
+            out[:, index[child]] = sample_grouped(out[:, index[parent[child]]], table, rng)
+        done.update(order)
     return out

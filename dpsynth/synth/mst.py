@@ -41,6 +41,7 @@ from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
 from dpsynth.synth import _pgm, _sampling
 from dpsynth.synth.base import CountsOf, Synthesizer, register
+from dpsynth.synth.conditions import Evidence
 from dpsynth.synth.measurements import Measurement
 
 Pair = tuple[int, int]
@@ -398,13 +399,33 @@ class MST(Synthesizer):
 
     # -- sampling (post-processing) ---------------------------------------------------------------
     def _sample_codes(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+        return self._sample_codes_given(n_rows, rng, {})
+
+    def _sample_codes_given(self, n_rows: int, rng: np.random.Generator, evidence: Evidence) -> np.ndarray:
+        """The tree model conditioned on ``evidence`` exactly (belief propagation in
+        :func:`~dpsynth.synth._sampling.sample_tree`), then decompressed.
+
+        On the compressed domain a merged ("rare") code's likelihood is the share of its original
+        values the condition allows (the model decodes it to one of them uniformly), and a drawn
+        merged code decodes uniformly to one of the ALLOWED values only: the rows take exactly the
+        values asked for, with the model's conditional probabilities."""
         names = self.schema_.names
         csizes = [self.compressed_sizes_[n] for n in names]
-        codes = _sampling.sample_tree(names, csizes, self.edges_, self.marginals_, n_rows, rng)
+        likelihood: dict[str, np.ndarray] = {}
+        for j, allowed in evidence.items():
+            n = names[j]
+            if n in self.compression_:
+                m = self.compression_[n]
+                likelihood[n] = np.bincount(m, weights=allowed.astype(np.float64), minlength=csizes[j]) \
+                    / np.bincount(m, minlength=csizes[j])
+            else:
+                likelihood[n] = allowed.astype(np.float64)
+        codes = _sampling.sample_tree(names, csizes, self.edges_, self.marginals_, n_rows, rng,
+                                      evidence=likelihood or None)
         for i, n in enumerate(names):
             if n not in self.compression_:
                 continue
-            # A merged ("rare") code decodes to one of its original values, uniformly.
+            # A merged ("rare") code decodes to one of its original values (allowed by the evidence), uniformly.
             m = self.compression_[n]
             rare = int(m.max())
             supported = np.flatnonzero(m != rare)
@@ -413,7 +434,10 @@ class MST(Synthesizer):
             col = codes[:, i]
             out = inverse[col]
             is_rare = col == rare
-            out[is_rare] = rng.choice(np.flatnonzero(m == rare), size=int(is_rare.sum()))
+            members = m == rare
+            if i in evidence:
+                members &= evidence[i]
+            out[is_rare] = rng.choice(np.flatnonzero(members), size=int(is_rare.sum()))
             codes[:, i] = out
         return codes
 
