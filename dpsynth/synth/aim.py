@@ -46,6 +46,7 @@ from dpsynth.schema import dp_bins
 from dpsynth.schema.schema import Schema
 from dpsynth.synth import _inference, _jtree, _pgm, _sampling
 from dpsynth.synth.base import CountsOf, Synthesizer, register
+from dpsynth.synth.conditions import Evidence
 from dpsynth.synth.measurements import Measurement
 
 Clique = tuple[str, ...]
@@ -332,12 +333,24 @@ class AIM(Synthesizer):
         """Column by column in the junction tree's order, each from the model's conditional given
         the already drawn columns of its junction-tree cliques (exact for the model), with
         systematic rounding inside every group of equal parent values."""
+        return self._sample_codes_given(n_rows, rng, {})
+
+    def _sample_codes_given(self, n_rows: int, rng: np.random.Generator, evidence: Evidence) -> np.ndarray:
+        """:meth:`_sample_codes` from the model conditioned on ``evidence``: each condition is one more
+        factor on its column (log 0 on the codes it excludes), which zeroes the inconsistent entries of
+        every marginal the sampler computes. A one-column factor adds no edge, so the junction tree and
+        its order stay valid, and the draws are exact for the conditioned model."""
         names = self.schema_.names
         size_of = dict(zip(names, self.schema_.sizes, strict=True))
         domain = _pgm.make_domain(names, self.schema_.sizes)
         nodes, elimination = _pgm.junction_tree_order(domain, self.measured_)
         jt_cliques = [set(c) for c in nodes]
-        model = _inference.Model(self.potentials_, size_of)
+        potentials = dict(self.potentials_)
+        for j, allowed in evidence.items():
+            one = (names[j],)
+            log_evidence = np.where(allowed, 0.0, -np.inf)
+            potentials[one] = potentials[one] + log_evidence if one in potentials else log_evidence
+        model = _inference.Model(potentials, size_of)
         out = np.empty((n_rows, len(names)), dtype=np.int64)
         done: set[str] = set()
         for name in list(elimination)[::-1]:
