@@ -68,12 +68,15 @@ if TYPE_CHECKING:
     import torch
 
     from dpsynth.mechanisms import NoiseSource
+    from dpsynth.synth.conditions import Evidence
 
 CONDITIONAL = ("uniform", "dp_frequencies")
 #: Fakes in the public reference block whose BatchNorm statistics normalise a discriminator
 #: step's fakes (fixed: never the private batch size).
 REFERENCE_ROWS = 256
 CONDITION_ON = ("categorical", "codes")
+#: seed of the post-processing draws that estimate the generator's own marginals for sampling
+ESTIMATE_SEED = 0
 
 
 @register
@@ -326,18 +329,29 @@ class DPCTGAN(DPSGDSynthesizer):
         return probs
 
     def _sample_matrix(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+        return self._sample_matrix_given(n_rows, rng, {})
+
+    def _sample_matrix_given(self, n_rows: int, rng: np.random.Generator, evidence: Evidence) -> np.ndarray:
+        """Generator outputs whose cond vectors mark the condition's values where ``evidence`` conditions
+        a column the cond vectors cover (one such column per row, as in training; CTGAN's conditional
+        generation); the plain cond vectors otherwise. Rows may still miss the condition: the caller
+        keeps those that meet it."""
         import torch
 
         from dpsynth.synth.dpsgd.ctgan_networks import activate
 
-        probs = self._condition_probabilities(rng)
-        conditions = Conditions(self.transformer_, probs, "cpu", self._condition_spans(self.transformer_))
+        # The estimate is cached: drawn from its own fixed seed (a function of the generator alone), so
+        # that one random_state gives one sample whether or not an earlier sample made the estimate.
+        probs = self._condition_probabilities(np.random.default_rng(ESTIMATE_SEED))
+        spans = self._condition_spans(self.transformer_)
+        conditions = Conditions(self.transformer_, probs, "cpu", spans)
+        targets = {k: evidence[s.column] for k, s in enumerate(spans) if s.column in evidence}
         gen = self._torch_generator(rng)
         out = []
         with torch.no_grad():
             for start in range(0, n_rows, 10_000):
                 n = min(10_000, n_rows - start)
-                cond, _, _ = conditions.sample(n, gen)
+                cond = conditions.steered(n, gen, targets) if targets else conditions.sample(n, gen)[0]
                 raw = self.generator_(latent_noise((n, int(self.embedding_dim)), gen, torch.device("cpu")), cond)
                 out.append(activate(raw, self.transformer_, gumbel=False).numpy())
         return np.concatenate(out, axis=0)

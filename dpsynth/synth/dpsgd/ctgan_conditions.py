@@ -50,6 +50,27 @@ class Conditions:
             cond[rows, offset + v[rows]] = 1.0
         return cond, chosen, values
 
+    def steered(self, n: int, generator: torch.Generator, targets: dict[int, np.ndarray]) -> torch.Tensor:
+        """Cond vectors toward a condition (sampling only, no data): each row marks one of the
+        ``targets`` columns (by span index, chosen uniformly), with a value among that column's allowed
+        codes (``targets[k]``, a mask over the span) drawn by the sampling frequencies restricted to
+        them (uniformly among them where those give them no mass)."""
+        import torch
+
+        cond = torch.zeros((n, self.dim), device=self.device)
+        if not targets or n == 0:
+            return cond
+        spans = sorted(targets)
+        pick = torch.randint(0, len(spans), (n,), generator=generator, device=self.device)
+        for i, k in enumerate(spans):
+            allowed = torch.tensor(targets[k], dtype=torch.float32, device=self.device)
+            p = self.probabilities[k] * allowed
+            p = p if float(p.sum()) > 0 else allowed
+            values = torch.multinomial(p, n, replacement=True, generator=generator)
+            rows = torch.nonzero(pick == i).squeeze(1)
+            cond[rows, self.offsets[k] + values[rows]] = 1.0
+        return cond
+
     def of_rows(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Each real row's cond vector: its own value in one categorical column chosen uniformly.
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     import torch
 
     from dpsynth.mechanisms import NoiseSource
+    from dpsynth.synth.conditions import Evidence
 
 #: Called with the torch module DP-SGD is about to train (see :meth:`DPSGDSynthesizer.observe_training`).
 TrainingObserver = Callable[[Any], None]
@@ -364,10 +365,38 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
 
         return encode(self.transformer_.inverse(self._sample_matrix(n_rows, rng), rng), self.schema_)
 
-    def sample(self, n_rows: int, *, random_state: int | None = None) -> pd.DataFrame:
-        """``n_rows`` synthetic rows decoded to the schema's values. Privacy: post-processing."""
+    def _sample_matrix_given(self, n_rows: int, rng: np.random.Generator, evidence: Evidence) -> np.ndarray:
+        """Model outputs of ``n_rows`` rows drawn toward ``evidence`` (a generator with a conditional
+        input steers them; by default, the plain draws of :meth:`_sample_matrix`)."""
+        return self._sample_matrix(n_rows, rng)
+
+    def sample(self, n_rows: int, *, random_state: int | None = None,
+               conditions: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """``n_rows`` synthetic rows decoded to the schema's values. Privacy: post-processing.
+
+        ``conditions`` as for :meth:`Synthesizer.sample <dpsynth.synth.base.Synthesizer.sample>`: the
+        rows are drawn (DP-CTGAN: steered by its conditional vectors toward the condition's discrete
+        columns) and those that do not meet the condition discarded, more drawn in a bounded number of
+        rounds (:func:`~dpsynth.synth.conditions.draw_until`); a numeric column's condition is met by a
+        value in the schema bin that holds the asked value.
+
+        Raises:
+            ParameterError: a condition outside the schema, or one too rare for the model to reach
+                ``n_rows`` rows within the rounds.
+        """
         n_rows, rng = self._sampling(n_rows, random_state)
-        return self.transformer_.inverse(self._sample_matrix(n_rows, rng), rng)
+        if conditions is None:
+            return self.transformer_.inverse(self._sample_matrix(n_rows, rng), rng)
+        from dpsynth.schema.encode import encode
+        from dpsynth.synth import conditions as cond
+
+        parsed = cond.parse_conditions(conditions, self.schema_)
+
+        def draw(m: int, evidence: Evidence) -> tuple[pd.DataFrame, np.ndarray]:
+            frame = self.transformer_.inverse(self._sample_matrix_given(m, rng, evidence), rng)
+            return frame, encode(frame, self.schema_)
+
+        return cond.frames_by_rejection(parsed, n_rows, rng, draw)
 
     @staticmethod
     def _torch_generator(rng: np.random.Generator) -> torch.Generator:
