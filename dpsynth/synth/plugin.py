@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -208,22 +209,45 @@ class PluginSynthesizer(Synthesizer):
         return {**super().privacy_statement(), "claim": self.claim()}
 
     # -- sampling (post-processing) ---------------------------------------------------------------
-    def sample(self, n_rows: int, *, random_state: int | None = None) -> pd.DataFrame:
+    def sample(self, n_rows: int, *, random_state: int | None = None,
+               conditions: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """``n_rows`` rows from the plug-in, checked against the schema and in its column order.
+
+        ``conditions`` as for :meth:`Synthesizer.sample <dpsynth.synth.base.Synthesizer.sample>`, by
+        rejection: the plug-in's ``sample`` is called in rounds and the rows that do not meet the
+        condition are discarded (:func:`~dpsynth.synth.conditions.draw_until`; seeded runs give each
+        round its own ``random_state``). The plug-in is never told the condition.
 
         Raises:
             PluginError: its ``sample`` raised, or returned something that is not a DataFrame of
                 ``n_rows`` rows with the schema's columns fitting the schema (one line; no value).
+            ParameterError: a condition outside the schema, or one too rare to reach ``n_rows`` rows.
         """
         from dpsynth import _validation as check
-        from dpsynth.schema.encode import encode
 
         n_rows = check.positive_int("rows", n_rows)
         if not hasattr(self, "schema_"):
             raise NotFittedError(f"this {self._generator.spec} is not fitted yet; call fit() first")
-        spec, schema = self._generator.spec, self.schema_
         if random_state is None and self.insecure_seed is not None:
             random_state = int(self.insecure_seed) + 1
+        if conditions is None:
+            return self._draw(n_rows, random_state)[0]
+        from dpsynth.synth import conditions as cond
+
+        parsed = cond.parse_conditions(conditions, self.schema_)
+        rng = np.random.default_rng(random_state)
+        seeded = random_state is not None
+
+        def draw(m: int, evidence: Any) -> tuple[pd.DataFrame, np.ndarray]:
+            return self._draw(m, int(rng.integers(0, 2**31 - 1)) if seeded else None)
+
+        return cast(pd.DataFrame, cond.frames_by_rejection(parsed, n_rows, rng, draw))
+
+    def _draw(self, n_rows: int, random_state: int | None) -> tuple[pd.DataFrame, np.ndarray]:
+        """``n_rows`` rows from the plug-in's ``sample``, checked (see :meth:`sample`), and their codes."""
+        from dpsynth.schema.encode import encode
+
+        spec, schema = self._generator.spec, self.schema_
         sig = _signature(self._inner.sample)
         takes_state = sig is not None and _takes(list(sig.parameters.values()), "random_state", var_keyword=False)
         try:
@@ -247,12 +271,12 @@ class PluginSynthesizer(Synthesizer):
             raise PluginError(f"{where} {len(out)} rows, not {n_rows}")
         out = out.set_axis(columns, axis=1)[list(schema.names)].reset_index(drop=True)
         try:
-            encode(out, schema)
+            codes = encode(out, schema)
         except DataError as exc:  # its messages name the column and a count, never a value
             raise PluginError(f"{where} a table that does not fit the schema: {_first(exc)}") from None
         except Exception as exc:  # noqa: BLE001 - any other failure to read it is the same problem, said without a value
             raise PluginError(f"{where} a table that does not fit the schema ({type(exc).__name__})") from None
-        return out
+        return out, codes
 
 
 def _first(exc: BaseException) -> str:
