@@ -119,23 +119,32 @@ def _takes_random_state(synth: Any) -> bool:
 
 
 def sample_chunks(synth: Any, rows: int, *, chunk_rows: int | None = None,
-                  timings: dict[str, float] | None = None) -> Any:
+                  timings: dict[str, float] | None = None, conditions: Any = None) -> Any:
     """Yield ``rows`` synthetic rows in frames of at most ``chunk_rows`` rows (post-processing).
 
     One chunk is one ``synth.sample(rows)`` call, as before; with a seeded run (``insecure_seed``)
-    chunk ``i > 0`` gets its own ``random_state`` so that chunks differ.
+    chunk ``i > 0`` gets its own ``random_state`` so that chunks differ. ``conditions`` (see
+    :mod:`dpsynth.synth.conditions`) go to every chunk; a stated mix is split over the whole table
+    first (:class:`~dpsynth.synth.conditions.ChunkedConditions`), so the table holds exactly its
+    largest-remainder counts.
     """
     size = int(chunk_rows if chunk_rows is not None else CHUNK_ROWS)
     seeded = getattr(synth, "insecure_seed", None)
     takes = _takes_random_state(synth)
+    chunked = None
+    if conditions is not None:
+        from dpsynth.synth.conditions import ChunkedConditions
+
+        chunked = ChunkedConditions(conditions, synth.schema_, rows)
     done, i = 0, 0
     while done < rows:
         n = min(size, rows - done)
         t = time.perf_counter()
+        extra = {} if chunked is None else {"conditions": chunked.next(n)}
         if i > 0 and seeded is not None and takes:
-            frame = synth.sample(n, random_state=int(seeded) + 1 + i)
+            frame = synth.sample(n, random_state=int(seeded) + 1 + i, **extra)
         else:
-            frame = synth.sample(n)
+            frame = synth.sample(n, **extra)
         if timings is not None:
             timings["sample"] = timings.get("sample", 0.0) + time.perf_counter() - t
         if len(frame) != n:
@@ -147,11 +156,13 @@ def sample_chunks(synth: Any, rows: int, *, chunk_rows: int | None = None,
 
 
 def write_sampled(synth: Any, rows: int, out: str | Path, *, na_rep: str = "",
-                  chunk_rows: int | None = None, timings: dict[str, float] | None = None) -> Path:
+                  chunk_rows: int | None = None, timings: dict[str, float] | None = None,
+                  conditions: Any = None) -> Path:
     """Sample ``rows`` rows chunk by chunk into a temporary file beside ``out``, renamed into place at
     the end: a reader sees the whole table or none of it, and a failure leaves no partial file.
 
-    ``timings`` (optional) receives the seconds spent sampling (``sample``) and the rest (``write``).
+    ``timings`` (optional) receives the seconds spent sampling (``sample``) and the rest (``write``);
+    ``conditions`` are those of :func:`sample_chunks`.
     """
     start = time.perf_counter()
     phases: dict[str, float] = {"sample": 0.0}
@@ -161,12 +172,13 @@ def write_sampled(synth: Any, rows: int, out: str | Path, *, na_rep: str = "",
     lowered = p.name.lower()
     with staged_file(p) as tmp:  # removed on any failure (SIGTERM included); a killed run's, by the next write
         if lowered.endswith(".parquet"):
-            _write_parquet(sample_chunks(synth, rows, chunk_rows=chunk_rows, timings=phases), tmp,
-                           getattr(synth, "schema_", None))
+            chunks = sample_chunks(synth, rows, chunk_rows=chunk_rows, timings=phases, conditions=conditions)
+            _write_parquet(chunks, tmp, getattr(synth, "schema_", None))
         else:
             opener: Any = gzip.open if lowered.endswith(".gz") else open
             with opener(tmp, "wt", encoding="utf-8", newline="") as fh:
-                for i, frame in enumerate(sample_chunks(synth, rows, chunk_rows=chunk_rows, timings=phases)):
+                chunks = sample_chunks(synth, rows, chunk_rows=chunk_rows, timings=phases, conditions=conditions)
+                for i, frame in enumerate(chunks):
                     frame.to_csv(fh, index=False, header=i == 0, na_rep=na_rep)
     if timings is not None:
         timings.update(sample=phases["sample"], write=time.perf_counter() - start - phases["sample"])
