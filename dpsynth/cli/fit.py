@@ -16,7 +16,7 @@ from dpsynth.cli.charging import ledger_for
 from dpsynth.cli.synth_params import synth_params
 from dpsynth.exceptions import ParameterError
 
-__all__ = ["add_fit", "check_fit_out", "fit_result", "run_fit"]
+__all__ = ["add_fit", "check_fit_out", "fit_conditions", "fit_result", "run_fit"]
 
 
 def add_fit(sub: Any) -> None:
@@ -44,6 +44,13 @@ def add_fit(sub: Any) -> None:
     fit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a synthesizer parameter, e.g. max_model_size=20 (repeatable; VALUE read as JSON)")
     fit.add_argument("--threads", type=integer, default=None, help=THREADS_HELP)
+    fit.add_argument("--condition", action="append", default=[], metavar="COLUMN=VALUE",
+                     help="sample only rows whose COLUMN takes VALUE, a public schema value (repeatable; repeat a "
+                          "column for several values); post-processing, checked before any charge "
+                          "(docs/conditional-sampling.md)")
+    fit.add_argument("--mix", action="append", default=[], metavar="COLUMN=VALUE:SHARE,...",
+                     help="a stated mix of one column's values, shares summing to 1 (e.g. "
+                          "'income=>50K:0.5,<=50K:0.5'); the rows are split by the largest-remainder rule")
     user_unit_options(fit)
     engine_options(fit)
     fit.add_argument(
@@ -89,6 +96,11 @@ def fit_result(args: argparse.Namespace) -> dict[str, Any]:
     schema = load_schema(args.schema)
     if (unit := user_unit(args)) is not None:
         schema = schema.with_unit(unit)
+    conditions = fit_conditions(args)
+    if conditions is not None:
+        from dpsynth.synth.conditions import parse_conditions
+
+        parse_conditions(conditions, schema)  # public values only: a mistake is refused before any charge
     na_rep = schema.missing_values[0] if schema.missing_values else ""
     check_rows_on_disk(n_synthetic, schema, out, na_rep=na_rep)  # what the output's folder can hold, before any charge
     params = synth_params(cls, args.param, args.workload)
@@ -111,7 +123,13 @@ def fit_result(args: argparse.Namespace) -> dict[str, Any]:
     synth.fit(data, schema=schema, ledger=ledger, dataset=dataset, input_sha256=fingerprint, threads=threads)
     phases: dict[str, float] = {}
     # in chunks (post-processing), renamed at the end
-    write_sampled(synth, n_synthetic, out, na_rep=na_rep, timings=phases)
+    try:
+        write_sampled(synth, n_synthetic, out, na_rep=na_rep, timings=phases, conditions=conditions)
+    except ParameterError as exc:  # a condition too rare for the model: only the fitted model can tell
+        if conditions is None:
+            raise
+        entry = f" (ledger entry {synth.ledger_entry_})" if getattr(synth, "ledger_entry_", None) is not None else ""
+        raise ParameterError(f"{exc}; the fit is charged{entry} and no table was written") from None
     timings = {**getattr(synth, "timings_", {}), "sample": round(phases["sample"], 4),
                "write": round(phases["write"], 4)}
     result: dict[str, Any] = {
@@ -129,6 +147,8 @@ def fit_result(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.insecure_seed is not None:
         result["insecure_seed"] = args.insecure_seed
+    if conditions is not None:
+        result["conditions"] = conditions
     if hasattr(synth, "dpsgd_"):  # DP-SGD: the accounting of the run (σ, q, steps, Opacus's ε, device)
         result["dpsgd"] = synth.dpsgd_
     if plugin:  # the claim is the generator's own, charged by dpsynth before its fit
@@ -151,3 +171,34 @@ def check_fit_out(out: Path, data: Path, *, overwrite: bool) -> None:
         raise ParameterError(f"--out ({str(out)!r}) must not be the --data file: it would replace the private table")
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ParameterError(f"--out ({str(out)!r}) already exists: give --overwrite to replace it, or another path")
+
+
+def fit_conditions(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The conditions of ``--condition COLUMN=VALUE`` (repeated: a column's several values) and
+    ``--mix COLUMN=VALUE:SHARE,...`` as :meth:`~dpsynth.synth.base.Synthesizer.sample` takes them, or None.
+    Values stay text here; they are checked against the schema by the caller."""
+    out: dict[str, Any] = {}
+    for item in getattr(args, "condition", None) or []:
+        column, sep, value = item.partition("=")
+        if not sep or not column:
+            raise ParameterError(f"--condition ({item!r}) must be COLUMN=VALUE")
+        out.setdefault(column, []).append(value)
+    for item in getattr(args, "mix", None) or []:
+        column, sep, spec = item.partition("=")
+        if not sep or not column or not spec:
+            raise ParameterError(f"--mix ({item!r}) must be COLUMN=VALUE:SHARE,VALUE:SHARE,...")
+        if column in out:
+            raise ParameterError(f"--mix: column {column!r} is given twice (by --mix or --condition)")
+        shares: dict[str, float] = {}
+        for part in spec.split(","):
+            value, colon, share = part.rpartition(":")
+            if not colon:
+                raise ParameterError(f"--mix ({item!r}): each part must be VALUE:SHARE")
+            if value in shares:
+                raise ParameterError(f"--mix ({item!r}): the value {value!r} is given twice")
+            try:
+                shares[value] = float(share)
+            except ValueError:
+                raise ParameterError(f"--mix ({item!r}): the share {share!r} is not a number") from None
+        out[column] = shares
+    return out or None
