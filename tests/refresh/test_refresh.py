@@ -127,3 +127,24 @@ def test_a_snapshot_without_a_date_is_refused(series: Series, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert "carries no date" in err and "adult-latest.csv" in err
     assert not series.folder.exists()
+
+
+@pytest.mark.slow
+def test_a_series_through_duckdb_on_parquet(series: Series) -> None:
+    """The same loop with the snapshots as Parquet files counted in DuckDB, and a horizon by date."""
+    import pandas as pd
+
+    series.register()
+    series.write_plan(engine="duckdb", snapshots="snapshots/*.parquet",
+                      horizon={"until": "2026-12-01", "every": "monthly"})
+    results = []
+    for month in (1, 2):
+        path = series.arrive(month)
+        pd.read_csv(path, dtype=str, keep_default_na=False).to_parquet(path.with_suffix(".parquet"))
+        path.unlink()
+        results.append(refresh(series.plan_path, progress=False))
+    assert [(r.status, r.version) for r in results] == [("released", "v0001"), ("released", "v0002")]
+    second = _record(series, "v0002")
+    assert second["snapshot"]["name"] == "adult-2026-02.parquet"
+    assert second["drift"]["max_tvd"] < DRIFT_CEILING
+    assert [r.record["budget"]["horizon_left"] for r in results if r.record] == [11, 10]  # Jan and Feb to Dec
