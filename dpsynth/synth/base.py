@@ -4,7 +4,8 @@ Every synthesizer follows the scikit-learn estimator contract: ``__init__`` only
 (keyword-only) parameters; ``plan(schema)`` lists the privacy events a fit will spend, from
 public information only; ``fit(data, *, schema)`` reserves that plan, then reads the private data
 and returns ``self``; learned state ends in ``_``; ``sample(n_rows)`` is post-processing and
-raises :class:`~dpsynth.exceptions.NotFittedError` before ``fit``.
+raises :class:`~dpsynth.exceptions.NotFittedError` before ``fit``; ``sample(n_rows, conditions=...)``
+restricts the rows to public schema values (:mod:`dpsynth.synth.conditions`), post-processing too.
 
 A schema may carry named opt-ins (``Schema.opt_ins``, e.g. ``schema_read_from_data_without_privacy``
 for a schema read from the data without DP). A fit on it records them in the ledger's reservation
