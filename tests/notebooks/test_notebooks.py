@@ -21,7 +21,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ["01-quickstart.ipynb", "02-compliance-walkthrough.ipynb", "03-pipeline-gate.ipynb", "04-choosing-k.ipynb"]
+NAMES = ["01-quickstart.ipynb", "02-compliance-walkthrough.ipynb", "03-pipeline-gate.ipynb", "04-choosing-k.ipynb",
+         "05-refresh-loop.ipynb"]
 
 #: prepended before execution (never stored): the kernel must be this virtualenv's Python
 KERNEL_CHECK = """\
