@@ -86,10 +86,11 @@ def _drop_timings(obj: Any) -> None:
 
 
 def write_release(out_dir: Path, report: dict[str, Any], synthetic: pd.DataFrame | None, *,
-                  na_rep: str = "") -> tuple[list[str], list[str]]:
+                  na_rep: str = "", extra: dict[str, pd.DataFrame] | None = None) -> tuple[list[str], list[str]]:
     """Write ``publish/`` and ``internal/`` atomically (a temporary folder renamed to ``out_dir``).
 
-    ``report`` is the full report; its publishable part is derived here. Returns the artifact
+    ``report`` is the full report; its publishable part is derived here; ``extra`` are further tables of
+    the released fit written beside ``synthetic.csv`` (the targeted tables, by file name). Returns the artifact
     names written in each folder (manifests included). A staging folder a killed run left for the
     same ``out_dir`` is removed first (:func:`dpsynth.io.remove_stale_leftovers`). A failure while
     writing removes this run's staging folder and raises as it came; a failure once every artifact
@@ -118,6 +119,9 @@ def write_release(out_dir: Path, report: dict[str, Any], synthetic: pd.DataFrame
             if synthetic is not None:
                 write_table(synthetic, pub / "synthetic.csv", na_rep=na_rep)
                 pub_files.append("synthetic.csv")
+                for name, table in (extra or {}).items():
+                    write_table(table, pub / name, na_rep=na_rep)
+                    pub_files.append(name)
             for folder, rep, names in ((pub, public, pub_files), (internal, report, internal_files)):
                 (folder / "report.json").write_text(json.dumps(rep, indent=2, sort_keys=True, allow_nan=False)
                                                     + "\n", encoding="utf-8")

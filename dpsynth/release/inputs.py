@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from dpsynth.exceptions import ParameterError
 from dpsynth.release.manifest import sha256_bytes, sha256_path
 from dpsynth.release.policy import Policy, load_policy
 from dpsynth.release.private_checks import plan_decision
+from dpsynth.release.targeted import check_targeted
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ReleaseInputs:
     check_events: list[Any]
     engine: str = "numpy"
     series: Any = None  # a SeriesContext when the release is one version of a series (dpsynth refresh)
+    targeted: list[Any] = field(default_factory=list)  # the targeted tables (dpsynth.release.targeted)
 
     @property
     def na_rep(self) -> str:
@@ -82,7 +84,7 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
                  rows: int | None, synthesizer_params: dict[str, Any] | None, target: str | None,
                  insecure_seed: int | None, seed: int, workers: int | None, threads: int | None,
                  engine: str = "auto", spark_master: str | None = None, privacy_unit: Any = None,
-                 series: Any = None) -> ReleaseInputs:
+                 series: Any = None, targeted: Any = None) -> ReleaseInputs:
     """Check the arguments of :func:`~dpsynth.release.pipeline.release` in its order (the first
     mistake is the one reported); reads the private table only to check it against its schema."""
     from dpsynth import _validation as check
@@ -129,6 +131,7 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
         raise ParameterError(f"policy {pol.name!r} has a utility floor: give the target column (--target NAME or "
                              "utility.target in the policy)")
     dp_plan = plan_decision(pol, sch, target)
+    extra = check_targeted(targeted, sch)
     scanner = _pii_scanner(pol)
     suite = _audit_suite(pol)
     workers = min(os.cpu_count() or 1, 8) if workers is None else check.positive_int("workers", workers)
@@ -153,7 +156,7 @@ def check_inputs(*, data: str | Path | pd.DataFrame, schema: str | Path | Any, s
                          led=led, statement_before=statement_before, target=target, dp_plan=dp_plan,
                          scanner=scanner, suite=suite, real=real, input_name=input_name, input_sha256=input_sha256,
                          workers=workers, threads=threads, schema_file=schema_file, check_events=check_events,
-                         engine=engine, series=series)
+                         engine=engine, series=series, targeted=extra)
 
 
 def _check_rows(real: Any, sch: Any, engine: str) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ from dpsynth.release.progress import Progress
 from dpsynth.release.recovery import current_kept, keeps_what_it_has
 from dpsynth.release.report import engine_block, ledger_history, ledger_statement, new_report, privacy_block
 from dpsynth.release.series import SeriesContext, drift_check, horizon_check
+from dpsynth.release.targeted import sample_targeted
 
 NOTICE = INTERNAL_NOTICE
 
@@ -119,6 +121,7 @@ def release(
     spark_master: str | None = None,
     privacy_unit: Any = None,
     series: SeriesContext | None = None,
+    targeted: Sequence[Mapping[str, Any]] | None = None,
 ) -> ReleaseResult:
     """Take a private table through the release road and write the artifacts to ``out``.
 
@@ -157,6 +160,10 @@ def release(
         series: this release is one version of a series (:class:`~dpsynth.release.series.SeriesContext`,
             given by ``dpsynth refresh``): the budget's forecast is checked against the plan's horizon
             before the charge, and the drift from the previous released version after the sample.
+        targeted: extra tables sampled from the same fit under conditions on public values, each
+            ``{"name": …, "rows": N, "conditions": {…}}`` (``sample(n, conditions=…)``; post-processing,
+            no privacy cost): scanned for PII with the main table and written as
+            ``publish/targeted-NAME.csv`` when released (:mod:`dpsynth.release.targeted`).
 
     Returns:
         :class:`ReleaseResult`: ``status`` released / blocked / refused, ``exit_code`` 0 / 1 / 3.
@@ -177,7 +184,8 @@ def release(
     inp = check_inputs(data=data, schema=schema, synthesizer=synthesizer, epsilon=epsilon, delta=delta, ledger=ledger,
                        dataset=dataset, policy=policy, out=out, rows=rows, synthesizer_params=synthesizer_params,
                        target=target, insecure_seed=insecure_seed, seed=seed, workers=workers, threads=threads,
-                       engine=engine, spark_master=spark_master, privacy_unit=privacy_unit, series=series)
+                       engine=engine, spark_master=spark_master, privacy_unit=privacy_unit, series=series,
+                       targeted=targeted)
     try:
         return _road(inp, started, progress)
     finally:
@@ -218,18 +226,21 @@ def _road(inp: ReleaseInputs, started: float, progress: bool | None) -> ReleaseR
         _record_fit(synth, inp, report, checks, failed)
         if failed is None:
             synthetic = _sample(synth, inp, report, checks, timings)
+        extra = sample_targeted(synth, inp.targeted, checks, report) if synthetic is not None else None
+        if extra is None:
+            synthetic = None  # a targeted table could not be made: blocked, no evidence to gather
         kept.stage = "running the checks"
 
         if synthetic is not None:
             # -- 4. evidence: each check records its value and what it read -----------------------
-            _evidence(synth, synthetic, inp, report, checks, bar, timings)
+            _evidence(synth, synthetic, inp, report, checks, bar, timings, extra or {})
         after = inp.led.statement(dataset)
         report["ledger"].update(after=ledger_statement(inp.led, after),
                                 history=ledger_history(after, report["ledger"]["entry_ids"]))
 
     status = "released" if checks.passed else "blocked"
     result = _finish(report, checks, inp.out_dir, synthetic if status == "released" else None, status, started,
-                     na_rep=inp.na_rep)
+                     na_rep=inp.na_rep, extra=extra if status == "released" else None)
     if result.released:
         result.measurements = getattr(synth, "measurements_", None)
     return result
@@ -347,14 +358,16 @@ def _sample(synth: Any, inp: ReleaseInputs, report: dict[str, Any], checks: Chec
 
 
 def _evidence(synth: Any, synthetic: pd.DataFrame, inp: ReleaseInputs, report: dict[str, Any], checks: Checks,
-              bar: Progress, timings: dict[str, float]) -> None:
+              bar: Progress, timings: dict[str, float], extra: dict[str, pd.DataFrame]) -> None:
     """Step 4: the audit, the PII scan, the DP checks and the exact (internal) figures."""
     pol, sch = inp.pol, inp.sch
     if pol.audit is not None:
         audit_checks(report, checks, pol, inp.cls, inp.params, synthetic, sch, inp.epsilon, inp.delta, inp.seed,
                      inp.suite, inp.synthesizer, bar, timings, inp.workers)
     if inp.scanner is not None:
-        pii_check(report, checks, pol, inp.scanner, synthetic, sch, timings)
+        # every table that leaves is scanned: the main one and the targeted ones (post-processing of one fit)
+        scanned = pd.concat([synthetic, *extra.values()], ignore_index=True) if extra else synthetic
+        pii_check(report, checks, pol, inp.scanner, scanned, sch, timings)
     drift_check(inp.series, synth, synthetic, sch, pol, report, checks)  # DP output only: the two synthetic tables
     bounded, every_row = real_for_checks(inp.real, sch)  # at a user unit: each person's rows beyond K dropped
     try:
@@ -394,7 +407,7 @@ def real_for_checks(real: Any, sch: Any) -> tuple[Any, Any]:
 
 
 def _finish(report: dict[str, Any], checks: Checks, out_dir: Path, synthetic: pd.DataFrame | None, status: str,
-            started: float, *, na_rep: str = "") -> ReleaseResult:
+            started: float, *, na_rep: str = "", extra: dict[str, pd.DataFrame] | None = None) -> ReleaseResult:
     """Decide, validate both reports, write ``publish/`` and ``internal/`` atomically."""
     reasons = checks.reasons()
     dp = checks.decision_is_dp
@@ -407,7 +420,7 @@ def _finish(report: dict[str, Any], checks: Checks, out_dir: Path, synthetic: pd
     kept = current_kept()
     # only a table every check approved is kept on a failure: an unchecked one may copy real rows
     kept.stage, kept.synthetic = "writing the artifacts", synthetic
-    published, internal = write_release(out_dir, report, synthetic, na_rep=na_rep)
+    published, internal = write_release(out_dir, report, synthetic, na_rep=na_rep, extra=extra)
     return ReleaseResult(status, EXIT[status], reasons, report, out_dir, published, internal)
 
 
