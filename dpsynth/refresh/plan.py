@@ -22,6 +22,8 @@ or charged. Paths are relative to the plan file's folder.
     horizon: {refreshes: 12}            # or {until: 2027-12-01, every: monthly}
     allow_short_horizon: false          # true: release even when the budget cannot last the horizon
     releases: releases                  # versions go to releases/<dataset>/v0001/, v0002/, …
+    targeted:                           # optional: extra tables of each released version, from the same fit
+      - {name: high-income, rows: 2000, conditions: {income: ">50K"}}
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ CADENCES = {"daily": 1, "weekly": 7, "monthly": None, "quarterly": None}
 _EVERY_DAYS = re.compile(r"^([1-9][0-9]{0,3}) days?$")
 _KEYS = {"version", "dataset", "ledger", "snapshots", "schema", "synthesizer", "synthesizer_params", "epsilon", "delta",
          "policy", "rows", "horizon", "allow_short_horizon", "releases", "target", "engine", "seed", "privacy_unit",
-         "insecure_seed", "description"}
+         "insecure_seed", "description", "targeted"}
 _REQUIRED = ("dataset", "snapshots", "schema", "synthesizer", "epsilon", "delta", "policy", "horizon", "releases")
 
 
@@ -103,6 +105,8 @@ class RefreshPlan:
     privacy_unit: dict[str, Any] | None = None
     insecure_seed: int | None = None
     description: str = ""
+    #: targeted tables of each released version: ``[{name, rows, conditions}]`` (``dpsynth.release.targeted``)
+    targeted: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def series_dir(self) -> Path:
@@ -187,6 +191,19 @@ def _unit(raw: Any, p: _Problems) -> dict[str, Any] | None:
     return dict(raw)
 
 
+def _ledger(raw: dict[str, Any], base: Path, p: _Problems) -> str | None:
+    """The ledger's URL (default ``$DPSYNTH_LEDGER``); a SQLite ledger's relative path is relative to the
+    plan's folder, like every path of the plan."""
+    url = _text(raw, "ledger", p, required=False)
+    prefix = "sqlite:///"
+    if url is not None and url.startswith(prefix) and not url[len(prefix):].startswith("/"):
+        url = prefix + str(base / url[len(prefix):])
+    url = url or os.environ.get("DPSYNTH_LEDGER")
+    if not url:
+        p.add("ledger", "is required (a ledger URL, or $DPSYNTH_LEDGER): every refresh is charged")
+    return url
+
+
 def parse_plan(raw: object, *, path: Path) -> RefreshPlan:
     """Validate a plan mapping (as read from YAML) whose file is ``path``.
 
@@ -205,9 +222,7 @@ def parse_plan(raw: object, *, path: Path) -> RefreshPlan:
     dataset = _text(raw, "dataset", p)
     if dataset is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", dataset):
         p.add("dataset", "must be a name of letters, digits, '_', '.' or '-' (it names the series' folder)")
-    ledger = _text(raw, "ledger", p, required=False) or os.environ.get("DPSYNTH_LEDGER")
-    if not ledger:
-        p.add("ledger", "is required (a ledger URL, or $DPSYNTH_LEDGER): every refresh is charged")
+    ledger = _ledger(raw, base, p)
     snapshots, schema = _text(raw, "snapshots", p), _text(raw, "schema", p)
     synthesizer, policy = _text(raw, "synthesizer", p), _text(raw, "policy", p)
     releases = _text(raw, "releases", p)
@@ -228,6 +243,10 @@ def parse_plan(raw: object, *, path: Path) -> RefreshPlan:
     seed = _integer(raw, "seed", p, low=0, default=0)
     insecure_seed = _integer(raw, "insecure_seed", p, low=0, default=None)
     unit = _unit(raw.get("privacy_unit"), p)
+    targeted = raw.get("targeted") or []
+    if not isinstance(targeted, list) or not all(isinstance(t, dict) for t in targeted):
+        p.add("targeted", "must be a list of {name, rows, conditions}")
+        targeted = []
     description = raw.get("description", "")
     if not isinstance(description, str):
         p.add("description", "must be a string")
@@ -241,7 +260,7 @@ def parse_plan(raw: object, *, path: Path) -> RefreshPlan:
         policy=str(policy_path) if policy_path.is_file() or "/" in policy or policy.endswith((".yaml", ".yml"))
         else policy, horizon=horizon, releases=base / releases, synthesizer_params=dict(params), rows=rows,
         allow_short_horizon=bool(allow), target=target, engine=engine, seed=seed or 0, privacy_unit=unit,
-        insecure_seed=insecure_seed, description=" ".join(str(description).split()))
+        insecure_seed=insecure_seed, description=" ".join(str(description).split()), targeted=list(targeted))
 
 
 def load_plan(path: str | Path) -> RefreshPlan:

@@ -119,7 +119,7 @@ def _one_refresh(plan: RefreshPlan, series: Series, led: Any, snapshot: Snapshot
             delta=plan.delta, ledger=led, dataset=plan.dataset, policy=plan.policy, out=out, rows=plan.rows,
             synthesizer_params=plan.synthesizer_params, target=plan.target, insecure_seed=plan.insecure_seed,
             seed=plan.seed, progress=progress, workers=workers, engine=plan.engine, privacy_unit=_unit(plan),
-            series=context)
+            series=context, targeted=plan.targeted or None)
     except DPSynthError as exc:
         if exc.exit_code == 2:  # bad input: refused before anything was charged or written
             series.end_attempt()

@@ -112,3 +112,12 @@ def test_the_policy_drift_section() -> None:
                        ({"over": []}, "drift.over"), ({"ceiling": 1}, "drift.ceiling")):
         with pytest.raises(PolicyError, match=words):
             parse_policy({**base, "drift": bad})
+
+
+def test_a_relative_sqlite_ledger_is_relative_to_the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    plan = parse_plan({**GOOD, "ledger": "sqlite:///ledgers/l.db"}, path=tmp_path / "plan.yaml")
+    assert plan.ledger == f"sqlite:///{tmp_path / 'ledgers' / 'l.db'}"
+    absolute = parse_plan({**GOOD, "ledger": "sqlite:////srv/l.db"}, path=tmp_path / "plan.yaml")
+    assert absolute.ledger == "sqlite:////srv/l.db"
+    assert parse_plan({**GOOD, "ledger": "postgresql://db/x"}, path=tmp_path / "p.yaml").ledger == "postgresql://db/x"
