@@ -25,7 +25,6 @@ from dpsynth.synth.dpsgd.randomness import (
     blocked,
     latent_noise,
     make_randomness,
-    secure_rng_available,
     seeded_generator,
     seeded_torch,
     step_seeds,
@@ -38,5 +37,5 @@ __all__ = [
     "SUPPORTED_KINDS", "DPSGDParameters", "DPSGDPlan", "DPSGDSynthesizer", "FusedLinearClipping",
     "InsecureRNGWarning", "Randomness", "Span", "StepBudget", "TableTransformer", "TrainingObserver", "blocked",
     "dp_backward", "latent_noise", "make_randomness", "poisson_batches", "private_parts", "require_torch",
-    "resolve_device", "secure_rng_available", "seeded_generator", "seeded_torch", "step_seeds",
+    "resolve_device", "seeded_generator", "seeded_torch", "step_seeds",
 ]

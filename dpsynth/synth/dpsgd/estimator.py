@@ -25,10 +25,12 @@ Privacy road of a fit (see ``docs/dpsgd.md``):
 3. After training, Opacus's own ε for the steps actually taken (fresh RDP and PRV accountants)
    is checked against the reserved curve and recorded in the ledger's completion entry.
 
-Noise of DP-SGD is drawn by Opacus, not by :mod:`dpsynth.mechanisms` (its exact samplers work on
-integer counts, not gradients); ``tests/privacy/test_no_float_noise.py`` holds this package to an
-explicit policy: the only float sampler it may call is :func:`~.randomness.latent_noise` (the
-generators' and the VAE's latent codes, which are not privacy noise).
+Noise of DP-SGD is drawn by the DP optimizer, not by :mod:`dpsynth.mechanisms` (its exact samplers
+work on integer counts, not gradients): by default from a cryptographically secure keystream
+(:mod:`.secure_noise`, :mod:`.secure_optim`), which also draws the Poisson sampling;
+``tests/privacy/test_no_float_noise.py`` holds this package to an explicit policy: the only float
+samplers it may call are :func:`~.randomness.latent_noise` (the generators' and the VAE's latent
+codes, which are not privacy noise) and the secure source's Gaussian.
 
 The one way in for an auditor is :meth:`DPSGDSynthesizer.observe_training`: an observer set on
 one instance sees the module that DP-SGD trains (nothing is patched; other fits never see it).
@@ -47,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.exceptions import ParameterError, PrivacyAccountingError
-from dpsynth.mechanisms import GaussianCounts
+from dpsynth.mechanisms import GaussianCounts, describe_noise
 from dpsynth.privacy.accounting import composed_epsilon
 from dpsynth.privacy.events import PrivacyEvent, total_rdp, total_rho
 from dpsynth.privacy.odometer import Odometer
@@ -155,21 +157,19 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
         return "hooks" if plan.unit.is_user else str(self.clipping)
 
     def noise_provenance(self) -> tuple[bool, str]:
-        """Whether DP-SGD's noise (and Poisson sampling) would come from a cryptographically
-        secure source, and from which, from the parameters alone: Opacus's ``secure_mode`` with
-        ``torchcsprng``, unless the noise is seeded, ``secure_mode`` is off, or ``torchcsprng`` is
-        not installed here. After a fit, ``secure_noise_`` says what the fit actually drew from."""
+        """Whether DP-SGD's noise and Poisson sampling (and the row count's noise) would come from a
+        cryptographically secure source, and from which, from the parameters alone: secure unless the
+        noise is seeded or ``secure_mode`` is off (:func:`~.randomness.make_randomness`). After a fit,
+        ``secure_noise_`` says what the fit actually drew from, and ``noise_source_`` names it."""
         secure, why = super().noise_provenance()
         if not secure:
             return secure, why
         if self.secure_mode is False:
-            return False, "secure_mode is off"
-        from dpsynth.synth.dpsgd.randomness import secure_rng_available  # looked up now: tests replace it
+            return False, "secure_mode is off: DP-SGD noise would come from torch's non-cryptographic generator"
+        from dpsynth.synth.dpsgd.secure_noise import default_source_name
 
-        if not secure_rng_available():
-            return False, ("Opacus's secure_mode needs torchcsprng, which is not installed here: DP-SGD noise "
-                           "would come from a non-cryptographic generator")
-        return True, "torchcsprng"
+        return True, (f"DP-SGD noise and Poisson sampling from a {default_source_name()} (Gaussian: sum of 4 "
+                      f"float64 Box-Muller draws over 2); the row count from OpenDP's exact samplers")
 
     # -- planning ---------------------------------------------------------------------------
     def _transformer(self, schema: Schema) -> TableTransformer:
@@ -275,7 +275,7 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
             self._train(plan, matrix, codes, device, randomness, odometer, noise, budget)
         timings["train"] = round(time.perf_counter() - start - timings["prepare"], 4)
         timings["train_cpu"] = round(time.process_time() - cpu, 4)  # this process, all threads
-        self._after_training(plan, budget, odometer, randomness, device, timings)
+        self._after_training(plan, budget, odometer, randomness, device, timings, noise)
 
     @staticmethod
     def _noisy_count(plan: DPSGDPlan, rows: int, odometer: Odometer, noise: NoiseSource) -> float:
@@ -293,7 +293,7 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
         odometer.spend(plan.calibration.event)
 
     def _after_training(self, plan: DPSGDPlan, budget: StepBudget, odometer: Odometer, randomness: Randomness,
-                        device: Any, timings: dict[str, float]) -> None:
+                        device: Any, timings: dict[str, float], noise: NoiseSource) -> None:
         cal = plan.calibration
         if budget.taken > plan.steps:  # pragma: no cover - StepBudget refuses it first
             raise PrivacyAccountingError(f"DP-SGD took {budget.taken} steps, more than the {plan.steps} planned")
@@ -313,7 +313,10 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
         self.transformer_ = plan.transformer
         self.privacy_events_ = list(odometer.events)
         self.privacy_spent_ = odometer.spent
-        self.secure_noise_ = bool(randomness.secure)
+        # secure only when every privacy draw was: DP-SGD's noise and sampling, and the row count's noise
+        self.secure_noise_ = bool(randomness.secure) and bool(getattr(noise, "secure", False))
+        self.noise_source_ = f"DP-SGD noise and Poisson sampling: {randomness.source}; row count: " + \
+            describe_noise(noise)
         self.device_ = str(device)
         self.timings_ = timings
         self.dpsgd_ = {
@@ -335,7 +338,7 @@ class DPSGDSynthesizer(DPSGDParameters, Synthesizer):
             "opacus_epsilon_rdp": taken["rdp"],
             "opacus_epsilon_prv": taken["prv"],
             "poisson_sampling": True,
-            "secure_noise": bool(randomness.secure),
+            "secure_noise": self.secure_noise_,
             "noise_source": randomness.source,
             "device": str(device),
         }

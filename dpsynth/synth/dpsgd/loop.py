@@ -3,9 +3,11 @@
 Poisson batches (:func:`poisson_batches`; :func:`person_batches` at the user unit) that never
 yield one step more.
 
-Privacy: the noise N(0, (σ·C)²) on each step's clipped sum is drawn by Opacus's optimizer from the
-fit's noise generator; the batches are Poisson samples at the PLANNED rate q, never one derived
-from the private row count. At the user unit (:class:`PersonPoissonLoader`) the Poisson sample is
+Privacy: the noise N(0, (σ·C)²) on each step's clipped sum is drawn by the DP optimizer from the
+fit's noise source (by default a cryptographically secure keystream: :mod:`.secure_optim`,
+:mod:`.secure_noise`; Opacus's own optimizer only with a torch generator); the batches are Poisson
+samples at the PLANNED rate q from the fit's sampling source, never one derived from the private
+row count. At the user unit (:class:`PersonPoissonLoader`) the Poisson sample is
 over PEOPLE: each person joins a step with probability q, with all their (bounded) rows.
 """
 
@@ -64,11 +66,14 @@ def private_parts(
       ``clipping="hooks"``: ``GradSampleModule`` (per-sample gradients materialised, clipped by
       the optimizer);
     * a DP optimizer around Adam (``DPOptimizerFastGradientClipping`` for fused and ghost clipping,
-      ``DPOptimizer`` for hooks): adds N(0, (σ·C)²) from ``randomness.noise`` to the sum of the
-      clipped per-sample gradients, with Opacus's floating-point-attack hardening
-      (``secure_mode=True`` in the optimizer: noise as a sum of 4 draws);
-    * ``DPDataLoader`` with the PLANNED ``sample_rate`` (``PrivacyEngine.make_private`` would take
-      q = 1/len(loader), a function of the private row count) and ``randomness.sampling``.
+      ``DPOptimizer`` for hooks; their :mod:`.secure_optim` subclasses when ``randomness.noise`` is a
+      :class:`~.secure_noise.SecureRandom`, the default): adds N(0, (σ·C)²) from ``randomness.noise``
+      to the sum of the clipped per-sample gradients, with Opacus's floating-point-attack hardening
+      (noise as a sum of 4 draws, over 2);
+    * a Poisson loader with the PLANNED ``sample_rate`` (``PrivacyEngine.make_private`` would take
+      q = 1/len(loader), a function of the private row count) drawing from ``randomness.sampling``:
+      :class:`~.secure_noise.SecurePoissonLoader` for a secure source, Opacus's ``DPDataLoader`` for
+      a torch generator.
 
     This is what ``make_private(..., poisson_sampling=True, grad_sample_mode=...)`` assembles,
     minus that. Both modes clip each sample's whole gradient (all parameters) to norm C; the
@@ -81,7 +86,6 @@ def private_parts(
     one row's gradient, not of a sum over rows).
     """
     import torch
-    from opacus.data_loader import DPDataLoader
     from opacus.validators import ModuleValidator
 
     if clipping not in CLIPPING:
@@ -92,43 +96,85 @@ def private_parts(
     if errors:  # our own models: a bug, not a user mistake
         raise PrivacyAccountingError(f"model not compatible with per-sample gradients: {errors}")
     adam = torch.optim.Adam(module.parameters(), lr=learning_rate, betas=betas, weight_decay=weight_decay)
-    if clipping in ("fused", "ghost"):
+    fast = clipping in ("fused", "ghost")
+    if fast:
         from opacus.grad_sample import GradSampleModuleFastGradientClipping
-        from opacus.optimizers import DPOptimizerFastGradientClipping
 
         private: Any = FusedLinearClipping(module, max_grad_norm=max_grad_norm) if clipping == "fused" else \
             GradSampleModuleFastGradientClipping(module, batch_first=True, loss_reduction="sum",
                                                  max_grad_norm=max_grad_norm, use_ghost_clipping=True)
-        optimizer: Any = DPOptimizerFastGradientClipping(
-            adam, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm, expected_batch_size=None,
-            loss_reduction="sum", generator=randomness.noise, secure_mode=True,
-        )
     else:
         from opacus.grad_sample import GradSampleModule
-        from opacus.optimizers import DPOptimizer
 
         private = GradSampleModule(module, batch_first=True, loss_reduction="sum")
-        optimizer = DPOptimizer(
-            adam, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm, expected_batch_size=None,
-            loss_reduction="sum", generator=randomness.noise, secure_mode=True,
-        )
+    optimizer = _dp_optimizer(adam, fast, randomness.noise, noise_multiplier=noise_multiplier,
+                              max_grad_norm=max_grad_norm)
     if people is not None:
         return private, optimizer, PersonPoissonLoader(matrix, people, sample_rate=sample_rate,
                                                        generator=randomness.sampling)
-    loader = DPDataLoader(torch.utils.data.TensorDataset(matrix), sample_rate=sample_rate,
-                          generator=randomness.sampling)
-    return private, optimizer, loader
+    return private, optimizer, _row_loader(matrix, sample_rate, randomness.sampling)
+
+
+def _is_secure(source: Any) -> bool:
+    from dpsynth.synth.dpsgd.secure_noise import SecureRandom
+
+    return isinstance(source, SecureRandom)
+
+
+def _dp_optimizer(adam: Any, fast: bool, noise: Any, *, noise_multiplier: float, max_grad_norm: float) -> Any:
+    """The DP optimizer around ``adam`` (fast: for fused and ghost clipping) drawing its noise from
+    ``noise``: a secure source (:mod:`.secure_optim`) or a torch generator (Opacus's own, ``secure_mode``'s
+    sum of 4 draws)."""
+    common: dict[str, Any] = {"noise_multiplier": noise_multiplier, "max_grad_norm": max_grad_norm,
+                              "expected_batch_size": None, "loss_reduction": "sum"}
+    if _is_secure(noise):
+        from dpsynth.synth.dpsgd.secure_optim import SecureDPOptimizer, SecureDPOptimizerFastGradientClipping
+
+        secure_cls = SecureDPOptimizerFastGradientClipping if fast else SecureDPOptimizer
+        return secure_cls(adam, noise_source=noise, **common)
+    from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+
+    cls = DPOptimizerFastGradientClipping if fast else DPOptimizer
+    return cls(adam, generator=noise, secure_mode=True, **common)
+
+
+def _row_loader(matrix: torch.Tensor, sample_rate: float, sampling: Any) -> Any:
+    """Poisson batches of rows at ``sample_rate``, yielding ``(batch,)``: from a secure source
+    (:class:`~.secure_noise.SecurePoissonLoader`) or a torch generator (Opacus's ``DPDataLoader``)."""
+    import torch
+
+    if _is_secure(sampling):
+        from dpsynth.synth.dpsgd.secure_noise import SecurePoissonLoader
+
+        return SecurePoissonLoader(matrix, sample_rate=sample_rate, source=sampling)
+    from opacus.data_loader import DPDataLoader
+
+    return DPDataLoader(torch.utils.data.TensorDataset(matrix), sample_rate=sample_rate, generator=sampling)
+
+
+def poisson_sampler(num_samples: int, sample_rate: float, generator: Any) -> Any:
+    """Opacus's Poisson sampler over ``num_samples`` items (``torch.rand(n, generator) < q``), or its
+    secure equivalent (:class:`~.secure_noise.SecurePoissonSampler`) for a secure source."""
+    if _is_secure(generator):
+        from dpsynth.synth.dpsgd.secure_noise import SecurePoissonSampler
+
+        return SecurePoissonSampler(num_samples=num_samples, sample_rate=sample_rate, source=generator)
+    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+    return UniformWithReplacementSampler(num_samples=num_samples, sample_rate=sample_rate, generator=generator)
 
 
 class PersonPoissonLoader:
     """Poisson batches of PEOPLE: at every step each person joins independently with probability q
     (the planned rate), and a person who joins brings every one of their rows.
 
-    The draw is Opacus's own (``UniformWithReplacementSampler``, the sampler inside
-    ``DPDataLoader``: ``torch.rand(P, generator) < q``), over the P people instead of the rows,
-    from the fit's sampling generator. Iterating yields ``1/q`` batches (as Opacus's loader), each
-    ``(rows, people)``: the rows of the sampled people in table order, and each row's person
-    renumbered 0 .. B-1 within the batch (a grouping for the per-person sum, nothing else).
+    The draw is Opacus's (``UniformWithReplacementSampler``, the sampler inside ``DPDataLoader``:
+    ``torch.rand(P, generator) < q``) or, for a secure source (the default), the same membership
+    draw u < q from it (:class:`~.secure_noise.SecurePoissonSampler`; :func:`poisson_sampler`), over
+    the P people instead of the rows, from the fit's sampling source. Iterating yields ``1/q``
+    batches (as Opacus's loader), each ``(rows, people)``: the rows of the sampled people in table
+    order, and each row's person renumbered 0 .. B-1 within the batch (a grouping for the
+    per-person sum, nothing else).
 
     Privacy: P (the private number of people) sizes the draw and nothing public: steps, q and σ
     are the plan's. Adding or removing one person adds or removes that person's rows in the steps
@@ -137,7 +183,6 @@ class PersonPoissonLoader:
 
     def __init__(self, matrix: torch.Tensor, people: np.ndarray, *, sample_rate: float, generator: Any):
         import torch
-        from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
         groups = np.asarray(people, dtype=np.int64)
         if groups.ndim != 1 or len(groups) != matrix.shape[0]:
@@ -149,8 +194,7 @@ class PersonPoissonLoader:
         self.people = torch.from_numpy(groups)
         self.n_people = n_people
         self.sample_rate = float(sample_rate)
-        self.sampler = UniformWithReplacementSampler(num_samples=n_people, sample_rate=self.sample_rate,
-                                                     generator=generator)
+        self.sampler = poisson_sampler(n_people, self.sample_rate, generator)
 
     def __len__(self) -> int:
         return len(self.sampler)

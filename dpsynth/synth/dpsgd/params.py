@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 from dpsynth import _validation as check
 from dpsynth.exceptions import ParameterError
-from dpsynth.synth.dpsgd import randomness
 from dpsynth.synth.dpsgd.clipping import CLIPPING
 
 #: Used when neither ``sample_rate`` nor ``batch_size`` is given.
@@ -64,9 +63,10 @@ class DPSGDParameters:
         max_noise_multiplier: the largest σ the calibration may choose; a target that needs more
             is refused (ε too small for the planned steps).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        secure_mode: Opacus's cryptographically secure noise (needs ``torchcsprng``). None (the
-            default): on when it can run here, otherwise a loud warning and ``secure_noise_``
-            False. True: refuse to fit without it.
+        secure_mode: cryptographically secure noise and Poisson sampling (:mod:`.secure_noise`: a
+            ChaCha20 keystream keyed from ``os.urandom``, with Opacus's floating-point mitigation).
+            None (the default) or True: on. False: torch's non-cryptographic generator, with a loud
+            warning and ``secure_noise_`` False.
         max_levels: widest categorical column modelled one-hot.
         clipping: ``fused`` (default: ghost norms and the clipped sum from one backward pass, for
             models of linear layers; :class:`~.clipping.FusedLinearClipping`), ``ghost`` (Opacus's
@@ -107,11 +107,6 @@ class DPSGDParameters:
         check.positive_int("max_levels", self.max_levels)
         if self.secure_mode not in (None, True, False):
             raise ParameterError(f"secure_mode ({self.secure_mode!r}) must be True, False or None (auto)")
-        if self.secure_mode is True and not randomness.secure_rng_available():
-            raise ParameterError(
-                "secure_mode (True) needs the torchcsprng package, which is not installed; give secure_mode=None "
-                "to fit with torch's generator seeded from the OS (recorded as secure_noise: false)"
-            )
         if not isinstance(self.device, str):
             raise ParameterError(f"device ({self.device!r}) must be 'auto', 'cpu' or 'cuda'")
         if self.clipping not in CLIPPING:

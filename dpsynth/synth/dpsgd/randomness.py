@@ -1,11 +1,13 @@
 """The randomness of a DP-SGD fit: where DP-SGD's noise and Poisson sampling come from
-(:func:`make_randomness`: Opacus's secure generator, or torch's seeded from the OS, loudly), and
-the model randomness of a step (latent codes, conditional vectors, fakes) drawn in fixed-size
-public blocks from per-step seeds (:func:`blocked`, :func:`step_seeds`), so that adding a row to a
-batch adds one per-sample term and changes no other.
+(:func:`make_randomness`: a cryptographically secure keystream by default, :mod:`.secure_noise`;
+torch's generator only for seeded tests or ``secure_mode=False``, loudly), and the model
+randomness of a step (latent codes, conditional vectors, fakes) drawn in fixed-size public blocks
+from per-step seeds (:func:`blocked`, :func:`step_seeds`), so that adding a row to a batch adds one
+per-sample term and changes no other.
 
 The only float sampler here is :func:`latent_noise` (model randomness, not privacy noise); the
-privacy noise itself is drawn by Opacus's optimizer from :attr:`Randomness.noise`.
+privacy noise itself is drawn from :attr:`Randomness.noise` by the DP optimizer
+(:mod:`.secure_optim`, or Opacus's own with a torch generator).
 """
 
 from __future__ import annotations
@@ -24,16 +26,7 @@ if TYPE_CHECKING:
 
 
 class InsecureRNGWarning(InsecureNoiseWarning):
-    """DP-SGD noise comes from a non-cryptographic generator (torchcsprng is not installed)."""
-
-
-def secure_rng_available() -> bool:
-    """Whether Opacus's ``secure_mode`` can run here (it needs the ``torchcsprng`` package)."""
-    try:
-        import torchcsprng  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """DP-SGD noise comes from torch's non-cryptographic generator (``secure_mode=False``)."""
 
 
 def latent_noise(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -92,7 +85,9 @@ def seeded_generator(seed: int, device: Any) -> torch.Generator:
 
 @dataclass
 class Randomness:
-    """The generators of one fit: Poisson sampling (CPU), DP noise and model randomness (device)."""
+    """The sources of one fit: Poisson sampling and DP noise (a :class:`~.secure_noise.SecureRandom`
+    each, or torch generators: sampling on the CPU, noise on the device), and model randomness (a
+    torch generator on the device; not privacy noise)."""
 
     sampling: Any
     noise: Any
@@ -102,13 +97,17 @@ class Randomness:
 
 
 def make_randomness(device: Any, *, insecure_seed: int | None, secure_mode: bool | None) -> Randomness:
-    """Generators for a fit.
+    """The sources of a fit.
 
-    * ``secure_mode`` True or None with ``torchcsprng`` installed: Opacus's secure generator
-      (``/dev/urandom``) for sampling and noise; ``secure`` is True.
-    * otherwise torch's own generators, seeded from ``insecure_seed`` (tests) or from the OS's
-      CSPRNG (``secrets``), never from torch's fixed default seed; ``secure`` is False and a loud
-      :class:`InsecureRNGWarning` says so (unless the seed already warned).
+    * ``insecure_seed`` given (tests): torch generators seeded from it; ``secure`` is False.
+    * ``secure_mode`` None (default) or True: a :class:`~.secure_noise.SecureRandom` for the noise and
+      another for the sampling, each on a fresh keystream (ChaCha20 under a new key from
+      ``os.urandom``; ``os.urandom`` itself without ``cryptography``); ``secure`` is True.
+    * ``secure_mode`` False: torch's own generators seeded from the OS's CSPRNG (``secrets``), never
+      from torch's fixed default seed; ``secure`` is False and a loud :class:`InsecureRNGWarning` says so.
+
+    The model generator (initialisation, latent codes, dropout) is always torch's, seeded from the
+    OS (or from the seed): model randomness, not privacy noise.
     """
     import torch
 
@@ -119,22 +118,20 @@ def make_randomness(device: Any, *, insecure_seed: int | None, secure_mode: bool
         model = torch.Generator(device=device).manual_seed(seed + 2)
         return Randomness(sampling, noise, model, False, f"seeded (insecure_seed={seed})")
     model = torch.Generator(device=device).manual_seed(secrets.randbits(63))
-    if secure_mode is not False and secure_rng_available():
-        import torchcsprng as csprng
+    if secure_mode is not False:
+        from dpsynth.synth.dpsgd.secure_noise import SecureRandom
 
-        gen = csprng.create_random_device_generator("/dev/urandom")
-        return Randomness(gen, gen, model, True, "torchcsprng /dev/urandom")
-    if secure_mode is None:
-        warnings.warn(
-            "DP-SGD noise is drawn from torch's non-cryptographic generator, seeded from the OS: Opacus's "
-            "secure_mode needs the torchcsprng package, which is not installed (it has no build for this "
-            "Python/PyTorch); the release records secure_noise: false",
-            InsecureRNGWarning,
-            stacklevel=4,
-        )
+        noise_source, sampling_source = SecureRandom(), SecureRandom()
+        return Randomness(sampling_source, noise_source, model, True, noise_source.source)
+    warnings.warn(
+        "secure_mode=False: DP-SGD noise and Poisson sampling are drawn from torch's non-cryptographic generator, "
+        "seeded from the OS; the release records secure_noise: false",
+        InsecureRNGWarning,
+        stacklevel=4,
+    )
     sampling = torch.Generator().manual_seed(secrets.randbits(63))
     noise = torch.Generator(device=device).manual_seed(secrets.randbits(63))
-    return Randomness(sampling, noise, model, False, "torch generator seeded from os.urandom")
+    return Randomness(sampling, noise, model, False, "torch generator seeded from os.urandom (secure_mode=False)")
 
 
 @contextlib.contextmanager
