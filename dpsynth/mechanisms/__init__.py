@@ -7,7 +7,7 @@ samplers only (OpenDP by default); there is no floating-point noise sampler here
 """
 
 from dpsynth.mechanisms.gaussian import GaussianCounts
-from dpsynth.mechanisms.noise import NoiseSource, OpenDPNoise, SeededNoise, make_noise, noise_source
+from dpsynth.mechanisms.noise import NoiseSource, OpenDPNoise, SeededNoise, describe_noise, make_noise, noise_source
 from dpsynth.mechanisms.partition import PartitionSelection
 from dpsynth.mechanisms.selection import ExponentialSelection
 
@@ -18,6 +18,7 @@ __all__ = [
     "OpenDPNoise",
     "PartitionSelection",
     "SeededNoise",
+    "describe_noise",
     "make_noise",
     "noise_source",
 ]

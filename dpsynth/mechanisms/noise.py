@@ -69,6 +69,7 @@ class OpenDPNoise:
     """Exact noise from OpenDP (Rust), secure randomness. The default for every release."""
 
     secure = True
+    description = "OpenDP's exact samplers (discrete Gaussian, Gumbel noisy max) on OpenDP's secure generator"
 
     def discrete_gaussian(self, counts: np.ndarray, scale: float) -> np.ndarray:
         """counts + OpenDP's exact discrete Gaussian noise of the given scale, as int64."""
@@ -108,6 +109,7 @@ class SeededNoise:
             )
         self.seed = seed
         self._rng = random.Random(seed)
+        self.description = f"seeded (insecure_seed={seed}): dpsynth's exact samplers on a predictable generator"
 
     def discrete_gaussian(self, counts: np.ndarray, scale: float) -> np.ndarray:
         """counts + exact discrete Gaussian noise from the seeded generator, as int64."""
@@ -120,6 +122,15 @@ class SeededNoise:
         """The exponential mechanism, sampled exactly from the seeded generator."""
         # P[i] ∝ exp(s_i / scale) is the exponential mechanism with ε / (2Δ) = 1 / scale.
         return _exact.exponential_mechanism(scores, 2.0, float(scale), self._rng.randrange)
+
+
+def describe_noise(noise: object) -> str:
+    """A one-line name of a noise source for the record (``noise_source_``, the release report): its
+    ``description``, else its class and whether it says it is secure (an audit's recorder, say)."""
+    description = getattr(noise, "description", None)
+    if isinstance(description, str) and description:
+        return description
+    return f"{type(noise).__name__} (secure: {bool(getattr(noise, 'secure', False))})"
 
 
 _INJECTED: contextvars.ContextVar[NoiseSource | None] = contextvars.ContextVar("dpsynth_noise_source", default=None)

@@ -39,7 +39,7 @@ from dpsynth import _validation as check
 from dpsynth.exceptions import ParameterError
 from dpsynth.marginals import marginal_counts
 from dpsynth.marginals.backend import MarginalCounter
-from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource
+from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource, describe_noise
 from dpsynth.privacy.events import PrivacyEvent, ZCDPFilterEvent
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.schema import dp_bins
@@ -279,6 +279,7 @@ class AIM(Synthesizer):
         self.privacy_events_ = list(odometer.events)
         self.privacy_spent_ = odometer.spent
         self.secure_noise_ = bool(noise.secure)
+        self.noise_source_ = describe_noise(noise)
         self.timings_ = {"fit": round(time.perf_counter() - start, 4), "rounds": len(history)}
         self.measurements_ = published  # DP output, on the original codes (see dpsynth.synth.measurements)
 

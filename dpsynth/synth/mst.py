@@ -34,7 +34,7 @@ from dpsynth import _validation as check
 from dpsynth.exceptions import InternalError, ParameterError
 from dpsynth.marginals import marginal_counts
 from dpsynth.marginals.backend import CodesCounter, MarginalCounter
-from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource
+from dpsynth.mechanisms import ExponentialSelection, GaussianCounts, NoiseSource, describe_noise
 from dpsynth.privacy.events import PrivacyEvent, total_rho
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.schema import dp_bins
@@ -327,6 +327,7 @@ class MST(Synthesizer):
         self.privacy_events_ = list(odometer.events)
         self.privacy_spent_ = odometer.spent
         self.secure_noise_ = bool(noise.secure)
+        self.noise_source_ = describe_noise(noise)
         self.timings_ = clock.laps
         # The noisy measurements (DP output): 1-way on the original codes, 2-way on the compressed domain
         # with the compression of each column (see dpsynth.synth.measurements).

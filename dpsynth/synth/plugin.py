@@ -188,6 +188,8 @@ class PluginSynthesizer(Synthesizer):
                               "(the reservation is final; it is marked failed)") from None
         reported = getattr(self._inner, "secure_noise_", False)
         self.secure_noise_ = bool(isinstance(reported, (bool, np.bool_)) and reported and self.insecure_seed is None)
+        self.noise_source_ = (f"the generator's own (its claim: secure_noise_ {bool(self.secure_noise_)}, "
+                              "unverified)")
         if self.estimates_rows:
             self.total_estimate_ = _finite(getattr(self._inner, "total_estimate_", None))
         self.schema_ = schema
