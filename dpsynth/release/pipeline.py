@@ -326,6 +326,8 @@ def _record_fit(synth: Any, inp: ReleaseInputs, report: dict[str, Any], checks: 
     from dpsynth.synth.plugin import claim_of
 
     report["release"]["secure_noise"] = bool(getattr(synth, "secure_noise_", False))
+    source = getattr(synth, "noise_source_", None)  # which generator drew the noise (every built-in names it)
+    report["release"]["noise_source"] = str(source) if source is not None else None
     report["release"]["claim"] = claim_of(synth)
     if inp.pol.require_secure_noise and not report["release"]["secure_noise"]:
         checks.add("privacy.secure_noise_used", "privacy", "the fit drew secure noise", False, True, "==", False,

@@ -265,6 +265,8 @@ def example_report(status: str = "released") -> dict[str, Any]:
             "dataset": "adult-2024", "synthesizer": "mst", "synthesizer_params": {"max_cells": 10000},
             "epsilon": 1.0, "delta": 1e-6, "rows": 32548, "rows_source": "dp_estimate", "privacy_unit": "row",
             "secure_noise": True,
+            "noise_source": "OpenDP's exact samplers (discrete Gaussian, Gumbel noisy max) on OpenDP's secure "
+                            "generator",
             "privacy": {"table": {"epsilon": 1.0, "delta": 1e-6, "epsilon_composed": 0.9999, "events": 29},
                         "decision": {"rho": 5e-4, "epsilon": 0.21, "delta": 1e-6, "events": []},
                         "total": {"epsilon": 1.02, "delta": 1e-6, "covers": "the table and the decision"}},
@@ -314,7 +316,7 @@ def example_report(status: str = "released") -> dict[str, Any]:
     if status == "refused":
         report["decision"] = {"status": "refused", "exit_code": 3, "privacy": "dp", "statement": "DP.", "reasons": [
             "budget.ledger: requested ε = 3 (tight 4.61 after it) exceeds the cap ε = 4 (spent 1.88)"]}
-        report["release"].update(epsilon=3.0, secure_noise=None, seconds={"plan": 0.01})
+        report["release"].update(epsilon=3.0, secure_noise=None, noise_source=None, seconds={"plan": 0.01})
         report["ledger"].update(after=None, entry_id=None, entry_ids=[], history=_history(False))
         report["evidence"] = {}
         checks = []

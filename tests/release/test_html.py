@@ -323,8 +323,18 @@ def test_opt_ins_are_loud() -> None:
 def test_insecure_noise_is_loud() -> None:
     report = example_report("released")
     report["release"]["secure_noise"] = False
+    report["release"]["noise_source"] = "seeded (insecure_seed=3): dpsynth's exact samplers on a predictable generator"
     _, page = render(report)
-    assert "Seeded (insecure) noise" in page.all_text
+    assert "Insecure noise" in page.all_text and "drawn by: seeded (insecure_seed=3)" in page.all_text
+
+
+def test_the_privacy_table_names_the_noise_generator() -> None:
+    report = example_report("released")
+    _, page = render(report)
+    assert "Noise drawn by" in page.all_text and "OpenDP's exact samplers" in page.all_text
+    del report["release"]["noise_source"]  # an older report: no row, no error
+    _, page = render(report)
+    assert "Noise drawn by" not in page.all_text
 
 
 _MARKUP = ("<", ">", "&", '"', "'", "=", "/", " ", "script", "img", "b", "svg", "amp;", "#x3c;", "lt;", "é")

@@ -58,8 +58,11 @@ def verdict_header(report: dict[str, Any]) -> str:
     elif decision.get("statement"):
         out.append(f'<p class="sub" id="decision-privacy">{esc(decision.get("statement"))}</p>')
     if release.get("secure_noise") is False:
-        out.append('<div class="alarm"><strong>Seeded (insecure) noise:</strong> this fit drew reproducible test '
-                   "noise. Its privacy claim does not hold; never release it.</div>")
+        source = release.get("noise_source")
+        drawn = f" (drawn by: {esc(source)})" if source else ""
+        out.append('<div class="alarm"><strong>Insecure noise:</strong> this fit drew noise from a seeded or '
+                   f"non-cryptographic generator{drawn}. Its privacy claim does not hold; never release "
+                   "it.</div>")
     out.append("</header>")
     return "".join(out)
 
@@ -86,9 +89,12 @@ def privacy_section(report: dict[str, Any]) -> str:
         ("Synthetic rows", release.get("rows")),
         ("Row count from", {"public_input": "public input (--rows)", "dp_estimate": "the synthesizer's DP estimate "
                             "of the private count"}.get(str(release.get("rows_source")), release.get("rows_source"))),
-        ("Secure noise", {True: "yes", False: "NO (seeded test noise)", None: "— (the fit did not run)"}.get(
-            release.get("secure_noise"), release.get("secure_noise"))),
+        ("Secure noise", {True: "yes", False: "NO (seeded or non-cryptographic noise)",
+                          None: "— (the fit did not run)"}.get(release.get("secure_noise"),
+                                                               release.get("secure_noise"))),
     ]
+    if release.get("noise_source") is not None:
+        rows.append(("Noise drawn by", release.get("noise_source")))
     claim = as_dict(release.get("claim"))
     if claim:
         rows.append(("Whose claim", {"dpsynth": "dpsynth's", "generator": "the generator's own (a plug-in)"}.get(
