@@ -131,13 +131,14 @@ def test_seeded_fit_is_reproducible_and_marked_insecure(name, small_schema, smal
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)
 def test_default_noise_is_secure(name, small_schema, small_data):
-    """Secure by default; DP-SGD is secure only where Opacus's secure_mode can run (torchcsprng),
-    and otherwise says so loudly and records it (tests/unit/test_dpsgd.py checks the warning)."""
-    from dpsynth.synth.dpsgd.common import DPSGDSynthesizer, secure_rng_available
-
+    """Secure by default, DP-SGD included (issue 22: its noise and sampling from a ChaCha20 keystream keyed
+    from os.urandom; tests/privacy/test_secure_noise.py checks that nothing is drawn from torch), and every
+    synthesizer names its noise source; seeded fits say so."""
     synth = make(name).fit(small_data, schema=small_schema, ledger=UNTRACKED)
-    expected = secure_rng_available() if isinstance(synth, DPSGDSynthesizer) else True
-    assert synth.secure_noise_ is expected
+    assert synth.secure_noise_ is True
+    assert isinstance(synth.noise_source_, str) and "seeded" not in synth.noise_source_
+    seeded = make(name, insecure_seed=5).fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    assert seeded.secure_noise_ is False and "seeded" in seeded.noise_source_
 
 
 @pytest.mark.parametrize("name", SYNTHESIZERS)

@@ -146,13 +146,20 @@ def test_scan_covers_the_private_data_path():
 # --------------------------------------------------------------------------- the DP-SGD policy
 #
 # DP-SGD (dpsynth/synth/dpsgd/) is the one documented exception to rule 3: its privacy noise is a
-# continuous Gaussian on sums of clipped per-sample gradients, drawn by Opacus's DPOptimizer (with
-# Opacus's floating-point hardening), not by dpsynth.mechanisms. Inside that package the scan
-# still runs, and a float sampler is allowed only inside a function named here, with the reason.
-# Anything else (a new torch.randn, a hand-made noise draw) fails the scan as everywhere else.
+# continuous Gaussian on sums of clipped per-sample gradients, not an exact sampler of
+# dpsynth.mechanisms (those work on integer counts). It is drawn by the DP optimizer, by default from
+# the cryptographically secure source of secure_noise.py (a ChaCha20 keystream keyed from os.urandom,
+# Gaussians in float64 with Opacus's floating-point hardening: a sum of 4 draws over 2), or by
+# Opacus's own DPOptimizer from a torch generator (seeded tests, secure_mode=False). Inside that
+# package the scan still runs, and a float sampler is allowed only inside a function named here, with
+# the reason. Anything else (a new torch.randn, a hand-made noise draw) fails the scan as everywhere else.
 ALLOWED_FLOAT_SAMPLERS = {
     ("synth/dpsgd/randomness.py", "latent_noise"): "latent codes (generator input, VAE reparameterisation): "
     "model randomness, not privacy noise; the DP guarantee does not depend on it",
+    ("synth/dpsgd/secure_noise.py", "gaussian_like"): "PRIVACY noise of DP-SGD, N(0, (sigma*C)^2) on a step's "
+    "clipped sum: standard normals from a CSPRNG keystream (Box-Muller on 53-bit uniforms, float64), summed 4 "
+    "at a time over 2 (Opacus's secure_mode mitigation, arXiv 2107.10138 sec. 5.1); "
+    "tests/privacy/test_secure_noise.py tests its distribution and that a secure fit draws nothing else",
 }
 
 
@@ -201,11 +208,30 @@ def test_dpsgd_allowlist_does_not_hide_a_new_sampler(tmp_path):
     assert [h for h in hits if not allowed[0] <= int(h.split(":")[1]) <= allowed[1]] == ["x.py:5: torch.randn()"]
 
 
-def test_dpsgd_noise_and_sampling_come_from_opacus():
-    """DP-SGD draws no gradient noise itself (Opacus's DPOptimizer does) and always samples with
-    Opacus's Poisson DPDataLoader."""
+def _calls(source: str, name: str) -> list[int]:
+    """Lines of the calls to ``name`` (a bare name or an attribute) in ``source``."""
+    return [node.lineno for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call) and (
+        (isinstance(node.func, ast.Name) and node.func.id == name)
+        or (isinstance(node.func, ast.Attribute) and node.func.attr == name))]
+
+
+def test_dpsgd_noise_and_sampling_come_from_the_dp_optimizer_and_poisson_loaders():
+    """DP-SGD's gradient noise is added by a DP optimizer only: the secure subclasses' ``add_noise``
+    (secure_optim.py, the one module that defines it, drawing from ``gaussian_like``) or Opacus's own
+    (torch generator); Opacus's ``_generate_noise`` is never called by dpsynth; sampling is always Poisson
+    (the secure loaders or Opacus's ``DPDataLoader``), never ``make_private``'s."""
     sources = {p.name: p.read_text(encoding="utf-8") for p in (PACKAGE / "synth" / "dpsgd").glob("*.py")}
     text = "\n".join(sources.values())
-    for forbidden in ("_generate_noise", "add_noise", "poisson_sampling=False", "make_private_with_epsilon"):
+    for forbidden in ("poisson_sampling=False", "make_private_with_epsilon"):
         assert forbidden not in text, forbidden
-    assert "DPOptimizer(" in sources["loop.py"] and "DPDataLoader(" in sources["loop.py"]
+    for name, source in sources.items():
+        assert not _calls(source, "_generate_noise"), name
+        defines = [n.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef)]
+        if "add_noise" in defines:
+            assert name == "secure_optim.py", name
+    secure_optim = sources["secure_optim.py"]
+    assert _calls(secure_optim, "gaussian_like") and "_generate_noise" not in secure_optim.split('"""')[2]
+    loop = sources["loop.py"]
+    for built in ("SecureDPOptimizer", "SecureDPOptimizerFastGradientClipping", "SecurePoissonLoader",
+                  "SecurePoissonSampler", "DPDataLoader", "UniformWithReplacementSampler"):
+        assert built in loop, built

@@ -28,9 +28,9 @@ FEATURES = {
     "spark": ("dpsynth.marginals.spark_backend", "dpsynth.marginals.spark_session"),  # the Spark counting backend
 }
 #: imports that are probed, not required: what they enable is off without them, and they are in no extra
-PROBED = {
-    "torchcsprng": "Opacus's secure_mode; it has no build for this Python and PyTorch (docs/dpsgd.md)",
-}
+#: (none now: torchcsprng, once probed for Opacus's secure_mode, gave way to the ``cryptography`` keystream of
+#: dpsynth/synth/dpsgd/secure_noise.py, declared in the dpsgd extra)
+PROBED: dict[str, str] = {}
 
 
 def _name(requirement: str) -> str:

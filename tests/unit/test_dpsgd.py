@@ -19,7 +19,7 @@ from dpsynth.privacy import ApproxDP  # noqa: E402
 from dpsynth.privacy.ledger import Ledger  # noqa: E402
 from dpsynth.schema import Schema  # noqa: E402
 from dpsynth.schema.encode import encode  # noqa: E402
-from dpsynth.synth.dpsgd import DPCTGAN, DPVAE, common, randomness  # noqa: E402
+from dpsynth.synth.dpsgd import DPCTGAN, DPVAE, common  # noqa: E402
 
 FAST = ["--param", "sample_rate=0.1", "--param", "epochs=1", "--param", "embedding_dim=8"]
 
@@ -126,19 +126,26 @@ def test_parameters_are_keyword_only_fields_defined_once(cls, own, epochs):
         cls(1.0, 1e-6)  # positional: refused
 
 
+SECURE = ("DP-SGD noise and Poisson sampling from a ChaCha20 keystream (cryptography ", "), keyed from os.urandom "
+          "(Gaussian: sum of 4 float64 Box-Muller draws over 2); the row count from OpenDP's exact samplers")
+
+
 @pytest.mark.parametrize("params,expected", [
     ({"insecure_seed": 3}, (False, "the noise is seeded (insecure_seed): for tests only")),
-    ({"secure_mode": False}, (False, "secure_mode is off")),
-    ({}, (False, "Opacus's secure_mode needs torchcsprng, which is not installed here: DP-SGD noise would come "
-                 "from a non-cryptographic generator")),
+    ({"secure_mode": False}, (False, "secure_mode is off: DP-SGD noise would come from torch's non-cryptographic "
+                                     "generator")),
+    ({}, (True, SECURE)),
+    ({"secure_mode": True}, (True, SECURE)),
 ])
-def test_noise_provenance_from_the_parameters(params, expected, monkeypatch):
-    monkeypatch.setattr(randomness, "secure_rng_available", lambda: False)
+def test_noise_provenance_from_the_parameters(params, expected):
+    """Secure by default (issue 22: a ChaCha20 keystream, no torchcsprng); insecure only when seeded or off."""
     for cls in (DPCTGAN, DPVAE):
-        assert cls(epsilon=1.0, delta=1e-6, **params).noise_provenance() == expected
-    monkeypatch.setattr(randomness, "secure_rng_available", lambda: True)
-    assert DPVAE(epsilon=1.0, delta=1e-6).noise_provenance() == (True, "torchcsprng")
-    assert DPVAE(epsilon=1.0, delta=1e-6, insecure_seed=1).noise_provenance()[0] is False
+        secure, why = cls(epsilon=1.0, delta=1e-6, **params).noise_provenance()
+        assert secure is expected[0]
+        if secure:
+            assert why.startswith(expected[1][0]) and why.endswith(expected[1][1])
+        else:
+            assert why == expected[1]
 
 
 @pytest.mark.parametrize("cls,extra,kept", [
@@ -226,14 +233,18 @@ def test_device_is_ignored_by_synthesizers_that_do_not_train(tmp_path, small_sch
     assert code == 0
 
 
-def test_without_torchcsprng_the_noise_is_loudly_not_secure(small_schema, small_data, monkeypatch):
-    monkeypatch.setattr(randomness, "secure_rng_available", lambda: False)
-    with pytest.warns(InsecureNoiseWarning, match="secure_mode needs the torchcsprng package"):
-        synth = DPVAE(epsilon=1.0, delta=1e-6, sample_rate=0.1, epochs=1, embedding_dim=8, device="cpu").fit(
+def test_secure_mode_off_is_loudly_not_secure(small_schema, small_data):
+    """secure_mode=False: torch's generator, a loud warning, and the record says so; True and None are secure."""
+    quick = {"sample_rate": 0.1, "epochs": 1, "embedding_dim": 8, "device": "cpu"}
+    with pytest.warns(InsecureNoiseWarning, match="secure_mode=False"):
+        synth = DPVAE(epsilon=1.0, delta=1e-6, secure_mode=False, **quick).fit(
             small_data, schema=small_schema, ledger=UNTRACKED)
     assert synth.secure_noise_ is False and synth.dpsgd_["secure_noise"] is False
-    with pytest.raises(ParameterError, match="secure_mode \\(True\\) needs the torchcsprng package"):
-        DPVAE(epsilon=1.0, delta=1e-6, secure_mode=True).plan(small_schema)
+    assert "torch generator" in synth.noise_source_ and "torch generator" in synth.dpsgd_["noise_source"]
+    for mode in (True, None):
+        secure = DPVAE(epsilon=1.0, delta=1e-6, secure_mode=mode, **quick).fit(
+            small_data, schema=small_schema, ledger=UNTRACKED)
+        assert secure.secure_noise_ is True and "ChaCha20 keystream" in secure.dpsgd_["noise_source"]
 
 
 def test_dp_frequencies_are_charged_and_used(small_schema, small_data):
@@ -263,8 +274,8 @@ def test_conditions_on_binned_numeric_codes_are_charged_per_block(small_schema, 
 
 
 def test_demo_releases_a_dp_sgd_generator_through_the_gate(tmp_path, monkeypatch, capsys):
-    """`dpsynth demo --synthesizer dpvae` is a full release (short training, permissive policy: the
-    default one requires secure noise, which needs torchcsprng)."""
+    """`dpsynth demo --synthesizer dpvae` is a full release (short training; the permissive policy, so that
+    the fidelity of a 0.05-epoch model does not decide), with secure noise named in the report."""
     from dpsynth import demo
 
     quick = {"epochs": 0.05, "sample_rate": 0.05, "embedding_dim": 8, "compress_dims": [16],
@@ -275,17 +286,19 @@ def test_demo_releases_a_dp_sgd_generator_through_the_gate(tmp_path, monkeypatch
     assert report["decision"]["status"] == "released" and report["release"]["synthesizer"] == "dpvae"
     # the row count released is the fit's noisy count (σ ≈ 57 rows at ε = 1, δ = 1e-9), not the private 32,561
     assert report["release"]["rows_source"] == "dp_estimate" and abs(report["release"]["rows"] - 32561) < 1000
-    assert report["release"]["secure_noise"] is False
+    assert report["release"]["secure_noise"] is True
+    assert report["release"]["noise_source"].startswith("DP-SGD noise and Poisson sampling: ChaCha20 keystream")
     assert report["evidence"]["audit"]["method"] == "canary_one_run_blackbox"  # the gate's default audit
     assert "RELEASED" in capsys.readouterr().out
 
 
-def test_the_default_policy_blocks_a_dp_sgd_demo_without_secure_noise_and_charges_nothing(tmp_path, capsys):
+def test_the_default_policy_blocks_a_dp_sgd_demo_without_secure_noise_and_charges_nothing(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """secure_mode=False (torch's generator): the default policy blocks before the charge."""
+    from dpsynth import demo
     from dpsynth.privacy.ledger import Ledger
-    from dpsynth.synth.dpsgd.common import secure_rng_available
 
-    if secure_rng_available():
-        pytest.skip("torchcsprng is installed: secure noise is available")
+    monkeypatch.setitem(demo.DEMO_PARAMS, "dpctgan", {"secure_mode": False, "device": "cpu"})
     assert main(["demo", "--out", str(tmp_path), "--synthesizer", "dpctgan"]) == 1
     report = json.loads((tmp_path / "release" / "publish" / "report.json").read_text())
     assert [r.split(":")[0] for r in report["decision"]["reasons"]] == ["privacy.secure_noise"]
