@@ -22,8 +22,8 @@ def add_demo(sub: Any) -> None:
                       help="mst (seconds, the default), aim (minutes; better 3-way fidelity), or the DP-SGD "
                            "generators dpctgan / dpvae (need the dpsgd extra; about a minute of training on a CPU)")
     demo.add_argument("--policy", default="default",
-                      help="a shipped policy (default, strict, permissive) or a policy file; the DP-SGD generators "
-                           "need one that does not require secure noise (torchcsprng is not installable here)")
+                      help="a shipped policy (default, strict, permissive) or a policy file (the DP-SGD generators "
+                           "draw secure noise: a ChaCha20 keystream keyed from os.urandom)")
     demo.add_argument("--threads", type=integer, default=None, help=THREADS_HELP)
 
 
