@@ -33,7 +33,7 @@ from dpsynth.refresh.history import (
 )
 from dpsynth.release.html.markup import as_dict, as_float, data_table, esc, fmt, kv_table, section
 from dpsynth.release.html.series import budget_svg
-from dpsynth.release.html.style import CSP, CSS
+from dpsynth.release.html.style import document
 
 __all__ = ["INDEX_FILE", "PUBLISHED", "render_index", "write_index"]
 
@@ -196,17 +196,9 @@ def render_index(dataset: str, records: Sequence[VersionRecord], interrupted: Se
             "<code>publish/</code> folder. Nothing here was read from a version's <code>internal/</code> "
             "folder.</p>")),
     ]
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="color-scheme" content="light">'
-        f"<title>dpsynth release history · {esc(dataset)}</title>"
-        f"<style>{CSS}{_EXTRA_CSS}</style></head>\n<body><main>\n"
-        f"<header><h1>dpsynth release history: {esc(dataset)}</h1><p class=sub>{esc(sub)}</p></header>\n"
-        + "\n".join(sections) + "\n</main></body></html>\n"
-    )
+    header = f"<header><h1>dpsynth release history: {esc(dataset)}</h1><p class=sub>{esc(sub)}</p></header>"
+    return document(f"dpsynth release history · {esc(dataset)}", header + "\n" + "\n".join(sections),
+                    extra_css=_EXTRA_CSS)
 
 
 def write_index(root: str | Path, dataset: str) -> Path:

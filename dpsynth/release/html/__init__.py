@@ -24,7 +24,7 @@ from dpsynth.release.html.charts import MAX_BARS, MAX_FULL, MAX_LABEL, MAX_ROC_P
 from dpsynth.release.html.evidence import audit_section, fidelity_section, pii_section, replay_section
 from dpsynth.release.html.markup import as_dict, dig, esc, section
 from dpsynth.release.html.series import series_section
-from dpsynth.release.html.style import CSP, CSS
+from dpsynth.release.html.style import document
 from dpsynth.release.html.summary import (
     VERDICTS,
     checks_section,
@@ -68,12 +68,4 @@ def render_html(report: dict[str, Any]) -> str:
         head = verdict_header(report)
     except Exception as exc:  # noqa: BLE001 - see section
         head = f'<p class="broken">The verdict could not be drawn ({esc(type(exc).__name__)}).</p>'
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="color-scheme" content="light">'
-        f"<title>{esc(word)} · dpsynth release report · {esc(dataset)}</title>"
-        f"<style>{CSS}</style></head>\n<body><main>\n{head}\n" + "\n".join(sections) + "\n</main></body></html>\n"
-    )
+    return document(f"{esc(word)} · dpsynth release report · {esc(dataset)}", head + "\n" + "\n".join(sections))

@@ -65,6 +65,22 @@ def shorten(text: str, limit: int = MAX_LABEL) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def plot_frame(ticks: Sequence[float], y: Callable[[float], float], box: tuple[int, int, int, int],
+               label: str) -> list[str]:
+    """A plot's horizontal grid lines at ``ticks`` with their values, its two axes and its y label,
+    in the plotting box ``(left, top, width, height)``."""
+    left, top, pw, ph = box
+    parts = []
+    for t in ticks:
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eaeded"/>')
+        parts.append(svg_text(left - 6, y(t) + 4, fmt(t), anchor="end", size=10))
+    parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#566573"/>')
+    parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#566573"/>')
+    parts.append(svg_text(14, top + ph / 2, label, anchor="middle", size=11)
+                 .replace("<text ", f'<text transform="rotate(-90 14 {top + ph / 2:.1f})" ', 1))
+    return parts
+
+
 def budget_plot(history: list[Any], cap: float | None) -> str:
     """The cumulative ε spent on the dataset after each reservation, against the ledger's cap."""
     points = _budget_points(history)
@@ -84,14 +100,7 @@ def budget_plot(history: list[Any], cap: float | None) -> str:
     def y(v: float) -> float:
         return top + ph * (1 - v / ymax)
 
-    parts = []
-    for t in ticks:
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eaeded"/>')
-        parts.append(svg_text(left - 6, y(t) + 4, fmt(t), anchor="end", size=10))
-    parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#566573"/>')
-    parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#566573"/>')
-    parts.append(svg_text(14, top + ph / 2, "cumulative ε", anchor="middle", size=11)
-                 .replace("<text ", f'<text transform="rotate(-90 14 {top + ph / 2:.1f})" ', 1))
+    parts = plot_frame(ticks, y, (left, top, pw, ph), "cumulative ε")
     for key, dash, color, label in ((2, "", "#1c2833", "spent (tight)"), (3, "5 4", "#85929e", "plain sum")):
         if key == 3 and all(p[3] is None for p in points):
             continue

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dpsynth.release.html.charts import legend_html, nice_ticks, shorten, svg, svg_text
+from dpsynth.release.html.charts import legend_html, nice_ticks, plot_frame, shorten, svg, svg_text
 from dpsynth.release.html.markup import as_dict, as_float, as_list, data_table, dig, esc, fmt, kv_table
 
 #: Version labels written under the plot's axis (thinned evenly beyond this).
@@ -69,7 +69,7 @@ def budget_svg(budget: dict[str, Any], spent_history: Sequence[tuple[str, Any]])
     def y(v: float) -> float:
         return top + ph * (1 - v / ymax)
 
-    parts = _grid(ticks, y, left, pw, top, ph)
+    parts = plot_frame(ticks, y, (left, top, pw, ph), "ε spent")
     if history:
         parts += _spent_line(history, x, y)
     if curve:
@@ -92,18 +92,6 @@ def budget_svg(budget: dict[str, Any], spent_history: Sequence[tuple[str, Any]])
                           ("cap", _CAP)])
     return (f"<figure>{legend}{svg(width, height, ''.join(parts), 'privacy budget of the series against the cap')}"
             f"<figcaption>{esc(_caption(budget))}</figcaption></figure>")
-
-
-def _grid(ticks: list[float], y: Callable[[float], float], left: int, pw: int, top: int, ph: int) -> list[str]:
-    parts = []
-    for t in ticks:
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#eaeded"/>')
-        parts.append(svg_text(left - 6, y(t) + 4, fmt(t), anchor="end", size=10))
-    parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#566573"/>')
-    parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#566573"/>')
-    parts.append(svg_text(14, top + ph / 2, "ε spent", anchor="middle", size=11)
-                 .replace("<text ", f'<text transform="rotate(-90 14 {top + ph / 2:.1f})" ', 1))
-    return parts
 
 
 def _spent_line(history: list[tuple[str, float]], x: Callable[[float], float],

@@ -66,3 +66,18 @@ svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sa
 
 # Scripts, fetches, frames and forms are all refused; only the inline styles above apply.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+
+
+def document(title: str, body: str, *, extra_css: str = "") -> str:
+    """One self-contained HTML page: the report's CSS and Content-Security-Policy, ``title`` (escaped
+    already) and ``body`` (HTML)."""
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="color-scheme" content="light">'
+        f"<title>{title}</title>"
+        f"<style>{CSS}{extra_css}</style></head>\n<body><main>\n{body}\n</main></body></html>\n"
+    )
+
