@@ -5,11 +5,11 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from dpsynth.schema import Schema
+from tests.small_tables import small_table
 
 #: The least number of tests a run of the whole suite (all of tests/, slow ones included: `make test`)
 #: must collect: a folder skipped silently (a broken conftest, a renamed file that no longer matches
@@ -59,13 +59,7 @@ def small_schema() -> Schema:
 
 @pytest.fixture
 def small_data() -> pd.DataFrame:
-    rng = np.random.default_rng(7)
-    n = 400
-    color = rng.choice(["red", "green", "blue", "?"], size=n, p=[0.5, 0.3, 0.15, 0.05])
-    size = np.where(color == "red", rng.choice(["S", "M"], size=n), rng.choice(["L", "XL"], size=n))
-    age = rng.integers(0, 99, size=n)
-    score = np.round(rng.random(n), 3)
-    return pd.DataFrame({"color": color, "size": size, "age": age.astype(str), "score": score.astype(str)})
+    return small_table()
 
 
 # ---------------------------------------------------------------------------------------------------

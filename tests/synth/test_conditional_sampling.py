@@ -25,6 +25,7 @@ from dpsynth.schema.encode import encode
 from dpsynth.schema.schema import Schema
 from dpsynth.synth import conditions as cond
 from dpsynth.synth import registered
+from tests.small_tables import small_table
 
 # -- a small schema and hand-built models ---------------------------------------------------------
 
@@ -267,13 +268,7 @@ TABLE_SCHEMA = {
 
 
 def table() -> pd.DataFrame:
-    rng = np.random.default_rng(7)
-    n = 400
-    color = rng.choice(["red", "green", "blue", "?"], size=n, p=[0.5, 0.3, 0.15, 0.05])
-    size = np.where(color == "red", rng.choice(["S", "M"], size=n), rng.choice(["L", "XL"], size=n))
-    age = rng.integers(0, 99, size=n)
-    score = np.round(rng.random(n), 3)
-    return pd.DataFrame({"color": color, "size": size, "age": age.astype(str), "score": score.astype(str)})
+    return small_table()
 
 
 @pytest.fixture(scope="module")
