@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dpsynth.schema import Schema
-from tests.small_tables import small_table
+from tests.small_tables import SMALL_SCHEMA, small_table
 
 #: The least number of tests a run of the whole suite (all of tests/, slow ones included: `make test`)
 #: must collect: a folder skipped silently (a broken conftest, a renamed file that no longer matches
@@ -43,18 +43,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture
 def small_schema() -> Schema:
-    return Schema.from_dict(
-        {
-            "version": 1,
-            "missing_values": ["?"],
-            "columns": [
-                {"name": "color", "kind": "categorical", "levels": ["red", "green", "blue"], "nullable": True},
-                {"name": "size", "kind": "categorical", "levels": ["S", "M", "L", "XL"]},
-                {"name": "age", "kind": "integer", "bounds": [0, 99], "edges": [0, 18, 30, 45, 65, 99]},
-                {"name": "score", "kind": "continuous", "bounds": [0.0, 1.0], "bins": 5},
-            ],
-        }
-    )
+    return Schema.from_dict(SMALL_SCHEMA)
 
 
 @pytest.fixture

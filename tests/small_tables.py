@@ -1,10 +1,24 @@
-"""The small table of the ``small_schema`` fixture (tests/conftest.py), for tests that build it outside a
-function-scoped fixture (e.g. a module-scoped fit)."""
+"""The small schema and table of the ``small_schema`` and ``small_data`` fixtures (tests/conftest.py), for
+tests that build them outside a function-scoped fixture (e.g. a module-scoped fit)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+
+#: the declaration of the small schema: a nullable categorical, a categorical, a binned integer, a continuous
+SMALL_SCHEMA: dict[str, Any] = {
+    "version": 1,
+    "missing_values": ["?"],
+    "columns": [
+        {"name": "color", "kind": "categorical", "levels": ["red", "green", "blue"], "nullable": True},
+        {"name": "size", "kind": "categorical", "levels": ["S", "M", "L", "XL"]},
+        {"name": "age", "kind": "integer", "bounds": [0, 99], "edges": [0, 18, 30, 45, 65, 99]},
+        {"name": "score", "kind": "continuous", "bounds": [0.0, 1.0], "bins": 5},
+    ],
+}
 
 
 def small_table() -> pd.DataFrame:

@@ -25,7 +25,7 @@ from dpsynth.schema.encode import encode
 from dpsynth.schema.schema import Schema
 from dpsynth.synth import conditions as cond
 from dpsynth.synth import registered
-from tests.small_tables import small_table
+from tests.small_tables import SMALL_SCHEMA, small_table
 
 # -- a small schema and hand-built models ---------------------------------------------------------
 
@@ -255,16 +255,7 @@ FAST = {
               "device": "cpu"},
 }
 
-TABLE_SCHEMA = {
-    "version": 1,
-    "missing_values": ["?"],
-    "columns": [
-        {"name": "color", "kind": "categorical", "levels": ["red", "green", "blue"], "nullable": True},
-        {"name": "size", "kind": "categorical", "levels": ["S", "M", "L", "XL"]},
-        {"name": "age", "kind": "integer", "bounds": [0, 99], "edges": [0, 18, 30, 45, 65, 99]},
-        {"name": "score", "kind": "continuous", "bounds": [0.0, 1.0], "bins": 5},
-    ],
-}
+TABLE_SCHEMA = SMALL_SCHEMA
 
 
 def table() -> pd.DataFrame:
