@@ -75,8 +75,8 @@ def test_noise_variance(noise):
 def test_noise_kurtosis_truncated_fourth_moment(noise):
     """The fourth moment, truncated at |x| = 3 so that a bound holds.
 
-    Y = min(x⁴, 81) ∈ [0, 81], and Bernstein's inequality P(|Ȳ − EY| ≥ t) ≤ 2 exp(−N t² / (2(v + b t / 3))) with v = Var Y and
-    b = 81 gives a conservative threshold at ALPHA. EY and v by numerical integration under N(0, 1).
+    Y = min(x⁴, 81) ∈ [0, 81], and Bernstein's inequality P(|Ȳ − EY| ≥ t) ≤ 2 exp(−N t² / (2(v + b t / 3)))
+    with v = Var Y and b = 81 gives a conservative threshold at ALPHA. EY and v by numerical integration under N(0, 1).
     (Catches a wrong shape the variance misses: scaled to variance 1, EY is 2.89 for the normal, 3.67 for
     a Laplace, 3.23 for Student's t with 5 degrees of freedom, 1.80 for a uniform; t ≈ 0.042 here.)"""
     def moment(k: int) -> float:  # E[min(z⁴, 81)^k], z ~ N(0, 1)
