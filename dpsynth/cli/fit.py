@@ -141,6 +141,7 @@ def fit_result(args: argparse.Namespace) -> dict[str, Any]:
         "out": str(out),
         "seconds": round(time.perf_counter() - start, 3),
         "secure_noise": synth.secure_noise_,
+        "noise_source": getattr(synth, "noise_source_", None),
         "timings": timings,
         "threads": synth.threads_,
         "engine": engine,

@@ -47,6 +47,7 @@ def test_fit_json_and_eval_on_domain_file(tmp_path, coded):
     result = json.loads(proc.stdout)
     assert {"synthesizer", "epsilon", "delta", "rho", "rows", "out", "seconds"} <= set(result)
     assert result["synthesizer"] == "mst" and result["rows"] == 100 and result["secure_noise"] is True
+    assert result["noise_source"].startswith("OpenDP's exact samplers")
     assert result["rho"] == pytest.approx(0.024356, abs=1e-6)  # largest ρ with (1, 1e-6) by CKS20
     synthetic = pd.read_csv(out)
     assert list(synthetic.columns) == list(DOMAIN) and len(synthetic) == 100
