@@ -27,7 +27,9 @@ class Span:
 
     * ``code`` (softmax): one-hot of the column's codes — a categorical column's levels (with
       ``other`` and missing), or a binned numeric column's public bins (with missing);
-    * ``position`` (tanh): a binned numeric value's place inside its bin, scaled to [-1, 1];
+    * ``position`` (tanh): a binned numeric value's place inside its bin, scaled to [-1, 1]; or
+      (softmax, ``numeric="subbins"``) one-hot of which of :data:`SUB_BINS` equal parts of its bin
+      it falls in;
     * ``value`` (tanh): a numeric value scaled to [-1, 1] with the declared bounds;
     * ``missing`` (softmax): present/missing flag of a nullable ``value`` column.
     """
@@ -45,7 +47,9 @@ class Span:
 
 
 #: how numeric columns are modelled (see :class:`TableTransformer`)
-NUMERIC_ENCODINGS = ("bins", "scaled")
+NUMERIC_ENCODINGS = ("bins", "subbins", "scaled")
+#: equal parts of a public bin that ``numeric="subbins"`` tells apart (one-hot)
+SUB_BINS = 5
 
 
 class TableTransformer:
@@ -56,7 +60,11 @@ class TableTransformer:
     * integer, continuous, datetime, with ``numeric="bins"`` (default) and at most ``max_levels``
       bins: one-hot over the column's PUBLIC bins (the schema's declared edges, the same codes the
       marginal synthesizers use; a nullable column's missing code included), plus the value's
-      position inside its bin scaled to [-1, 1]. This is the public-schema stand-in for CTGAN's
+      position inside its bin scaled to [-1, 1]. With ``numeric="subbins"`` the position is
+      instead one-hot over :data:`SUB_BINS` equal parts of the bin (a model fitted by a squared
+      error outputs the mean position, so every sampled value of a bin sat at one place; a
+      softmax over parts is sampled), and sampling draws the value uniformly inside its part.
+      This is the public-schema stand-in for CTGAN's
       mode-specific normalisation (a Gaussian mixture fitted to the private data, which we do not
       use): multi-modal and spiky columns (capital gains: mostly 0) are modelled by their bins;
     * otherwise (``numeric="scaled"``, or more bins than ``max_levels``): the value clamped to
@@ -91,10 +99,14 @@ class TableTransformer:
             if col.kind == "categorical":
                 spans.append(Span(j, "softmax", start, col.size, "code"))
                 start += col.size
-            elif numeric == "bins" and len(col.edges) >= 2 and col.size <= max_levels:
+            elif numeric in ("bins", "subbins") and len(col.edges) >= 2 and col.size <= max_levels:
                 spans.append(Span(j, "softmax", start, col.size, "code"))
-                spans.append(Span(j, "tanh", start + col.size, 1, "position"))
-                start += col.size + 1
+                if numeric == "subbins":
+                    spans.append(Span(j, "softmax", start + col.size, SUB_BINS, "position"))
+                    start += col.size + SUB_BINS
+                else:
+                    spans.append(Span(j, "tanh", start + col.size, 1, "position"))
+                    start += col.size + 1
             else:
                 spans.append(Span(j, "tanh", start, 1, "value"))
                 start += 1
@@ -130,7 +142,11 @@ class TableTransformer:
                     low, high = edges[b], edges[b + 1]
                 filled = np.nan_to_num(values, nan=0.0)
                 scaled = np.clip(2.0 * (filled - low) / (high - low) - 1.0, -1.0, 1.0)
-                out[:, span.start] = np.where(missing, 0.0, scaled)
+                if span.activation == "softmax":  # the part of the bin (part 0 when missing)
+                    part = np.minimum(((scaled + 1.0) / 2.0 * span.width).astype(np.int64), span.width - 1)
+                    out[rows, span.start + np.where(missing, 0, part)] = 1.0
+                else:
+                    out[:, span.start] = np.where(missing, 0.0, scaled)
         return out
 
     def inverse(self, matrix: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
@@ -142,8 +158,11 @@ class TableTransformer:
             block = matrix[:, span.start:span.stop]
             if span.activation == "tanh":
                 picked[(span.column, span.role)] = np.clip(block[:, 0], -1.0, 1.0)
+            elif span.role == "position":  # a part of the bin, then uniformly inside it, on [-1, 1]
+                part = sample_rows(block, rng) + rng.random(n)
+                picked[(span.column, span.role)] = np.clip(2.0 * part / span.width - 1.0, -1.0, 1.0)
             else:
-                picked[(span.column, span.role)] = _sample_rows(block, rng)
+                picked[(span.column, span.role)] = sample_rows(block, rng)
         cols: dict[str, pd.Series] = {}
         for j, col in enumerate(self.schema.columns):
             if col.kind == "categorical":
@@ -154,7 +173,7 @@ class TableTransformer:
                 edges = np.asarray(col.edges, dtype=np.float64)
                 b = np.clip(code, 0, len(edges) - 2)
                 cols[col.name] = _decode_numeric(col, picked[(j, "position")], missing, edges[b], edges[b + 1],
-                                                 last=b == len(edges) - 2)
+                                                 last=b == len(edges) - 2, floor=self.numeric == "subbins")
             else:
                 missing = picked.get((j, "missing"), np.zeros(n, dtype=np.int64)) == 1
                 assert col.bounds is not None
@@ -164,7 +183,7 @@ class TableTransformer:
         return pd.DataFrame(cols)
 
 
-def _sample_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def sample_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One index per row, drawn from the row's (unnormalised, non-negative) probabilities."""
     p = np.clip(np.nan_to_num(probabilities.astype(np.float64), nan=0.0), 0.0, None)
     total = p.sum(axis=1, keepdims=True)
@@ -186,9 +205,10 @@ def _decode_categorical(col: Column, codes: np.ndarray) -> pd.Series:
 
 
 def _decode_numeric(col: Column, scaled: np.ndarray, missing: np.ndarray, low: np.ndarray, high: np.ndarray,
-                    last: np.ndarray) -> pd.Series:
+                    last: np.ndarray, floor: bool = False) -> pd.Series:
     """Values from positions in [-1, 1] inside [low, high] per row (a bin ``[low, high)``, or the
-    bounds; ``last`` marks rows whose interval holds ``high`` itself)."""
+    bounds; ``last`` marks rows whose interval holds ``high`` itself). Whole numbers are rounded to
+    the nearest (a mean position), or down with ``floor`` (a uniform draw inside [k, k + 1) is k)."""
     assert col.bounds is not None
     values = np.clip(low + (scaled.astype(np.float64) + 1.0) / 2.0 * (high - low), low, high)
     if col.kind == "continuous":
@@ -198,7 +218,7 @@ def _decode_numeric(col: Column, scaled: np.ndarray, missing: np.ndarray, low: n
     top = np.where(last, np.floor(high), np.ceil(high) - 1)
     bottom = np.ceil(low)
     top = np.maximum(top, bottom)
-    ints = np.clip(np.rint(values), bottom, top)
+    ints = np.clip(np.floor(values) if floor else np.rint(values), bottom, top)
     ints = np.clip(ints, math.ceil(col.bounds[0]), math.floor(col.bounds[1])).astype(np.int64)
     if col.kind == "datetime":
         assert col.resolution is not None
