@@ -64,6 +64,30 @@ def test_transformer_bins_numeric_columns_on_public_edges_and_round_trips(small_
     np.testing.assert_array_equal(encode(again, small_schema)[:, 2], codes[:, 2])
 
 
+
+def test_transformer_subbins_one_hot_the_part_of_the_bin_and_sample_inside_it(small_schema, small_data):
+    from dpsynth.synth.dpsgd.transform import SUB_BINS
+
+    codes = encode(small_data, small_schema)
+    t = common.TableTransformer(small_schema, max_levels=100, synthesizer="dpvae", numeric="subbins")
+    m = t.transform(small_data, codes)
+    age = [s for s in t.spans if s.column == 2]
+    assert [(s.role, s.activation, s.width) for s in age] == [("code", "softmax", 5), ("position", "softmax", SUB_BINS)]
+    block = m[:, age[1].start:age[1].stop]
+    np.testing.assert_array_equal(block.sum(1), 1.0)  # one part per row
+    values = small_data["age"].astype(float).to_numpy()
+    edges = np.array([0, 18, 30, 45, 65, 99], dtype=float)
+    b = codes[:, 2]
+    width = (edges[b + 1] - edges[b]) / SUB_BINS
+    part = np.minimum(((values - edges[b]) / width).astype(int), SUB_BINS - 1)
+    np.testing.assert_array_equal(block.argmax(1), part)
+    back = t.inverse(m, np.random.default_rng(0))
+    np.testing.assert_array_equal(encode(back, small_schema), codes)  # every value in its own bin
+    got = back["age"].to_numpy(dtype=float)
+    # drawn uniformly inside the row's part, then rounded down to a whole number of the bin
+    assert (got >= np.floor(edges[b] + part * width) - 1e-9).all() and (got < edges[b] + (part + 1) * width).all()
+    assert len(np.unique(got[b == 2])) > 5  # not one value per bin (a mean position would give one)
+
 def test_transformer_refuses_what_it_cannot_model():
     schema = Schema.from_dict({"version": 1, "columns": [
         {"name": "wide", "kind": "categorical", "levels": [str(i) for i in range(50)]},
@@ -103,7 +127,7 @@ SHARED = ["epsilon", "delta", "insecure_seed", "count_split", "epochs", "sample_
                "generator_lr", "discriminator_lr", "weight_decay", "generator_batch_size", "generator_steps",
                "condition_on"], 10.0),
     (DPVAE, ["embedding_dim", "compress_dims", "decompress_dims", "learning_rate", "weight_decay", "loss_factor",
-             "numeric_sigma"], 30.0),
+             "numeric_sigma", "split_marginals", "calibration_pool"], 30.0),
 ])
 def test_parameters_are_keyword_only_fields_defined_once(cls, own, epochs):
     """Keyword-only dataclass parameters: the shared ones (one definition, in DPSGDParameters),
@@ -256,6 +280,30 @@ def test_dp_frequencies_are_charged_and_used(small_schema, small_data):
     synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
     assert synth.condition_frequencies_ is not None and len(synth.condition_frequencies_) == 2
     assert synth.privacy_statement()["epsilon_rdp"] <= 1.0
+
+
+def test_dpvae_dp_marginals_are_charged_per_code_block_and_rake_the_sample(small_schema, small_data):
+    fast = {"sample_rate": 0.1, "epochs": 1, "embedding_dim": 8, "insecure_seed": 0}
+    plain = DPVAE(epsilon=1.0, delta=1e-6, **fast)
+    synth = DPVAE(epsilon=1.0, delta=1e-6, split_marginals=0.5, **fast)
+    t = common.TableTransformer(small_schema, max_levels=1000, synthesizer="dpvae")
+    events = synth.plan(small_schema)
+    assert [e.kind for e in events] == ["gaussian"] * (1 + len(t.code_spans)) + ["subsampled_gaussian"]
+    assert [e.kind for e in plain.plan(small_schema)] == ["gaussian", "subsampled_gaussian"]
+    synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    plain.fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    # half of rho goes to the marginals: DP-SGD gets the rest, so its noise is larger
+    assert synth.dpsgd_["noise_multiplier"] > plain.dpsgd_["noise_multiplier"]
+    assert synth.privacy_statement()["epsilon_rdp"] <= 1.0
+    assert plain.marginals_ is None
+    assert len(synth.marginals_) == len(t.code_spans)
+    out = synth.sample(4000, random_state=0)
+    codes = encode(out, small_schema)
+    # the sample's 1-way frequencies follow the DP marginals (raking), far closer than the pool's
+    for span, target in zip(t.code_spans, synth.marginals_, strict=True):
+        freq = np.bincount(codes[:, span.column], minlength=span.width) / len(codes)
+        assert np.abs(freq - target).sum() < 0.1
+    assert synth.sample(50, random_state=1).equals(synth.sample(50, random_state=1))
 
 
 def test_conditions_on_binned_numeric_codes_are_charged_per_block(small_schema, small_data):

@@ -25,19 +25,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dpsynth import _validation as check
+from dpsynth.marginals import marginal_counts
+from dpsynth.mechanisms import GaussianCounts
+from dpsynth.privacy.events import PrivacyEvent
 from dpsynth.privacy.odometer import Odometer
 from dpsynth.synth.base import register
 from dpsynth.synth.dpsgd.clipping import dp_backward
 from dpsynth.synth.dpsgd.estimator import DPSGDPlan, DPSGDSynthesizer
 from dpsynth.synth.dpsgd.loop import StepBudget, person_batches, poisson_batches
-from dpsynth.synth.dpsgd.params import check_dims
+from dpsynth.synth.dpsgd.params import check_dims, check_share
 from dpsynth.synth.dpsgd.randomness import Randomness, blocked, latent_noise, seeded_generator, step_seeds
-from dpsynth.synth.dpsgd.transform import TableTransformer
+from dpsynth.synth.dpsgd.transform import TableTransformer, sample_rows
 
 if TYPE_CHECKING:
     import torch
 
     from dpsynth.mechanisms import NoiseSource
+
+#: rounds of raking (iterative proportional fitting) of the candidates' weights to the DP 1-way marginals
+RAKE_ROUNDS = 20
 
 
 def build_vae(data_dim: int, compress_dims: tuple[int, ...], embedding_dim: int,
@@ -121,6 +127,13 @@ class DPVAE(DPSGDSynthesizer):
             bin) on the [-1, 1] scale. 2.0: at 0.1 the positions' squared errors outweigh every
             categorical column, and the latent codes carry positions instead of the dependencies
             between columns (even without DP).
+        split_marginals: share of ρ = approx_dp_to_rho(ε, δ) for the 1-way marginals of every
+            column with codes (categorical levels, binned numeric columns' bins), measured with the
+            exact discrete Gaussian (L2 sensitivity √d over the d histograms; K√d at a user unit)
+            before DP-SGD, which is calibrated for what is left. 0 (default): none. Sampling then
+            draws ``calibration_pool`` candidates a row from the decoder and keeps rows drawn
+            without replacement with weights raked to those marginals (post-processing).
+        calibration_pool: candidates drawn per sampled row when ``split_marginals`` > 0.
 
     After ``fit``: ``decoder_`` (kept for sampling) and ``total_estimate_`` (the noisy row count,
     at least 1). The training loss on real rows is a statistic of the private data without noise
@@ -145,6 +158,8 @@ class DPVAE(DPSGDSynthesizer):
     weight_decay: float = 1e-5
     loss_factor: float = 2.0
     numeric_sigma: float = 2.0
+    split_marginals: float = 0.0
+    calibration_pool: int = 4
 
     def _validate_model(self) -> None:
         check.positive_int("embedding_dim", self.embedding_dim)
@@ -154,6 +169,38 @@ class DPVAE(DPSGDSynthesizer):
         check.nonnegative_finite("weight_decay", self.weight_decay)
         check.positive_finite("loss_factor", self.loss_factor)
         check.positive_finite("numeric_sigma", self.numeric_sigma)
+        if check.nonnegative_finite("split_marginals", self.split_marginals) > 0:
+            check_share("split_marginals", self.split_marginals)
+        check.positive_int("calibration_pool", self.calibration_pool)
+
+    def _marginal_mechanism(self, transformer: TableTransformer) -> GaussianCounts | None:
+        """The 1-way marginals' mechanism (one histogram per code block), or None when not asked for."""
+        spans = transformer.code_spans
+        if not float(self.split_marginals) > 0 or not spans:
+            return None
+        rho = self.zcdp_budget().rho * float(self.split_marginals)
+        # One row adds one count to each of the d histograms: L2 sensitivity √d of their
+        # concatenation, i.e. ρ/d apiece at sensitivity 1 (K at a user unit: a person's K rows).
+        return GaussianCounts.for_rho(rho / len(spans), l2_sensitivity=transformer.schema.privacy_unit.sensitivity,
+                                      label="vae_marginal")
+
+    def _zcdp_events(self, transformer: TableTransformer) -> tuple[PrivacyEvent, ...]:
+        mech = self._marginal_mechanism(transformer)
+        return () if mech is None else tuple(mech.event for _ in transformer.code_spans)
+
+    def _measure_marginals(self, transformer: TableTransformer, codes: np.ndarray, odometer: Odometer,
+                           noise: NoiseSource) -> list[np.ndarray] | None:
+        """DP 1-way frequencies of every code block (spends the zCDP events), or None."""
+        mech = self._marginal_mechanism(transformer)
+        if mech is None:
+            return None
+        sizes = [c.size for c in transformer.schema.columns]
+        out = []
+        for span in transformer.code_spans:
+            noisy = mech(marginal_counts(codes, [span.column], sizes), noise=noise, odometer=odometer)
+            p = np.clip(noisy.astype(np.float64), 0.0, None)
+            out.append(p / p.sum() if p.sum() > 0 else np.full(span.width, 1.0 / span.width))
+        return out
 
     def _products(self, transformer: TableTransformer, batch_rows: int) -> list[tuple[int, int, int]]:
         """Encoder, latent heads and decoder on a Poisson batch."""
@@ -181,6 +228,7 @@ class DPVAE(DPSGDSynthesizer):
             model, matrix, plan, randomness, learning_rate=float(self.learning_rate), betas=(0.9, 0.999),
             weight_decay=float(self.weight_decay))
         sigma, factor = float(self.numeric_sigma), float(self.loss_factor)
+        self.marginals_ = self._measure_marginals(transformer, codes, odometer, noise)
         self._spend_dp_sgd(plan, odometer)  # the reservation is spent from here on
         # At the user unit: Poisson over people, each row's person within the batch (summed, then clipped)
         batches = person_batches(loader, budget) if self._person_groups is not None else \
@@ -206,6 +254,35 @@ class DPVAE(DPSGDSynthesizer):
         self.decoder_ = decoder
 
     def _sample_matrix(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+        marginals = getattr(self, "marginals_", None)
+        if marginals is None:
+            return self._decode(n_rows, rng)
+        return self._raked(self._decode(n_rows * int(self.calibration_pool), rng), n_rows, marginals, rng)
+
+    def _raked(self, matrix: np.ndarray, n_rows: int, marginals: list[np.ndarray], rng: np.random.Generator
+               ) -> np.ndarray:
+        """``n_rows`` of the candidate rows ``matrix``: each code block drawn to one-hot, weights raked
+        (iterative proportional fitting) to the DP 1-way ``marginals``, rows kept without replacement
+        with probability ∝ weight (Gumbel top-k), in random order. Post-processing."""
+        spans = self.transformer_.code_spans
+        picked = []
+        for span in spans:
+            idx = sample_rows(matrix[:, span.start:span.stop], rng)
+            matrix[:, span.start:span.stop] = 0.0
+            matrix[np.arange(len(matrix)), span.start + idx] = 1.0
+            picked.append(idx)
+        weights = np.ones(len(matrix))
+        for _ in range(RAKE_ROUNDS):
+            for idx, target, span in zip(picked, marginals, spans, strict=True):
+                current = np.bincount(idx, weights=weights, minlength=span.width) / weights.sum()
+                ratio = np.where(current > 0, target / np.where(current > 0, current, 1.0), 1.0)
+                weights = weights * ratio[idx]
+        keys = np.log(np.maximum(weights, 1e-300)) + rng.gumbel(size=len(weights))
+        kept = np.argpartition(-keys, n_rows - 1)[:n_rows] if n_rows < len(keys) else np.arange(len(keys))
+        return matrix[rng.permutation(kept)]
+
+    def _decode(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+        """The decoder's activated outputs for ``n_rows`` latent codes drawn from the prior."""
         import torch
 
         gen = self._torch_generator(rng)
