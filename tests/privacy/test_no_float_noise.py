@@ -160,6 +160,9 @@ ALLOWED_FLOAT_SAMPLERS = {
     "clipped sum: standard normals from a CSPRNG keystream (Box-Muller on 53-bit uniforms, float64), summed 4 "
     "at a time over 2 (Opacus's secure_mode mitigation, arXiv 2107.10138 sec. 5.1); "
     "tests/privacy/test_secure_noise.py tests its distribution and that a secure fit draws nothing else",
+    ("synth/dpsgd/raking.py", "weighted_without_replacement"): "Gumbel top-k keys that keep decoded candidate "
+    "rows with probability proportional to their raked weight: sampling of post-processing (the candidates and "
+    "the DP marginals are already released), not privacy noise",
 }
 
 

@@ -34,6 +34,7 @@ from dpsynth.synth.dpsgd.clipping import dp_backward
 from dpsynth.synth.dpsgd.estimator import DPSGDPlan, DPSGDSynthesizer
 from dpsynth.synth.dpsgd.loop import StepBudget, person_batches, poisson_batches
 from dpsynth.synth.dpsgd.params import check_dims, check_share
+from dpsynth.synth.dpsgd.raking import rake_weights, weighted_without_replacement
 from dpsynth.synth.dpsgd.randomness import Randomness, blocked, latent_noise, seeded_generator, step_seeds
 from dpsynth.synth.dpsgd.transform import TableTransformer, sample_rows
 
@@ -41,10 +42,6 @@ if TYPE_CHECKING:
     import torch
 
     from dpsynth.mechanisms import NoiseSource
-
-#: rounds of raking (iterative proportional fitting) of the candidates' weights to the DP 1-way marginals
-RAKE_ROUNDS = 20
-
 
 def build_vae(data_dim: int, compress_dims: tuple[int, ...], embedding_dim: int,
               decompress_dims: tuple[int, ...]) -> Any:
@@ -271,15 +268,7 @@ class DPVAE(DPSGDSynthesizer):
             matrix[:, span.start:span.stop] = 0.0
             matrix[np.arange(len(matrix)), span.start + idx] = 1.0
             picked.append(idx)
-        weights = np.ones(len(matrix))
-        for _ in range(RAKE_ROUNDS):
-            for idx, target, span in zip(picked, marginals, spans, strict=True):
-                current = np.bincount(idx, weights=weights, minlength=span.width) / weights.sum()
-                ratio = np.where(current > 0, target / np.where(current > 0, current, 1.0), 1.0)
-                weights = weights * ratio[idx]
-        keys = np.log(np.maximum(weights, 1e-300)) + rng.gumbel(size=len(weights))
-        kept = np.argpartition(-keys, n_rows - 1)[:n_rows] if n_rows < len(keys) else np.arange(len(keys))
-        return matrix[rng.permutation(kept)]
+        return matrix[weighted_without_replacement(rake_weights(picked, marginals), n_rows, rng)]
 
     def _decode(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
         """The decoder's activated outputs for ``n_rows`` latent codes drawn from the prior."""

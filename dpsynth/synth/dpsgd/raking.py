@@ -1,0 +1,44 @@
+"""Raking a decoder's candidate rows to DP 1-way marginals (DP-VAE's ``split_marginals``).
+
+Post-processing of released quantities only: the candidates come from the trained decoder and the
+targets are the DP-measured 1-way frequencies, so nothing here reads the private data or spends
+budget. :func:`rake_weights` fits a weight per candidate by iterative proportional fitting to
+every target marginal; :func:`weighted_without_replacement` keeps rows with probability
+proportional to their weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+#: rounds of raking (iterative proportional fitting) of the candidates' weights to the marginals
+RAKE_ROUNDS = 20
+
+
+def rake_weights(picked: Sequence[np.ndarray], targets: Sequence[np.ndarray], rounds: int = RAKE_ROUNDS
+                 ) -> np.ndarray:
+    """A weight per candidate such that the weighted frequencies of every ``picked[j]`` (a code per
+    candidate) approach ``targets[j]`` (a probability vector over the codes). A code no candidate
+    holds keeps its target mass unmatched; one with no target mass gets weight zero."""
+    weights = np.ones(len(picked[0]) if picked else 0)
+    for _ in range(int(rounds)):
+        for idx, target in zip(picked, targets, strict=True):
+            current = np.bincount(idx, weights=weights, minlength=len(target)) / max(weights.sum(), 1e-300)
+            ratio = np.where(current > 0, target / np.where(current > 0, current, 1.0), 1.0)
+            weights = weights * ratio[idx]
+    return weights
+
+
+def weighted_without_replacement(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``k`` rows drawn without replacement with probability ∝ ``weights`` (Gumbel top-k:
+    the k largest log-weights plus independent Gumbel keys), in random order. All rows if k ≥ n.
+
+    The Gumbel keys are sampling randomness of post-processing, not privacy noise.
+    """
+    n = len(weights)
+    if k >= n:
+        return rng.permutation(n)
+    keys = np.log(np.maximum(weights, 1e-300)) + rng.gumbel(size=n)
+    return rng.permutation(np.argpartition(-keys, k - 1)[:k])
