@@ -275,6 +275,25 @@ def test_the_user_unit_plan_is_the_subsampled_gaussian_over_people_and_the_ledge
     assert ledger.verify().ok
 
 
+@pytest.mark.parametrize("cls,params,label", [
+    (DPCTGAN, {**SMALL_CTGAN, "conditional": "dp_frequencies"}, "cond_frequency"),
+    (DPVAE, {**SMALL_VAE, "split_marginals": 0.1}, "vae_marginal"),
+], ids=["dpctgan-frequencies", "dpvae-marginals"])
+def test_the_1way_histograms_beside_dp_sgd_have_sensitivity_k_at_the_user_unit(cls, params, label, small_schema,
+                                                                              user_schema):
+    """A person's K bounded rows add up to K to each 1-way histogram: at the user unit every such
+    discrete Gaussian has L2 sensitivity K and K times the row unit's scale (the same ρ), so the
+    ledger's ρ is the noise actually drawn. (A scale left at sensitivity 1 would charge ρ while
+    drawing K times too little noise.) Deterministic."""
+    rows_plan = [e for e in cls(epsilon=1.0, delta=1e-6, **params).plan(small_schema) if e.label == label]
+    plan = [e for e in cls(epsilon=1.0, delta=1e-6, **params).plan(user_schema) if e.label == label]
+    assert rows_plan and len(plan) == len(rows_plan)
+    for person, row in zip(plan, rows_plan, strict=True):
+        assert (row.l2_sensitivity, person.l2_sensitivity) == (1, K)
+        assert person.scale == pytest.approx(K * row.scale, rel=1e-12)
+        assert person.rho == pytest.approx(row.rho, rel=1e-9)
+
+
 def test_batch_size_is_refused_at_the_user_unit_before_anything_is_reserved(user_schema, small_data, tmp_path):
     """batch_size / rows is a rate over rows; at the user unit the rate is over people: refused."""
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}", create=True)

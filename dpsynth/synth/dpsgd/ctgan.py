@@ -169,8 +169,10 @@ class DPCTGAN(DPSGDSynthesizer):
             return None
         rho = self.zcdp_budget().rho * float(self.split_frequencies)
         # One row adds one count to each of the d histograms: L2 sensitivity √d of their
-        # concatenation, i.e. ρ/d apiece at sensitivity 1 (as MST's 1-way marginals).
-        return GaussianCounts.for_rho(rho / len(spans), label="cond_frequency")
+        # concatenation, i.e. ρ/d apiece at sensitivity 1 (as MST's 1-way marginals); K√d at a user
+        # unit (a person's K bounded rows add K to each histogram at most).
+        return GaussianCounts.for_rho(rho / len(spans), l2_sensitivity=transformer.schema.privacy_unit.sensitivity,
+                                      label="cond_frequency")
 
     def _zcdp_events(self, transformer: TableTransformer) -> tuple[PrivacyEvent, ...]:
         mech = self._frequency_mechanism(transformer)
