@@ -106,6 +106,8 @@ def test_transformer_refuses_what_it_cannot_model():
     ({"conditional": "exact"}, "conditional ('exact') must be one of: uniform, dp_frequencies"),
     ({"condition_on": "all"}, "condition_on ('all') must be one of: categorical, codes"),
     ({"generator_steps": 0}, "generator_steps"),
+    ({"calibration_pool": 3}, "calibration_pool (3) above 1 rakes to the DP frequencies"),
+    ({"calibration_pool": 0}, "calibration_pool"),
     ({"count_split": 0}, "count_split (0) must be a finite number > 0"),
     ({"count_split": 1.0}, "count_split (1.0) must be in (0, 1)"),
     ({"count_split": 0.6, "conditional": "dp_frequencies", "split_frequencies": 0.5},
@@ -125,7 +127,7 @@ SHARED = ["epsilon", "delta", "insecure_seed", "count_split", "epochs", "sample_
 @pytest.mark.parametrize("cls,own,epochs", [
     (DPCTGAN, ["conditional", "split_frequencies", "embedding_dim", "generator_dims", "discriminator_dims",
                "generator_lr", "discriminator_lr", "weight_decay", "generator_batch_size", "generator_steps",
-               "condition_on"], 10.0),
+               "condition_on", "calibration_pool"], 10.0),
     (DPVAE, ["embedding_dim", "compress_dims", "decompress_dims", "learning_rate", "weight_decay", "loss_factor",
              "numeric_sigma", "split_marginals", "calibration_pool"], 30.0),
 ])
@@ -304,6 +306,21 @@ def test_dpvae_dp_marginals_are_charged_per_code_block_and_rake_the_sample(small
         freq = np.bincount(codes[:, span.column], minlength=span.width) / len(codes)
         assert np.abs(freq - target).sum() < 0.1
     assert synth.sample(50, random_state=1).equals(synth.sample(50, random_state=1))
+
+
+def test_dpctgan_calibration_pool_rakes_the_sample_to_its_dp_frequencies_at_no_cost(small_schema, small_data):
+    """calibration_pool > 1 spends nothing more (the same plan) and draws the sample's 1-way
+    frequencies of every condition block close to the DP frequencies already measured."""
+    fast = {"sample_rate": 0.1, "epochs": 1, "embedding_dim": 8, "device": "cpu", "conditional": "dp_frequencies",
+            "condition_on": "codes", "insecure_seed": 4}
+    raked = DPCTGAN(epsilon=1.0, delta=1e-6, calibration_pool=4, **fast)
+    assert raked.plan(small_schema) == DPCTGAN(epsilon=1.0, delta=1e-6, **fast).plan(small_schema)
+    raked.fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    codes = encode(raked.sample(4000, random_state=0), small_schema)
+    t = common.TableTransformer(small_schema, max_levels=1000, synthesizer="dpctgan")
+    for span, target in zip(t.code_spans, raked.condition_frequencies_, strict=True):
+        assert np.abs(np.bincount(codes[:, span.column], minlength=span.width) / len(codes) - target).sum() < 0.1
+    assert raked.sample(50, random_state=1).equals(raked.sample(50, random_state=1))
 
 
 def test_conditions_on_binned_numeric_codes_are_charged_per_block(small_schema, small_data):

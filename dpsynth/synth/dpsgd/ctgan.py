@@ -54,6 +54,7 @@ from dpsynth.synth.dpsgd.ctgan_conditions import Conditions
 from dpsynth.synth.dpsgd.estimator import DPSGDPlan, DPSGDSynthesizer
 from dpsynth.synth.dpsgd.loop import StepBudget, person_batches, poisson_batches
 from dpsynth.synth.dpsgd.params import check_dims, check_share
+from dpsynth.synth.dpsgd.raking import rake_rows
 from dpsynth.synth.dpsgd.randomness import (
     RANDOM_BLOCK_ROWS,
     Randomness,
@@ -99,6 +100,10 @@ class DPCTGAN(DPSGDSynthesizer):
             so they cost no budget.
         condition_on: ``categorical`` (default: cond vectors over the categorical columns) or
             ``codes`` (also over the binned numeric columns' public bins).
+        calibration_pool: 1 (default): sampling keeps every generator output. k > 1 (with
+            ``conditional="dp_frequencies"``): sampling draws k candidates a row and keeps rows drawn
+            without replacement with weights raked to the DP frequencies already measured (every
+            ``condition_on`` block); post-processing, no budget.
 
     After ``fit``: ``generator_`` (kept for sampling), ``total_estimate_`` (the noisy row count,
     at least 1), ``losses_`` (every 50 steps: the discriminator's loss on the generator's fakes
@@ -123,6 +128,7 @@ class DPCTGAN(DPSGDSynthesizer):
     generator_batch_size: int = 500
     generator_steps: int = 1
     condition_on: str = "categorical"
+    calibration_pool: int = 1
 
     def _validate_model(self) -> None:
         if self.conditional not in CONDITIONAL:
@@ -140,6 +146,9 @@ class DPCTGAN(DPSGDSynthesizer):
             raise ParameterError(f"condition_on ({self.condition_on!r}) must be one of: {', '.join(CONDITION_ON)}")
         if self.conditional == "dp_frequencies":
             check_share("split_frequencies", self.split_frequencies)
+        if check.positive_int("calibration_pool", self.calibration_pool) > 1 and self.conditional != "dp_frequencies":
+            raise ParameterError(f"calibration_pool ({self.calibration_pool!r}) above 1 rakes to the DP frequencies: "
+                                 "it needs conditional='dp_frequencies'")
 
     def _products(self, transformer: TableTransformer, batch_rows: int) -> list[tuple[int, int, int]]:
         """The generator on a generator step's batch or a discriminator step's block (with its
@@ -331,7 +340,11 @@ class DPCTGAN(DPSGDSynthesizer):
         return probs
 
     def _sample_matrix(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
-        return self._sample_matrix_given(n_rows, rng, {})
+        pool = int(getattr(self, "calibration_pool", 1))
+        if pool <= 1 or self.condition_frequencies_ is None:
+            return self._sample_matrix_given(n_rows, rng, {})
+        candidates = self._sample_matrix_given(n_rows * pool, rng, {})
+        return rake_rows(candidates, self.condition_spans_, self.condition_frequencies_, n_rows, rng)
 
     def _sample_matrix_given(self, n_rows: int, rng: np.random.Generator, evidence: Evidence) -> np.ndarray:
         """Generator outputs whose cond vectors mark the condition's values where ``evidence`` conditions

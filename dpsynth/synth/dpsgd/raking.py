@@ -2,7 +2,8 @@
 
 Post-processing of released quantities only: the candidates come from the trained decoder and the
 targets are the DP-measured 1-way frequencies, so nothing here reads the private data or spends
-budget. :func:`rake_weights` fits a weight per candidate by iterative proportional fitting to
+budget. :func:`rake_rows` draws each candidate's code blocks, weights the candidates to the targets
+and keeps the rows asked for; :func:`rake_weights` fits a weight per candidate by iterative proportional fitting to
 every target marginal; :func:`weighted_without_replacement` keeps rows with probability
 proportional to their weight.
 """
@@ -10,8 +11,11 @@ proportional to their weight.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from dpsynth.synth.dpsgd.transform import sample_rows
 
 #: rounds of raking (iterative proportional fitting) of the candidates' weights to the marginals
 RAKE_ROUNDS = 20
@@ -42,3 +46,17 @@ def weighted_without_replacement(weights: np.ndarray, k: int, rng: np.random.Gen
         return rng.permutation(n)
     keys = np.log(np.maximum(weights, 1e-300)) + rng.gumbel(size=n)
     return rng.permutation(np.argpartition(-keys, k - 1)[:k])
+
+
+def rake_rows(matrix: np.ndarray, spans: Sequence[Any], targets: Sequence[np.ndarray], n_rows: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """``n_rows`` of the candidate rows ``matrix`` (activated generator outputs): each code block of
+    ``spans`` drawn to one-hot from its probabilities, weights raked to ``targets`` (one probability
+    vector per span), rows kept without replacement with probability ∝ weight, in random order."""
+    picked = []
+    for span in spans:
+        idx = sample_rows(matrix[:, span.start:span.stop], rng)
+        matrix[:, span.start:span.stop] = 0.0
+        matrix[np.arange(len(matrix)), span.start + idx] = 1.0
+        picked.append(idx)
+    return matrix[weighted_without_replacement(rake_weights(picked, targets), n_rows, rng)]

@@ -34,9 +34,9 @@ from dpsynth.synth.dpsgd.clipping import dp_backward
 from dpsynth.synth.dpsgd.estimator import DPSGDPlan, DPSGDSynthesizer
 from dpsynth.synth.dpsgd.loop import StepBudget, person_batches, poisson_batches
 from dpsynth.synth.dpsgd.params import check_dims, check_share
-from dpsynth.synth.dpsgd.raking import rake_weights, weighted_without_replacement
+from dpsynth.synth.dpsgd.raking import rake_rows
 from dpsynth.synth.dpsgd.randomness import Randomness, blocked, latent_noise, seeded_generator, step_seeds
-from dpsynth.synth.dpsgd.transform import TableTransformer, sample_rows
+from dpsynth.synth.dpsgd.transform import TableTransformer
 
 if TYPE_CHECKING:
     import torch
@@ -254,21 +254,8 @@ class DPVAE(DPSGDSynthesizer):
         marginals = getattr(self, "marginals_", None)
         if marginals is None:
             return self._decode(n_rows, rng)
-        return self._raked(self._decode(n_rows * int(self.calibration_pool), rng), n_rows, marginals, rng)
-
-    def _raked(self, matrix: np.ndarray, n_rows: int, marginals: list[np.ndarray], rng: np.random.Generator
-               ) -> np.ndarray:
-        """``n_rows`` of the candidate rows ``matrix``: each code block drawn to one-hot, weights raked
-        (iterative proportional fitting) to the DP 1-way ``marginals``, rows kept without replacement
-        with probability ∝ weight (Gumbel top-k), in random order. Post-processing."""
-        spans = self.transformer_.code_spans
-        picked = []
-        for span in spans:
-            idx = sample_rows(matrix[:, span.start:span.stop], rng)
-            matrix[:, span.start:span.stop] = 0.0
-            matrix[np.arange(len(matrix)), span.start + idx] = 1.0
-            picked.append(idx)
-        return matrix[weighted_without_replacement(rake_weights(picked, marginals), n_rows, rng)]
+        candidates = self._decode(n_rows * int(self.calibration_pool), rng)
+        return rake_rows(candidates, self.transformer_.code_spans, marginals, n_rows, rng)
 
     def _decode(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
         """The decoder's activated outputs for ``n_rows`` latent codes drawn from the prior."""
