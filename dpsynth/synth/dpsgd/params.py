@@ -75,7 +75,9 @@ class DPSGDParameters:
             analysis; fused is the fastest, hooks the slowest. At a user unit the step always
             uses hooks: each person's summed gradient is clipped (``docs/dpsgd.md``).
         numeric_encoding: ``bins`` (default: a numeric column is one-hot over its public bins plus
-            the position inside the bin) or ``scaled`` (the value scaled with the bounds); see
+            the position inside the bin), ``subbins`` (the position one-hot over 5 equal parts of
+            the bin, sampled, and the value drawn uniformly in its part) or ``scaled`` (the value
+            scaled with the bounds); see
             :class:`~.transform.TableTransformer`. Public either way.
     """
 

@@ -111,7 +111,7 @@ class DPVAE(DPSGDSynthesizer):
     """A TVAE-family variational autoencoder trained with DP-SGD (Opacus) on all its parameters.
 
     Args:
-        epsilon, delta, insecure_seed, count_split, epochs (default 30), sample_rate, batch_size,
+        epsilon, delta, insecure_seed, count_split, epochs (default 100), sample_rate, batch_size,
         rows, max_grad_norm, max_noise_multiplier, device, secure_mode, max_levels, clipping,
         numeric_encoding: shared by the DP-SGD generators, see :class:`~.params.DPSGDParameters`.
         embedding_dim, compress_dims, decompress_dims: network sizes (16 and (64, 64); TVAE uses
@@ -119,7 +119,7 @@ class DPVAE(DPSGDSynthesizer):
             TVAE's sizes learn no dependence on the target; see ``docs/dpsgd.md``).
         learning_rate, weight_decay: Adam settings (TVAE: 1e-3, 1e-5; 1e-2 here: a DP run takes few,
             large steps).
-        loss_factor: weight of the reconstruction against the KL term (TVAE: 2).
+        loss_factor: weight of the reconstruction against the KL term (TVAE: 2; 4 here).
         numeric_sigma: fixed output scale of numeric values (a binned value's position inside its
             bin) on the [-1, 1] scale. 2.0: at 0.1 the positions' squared errors outweigh every
             categorical column, and the latent codes carry positions instead of the dependencies
@@ -127,17 +127,18 @@ class DPVAE(DPSGDSynthesizer):
         split_marginals: share of ρ = approx_dp_to_rho(ε, δ) for the 1-way marginals of every
             column with codes (categorical levels, binned numeric columns' bins), measured with the
             exact discrete Gaussian (L2 sensitivity √d over the d histograms; K√d at a user unit)
-            before DP-SGD, which is calibrated for what is left. 0 (default): none. Sampling then
+            before DP-SGD, which is calibrated for what is left (default 0.1; 0: none). Sampling then
             draws ``calibration_pool`` candidates a row from the decoder and keeps rows drawn
             without replacement with weights raked to those marginals (post-processing).
-        calibration_pool: candidates drawn per sampled row when ``split_marginals`` > 0.
+        calibration_pool: candidates drawn per sampled row when ``split_marginals`` > 0 (default 8).
 
     After ``fit``: ``decoder_`` (kept for sampling) and ``total_estimate_`` (the noisy row count,
     at least 1). The training loss on real rows is a statistic of the private data without noise
     and is not kept.
 
-    Defaults (epochs 30, ``sample_rate`` 0.1: 300 steps) were chosen on the raw Adult at ε = 1
-    and 3 (``benchmarks/RESULTS.md``).
+    Defaults (epochs 100, ``sample_rate`` 0.1: 1,000 steps; ``split_marginals`` 0.1,
+    ``calibration_pool`` 8, ``loss_factor`` 4) were chosen on the raw Adult at ε = 1 and 3, each
+    change measured beside MST (``benchmarks/RESULTS.md``, "DP-SGD quality beside MST").
 
     Privacy: the noisy row count and DP-SGD on the whole model for the planned steps; sampling
     from the decoder is post-processing.
@@ -147,16 +148,16 @@ class DPVAE(DPSGDSynthesizer):
     #: few large Poisson batches: σ grows more slowly than the batch, so each step is less noisy
     default_sample_rate = 0.1
 
-    epochs: float = 30.0
+    epochs: float = 100.0
     embedding_dim: int = 16
     compress_dims: tuple[int, ...] = (64, 64)
     decompress_dims: tuple[int, ...] = (64, 64)
     learning_rate: float = 1e-2
     weight_decay: float = 1e-5
-    loss_factor: float = 2.0
+    loss_factor: float = 4.0
     numeric_sigma: float = 2.0
-    split_marginals: float = 0.0
-    calibration_pool: int = 4
+    split_marginals: float = 0.1
+    calibration_pool: int = 8
 
     def _validate_model(self) -> None:
         check.positive_int("embedding_dim", self.embedding_dim)
