@@ -129,7 +129,7 @@ SHARED = ["epsilon", "delta", "insecure_seed", "count_split", "epochs", "sample_
                "generator_lr", "discriminator_lr", "weight_decay", "generator_batch_size", "generator_steps",
                "condition_on", "calibration_pool"], 10.0),
     (DPVAE, ["embedding_dim", "compress_dims", "decompress_dims", "learning_rate", "weight_decay", "loss_factor",
-             "numeric_sigma", "split_marginals", "calibration_pool"], 30.0),
+             "numeric_sigma", "split_marginals", "calibration_pool"], 100.0),
 ])
 def test_parameters_are_keyword_only_fields_defined_once(cls, own, epochs):
     """Keyword-only dataclass parameters: the shared ones (one definition, in DPSGDParameters),
@@ -286,8 +286,9 @@ def test_dp_frequencies_are_charged_and_used(small_schema, small_data):
 
 def test_dpvae_dp_marginals_are_charged_per_code_block_and_rake_the_sample(small_schema, small_data):
     fast = {"sample_rate": 0.1, "epochs": 1, "embedding_dim": 8, "insecure_seed": 0}
-    plain = DPVAE(epsilon=1.0, delta=1e-6, **fast)
+    plain = DPVAE(epsilon=1.0, delta=1e-6, split_marginals=0.0, **fast)
     synth = DPVAE(epsilon=1.0, delta=1e-6, split_marginals=0.5, **fast)
+    assert DPVAE(epsilon=1.0, delta=1e-6).split_marginals == 0.1  # on by default
     t = common.TableTransformer(small_schema, max_levels=1000, synthesizer="dpvae")
     events = synth.plan(small_schema)
     assert [e.kind for e in events] == ["gaussian"] * (1 + len(t.code_spans)) + ["subsampled_gaussian"]
