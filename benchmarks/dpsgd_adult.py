@@ -207,19 +207,6 @@ def run_child(cmd: list[str], tmp: Path, tag: str, timeout: float) -> tuple[dict
     return json.loads(lines[-1]), meta
 
 
-def evaluate_csv(path: Path, data, schema, test) -> dict:
-    import pandas as pd
-
-    from dpsynth.quality import evaluate
-
-    synthetic = pd.read_csv(path, dtype=str, keep_default_na=False)
-    report = evaluate(data, synthetic, schema, target="income", holdout=test)
-    u = report["utility"]
-    return {"l1_1way": report["l1_1way"], "l1_2way": report["l1_2way"], "l1_3way": report["l1_3way"],
-            "tstr_accuracy": u["train_synthetic"]["accuracy"], "trtr_accuracy": u["train_real"]["accuracy"],
-            "tstr_auc": u["train_synthetic"]["roc_auc"], "trtr_auc": u["train_real"]["roc_auc"]}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--test", help="UCI adult.test")
@@ -247,7 +234,7 @@ def main() -> None:
             print(json.dumps(worker_fit(args)))
         return
 
-    from raw_adult import read_test_split  # benchmarks/raw_adult.py: UCI's test-file quirks
+    from raw_adult import evaluate_csv, read_test_split  # benchmarks/raw_adult.py: the raw Adult's figures
 
     from dpsynth.datasets import load_adult
 

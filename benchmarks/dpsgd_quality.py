@@ -108,19 +108,6 @@ def run_child(cmd: list[str], tmp: Path, tag: str, timeout: float) -> tuple[dict
     return json.loads(lines[-1]), usage.ru_utime + usage.ru_stime
 
 
-def evaluate_csv(path: Path, data, schema, test) -> dict:
-    import pandas as pd
-
-    from dpsynth.quality import evaluate
-
-    synthetic = pd.read_csv(path, dtype=str, keep_default_na=False)
-    report = evaluate(data, synthetic, schema, target="income", holdout=test)
-    u = report["utility"]
-    return {"l1_1way": report["l1_1way"], "l1_2way": report["l1_2way"], "l1_3way": report["l1_3way"],
-            "tstr_acc": u["train_synthetic"]["accuracy"], "tstr_auc": u["train_synthetic"]["roc_auc"],
-            "trtr_acc": u["train_real"]["accuracy"], "trtr_auc": u["train_real"]["roc_auc"]}
-
-
 def sdmetrics_inputs(data, schema, tmp: Path) -> tuple[Path, Path]:
     """The real table as CSV and SDMetrics' metadata from the public schema."""
     from dpsynth.io import write_table
@@ -188,7 +175,7 @@ def system_params(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def run_all(args: argparse.Namespace) -> None:
-    from raw_adult import read_test_split  # benchmarks/raw_adult.py: UCI's test-file quirks
+    from raw_adult import evaluate_csv, read_test_split  # benchmarks/raw_adult.py: the raw Adult's figures
 
     from dpsynth.datasets import load_adult
 
@@ -249,13 +236,13 @@ def summarize(records: list[dict], args: argparse.Namespace) -> None:
             q = [r["quality"] for r in ok]
             s = [r["sdmetrics"] or {} for r in ok]
             cells = [_med([x.get(k) for x in s]) for k in ("overall", "column_shapes", "column_pair_trends")]
-            cells += [_med([x[k] for x in q]) for k in ("tstr_auc", "tstr_acc", "l1_1way", "l1_2way", "l1_3way")]
+            cells += [_med([x[k] for x in q]) for k in ("tstr_auc", "tstr_accuracy", "l1_1way", "l1_2way", "l1_3way")]
             cells.append(_med([r["result"]["fit_cpu_s"] for r in ok]))
             print(f"| {system} | {eps:g} | " + " | ".join(f"{c:.3f}" for c in cells[:-1])
                   + f" | {cells[-1]:.1f} | {len(runs) - len(ok)} |")
     ok = [r for r in records if r["ok"]]
     if ok:
-        print(f"\nTRTR: accuracy {ok[0]['quality']['trtr_acc']:.3f}, ROC-AUC {ok[0]['quality']['trtr_auc']:.3f}")
+        print(f"\nTRTR: accuracy {ok[0]['quality']['trtr_accuracy']:.3f}, ROC-AUC {ok[0]['quality']['trtr_auc']:.3f}")
     for r in ok:
         res = r["result"]
         if "sigma" in res:
