@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpsynth.synth.dpsgd.raking import rake_weights, weighted_without_replacement
+from dpsynth.synth.dpsgd import raking
+from dpsynth.synth.dpsgd.raking import rake_rows, rake_weights, weighted_without_replacement
 
 
 def test_raked_weights_reproduce_every_target_marginal():
@@ -40,3 +41,20 @@ def test_heavier_rows_are_kept_more_often():
     weights = np.r_[np.ones(500), np.full(500, 9.0)]
     heavy = sum(int((weighted_without_replacement(weights, 10, rng) >= 500).sum()) for _ in range(200))
     assert 1700 <= heavy <= 1900
+
+
+def test_rows_are_raked_in_blocks_so_the_candidates_in_memory_are_bounded(monkeypatch):
+    """Blocks of at most RAKE_BLOCK_ROWS output rows, each from pool × as many candidates, each raked
+    to the targets: 20 rows at pool 3 in blocks of 7 draw 21, 21 and 18 candidates."""
+    monkeypatch.setattr(raking, "RAKE_BLOCK_ROWS", 7)
+    rng = np.random.default_rng(3)
+    sizes: list[int] = []
+
+    def draw(m: int) -> np.ndarray:
+        sizes.append(m)
+        return np.eye(3)[rng.integers(0, 3, m)]
+
+    out = rake_rows(draw, 3, [slice(0, 3)], [np.array([0.5, 0.3, 0.2])], 20, rng)
+    assert sizes == [21, 21, 18] and out.shape == (20, 3) and (out.sum(axis=1) == 1).all()
+    sizes.clear()
+    assert rake_rows(draw, 3, [slice(0, 3)], [np.array([0.5, 0.3, 0.2])], 0, rng).shape == (0, 3) and sizes == [0]

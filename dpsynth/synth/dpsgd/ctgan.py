@@ -343,8 +343,8 @@ class DPCTGAN(DPSGDSynthesizer):
         pool = int(getattr(self, "calibration_pool", 1))
         if pool <= 1 or self.condition_frequencies_ is None:
             return self._sample_matrix_given(n_rows, rng, {})
-        candidates = self._sample_matrix_given(n_rows * pool, rng, {})
-        return rake_rows(candidates, self.condition_spans_, self.condition_frequencies_, n_rows, rng)
+        return rake_rows(lambda m: self._sample_matrix_given(m, rng, {}), pool, self.condition_spans_,
+                         self.condition_frequencies_, n_rows, rng)
 
     def _sample_matrix_given(self, n_rows: int, rng: np.random.Generator, evidence: Evidence) -> np.ndarray:
         """Generator outputs whose cond vectors mark the condition's values where ``evidence`` conditions

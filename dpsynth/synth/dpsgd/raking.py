@@ -10,7 +10,7 @@ proportional to their weight.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,8 @@ from dpsynth.synth.dpsgd.transform import sample_rows
 
 #: rounds of raking (iterative proportional fitting) of the candidates' weights to the marginals
 RAKE_ROUNDS = 20
+#: output rows raked at a time (their ``pool`` × as many candidates are in memory at once)
+RAKE_BLOCK_ROWS = 50_000
 
 
 def rake_weights(picked: Sequence[np.ndarray], targets: Sequence[np.ndarray], rounds: int = RAKE_ROUNDS
@@ -48,11 +50,22 @@ def weighted_without_replacement(weights: np.ndarray, k: int, rng: np.random.Gen
     return rng.permutation(np.argpartition(-keys, k - 1)[:k])
 
 
-def rake_rows(matrix: np.ndarray, spans: Sequence[Any], targets: Sequence[np.ndarray], n_rows: int,
-              rng: np.random.Generator) -> np.ndarray:
-    """``n_rows`` of the candidate rows ``matrix`` (activated generator outputs): each code block of
-    ``spans`` drawn to one-hot from its probabilities, weights raked to ``targets`` (one probability
-    vector per span), rows kept without replacement with probability ∝ weight, in random order."""
+def rake_rows(draw: Callable[[int], np.ndarray], pool: int, spans: Sequence[Any], targets: Sequence[np.ndarray],
+              n_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_rows`` rows raked to ``targets`` (one probability vector per code block of ``spans``), in
+    blocks of at most :data:`RAKE_BLOCK_ROWS` rows: each block keeps its rows from ``pool`` times as
+    many candidates ``draw(m)`` (activated model outputs), so the candidates in memory are bounded
+    whatever ``n_rows`` is. Each block is raked to the targets on its own."""
+    parts = [_rake_block(draw(k * pool), spans, targets, k, rng)
+             for k in (min(RAKE_BLOCK_ROWS, n_rows - start) for start in range(0, max(n_rows, 1), RAKE_BLOCK_ROWS))]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _rake_block(matrix: np.ndarray, spans: Sequence[Any], targets: Sequence[np.ndarray], n_rows: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """``n_rows`` of the candidate rows ``matrix``: each code block of ``spans`` drawn to one-hot from
+    its probabilities, weights raked to ``targets``, rows kept without replacement with probability
+    ∝ weight, in random order."""
     picked = []
     for span in spans:
         idx = sample_rows(matrix[:, span.start:span.stop], rng)

@@ -255,8 +255,8 @@ class DPVAE(DPSGDSynthesizer):
         marginals = getattr(self, "marginals_", None)
         if marginals is None:
             return self._decode(n_rows, rng)
-        candidates = self._decode(n_rows * int(self.calibration_pool), rng)
-        return rake_rows(candidates, self.transformer_.code_spans, marginals, n_rows, rng)
+        return rake_rows(lambda m: self._decode(m, rng), int(self.calibration_pool), self.transformer_.code_spans,
+                         marginals, n_rows, rng)
 
     def _decode(self, n_rows: int, rng: np.random.Generator) -> np.ndarray:
         """The decoder's activated outputs for ``n_rows`` latent codes drawn from the prior."""
