@@ -1,6 +1,7 @@
-"""Raking a decoder's candidate rows to DP 1-way marginals (DP-VAE's ``split_marginals``).
+"""Raking a model's candidate rows to DP 1-way marginals (DP-VAE's ``split_marginals``, DP-CTGAN's
+``calibration_pool`` over its ``dp_frequencies``).
 
-Post-processing of released quantities only: the candidates come from the trained decoder and the
+Post-processing of released quantities only: the candidates come from the trained decoder or generator and the
 targets are the DP-measured 1-way frequencies, so nothing here reads the private data or spends
 budget. :func:`rake_rows` draws each candidate's code blocks, weights the candidates to the targets
 and keeps the rows asked for; :func:`rake_weights` fits a weight per candidate by iterative proportional fitting to
@@ -56,8 +57,8 @@ def rake_rows(draw: Callable[[int], np.ndarray], pool: int, spans: Sequence[Any]
     blocks of at most :data:`RAKE_BLOCK_ROWS` rows: each block keeps its rows from ``pool`` times as
     many candidates ``draw(m)`` (activated model outputs), so the candidates in memory are bounded
     whatever ``n_rows`` is. Each block is raked to the targets on its own."""
-    parts = [_rake_block(draw(k * pool), spans, targets, k, rng)
-             for k in (min(RAKE_BLOCK_ROWS, n_rows - start) for start in range(0, max(n_rows, 1), RAKE_BLOCK_ROWS))]
+    blocks = [min(RAKE_BLOCK_ROWS, n_rows - start) for start in range(0, n_rows, RAKE_BLOCK_ROWS)] or [0]
+    parts = [_rake_block(draw(k * pool), spans, targets, k, rng) for k in blocks]
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
