@@ -8,8 +8,9 @@ untracked ledger), sample as many rows, and report
 * the AIM workload errors (``dpsynth.quality.evaluate``: l1_1way, l1_2way, l1_3way) against the
   training split, and TSTR accuracy / ROC-AUC for ``income`` on UCI's test split;
 * SDMetrics' QualityReport (holdout-free: real = the training split, synthetic = the output;
-  overall, Column Shapes, Column Pair Trends), computed by ``benchmarks/sdmetrics_quality.py`` in
-  its OWN virtual environment (``--sdmetrics-python``; set-up in that file's docstring);
+  overall, Column Shapes, Column Pair Trends, and the overall score with both tables' numeric
+  columns binned on the real table's edges), computed by ``benchmarks/sdmetrics_quality.py`` in
+  its OWN virtual environment (``--sdmetrics-python``; set-up and the reason in that file's docstring);
 * the fit's CPU seconds (``time.process_time`` around ``fit`` in the child) and the child's.
 
 Repetition r seeds every fit with ``insecure_seed = r`` (reproducible; the record says the noise
@@ -226,16 +227,17 @@ def _med(values: list) -> float:
 
 def summarize(records: list[dict], args: argparse.Namespace) -> None:
     print(f"\nMedians over {args.reps} seeds; DP-SGD δ = {args.delta:g}, MST δ = {args.mst_delta:g}\n")
-    print("| system | ε | SDMetrics | shapes | pairs | TSTR AUC | TSTR acc | l1_1way | l1_2way | l1_3way | "
-          "fit CPU s | failed |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| system | ε | SDMetrics | shapes | pairs | SDMetrics, real edges | TSTR AUC | TSTR acc | l1_1way | "
+          "l1_2way | l1_3way | fit CPU s | failed |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for eps in args.epsilon:
         for system in args.systems:
             runs = [r for r in records if r["system"] == system and r["epsilon"] == eps]
             ok = [r for r in runs if r["ok"]]
             q = [r["quality"] for r in ok]
             s = [r["sdmetrics"] or {} for r in ok]
-            cells = [_med([x.get(k) for x in s]) for k in ("overall", "column_shapes", "column_pair_trends")]
+            cells = [_med([x.get(k) for x in s]) for k in ("overall", "column_shapes", "column_pair_trends",
+                                                          "overall_real_edges")]
             cells += [_med([x[k] for x in q]) for k in ("tstr_auc", "tstr_accuracy", "l1_1way", "l1_2way", "l1_3way")]
             cells.append(_med([r["result"]["fit_cpu_s"] for r in ok]))
             print(f"| {system} | {eps:g} | " + " | ".join(f"{c:.3f}" for c in cells[:-1])
