@@ -106,6 +106,8 @@ def test_transformer_refuses_what_it_cannot_model():
     ({"conditional": "exact"}, "conditional ('exact') must be one of: uniform, dp_frequencies"),
     ({"condition_on": "all"}, "condition_on ('all') must be one of: categorical, codes"),
     ({"generator_steps": 0}, "generator_steps"),
+    ({"generator_average": 1.5}, "generator_average (1.5) must be in [0, 1]"),
+    ({"generator_average": -0.5}, "generator_average"),
     ({"calibration_pool": 0}, "calibration_pool"),
     ({"count_split": 0}, "count_split (0) must be a finite number > 0"),
     ({"count_split": 1.0}, "count_split (1.0) must be in (0, 1)"),
@@ -126,9 +128,9 @@ SHARED = ["epsilon", "delta", "insecure_seed", "count_split", "epochs", "sample_
 @pytest.mark.parametrize("cls,own,epochs", [
     (DPCTGAN, ["conditional", "split_frequencies", "embedding_dim", "generator_dims", "discriminator_dims",
                "generator_lr", "discriminator_lr", "weight_decay", "generator_batch_size", "generator_steps",
-               "condition_on", "calibration_pool"], 20.0),
+               "generator_average", "condition_on", "calibration_pool"], 20.0),
     (DPVAE, ["embedding_dim", "compress_dims", "decompress_dims", "learning_rate", "weight_decay", "loss_factor",
-             "numeric_sigma", "split_marginals", "calibration_pool"], 100.0),
+             "numeric_sigma", "split_marginals", "calibration_pool", "decoder_average"], 100.0),
 ])
 def test_parameters_are_keyword_only_fields_defined_once(cls, own, epochs):
     """Keyword-only dataclass parameters: the shared ones (one definition, in DPSGDParameters),
@@ -321,6 +323,76 @@ def test_dpctgan_calibration_pool_rakes_the_sample_to_its_dp_frequencies_at_no_c
     for span, target in zip(t.code_spans, raked.condition_frequencies_, strict=True):
         assert np.abs(np.bincount(codes[:, span.column], minlength=span.width) / len(codes) - target).sum() < 0.1
     assert raked.sample(50, random_state=1).equals(raked.sample(50, random_state=1))
+
+
+def test_weight_average_is_an_exponential_moving_average_of_weights_and_batchnorm_statistics():
+    import torch
+
+    from dpsynth.synth.dpsgd.averaging import WeightAverage, decay_for
+
+    assert decay_for(0.25, 2000) == pytest.approx(0.998)
+    assert decay_for(0.0, 2000) == 0.0 and decay_for(0.5, 1) == 0.0  # no average; too few steps to average
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    avg = WeightAverage(net, 0.75)
+    assert avg.model is not net
+    start = [t.clone() for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()]
+    with torch.no_grad():
+        for t in (*net.parameters(), net[1].running_mean):
+            t.add_(1.0)
+        net[1].num_batches_tracked.add_(3)
+    avg.update(net)
+    after = [t for t in (*avg.model.parameters(), *avg.model.buffers()) if t.is_floating_point()]
+    now = [t for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()]
+    for a, s0, s1 in zip(after, start, now, strict=True):
+        torch.testing.assert_close(a, 0.75 * s0 + 0.25 * s1)
+    assert avg.model[1].num_batches_tracked.item() == 3  # an integer buffer: copied, not averaged
+    plain = WeightAverage(net, 0.0)
+    assert plain.model is net
+    plain.update(net)
+
+
+def test_dpctgan_generator_average_changes_the_kept_generator_not_the_training_or_the_plan(small_schema,
+                                                                                          small_data):
+    """generator_average is post-processing: the same plan, the same seeded training (the losses,
+    which the live generator and the DP discriminator give, are equal), another kept generator."""
+    import torch
+
+    fast = {"sample_rate": 0.1, "epochs": 1, "embedding_dim": 8, "device": "cpu", "insecure_seed": 3}
+    averaged = DPCTGAN(epsilon=1.0, delta=1e-6, **fast)  # the default: a quarter of the steps
+    last = DPCTGAN(epsilon=1.0, delta=1e-6, generator_average=0, **fast)
+    assert averaged.plan(small_schema) == last.plan(small_schema)
+    averaged.fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    last.fit(small_data, schema=small_schema, ledger=UNTRACKED)
+    assert averaged.losses_ == last.losses_
+    kept = [torch.cat([p.flatten() for p in m.generator_.parameters()]) for m in (averaged, last)]
+    assert not torch.equal(kept[0], kept[1])
+    assert len(averaged.sample(50, random_state=0)) == 50
+
+
+def test_dpvae_decoder_average_keeps_an_averaged_decoder_from_the_same_training(small_schema, small_data):
+    """decoder_average is a function of the DP iterates: the same plan and the same seeded steps
+    (the encoder, which only the live model has, ends equal), another kept decoder."""
+    import torch
+
+    fast = {"sample_rate": 0.1, "epochs": 2, "device": "cpu", "insecure_seed": 5}
+    seen = []
+    fits = []
+    for decay in (0.8, 0.0):
+        synth = DPVAE(epsilon=1.0, delta=1e-6, decoder_average=decay, **fast)
+        synth._training_observer = seen.append  # the live model Opacus trains
+        synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
+        fits.append(synth)
+    assert fits[0].plan(small_schema) == fits[1].plan(small_schema)
+    live = [torch.cat([p.flatten() for p in m.encoder.parameters()]) for m in seen]
+    assert torch.equal(live[0], live[1])
+    kept = [torch.cat([p.flatten() for p in f.decoder_.parameters()]) for f in fits]
+    assert not torch.equal(kept[0], kept[1])
+    last = torch.cat([p.flatten() for p in seen[1].decoder.parameters()])
+    assert torch.equal(kept[1].cpu(), last.cpu())
+    assert len(fits[0].sample(30, random_state=0)) == 30
+    with pytest.raises(ParameterError, match=r"decoder_average \(2\) must be in \[0, 1\]"):
+        DPVAE(epsilon=1.0, delta=1e-6, decoder_average=2).plan(small_schema)
 
 
 def test_conditions_on_binned_numeric_codes_are_charged_per_block(small_schema, small_data):

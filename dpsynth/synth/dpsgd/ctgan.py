@@ -53,7 +53,7 @@ from dpsynth.synth.dpsgd.clipping import dp_backward
 from dpsynth.synth.dpsgd.ctgan_conditions import Conditions
 from dpsynth.synth.dpsgd.estimator import DPSGDPlan, DPSGDSynthesizer
 from dpsynth.synth.dpsgd.loop import StepBudget, person_batches, poisson_batches
-from dpsynth.synth.dpsgd.params import check_dims, check_share
+from dpsynth.synth.dpsgd.params import check_dims, check_share, check_window
 from dpsynth.synth.dpsgd.raking import rake_rows
 from dpsynth.synth.dpsgd.randomness import (
     RANDOM_BLOCK_ROWS,
@@ -100,6 +100,11 @@ class DPCTGAN(DPSGDSynthesizer):
         generator_batch_size: rows per generator step (no data involved).
         generator_steps: generator steps after each discriminator (DP) step; they read no data,
             so they cost no budget.
+        generator_average: the time constant, as a share of the generator's steps, of an exponential
+            moving average of its weights (and BatchNorm statistics) kept for sampling (Yazıcı et al.
+            2019): default 0.25, a decay of 1 − 1/(0.25 · steps), 0.998 at the default 2,000 steps;
+            0 keeps the last step's generator. Post-processing of the DP discriminator's judgements:
+            no budget, and no random draw (a seeded fit trains alike).
         condition_on: ``codes`` (default: cond vectors over the categorical columns and the binned
             numeric columns' public bins) or ``categorical`` (the categorical columns only).
         calibration_pool: k > 1 (default 8) with ``conditional="dp_frequencies"``: sampling draws k
@@ -132,6 +137,7 @@ class DPCTGAN(DPSGDSynthesizer):
     weight_decay: float = 1e-6
     generator_batch_size: int = 500
     generator_steps: int = 1
+    generator_average: float = 0.25
     condition_on: str = "codes"
     calibration_pool: int = 8
 
@@ -147,6 +153,7 @@ class DPCTGAN(DPSGDSynthesizer):
         if check.positive_int("generator_batch_size", self.generator_batch_size) < 2:
             raise ParameterError(f"generator_batch_size ({self.generator_batch_size!r}) must be at least 2")
         check.positive_int("generator_steps", self.generator_steps)
+        check_window("generator_average", self.generator_average)
         if self.condition_on not in CONDITION_ON:
             raise ParameterError(f"condition_on ({self.condition_on!r}) must be one of: {', '.join(CONDITION_ON)}")
         if self.conditional == "dp_frequencies":
@@ -211,6 +218,7 @@ class DPCTGAN(DPSGDSynthesizer):
         import torch
         from torch.nn import functional as F
 
+        from dpsynth.synth.dpsgd.averaging import WeightAverage, decay_for
         from dpsynth.synth.dpsgd.ctgan_networks import activate, build_networks
 
         transformer = plan.transformer
@@ -230,6 +238,7 @@ class DPCTGAN(DPSGDSynthesizer):
         embedding = int(self.embedding_dim)
         g_batch = int(self.generator_batch_size)
         g_steps = int(self.generator_steps)
+        average = WeightAverage(generator, decay_for(float(self.generator_average), budget.planned * g_steps))
         losses: list[tuple[float, float]] = []
 
         def fakes(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -296,11 +305,13 @@ class DPCTGAN(DPSGDSynthesizer):
                         + conditions.loss(raw, chosen, values)
                     loss_g.backward()
                     optimizer_g.step()
+                    average.update(generator)
                     loss_fake = F.softplus(judged.detach()).mean()  # BCE(D(fake), 0): no real row
             finally:
                 private.enable_hooks()
             if budget.taken % 50 == 0 or budget.done:
                 losses.append((float(loss_fake), float(loss_g.detach())))
+        generator = average.model
         generator.eval()
         self.generator_ = generator.to("cpu")
         self.conditions_measured_ = measured

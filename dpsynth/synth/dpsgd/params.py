@@ -38,6 +38,13 @@ def check_share(name: str, value: Any) -> float:
     return float(value)
 
 
+def check_window(name: str, value: Any) -> float:
+    """A moving average's time constant as a share of the training steps, in [0, 1] (0: none)."""
+    if check.nonnegative_finite(name, value) > 1.0:
+        raise ParameterError(f"{name} ({value!r}) must be in [0, 1]")
+    return float(value)
+
+
 @dataclass(kw_only=True, eq=False)
 class DPSGDParameters:
     """The parameters shared by ``dpctgan`` and ``dpvae`` (keyword-only).

@@ -33,7 +33,7 @@ from dpsynth.synth.base import register
 from dpsynth.synth.dpsgd.clipping import dp_backward
 from dpsynth.synth.dpsgd.estimator import DPSGDPlan, DPSGDSynthesizer
 from dpsynth.synth.dpsgd.loop import StepBudget, person_batches, poisson_batches
-from dpsynth.synth.dpsgd.params import check_dims, check_share
+from dpsynth.synth.dpsgd.params import check_dims, check_share, check_window
 from dpsynth.synth.dpsgd.raking import rake_rows
 from dpsynth.synth.dpsgd.randomness import Randomness, blocked, latent_noise, seeded_generator, step_seeds
 from dpsynth.synth.dpsgd.transform import TableTransformer
@@ -131,6 +131,10 @@ class DPVAE(DPSGDSynthesizer):
             draws ``calibration_pool`` candidates a row from the decoder and keeps rows drawn
             without replacement with weights raked to those marginals (post-processing).
         calibration_pool: candidates drawn per sampled row when ``split_marginals`` > 0 (default 8).
+        decoder_average: the time constant, as a share of the DP-SGD steps, of an exponential moving
+            average of the decoder's weights kept for sampling (a decay of 1 − 1/(share · steps));
+            0 (default) keeps the last step's decoder. A function of the DP iterates
+            (post-processing, no budget) that draws nothing.
 
     After ``fit``: ``decoder_`` (kept for sampling) and ``total_estimate_`` (the noisy row count,
     at least 1). The training loss on real rows is a statistic of the private data without noise
@@ -158,6 +162,7 @@ class DPVAE(DPSGDSynthesizer):
     numeric_sigma: float = 2.0
     split_marginals: float = 0.1
     calibration_pool: int = 8
+    decoder_average: float = 0.0
 
     def _validate_model(self) -> None:
         check.positive_int("embedding_dim", self.embedding_dim)
@@ -170,6 +175,7 @@ class DPVAE(DPSGDSynthesizer):
         if check.nonnegative_finite("split_marginals", self.split_marginals) > 0:
             check_share("split_marginals", self.split_marginals)
         check.positive_int("calibration_pool", self.calibration_pool)
+        check_window("decoder_average", self.decoder_average)
 
     def _marginal_mechanism(self, transformer: TableTransformer) -> GaussianCounts | None:
         """The 1-way marginals' mechanism (one histogram per code block), or None when not asked for."""
@@ -218,10 +224,14 @@ class DPVAE(DPSGDSynthesizer):
                odometer: Odometer, noise: NoiseSource, budget: StepBudget) -> None:
         import torch
 
+        from dpsynth.synth.dpsgd.averaging import WeightAverage, decay_for
+
         transformer = plan.transformer
         embedding = int(self.embedding_dim)
         model = build_vae(transformer.output_dim, tuple(self.compress_dims), embedding,
                            tuple(self.decompress_dims)).to(device)
+        # made before Opacus hooks the model (a copy would copy the hooks)
+        average = WeightAverage(model.decoder, decay_for(float(self.decoder_average), budget.planned))
         private, optimizer, loader = self._private_parts(
             model, matrix, plan, randomness, learning_rate=float(self.learning_rate), betas=(0.9, 0.999),
             weight_decay=float(self.weight_decay))
@@ -247,7 +257,8 @@ class DPVAE(DPSGDSynthesizer):
             dp_backward(private, optimizer, loss, people=people)
             budget.take()
             optimizer.step()
-        decoder = model.decoder.to("cpu")
+            average.update(model.decoder)
+        decoder = average.model.to("cpu")
         decoder.eval()
         self.decoder_ = decoder
 
