@@ -176,7 +176,7 @@ def test_noise_provenance_from_the_parameters(params, expected):
 
 
 @pytest.mark.parametrize("cls,extra,kept", [
-    (DPVAE, {"compress_dims": (16,), "decompress_dims": (16,)}, "decoder_"),
+    (DPVAE, {"compress_dims": (16,), "decompress_dims": (16,), "decoder_average": 0}, "decoder_"),
     (DPCTGAN, {"generator_dims": (16,), "discriminator_dims": (16,), "generator_batch_size": 16}, None),
 ])
 def test_observe_training_sees_the_module_dp_sgd_trains_for_this_instance_only(cls, extra, kept, small_schema,
@@ -378,8 +378,8 @@ def test_dpvae_decoder_average_keeps_an_averaged_decoder_from_the_same_training(
     fast = {"sample_rate": 0.1, "epochs": 2, "device": "cpu", "insecure_seed": 5}
     seen = []
     fits = []
-    for decay in (0.8, 0.0):
-        synth = DPVAE(epsilon=1.0, delta=1e-6, decoder_average=decay, **fast)
+    for share in (0.8, 0.0):
+        synth = DPVAE(epsilon=1.0, delta=1e-6, decoder_average=share, **fast)
         synth._training_observer = seen.append  # the live model Opacus trains
         synth.fit(small_data, schema=small_schema, ledger=UNTRACKED)
         fits.append(synth)
