@@ -113,4 +113,3 @@ def activate(raw: torch.Tensor, transformer: TableTransformer, *, gumbel: bool) 
         else:
             parts.append(F.gumbel_softmax(block, tau=0.2) if gumbel else torch.softmax(block, dim=1))
     return torch.cat(parts, dim=1)
-
